@@ -1,0 +1,171 @@
+// Micro benchmarks of the pure core: encoder forward per preset and batch
+// size, cache operations at 10k and 1M entries, and the in-process cost of
+// a request that misses vs one that hits. After the run it prints the
+// default preset's miss-to-hit cost ratio (DESIGN.md §3 asks for >= 20x).
+//
+//   build/bench/sil_core_bench [--benchmark_filter=REGEX]
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/lru_ttl_cache.hpp"
+#include "core/model.hpp"
+#include "core/prefix_key.hpp"
+
+namespace {
+
+using namespace sil;
+
+model make_model(const std::string& name) {
+  return std::move(*model::from_seed(*preset(name), 42));
+}
+
+std::vector<float> random_rows(std::size_t rows, std::size_t dim, std::uint32_t seed) {
+  std::mt19937 rng{seed};
+  std::normal_distribution<float> n;
+  std::vector<float> x(rows * dim);
+  for (auto& v : x)
+    v = n(rng);
+  return x;
+}
+
+// -- encoder --------------------------------------------------------------------
+
+void bm_encode(benchmark::State& state, const std::string& preset_name) {
+  auto m = make_model(preset_name);
+  auto batch = static_cast<std::size_t>(state.range(0));
+  auto x = random_rows(batch, m.input_dim(), 1);
+  std::vector<input_view> views;
+  for (std::size_t i = 0; i < batch; ++i)
+    views.push_back({x.data() + i * m.input_dim(), 1});
+  for (auto _ : state) {
+    auto out = m.encode_batch(views);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
+  state.counters["GFLOP/s"] = benchmark::Counter(
+    m.forward_flops(1) * static_cast<double>(batch) * 1e-9 * static_cast<double>(state.iterations()),
+    benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(bm_encode, seed, std::string{"seed"})->Arg(1)->Arg(32);
+BENCHMARK_CAPTURE(bm_encode, base, std::string{"base"})->Arg(1)->Arg(32);
+
+// -- cache ----------------------------------------------------------------------
+
+/// A full cache of `n` entries with 256-float embeddings (shared block).
+lru_ttl_cache full_cache(std::size_t n) {
+  auto c = std::move(*lru_ttl_cache::make(cache_config{n, std::chrono::hours{1}, true}));
+  auto e = embedding::copy_of(std::vector<float>(256, 1.0f));
+  for (std::size_t k = 0; k < n; ++k)
+    c.put(k * 0x9e3779b97f4a7c15ULL, e);
+  return c;
+}
+
+void bm_cache_get_hit(benchmark::State& state) {
+  auto n = static_cast<std::size_t>(state.range(0));
+  auto c = full_cache(n);
+  std::mt19937_64 rng{1};
+  std::vector<prefix_key> keys(4096);
+  for (auto& k : keys)
+    k = (rng() % n) * 0x9e3779b97f4a7c15ULL;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto r = c.get(keys[i++ & 4095]);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_cache_get_hit)->Arg(10'000)->Arg(1'000'000);
+
+void bm_cache_get_miss(benchmark::State& state) {
+  auto n = static_cast<std::size_t>(state.range(0));
+  auto c = full_cache(n);
+  std::mt19937_64 rng{2};
+  std::vector<prefix_key> keys(4096);
+  for (auto& k : keys)
+    k = rng() | 1; // odd multiples of the spread constant are never inserted
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto r = c.get(keys[i++ & 4095]);
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_cache_get_miss)->Arg(10'000)->Arg(1'000'000);
+
+void bm_cache_put(benchmark::State& state) {
+  // Each put inserts a new key into a full cache: one LRU eviction each.
+  auto n = static_cast<std::size_t>(state.range(0));
+  auto c = full_cache(n);
+  auto e = embedding::copy_of(std::vector<float>(256, 2.0f));
+  prefix_key k = n;
+  for (auto _ : state)
+    c.put((k++) * 0x9e3779b97f4a7c15ULL, e);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_cache_put)->Arg(10'000)->Arg(1'000'000);
+
+// -- request paths (in-process, no HTTP) ------------------------------------------------
+
+void bm_request(benchmark::State& state, bool hit) {
+  auto m = make_model(std::string{default_preset()});
+  auto c = std::move(*lru_ttl_cache::make(cache_config{}));
+  auto x = random_rows(1, m.input_dim(), 3);
+  model_identity id{m.name(), m.version()};
+  for (auto _ : state) {
+    auto key = *make_prefix_key(id, 4, x.data(), x.size());
+    auto r = c.get(key);
+    embedding e = r.value;
+    if (!r.hit()) {
+      e = std::move(*m.encode({x.data(), 1}));
+      if (hit)
+        c.put(key, e);
+    }
+    benchmark::DoNotOptimize(m.head(e));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK_CAPTURE(bm_request, miss_default_preset, false);
+BENCHMARK_CAPTURE(bm_request, hit_default_preset, true);
+
+/// Console output plus a record of each run's time per iteration.
+class recording_reporter : public benchmark::ConsoleReporter {
+public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const auto& r : runs)
+      if (r.run_type == Run::RT_Iteration)
+        ns_[r.benchmark_name()] = r.GetAdjustedRealTime(); // in the run's time unit (ns)
+    ConsoleReporter::ReportRuns(runs);
+  }
+
+  const std::map<std::string, double>& ns() const {
+    return ns_;
+  }
+
+private:
+  std::map<std::string, double> ns_;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv))
+    return 1;
+  recording_reporter rep;
+  benchmark::RunSpecifiedBenchmarks(&rep);
+  const auto& t = rep.ns();
+  auto miss = t.find("bm_request/miss_default_preset");
+  auto hit = t.find("bm_request/hit_default_preset");
+  if (miss != t.end() && hit != t.end() && hit->second > 0)
+    std::printf("\nmiss-to-hit cost ratio (default preset '%s', in-process): %.0fx "
+                "(miss %.1f us, hit %.3f us)\n",
+                std::string{default_preset()}.c_str(), miss->second / hit->second,
+                miss->second / 1e3, hit->second / 1e3);
+  benchmark::Shutdown();
+  return 0;
+}

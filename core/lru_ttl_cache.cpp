@@ -1,0 +1,311 @@
+#include "core/lru_ttl_cache.hpp"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "core/hash.hpp"
+
+namespace sil {
+
+const char* to_string(lookup_status s) noexcept {
+  switch (s) {
+    case lookup_status::hit:
+      return "hit";
+    case lookup_status::absent:
+      return "absent";
+    case lookup_status::expired:
+      return "expired";
+    case lookup_status::too_old:
+      return "too_old";
+    case lookup_status::disabled:
+      return "disabled";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr std::size_t max_capacity = std::size_t{1} << 30;
+
+std::size_t table_size_for(std::size_t max_size) {
+  // Keep the load factor at or below 1/2 so that probe sequences stay short.
+  std::size_t n = 8;
+  while (n < 2 * max_size)
+    n <<= 1;
+  return n;
+}
+
+} // namespace
+
+result<lru_ttl_cache> lru_ttl_cache::make(const cache_config& cfg, clock_fn clock) {
+  if (cfg.max_size == 0)
+    return {errc::invalid_config, "cache max_size must be at least 1"};
+  if (cfg.max_size > max_capacity)
+    return {errc::invalid_config, "cache max_size " + std::to_string(cfg.max_size)
+                                    + " exceeds the limit of "
+                                    + std::to_string(max_capacity)};
+  if (cfg.ttl < cache_duration::zero())
+    return {errc::invalid_config, "cache ttl must not be negative"};
+  if (!clock)
+    clock = [] { return cache_clock::now(); };
+  return lru_ttl_cache{cfg, std::move(clock)};
+}
+
+lru_ttl_cache::lru_ttl_cache(const cache_config& cfg, clock_fn clock)
+  : clock_(std::move(clock)),
+    max_size_(cfg.max_size),
+    ttl_(cfg.ttl),
+    enabled_(cfg.enabled),
+    table_(table_size_for(cfg.max_size), nil) {
+  table_mask_ = table_.size() - 1;
+}
+
+// -- hash table ---------------------------------------------------------------
+
+std::size_t lru_ttl_cache::home_of(prefix_key key) const noexcept {
+  return static_cast<std::size_t>(mix64(key)) & table_mask_;
+}
+
+std::size_t lru_ttl_cache::find_slot(prefix_key key) const noexcept {
+  for (auto i = home_of(key);; i = (i + 1) & table_mask_) {
+    auto idx = table_[i];
+    if (idx == nil)
+      return table_.size();
+    if (nodes_[idx].key == key)
+      return i;
+  }
+}
+
+void lru_ttl_cache::table_insert(std::uint32_t idx) {
+  auto i = home_of(nodes_[idx].key);
+  while (table_[i] != nil)
+    i = (i + 1) & table_mask_;
+  table_[i] = idx;
+}
+
+void lru_ttl_cache::table_erase(std::size_t slot) noexcept {
+  // Backward-shift deletion: move later members of the probe run into the
+  // hole unless that would put them before their home slot.
+  auto hole = slot;
+  for (auto j = (hole + 1) & table_mask_; table_[j] != nil; j = (j + 1) & table_mask_) {
+    auto home = home_of(nodes_[table_[j]].key);
+    bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+    if (stays)
+      continue;
+    table_[hole] = table_[j];
+    hole = j;
+  }
+  table_[hole] = nil;
+}
+
+// -- intrusive lists ------------------------------------------------------------
+
+void lru_ttl_cache::lru_unlink(std::uint32_t idx) noexcept {
+  auto& n = nodes_[idx];
+  if (n.lru_prev != nil)
+    nodes_[n.lru_prev].lru_next = n.lru_next;
+  else
+    lru_head_ = n.lru_next;
+  if (n.lru_next != nil)
+    nodes_[n.lru_next].lru_prev = n.lru_prev;
+  else
+    lru_tail_ = n.lru_prev;
+  n.lru_prev = n.lru_next = nil;
+}
+
+void lru_ttl_cache::lru_push_front(std::uint32_t idx) noexcept {
+  auto& n = nodes_[idx];
+  n.lru_prev = nil;
+  n.lru_next = lru_head_;
+  if (lru_head_ != nil)
+    nodes_[lru_head_].lru_prev = idx;
+  else
+    lru_tail_ = idx;
+  lru_head_ = idx;
+}
+
+void lru_ttl_cache::fifo_unlink(std::uint32_t idx) noexcept {
+  auto& n = nodes_[idx];
+  if (n.fifo_prev != nil)
+    nodes_[n.fifo_prev].fifo_next = n.fifo_next;
+  else
+    fifo_head_ = n.fifo_next;
+  if (n.fifo_next != nil)
+    nodes_[n.fifo_next].fifo_prev = n.fifo_prev;
+  else
+    fifo_tail_ = n.fifo_prev;
+  n.fifo_prev = n.fifo_next = nil;
+}
+
+void lru_ttl_cache::fifo_push_back(std::uint32_t idx) noexcept {
+  auto& n = nodes_[idx];
+  n.fifo_next = nil;
+  n.fifo_prev = fifo_tail_;
+  if (fifo_tail_ != nil)
+    nodes_[fifo_tail_].fifo_next = idx;
+  else
+    fifo_head_ = idx;
+  fifo_tail_ = idx;
+}
+
+void lru_ttl_cache::remove(std::uint32_t idx, std::size_t slot) noexcept {
+  table_erase(slot);
+  lru_unlink(idx);
+  fifo_unlink(idx);
+  auto& n = nodes_[idx];
+  n.value = embedding{};
+  n.lru_next = free_head_;
+  free_head_ = idx;
+  --size_;
+}
+
+// -- operations ----------------------------------------------------------------
+
+lookup_result lru_ttl_cache::get(prefix_key key) {
+  return lookup(key, nullptr);
+}
+
+lookup_result lru_ttl_cache::get(prefix_key key, cache_duration max_age) {
+  return lookup(key, &max_age);
+}
+
+lookup_result lru_ttl_cache::lookup(prefix_key key, const cache_duration* max_age) {
+  lookup_result res;
+  if (!enabled_) {
+    ++counters_.bypasses;
+    res.status = lookup_status::disabled;
+    return res;
+  }
+  auto slot = find_slot(key);
+  if (slot == table_.size()) {
+    ++counters_.misses;
+    res.status = lookup_status::absent;
+    return res;
+  }
+  auto idx = table_[slot];
+  auto t = now();
+  res.age = age_of(nodes_[idx], t);
+  if (res.age >= ttl_) {
+    remove(idx, slot);
+    ++counters_.expirations;
+    ++counters_.misses;
+    res.status = lookup_status::expired;
+    return res;
+  }
+  if (max_age != nullptr && res.age > *max_age) {
+    ++counters_.misses;
+    res.status = lookup_status::too_old;
+    return res;
+  }
+  lru_unlink(idx);
+  lru_push_front(idx);
+  ++counters_.hits;
+  res.status = lookup_status::hit;
+  res.value = nodes_[idx].value;
+  return res;
+}
+
+put_result lru_ttl_cache::put(prefix_key key, embedding value) {
+  put_result res;
+  ++counters_.inserts;
+  auto t = now();
+  if (auto slot = find_slot(key); slot != table_.size()) {
+    auto idx = table_[slot];
+    auto& n = nodes_[idx];
+    n.value = std::move(value);
+    n.inserted = t;
+    lru_unlink(idx);
+    lru_push_front(idx);
+    fifo_unlink(idx);
+    fifo_push_back(idx);
+    res.replaced = true;
+    return res;
+  }
+  if (size_ == max_size_) {
+    // Prefer dropping a dead entry over evicting a live one.
+    if (is_expired(nodes_[fifo_head_], t)) {
+      auto victim = fifo_head_;
+      remove(victim, find_slot(nodes_[victim].key));
+      ++counters_.expirations;
+      res.expired = true;
+    } else {
+      auto victim = lru_tail_;
+      remove(victim, find_slot(nodes_[victim].key));
+      ++counters_.evictions;
+      res.evicted = true;
+    }
+  }
+  std::uint32_t idx;
+  if (free_head_ != nil) {
+    idx = free_head_;
+    free_head_ = nodes_[idx].lru_next;
+  } else {
+    idx = static_cast<std::uint32_t>(nodes_.size());
+    nodes_.emplace_back();
+  }
+  auto& n = nodes_[idx];
+  n.key = key;
+  n.inserted = t;
+  n.value = std::move(value);
+  lru_push_front(idx);
+  fifo_push_back(idx);
+  table_insert(idx);
+  ++size_;
+  return res;
+}
+
+std::optional<peek_result> lru_ttl_cache::peek(prefix_key key) const {
+  auto slot = find_slot(key);
+  if (slot == table_.size())
+    return std::nullopt;
+  const auto& n = nodes_[table_[slot]];
+  auto t = now();
+  return peek_result{n.value, age_of(n, t), is_expired(n, t)};
+}
+
+bool lru_ttl_cache::erase(prefix_key key) {
+  auto slot = find_slot(key);
+  if (slot == table_.size())
+    return false;
+  remove(table_[slot], slot);
+  ++counters_.erasures;
+  return true;
+}
+
+void lru_ttl_cache::clear() {
+  nodes_.clear();
+  std::fill(table_.begin(), table_.end(), nil);
+  free_head_ = lru_head_ = lru_tail_ = fifo_head_ = fifo_tail_ = nil;
+  size_ = 0;
+}
+
+std::size_t lru_ttl_cache::sweep() {
+  auto t = now();
+  std::size_t removed = 0;
+  while (fifo_head_ != nil && is_expired(nodes_[fifo_head_], t)) {
+    auto victim = fifo_head_;
+    remove(victim, find_slot(nodes_[victim].key));
+    ++removed;
+  }
+  counters_.expirations += removed;
+  return removed;
+}
+
+status lru_ttl_cache::ttl(cache_duration value) {
+  if (value < cache_duration::zero())
+    return {errc::invalid_argument, "cache ttl must not be negative"};
+  ttl_ = value;
+  return ok();
+}
+
+cache_stats lru_ttl_cache::stats() const noexcept {
+  auto s = counters_;
+  s.size = size_;
+  s.max_size = max_size_;
+  s.enabled = enabled_;
+  s.ttl = ttl_;
+  return s;
+}
+
+} // namespace sil

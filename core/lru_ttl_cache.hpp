@@ -1,0 +1,247 @@
+// The hybrid LRU + TTL embedding cache (DESIGN.md §4).
+//
+// Owns: the data structure only. LRU bounds memory (at most max_size entries,
+// the least recently used is evicted first); TTL bounds staleness (an entry
+// is served only while its age since insertion is below the TTL). It keeps
+// the counters the service reports.
+// Does not own: single-flight, timers, threading. The cache owner actor wraps
+// one instance and is its only user, so this class has no locks.
+//
+// Layout (why it looks like this): entries live in a slab (std::vector) and
+// link to each other by 32-bit index in two intrusive lists, recency (LRU)
+// and insertion order (FIFO). An open-addressing table of 32-bit slab indices
+// finds a key. get/put/erase/evict are O(1); sweep is O(expired entries),
+// because with one TTL for all entries, insertion order is expiry order.
+// Per entry this costs 48 bytes of slab node plus 8 bytes of table, and the
+// embedding's own 8-byte header: see bench/ and README for measured figures.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "core/embedding.hpp"
+#include "core/error.hpp"
+#include "core/prefix_key.hpp"
+
+namespace sil {
+
+using cache_clock = std::chrono::steady_clock;
+using cache_time = cache_clock::time_point;
+using cache_duration = cache_clock::duration;
+
+/// Construction parameters of a cache.
+struct cache_config {
+  /// Maximum number of entries (>= 1).
+  std::size_t max_size = 256;
+  /// Entries are served only while younger than this (>= 0; 0 serves none).
+  cache_duration ttl = std::chrono::seconds{30};
+  /// Whether lookups may return cached entries.
+  bool enabled = true;
+};
+
+/// Outcome of a lookup.
+enum class lookup_status : std::uint8_t {
+  /// The entry exists, is younger than the TTL (and than max_age): served.
+  hit,
+  /// No entry for the key.
+  absent,
+  /// The entry had reached the TTL; it was removed (counts as expiration).
+  expired,
+  /// The entry is younger than the TTL but older than the caller's max_age;
+  /// it is kept for other callers but not served.
+  too_old,
+  /// Reuse is disabled; nothing is served (counts as bypass, not as miss).
+  disabled,
+};
+
+/// Returns a stable lowercase name for `s`.
+const char* to_string(lookup_status s) noexcept;
+
+/// What `get` returns.
+struct lookup_result {
+  lookup_status status = lookup_status::absent;
+  /// The cached embedding; set only when status == hit.
+  embedding value;
+  /// Age of the entry at lookup time (hit, expired, too_old), else zero.
+  cache_duration age{0};
+
+  bool hit() const noexcept {
+    return status == lookup_status::hit;
+  }
+};
+
+/// What `peek` returns: the entry as stored, without side effects.
+struct peek_result {
+  embedding value;
+  cache_duration age{0};
+  bool expired = false;
+};
+
+/// What `put` did besides storing the value.
+struct put_result {
+  /// The key was present; its value and insertion time were replaced.
+  bool replaced = false;
+  /// A live entry was evicted (LRU) to make room.
+  bool evicted = false;
+  /// An expired entry was removed to make room (counted as expiration).
+  bool expired = false;
+};
+
+/// Counters and current settings.
+struct cache_stats {
+  std::uint64_t hits = 0;
+  /// Lookups while enabled that were not served (absent, expired, too_old).
+  std::uint64_t misses = 0;
+  /// Entries removed because they reached the TTL (lookup, sweep or put).
+  std::uint64_t expirations = 0;
+  /// Live entries removed by LRU to make room.
+  std::uint64_t evictions = 0;
+  /// Calls to put (first inserts and replacements).
+  std::uint64_t inserts = 0;
+  /// Entries removed by erase().
+  std::uint64_t erasures = 0;
+  /// Lookups while disabled.
+  std::uint64_t bypasses = 0;
+  std::size_t size = 0;
+  std::size_t max_size = 0;
+  bool enabled = true;
+  cache_duration ttl{0};
+
+  /// hits / (hits + misses), or 0 without lookups.
+  double hit_rate() const noexcept {
+    auto n = hits + misses;
+    return n == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(n);
+  }
+};
+
+/// LRU + TTL cache from prefix keys to embeddings. Not thread-safe.
+class lru_ttl_cache {
+public:
+  /// Returns the current time; injectable so tests control the clock.
+  using clock_fn = std::function<cache_time()>;
+
+  /// Creates a cache. Fails with invalid_config if max_size is 0 or above
+  /// 2^30, or the TTL is negative. An empty `clock` means steady_clock.
+  static result<lru_ttl_cache> make(const cache_config& cfg, clock_fn clock = {});
+
+  /// Looks up `key`. On a hit the entry becomes most recently used and the
+  /// returned embedding shares the cached block (no copy).
+  lookup_result get(prefix_key key);
+
+  /// Like get(key), but refuses (status too_old) an entry older than
+  /// `max_age`, without removing it.
+  lookup_result get(prefix_key key, cache_duration max_age);
+
+  /// Inserts or replaces the entry for `key` (also while disabled, so fresh
+  /// results keep the cache current). The insertion time is now. When full,
+  /// an expired entry is removed if there is one (the oldest inserted),
+  /// otherwise the least recently used entry is evicted.
+  put_result put(prefix_key key, embedding value);
+
+  /// Returns the entry for `key` without touching recency, stats or expiry.
+  std::optional<peek_result> peek(prefix_key key) const;
+
+  /// Removes the entry for `key`; returns whether there was one.
+  bool erase(prefix_key key);
+
+  /// Removes every entry. Counters are kept.
+  void clear();
+
+  /// Removes every expired entry; returns how many. O(expired entries).
+  std::size_t sweep();
+
+  /// Turns reuse on or off. Entries are kept either way.
+  void enabled(bool value) noexcept {
+    enabled_ = value;
+  }
+
+  bool enabled() const noexcept {
+    return enabled_;
+  }
+
+  /// Changes the TTL; it applies to entries already stored. Fails with
+  /// invalid_argument if negative.
+  status ttl(cache_duration value);
+
+  cache_duration ttl() const noexcept {
+    return ttl_;
+  }
+
+  std::size_t size() const noexcept {
+    return size_;
+  }
+
+  std::size_t max_size() const noexcept {
+    return max_size_;
+  }
+
+  cache_stats stats() const noexcept;
+
+private:
+  static constexpr std::uint32_t nil = 0xffffffffu;
+
+  struct node {
+    prefix_key key = 0;
+    cache_time inserted{};
+    embedding value;
+    std::uint32_t lru_prev = nil; // towards the most recently used
+    std::uint32_t lru_next = nil; // towards the least recently used
+    std::uint32_t fifo_prev = nil; // towards the oldest inserted
+    std::uint32_t fifo_next = nil; // towards the newest inserted
+  };
+
+  lru_ttl_cache(const cache_config& cfg, clock_fn clock);
+
+  cache_time now() const {
+    return clock_();
+  }
+
+  cache_duration age_of(const node& n, cache_time t) const noexcept {
+    return t > n.inserted ? t - n.inserted : cache_duration{0};
+  }
+
+  bool is_expired(const node& n, cache_time t) const noexcept {
+    return age_of(n, t) >= ttl_;
+  }
+
+  lookup_result lookup(prefix_key key, const cache_duration* max_age);
+
+  // Hash table of slab indices (linear probing, backward-shift deletion).
+  std::size_t home_of(prefix_key key) const noexcept;
+  std::size_t find_slot(prefix_key key) const noexcept;
+  void table_insert(std::uint32_t idx);
+  void table_erase(std::size_t slot) noexcept;
+
+  // Intrusive list maintenance.
+  void lru_unlink(std::uint32_t idx) noexcept;
+  void lru_push_front(std::uint32_t idx) noexcept;
+  void fifo_unlink(std::uint32_t idx) noexcept;
+  void fifo_push_back(std::uint32_t idx) noexcept;
+
+  /// Unlinks and frees the node at `idx` whose table slot is `slot`.
+  void remove(std::uint32_t idx, std::size_t slot) noexcept;
+
+  clock_fn clock_;
+  std::size_t max_size_;
+  cache_duration ttl_;
+  bool enabled_;
+
+  std::vector<node> nodes_;
+  std::uint32_t free_head_ = nil; // free slab slots, chained via lru_next
+  std::vector<std::uint32_t> table_;
+  std::size_t table_mask_ = 0;
+  std::size_t size_ = 0;
+
+  std::uint32_t lru_head_ = nil; // most recently used
+  std::uint32_t lru_tail_ = nil; // least recently used
+  std::uint32_t fifo_head_ = nil; // oldest inserted
+  std::uint32_t fifo_tail_ = nil; // newest inserted
+
+  cache_stats counters_;
+};
+
+} // namespace sil

@@ -1,0 +1,46 @@
+#include "core/window_stats.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace sil {
+namespace {
+
+TEST(WindowStats, EmptyWindowIsAllZero) {
+  auto s = summarize({});
+  EXPECT_EQ(s.count, 0u);
+  EXPECT_EQ(s.p95, 0.0);
+  EXPECT_EQ(s.max, 0.0);
+}
+
+TEST(WindowStats, NearestRankOnOneToHundred) {
+  std::vector<double> v;
+  for (int i = 100; i >= 1; --i) // unsorted on purpose
+    v.push_back(i);
+  auto s = summarize(v);
+  EXPECT_EQ(s.count, 100u);
+  EXPECT_EQ(s.p50, 50.0);
+  EXPECT_EQ(s.p95, 95.0);
+  EXPECT_EQ(s.p99, 99.0);
+  EXPECT_EQ(s.max, 100.0);
+  EXPECT_DOUBLE_EQ(s.mean, 50.5);
+}
+
+TEST(WindowStats, SmallWindowsUseObservedValues) {
+  auto s = summarize({0.3, 0.1, 0.2});
+  EXPECT_EQ(s.p50, 0.2); // rank ceil(1.5) = 2
+  EXPECT_EQ(s.p95, 0.3); // rank ceil(2.85) = 3
+  auto one = summarize({7.0});
+  EXPECT_EQ(one.p50, 7.0);
+  EXPECT_EQ(one.p95, 7.0);
+}
+
+TEST(WindowStats, NanSamplesAreIgnored) {
+  auto s = summarize({1.0, std::nan(""), 3.0});
+  EXPECT_EQ(s.count, 2u);
+  EXPECT_EQ(s.max, 3.0);
+}
+
+} // namespace
+} // namespace sil
