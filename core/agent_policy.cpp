@@ -36,14 +36,12 @@ const char* to_string(agent_action a) noexcept {
 
 status validate(const policy_config& cfg) {
   auto finite = [](double x) { return std::isfinite(x); };
-  if (!finite(cfg.recover_threshold) || !finite(cfg.ttl_threshold)
-      || !finite(cfg.disable_threshold) || !finite(cfg.base_ttl_seconds)
-      || !finite(cfg.ttl_floor_seconds))
+  if (!finite(cfg.recover_threshold) || !finite(cfg.ttl_threshold) || !finite(cfg.disable_threshold)
+      || !finite(cfg.base_ttl_seconds) || !finite(cfg.ttl_floor_seconds))
     return {errc::invalid_config, "agent thresholds and TTLs must be finite numbers"};
   if (!(cfg.recover_threshold >= 0.0 && cfg.recover_threshold < cfg.ttl_threshold
         && cfg.ttl_threshold < cfg.disable_threshold))
-    return {errc::invalid_config,
-            "agent thresholds must satisfy 0 <= recover < ttl < disable"};
+    return {errc::invalid_config, "agent thresholds must satisfy 0 <= recover < ttl < disable"};
   if (cfg.recover_windows == 0)
     return {errc::invalid_config, "agent recover_windows must be at least 1"};
   if (cfg.min_samples == 0)
@@ -146,15 +144,15 @@ decision decide(const observation& obs, const policy_config& cfg) {
     d.action = agent_action::enable;
     d.next.mode = agent_mode::short_ttl;
     d.reason = describe(obs, "recovered")
-               + fmt("; reuse on with ttl %.3gs (after %.0f clean windows)",
-                     d.next.ttl_seconds, static_cast<double>(cfg.recover_windows));
+               + fmt("; reuse on with ttl %.3gs (after %.0f clean windows)", d.next.ttl_seconds,
+                     static_cast<double>(cfg.recover_windows));
   } else {
     d.action = agent_action::restore_ttl;
     d.next.mode = agent_mode::normal;
     d.next.ttl_seconds = cfg.base_ttl_seconds;
     d.reason = describe(obs, "recovered")
-               + fmt("; ttl restored to %.3gs (after %.0f clean windows)",
-                     cfg.base_ttl_seconds, static_cast<double>(cfg.recover_windows));
+               + fmt("; ttl restored to %.3gs (after %.0f clean windows)", cfg.base_ttl_seconds,
+                     static_cast<double>(cfg.recover_windows));
   }
   return d;
 }

@@ -38,9 +38,8 @@ result<divergence> measure_divergence(const embedding& cached, const embedding& 
   if (cached.size() == 0 || fresh.size() == 0)
     return {errc::invalid_argument, "cannot measure divergence of an empty embedding"};
   if (cached.size() != fresh.size())
-    return {errc::invalid_argument, "embedding sizes differ: "
-                                      + std::to_string(cached.size()) + " vs "
-                                      + std::to_string(fresh.size())};
+    return {errc::invalid_argument, "embedding sizes differ: " + std::to_string(cached.size())
+                                      + " vs " + std::to_string(fresh.size())};
   auto n = cached.size();
   return divergence{cosine_distance(cached.data(), fresh.data(), n),
                     l2_distance(cached.data(), fresh.data(), n)};

@@ -5,6 +5,7 @@
 #include <limits>
 #include <new>
 #include <stdexcept>
+#include <utility>
 
 namespace sil {
 
@@ -24,22 +25,21 @@ embedding embedding::copy_of(const float* data, std::size_t n) {
   return make(n, [&](float* out) { std::copy(data, data + n, out); });
 }
 
-embedding::embedding(const embedding& other) noexcept : block_(other.block_) {
+embedding::embedding(const embedding& other) noexcept
+  : block_(other.block_) {
   if (block_ != nullptr)
     block_->refs.fetch_add(1, std::memory_order_relaxed);
 }
 
-embedding::embedding(embedding&& other) noexcept : block_(other.block_) {
+embedding::embedding(embedding&& other) noexcept
+  : block_(other.block_) {
   other.block_ = nullptr;
 }
 
 embedding& embedding::operator=(const embedding& other) noexcept {
-  if (block_ != other.block_) {
-    if (other.block_ != nullptr)
-      other.block_->refs.fetch_add(1, std::memory_order_relaxed);
-    release();
-    block_ = other.block_;
-  }
+  // Copy and swap: safe for self-assignment and for sharing one block.
+  embedding copy{other};
+  std::swap(block_, copy.block_);
   return *this;
 }
 
@@ -74,13 +74,12 @@ std::size_t embedding::size() const noexcept {
 const float* embedding::data() const noexcept {
   if (block_ == nullptr)
     return nullptr;
-  return std::launder(reinterpret_cast<const float*>(
-    reinterpret_cast<const char*>(block_) + sizeof(header)));
+  return std::launder(
+    reinterpret_cast<const float*>(reinterpret_cast<const char*>(block_) + sizeof(header)));
 }
 
 float* embedding::mutable_data() noexcept {
-  return std::launder(
-    reinterpret_cast<float*>(reinterpret_cast<char*>(block_) + sizeof(header)));
+  return std::launder(reinterpret_cast<float*>(reinterpret_cast<char*>(block_) + sizeof(header)));
 }
 
 std::uint32_t embedding::use_count() const noexcept {

@@ -95,7 +95,8 @@ private:
   };
   static_assert(sizeof(header) == 8, "embedding header must stay 8 bytes");
 
-  explicit embedding(header* block) noexcept : block_(block) {
+  explicit embedding(header* block) noexcept
+    : block_(block) {
     // nop
   }
 

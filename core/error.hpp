@@ -47,11 +47,13 @@ struct error {
 template <class T>
 class result {
 public:
-  result(T value) : data_(std::in_place_index<0>, std::move(value)) {
+  result(T value)
+    : data_(std::in_place_index<0>, std::move(value)) {
     // nop
   }
 
-  result(sil::error err) : data_(std::in_place_index<1>, std::move(err)) {
+  result(sil::error err)
+    : data_(std::in_place_index<1>, std::move(err)) {
     // nop
   }
 

@@ -22,7 +22,8 @@ constexpr std::uint64_t mix64(std::uint64_t z) noexcept {
 /// platform, unlike the distributions of <random>.
 class splitmix64 {
 public:
-  explicit constexpr splitmix64(std::uint64_t seed) noexcept : state_(seed) {
+  explicit constexpr splitmix64(std::uint64_t seed) noexcept
+    : state_(seed) {
     // nop
   }
 

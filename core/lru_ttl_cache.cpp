@@ -43,8 +43,7 @@ result<lru_ttl_cache> lru_ttl_cache::make(const cache_config& cfg, clock_fn cloc
     return {errc::invalid_config, "cache max_size must be at least 1"};
   if (cfg.max_size > max_capacity)
     return {errc::invalid_config, "cache max_size " + std::to_string(cfg.max_size)
-                                    + " exceeds the limit of "
-                                    + std::to_string(max_capacity)};
+                                    + " exceeds the limit of " + std::to_string(max_capacity)};
   if (cfg.ttl < cache_duration::zero())
     return {errc::invalid_config, "cache ttl must not be negative"};
   if (!clock)
@@ -53,11 +52,11 @@ result<lru_ttl_cache> lru_ttl_cache::make(const cache_config& cfg, clock_fn cloc
 }
 
 lru_ttl_cache::lru_ttl_cache(const cache_config& cfg, clock_fn clock)
-  : clock_(std::move(clock)),
-    max_size_(cfg.max_size),
-    ttl_(cfg.ttl),
-    enabled_(cfg.enabled),
-    table_(table_size_for(cfg.max_size), nil) {
+  : clock_(std::move(clock))
+  , max_size_(cfg.max_size)
+  , ttl_(cfg.ttl)
+  , enabled_(cfg.enabled)
+  , table_(table_size_for(cfg.max_size), nil) {
   table_mask_ = table_.size() - 1;
 }
 

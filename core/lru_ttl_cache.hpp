@@ -188,8 +188,8 @@ private:
     prefix_key key = 0;
     cache_time inserted{};
     embedding value;
-    std::uint32_t lru_prev = nil; // towards the most recently used
-    std::uint32_t lru_next = nil; // towards the least recently used
+    std::uint32_t lru_prev = nil;  // towards the most recently used
+    std::uint32_t lru_next = nil;  // towards the least recently used
     std::uint32_t fifo_prev = nil; // towards the oldest inserted
     std::uint32_t fifo_next = nil; // towards the newest inserted
   };
@@ -236,8 +236,8 @@ private:
   std::size_t table_mask_ = 0;
   std::size_t size_ = 0;
 
-  std::uint32_t lru_head_ = nil; // most recently used
-  std::uint32_t lru_tail_ = nil; // least recently used
+  std::uint32_t lru_head_ = nil;  // most recently used
+  std::uint32_t lru_tail_ = nil;  // least recently used
   std::uint32_t fifo_head_ = nil; // oldest inserted
   std::uint32_t fifo_tail_ = nil; // newest inserted
 

@@ -25,29 +25,28 @@ std::size_t parameter_count(const model_config& c) noexcept {
   std::size_t d = c.d_model;
   std::size_t f = c.ff_dim;
   std::size_t per_layer = 4 * (d * d + d) // wq, wk, wv, wo and their biases
-                          + 2 * d          // ln1 gamma, beta
-                          + d * f + f      // w1, b1
-                          + f * d + d      // w2, b2
-                          + 2 * d;         // ln2 gamma, beta
+                          + 2 * d         // ln1 gamma, beta
+                          + d * f + f     // w1, b1
+                          + f * d + d     // w2, b2
+                          + 2 * d;        // ln2 gamma, beta
   return c.input_dim * d + d + c.layers * per_layer + d + 1;
 }
 
 status validate(const model_config& c) {
   auto check = [](std::size_t v, const char* what) -> status {
     if (v == 0 || v > max_dim)
-      return {errc::invalid_config, std::string{"model "} + what + " must be in [1, 65536], got "
-                                      + std::to_string(v)};
+      return {errc::invalid_config,
+              std::string{"model "} + what + " must be in [1, 65536], got " + std::to_string(v)};
     return ok();
   };
-  for (auto [v, what] : {std::pair{c.input_dim, "input_dim"}, std::pair{c.d_model, "d_model"},
-                         std::pair{c.heads, "heads"}, std::pair{c.layers, "layers"},
-                         std::pair{c.ff_dim, "ff_dim"}})
+  for (auto [v, what] :
+       {std::pair{c.input_dim, "input_dim"}, std::pair{c.d_model, "d_model"},
+        std::pair{c.heads, "heads"}, std::pair{c.layers, "layers"}, std::pair{c.ff_dim, "ff_dim"}})
     if (auto st = check(v, what); !st)
       return st;
   if (c.d_model % c.heads != 0)
     return {errc::invalid_config, "model heads (" + std::to_string(c.heads)
-                                    + ") must divide d_model (" + std::to_string(c.d_model)
-                                    + ")"};
+                                    + ") must divide d_model (" + std::to_string(c.d_model) + ")"};
   // Bound the count before computing it exactly, so that it cannot overflow.
   if (c.layers > max_parameters / (c.d_model * std::max(c.d_model, c.ff_dim))
       || parameter_count(c) > max_parameters)
@@ -159,7 +158,8 @@ struct model::impl {
   rowvec w_head; // stored as a row, used as a column
   float b_head = 0.0f;
 
-  explicit impl(const model_config& c) : cfg(c) {
+  explicit impl(const model_config& c)
+    : cfg(c) {
     auto d = static_cast<Eigen::Index>(c.d_model);
     auto f = static_cast<Eigen::Index>(c.ff_dim);
     w_in.resize(static_cast<Eigen::Index>(c.input_dim), d);
@@ -180,7 +180,8 @@ struct model::impl {
       l.ln2_beta.resize(d);
     }
     w_head.resize(d);
-    attn_scale = 1.0f / std::sqrt(static_cast<float>(c.d_model / c.heads));
+    const std::size_t head_dim = c.d_model / c.heads; // exact: validate() checks it
+    attn_scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   }
 
   /// Computes fingerprint and version once the weights are final.
@@ -191,16 +192,16 @@ struct model::impl {
     h.add_u64(cfg.heads);
     h.add_u64(cfg.layers);
     h.add_u64(cfg.ff_dim);
-    for_each_tensor(*this, cfg.d_model,
-                    [&](const char*, std::size_t rows, std::size_t cols, const float* p,
-                        std::size_t ld) {
-                      for (std::size_t r = 0; r < rows; ++r)
-                        for (std::size_t c = 0; c < cols; ++c) {
-                          std::uint32_t bits;
-                          std::memcpy(&bits, p + r * ld + c, sizeof bits);
-                          h.add_u32(bits);
-                        }
-                    });
+    for_each_tensor(
+      *this, cfg.d_model,
+      [&](const char*, std::size_t rows, std::size_t cols, const float* p, std::size_t ld) {
+        for (std::size_t r = 0; r < rows; ++r)
+          for (std::size_t c = 0; c < cols; ++c) {
+            std::uint32_t bits;
+            std::memcpy(&bits, p + r * ld + c, sizeof bits);
+            h.add_u32(bits);
+          }
+      });
     fingerprint = h.value();
     declared_version = std::move(declared);
     version = declared_version + "-" + hex8(fingerprint);
@@ -212,20 +213,19 @@ result<model> model::from_seed(const model_config& cfg, std::uint64_t seed) {
     return st.error();
   auto p = std::make_shared<impl>(cfg);
   splitmix64 rng{seed};
-  for_each_tensor(*p, cfg.d_model,
-                  [&](const char* name, std::size_t rows, std::size_t cols, float* data,
-                      std::size_t ld) {
-                    auto kind = kind_of(name);
-                    double a = 0.1;
-                    if (kind == init_kind::weight)
-                      a = std::sqrt(6.0 / static_cast<double>(rows + cols));
-                    for (std::size_t r = 0; r < rows; ++r)
-                      for (std::size_t c = 0; c < cols; ++c) {
-                        double u = (2.0 * rng.uniform() - 1.0) * a;
-                        data[r * ld + c] =
-                          static_cast<float>(kind == init_kind::gamma ? 1.0 + u : u);
-                      }
-                  });
+  for_each_tensor(
+    *p, cfg.d_model,
+    [&](const char* name, std::size_t rows, std::size_t cols, float* data, std::size_t ld) {
+      auto kind = kind_of(name);
+      double a = 0.1;
+      if (kind == init_kind::weight)
+        a = std::sqrt(6.0 / static_cast<double>(rows + cols));
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < cols; ++c) {
+          double u = (2.0 * rng.uniform() - 1.0) * a;
+          data[r * ld + c] = static_cast<float>(kind == init_kind::gamma ? 1.0 + u : u);
+        }
+    });
   p->seal("s" + std::to_string(seed));
   return model{std::move(p)};
 }
@@ -251,7 +251,8 @@ void put_u64(std::string& out, std::uint64_t v) {
 /// Reads little-endian fields from a byte buffer, remembering truncation.
 class reader {
 public:
-  explicit reader(const std::string& buf) : buf_(buf) {
+  explicit reader(const std::string& buf)
+    : buf_(buf) {
     // nop
   }
 
@@ -311,16 +312,16 @@ status model::save(const std::string& path) const {
   put_u32(out, static_cast<std::uint32_t>(p.declared_version.size()));
   out += p.declared_version;
   put_u64(out, parameter_count(p.cfg));
-  for_each_tensor(p, p.cfg.d_model,
-                  [&](const char*, std::size_t rows, std::size_t cols, const float* data,
-                      std::size_t ld) {
-                    for (std::size_t r = 0; r < rows; ++r)
-                      for (std::size_t c = 0; c < cols; ++c) {
-                        std::uint32_t bits;
-                        std::memcpy(&bits, data + r * ld + c, sizeof bits);
-                        put_u32(out, bits);
-                      }
-                  });
+  for_each_tensor(
+    p, p.cfg.d_model,
+    [&](const char*, std::size_t rows, std::size_t cols, const float* data, std::size_t ld) {
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < cols; ++c) {
+          std::uint32_t bits;
+          std::memcpy(&bits, data + r * ld + c, sizeof bits);
+          put_u32(out, bits);
+        }
+    });
   std::ofstream f{path, std::ios::binary | std::ios::trunc};
   if (!f)
     return {errc::io_error, "cannot create weights file '" + path + "': " + std::strerror(errno)};
@@ -338,7 +339,7 @@ result<model> model::load(const std::string& path) {
   std::string buf{std::istreambuf_iterator<char>{f}, std::istreambuf_iterator<char>{}};
   if (f.bad())
     return {errc::io_error, "cannot read weights file '" + path + "'"};
-  auto bad = [&](std::string what) -> result<model> {
+  auto bad = [&](const std::string& what) -> result<model> {
     return {errc::bad_format, "weights file '" + path + "': " + what};
   };
   reader rd{buf};
@@ -380,21 +381,21 @@ result<model> model::load(const std::string& path) {
                + std::to_string(rd.remaining()) + " (truncated or trailing data)");
   auto p = std::make_shared<impl>(cfg);
   std::string problem;
-  for_each_tensor(*p, cfg.d_model,
-                  [&](const char* name, std::size_t rows, std::size_t cols, float* data,
-                      std::size_t ld) {
-                    for (std::size_t r = 0; r < rows; ++r)
-                      for (std::size_t c = 0; c < cols; ++c) {
-                        std::uint32_t bits = 0;
-                        rd.u32(bits);
-                        float v;
-                        std::memcpy(&v, &bits, sizeof v);
-                        if (!std::isfinite(v) && problem.empty())
-                          problem = std::string{"tensor "} + name + " has a non-finite value at ["
-                                    + std::to_string(r) + "," + std::to_string(c) + "]";
-                        data[r * ld + c] = v;
-                      }
-                  });
+  for_each_tensor(
+    *p, cfg.d_model,
+    [&](const char* name, std::size_t rows, std::size_t cols, float* data, std::size_t ld) {
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t c = 0; c < cols; ++c) {
+          std::uint32_t bits = 0;
+          rd.u32(bits);
+          float v;
+          std::memcpy(&v, &bits, sizeof v);
+          if (!std::isfinite(v) && problem.empty())
+            problem = std::string{"tensor "} + name + " has a non-finite value at ["
+                      + std::to_string(r) + "," + std::to_string(c) + "]";
+          data[r * ld + c] = v;
+        }
+    });
   if (!problem.empty())
     return {errc::non_finite, "weights file '" + path + "': " + problem};
   p->seal(std::move(version));
@@ -447,9 +448,9 @@ double model::forward_flops(std::size_t rows) const noexcept {
   auto d = static_cast<double>(c.d_model);
   auto f = static_cast<double>(c.ff_dim);
   double proj = 2.0 * t * static_cast<double>(c.input_dim) * d;
-  double layer = 2.0 * t * d * 3.0 * d // q, k, v
-                 + 2.0 * 2.0 * t * t * d // scores and weighted sum
-                 + 2.0 * t * d * d       // output projection
+  double layer = 2.0 * t * d * 3.0 * d    // q, k, v
+                 + 2.0 * 2.0 * t * t * d  // scores and weighted sum
+                 + 2.0 * t * d * d        // output projection
                  + 2.0 * 2.0 * t * d * f; // feed-forward
   return proj + static_cast<double>(c.layers) * layer + 2.0 * d;
 }

@@ -127,7 +127,8 @@ public:
   struct impl;
 
 private:
-  explicit model(std::shared_ptr<const impl> p) : impl_(std::move(p)) {
+  explicit model(std::shared_ptr<const impl> p)
+    : impl_(std::move(p)) {
     // nop
   }
 

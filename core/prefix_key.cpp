@@ -11,14 +11,13 @@ status check_prefix_k(std::size_t k, std::size_t min_values) {
   if (k == 0)
     return {errc::invalid_config, "prefix length K must be at least 1"};
   if (k > min_values)
-    return {errc::invalid_config,
-            "prefix length K=" + std::to_string(k) + " exceeds the input length "
-              + std::to_string(min_values)};
+    return {errc::invalid_config, "prefix length K=" + std::to_string(k)
+                                    + " exceeds the input length " + std::to_string(min_values)};
   return ok();
 }
 
-result<prefix_key> make_prefix_key(const model_identity& model, std::size_t k,
-                                   const float* values, std::size_t n) {
+result<prefix_key> make_prefix_key(const model_identity& model, std::size_t k, const float* values,
+                                   std::size_t n) {
   if (auto st = check_prefix_k(k, n); !st)
     return st.error();
   fnv1a64 h;

@@ -35,7 +35,7 @@ status check_prefix_k(std::size_t k, std::size_t min_values);
 
 /// Computes the key of an input of `n` floats (row-major) with prefix length
 /// `k`. Fails with `errc::invalid_config` when k == 0 or k > n.
-result<prefix_key> make_prefix_key(const model_identity& model, std::size_t k,
-                                   const float* values, std::size_t n);
+result<prefix_key> make_prefix_key(const model_identity& model, std::size_t k, const float* values,
+                                   std::size_t n);
 
 } // namespace sil

@@ -16,16 +16,16 @@ double nearest_rank(const std::vector<double>& sorted, double p) noexcept {
 }
 
 window_summary summarize(std::vector<double> samples) {
-  samples.erase(std::remove_if(samples.begin(), samples.end(),
-                               [](double x) { return std::isnan(x); }),
-                samples.end());
+  samples.erase(
+    std::remove_if(samples.begin(), samples.end(), [](double x) { return std::isnan(x); }),
+    samples.end());
   window_summary s;
   if (samples.empty())
     return s;
   std::sort(samples.begin(), samples.end());
   s.count = samples.size();
-  s.mean = std::accumulate(samples.begin(), samples.end(), 0.0)
-           / static_cast<double>(samples.size());
+  s.mean
+    = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
   s.p50 = nearest_rank(samples, 50);
   s.p95 = nearest_rank(samples, 95);
   s.p99 = nearest_rank(samples, 99);

@@ -28,18 +28,17 @@ struct options {
 };
 
 void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: sil-server [--preset NAME] [--weights FILE] [--seed N] [--prefix-k K]\n"
-               "\n"
-               "One-shot demo of the Stateful Inference Lab core: encodes the example\n"
-               "request, caches its embedding by the first K features, then serves a\n"
-               "second request with the same prefix from the cache.\n"
-               "\n"
-               "  --preset NAME   model preset: base (default) or seed\n"
-               "  --weights FILE  load weights from FILE (docs/weights-format.md)\n"
-               "  --seed N        weight seed when no file is given (default 42)\n"
-               "  --prefix-k K    prefix length of the cache key (default 4)\n"
-               "  -h, --help      show this help\n");
+  std::fprintf(out, "usage: sil-server [--preset NAME] [--weights FILE] [--seed N] [--prefix-k K]\n"
+                    "\n"
+                    "One-shot demo of the Stateful Inference Lab core: encodes the example\n"
+                    "request, caches its embedding by the first K features, then serves a\n"
+                    "second request with the same prefix from the cache.\n"
+                    "\n"
+                    "  --preset NAME   model preset: base (default) or seed\n"
+                    "  --weights FILE  load weights from FILE (docs/weights-format.md)\n"
+                    "  --seed N        weight seed when no file is given (default 42)\n"
+                    "  --prefix-k K    prefix length of the cache key (default 4)\n"
+                    "  -h, --help      show this help\n");
 }
 
 /// Parses a non-negative integer; false on junk or overflow.

@@ -102,26 +102,31 @@ INSTANTIATE_TEST_SUITE_P(
   ::testing::Values(
     step_case{"normal_quiet", {M::normal, 0, 30}, 0.005, 20, A::keep, M::normal, 1, 30},
     step_case{"normal_band", {M::normal, 2, 30}, 0.03, 20, A::keep, M::normal, 0, 30},
-    step_case{"normal_to_short", {M::normal, 0, 30}, 0.125, 20, A::shorten_ttl, M::short_ttl, 0,
-              16},
+    step_case{
+      "normal_to_short", {M::normal, 0, 30}, 0.125, 20, A::shorten_ttl, M::short_ttl, 0, 16},
     step_case{"normal_to_disabled", {M::normal, 0, 30}, 0.5, 20, A::disable, M::disabled, 0, 2},
-    step_case{"short_shortens_more", {M::short_ttl, 0, 16}, 0.17, 20, A::shorten_ttl,
-              M::short_ttl, 0, 30 - 28 * 0.8},
-    step_case{"short_never_lengthens", {M::short_ttl, 0, 10}, 0.06, 20, A::keep, M::short_ttl, 0,
-              10},
+    step_case{"short_shortens_more",
+              {M::short_ttl, 0, 16},
+              0.17,
+              20,
+              A::shorten_ttl,
+              M::short_ttl,
+              0,
+              30 - 28 * 0.8},
+    step_case{
+      "short_never_lengthens", {M::short_ttl, 0, 10}, 0.06, 20, A::keep, M::short_ttl, 0, 10},
     step_case{"short_to_disabled", {M::short_ttl, 1, 10}, 0.25, 20, A::disable, M::disabled, 0, 2},
     step_case{"short_clean_1", {M::short_ttl, 0, 10}, 0.001, 20, A::keep, M::short_ttl, 1, 10},
-    step_case{"short_clean_3_restores", {M::short_ttl, 2, 10}, 0.001, 20, A::restore_ttl,
-              M::normal, 0, 30},
+    step_case{
+      "short_clean_3_restores", {M::short_ttl, 2, 10}, 0.001, 20, A::restore_ttl, M::normal, 0, 30},
     step_case{"disabled_stays_above", {M::disabled, 0, 2}, 0.3, 20, A::keep, M::disabled, 0, 2},
-    step_case{"disabled_stays_in_ttl_band", {M::disabled, 2, 2}, 0.1, 20, A::keep, M::disabled, 0,
-              2},
+    step_case{
+      "disabled_stays_in_ttl_band", {M::disabled, 2, 2}, 0.1, 20, A::keep, M::disabled, 0, 2},
     step_case{"disabled_clean_2", {M::disabled, 1, 2}, 0.0, 20, A::keep, M::disabled, 2, 2},
-    step_case{"disabled_clean_3_enables", {M::disabled, 2, 2}, 0.0, 20, A::enable, M::short_ttl,
-              0, 2},
+    step_case{
+      "disabled_clean_3_enables", {M::disabled, 2, 2}, 0.0, 20, A::enable, M::short_ttl, 0, 2},
     step_case{"few_samples_ignored", {M::normal, 1, 30}, 0.9, 4, A::keep, M::normal, 1, 30},
-    step_case{"few_samples_keep_streak", {M::disabled, 2, 2}, 0.0, 0, A::keep, M::disabled, 2,
-              2}),
+    step_case{"few_samples_keep_streak", {M::disabled, 2, 2}, 0.0, 0, A::keep, M::disabled, 2, 2}),
   [](const auto& info) { return std::string{info.param.name}; });
 
 /// Runs the policy over a sequence of p95 values, feeding each decision's

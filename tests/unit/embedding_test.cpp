@@ -68,7 +68,7 @@ TEST(Embedding, ConcurrentCopiesKeepTheCountExact) {
     threads.emplace_back([a] {
       for (int i = 0; i < 10000; ++i) {
         auto copy = a;
-        (void) copy;
+        (void)copy;
       }
     });
   for (auto& t : threads)

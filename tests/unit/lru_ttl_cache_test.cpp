@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <random>
 #include <vector>
 
@@ -37,7 +38,9 @@ lru_ttl_cache make_cache(manual_clock& clk, std::size_t max_size, cache_duration
 /// Linear scans over a vector, written straight from the documented rules.
 class reference_cache {
 public:
-  reference_cache(std::size_t max_size, cache_duration ttl) : max_size_(max_size), ttl_(ttl) {
+  reference_cache(std::size_t max_size, cache_duration ttl)
+    : max_size_(max_size)
+    , ttl_(ttl) {
     // nop
   }
 
@@ -195,6 +198,11 @@ struct model_case {
   std::uint32_t jump_one_in;
 };
 
+void PrintTo(const model_case& c, std::ostream* os) {
+  *os << "{max_size " << c.max_size << ", ttl " << c.ttl.count() << "ns, keys " << c.key_space
+      << ", seed " << c.seed << "}";
+}
+
 class CacheAgainstReference : public ::testing::TestWithParam<model_case> {};
 
 TEST_P(CacheAgainstReference, RandomOperationsMatchStepByStep) {
@@ -280,11 +288,9 @@ INSTANTIATE_TEST_SUITE_P(
   Shapes, CacheAgainstReference,
   ::testing::Values(model_case{1, 10s, 4, 1, 10, 20}, model_case{2, 10s, 5, 2, 10, 20},
                     model_case{3, 1s, 8, 3, 10, 20}, model_case{8, 30s, 20, 4, 20, 20},
-                    model_case{64, 5s, 150, 5, 100, 50},
-                    model_case{256, 30s, 1000, 6, 500, 300}),
+                    model_case{64, 5s, 150, 5, 100, 50}, model_case{256, 30s, 1000, 6, 500, 300}),
   [](const auto& info) {
-    return "cap" + std::to_string(info.param.max_size) + "_seed"
-           + std::to_string(info.param.seed);
+    return "cap" + std::to_string(info.param.max_size) + "_seed" + std::to_string(info.param.seed);
   });
 
 // -- edge cases -------------------------------------------------------------------

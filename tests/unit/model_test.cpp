@@ -235,10 +235,9 @@ TEST(Model, ReferenceValue) {
   // docs/weights-format.md that shares no code with the C++ model
   // (re-implemented splitmix64 initialization, attention, LayerNorm, head).
   // Run `/usr/bin/python3 tools/reference_model.py` to reproduce them.
-  std::vector<float> x(3 * 32);
-  for (int t = 0; t < 3; ++t)
-    for (int i = 0; i < 32; ++i)
-      x[static_cast<std::size_t>(t * 32 + i)] = static_cast<float>((t * 32 + i) % 7 - 3) * 0.25f;
+  std::vector<float> x(std::size_t{3} * 32);
+  for (std::size_t j = 0; j < x.size(); ++j) // j = 32 t + i
+    x[j] = static_cast<float>(static_cast<int>(j % 7) - 3) * 0.25f;
   auto m = make("seed", 42);
   auto e = m.encode({x.data(), 3});
   ASSERT_TRUE(e);
@@ -287,15 +286,18 @@ TEST(ModelWeights, MissingFileIsAnIoError) {
 class CorruptWeights : public ::testing::Test {
 protected:
   void SetUp() override {
+    // CTest runs tests in parallel processes: one file pair per test.
+    auto name = std::string{::testing::UnitTest::GetInstance()->current_test_info()->name()};
+    path_ = tmp_path("valid-" + name + ".silw");
+    corrupt_path_ = tmp_path("corrupt-" + name + ".silw");
     ASSERT_TRUE(make("seed").save(path_));
     bytes_ = read_bytes(path_);
     ASSERT_GT(bytes_.size(), 100u);
   }
 
   result<model> load_modified() {
-    auto p = tmp_path("corrupt.silw");
-    write_bytes(p, bytes_);
-    return model::load(p);
+    write_bytes(corrupt_path_, bytes_);
+    return model::load(corrupt_path_);
   }
 
   // Offsets in the documented layout.
@@ -308,7 +310,8 @@ protected:
     return 28 + 4 + 4 + 4 + 3 + 8;
   }
 
-  std::string path_ = tmp_path("valid.silw");
+  std::string path_;
+  std::string corrupt_path_;
   std::string bytes_;
 };
 
@@ -381,7 +384,7 @@ TEST_F(CorruptWeights, HugeNameLength) {
 }
 
 TEST_F(CorruptWeights, NanValue) {
-  put_u32_at(bytes_, first_weight_off() + 4 * 10, 0x7fc00000u); // quiet NaN in w_in
+  put_u32_at(bytes_, first_weight_off() + std::size_t{4} * 10, 0x7fc00000u); // quiet NaN in w_in
   auto m = load_modified();
   ASSERT_FALSE(m);
   EXPECT_EQ(m.error().code, errc::non_finite);
