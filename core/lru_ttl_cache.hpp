@@ -12,8 +12,9 @@
 // and insertion order (FIFO). An open-addressing table of 32-bit slab indices
 // finds a key. get/put/erase/evict are O(1); sweep is O(expired entries),
 // because with one TTL for all entries, insertion order is expiry order.
-// Per entry this costs 48 bytes of slab node plus 8 bytes of table, and the
-// embedding's own 8-byte header: see bench/ and README for measured figures.
+// Per entry this costs a 40-byte slab node, 8 to 16 bytes of table (load
+// factor 1/4 to 1/2), and the embedding block's 8-byte header plus the
+// allocator's chunk header: about 64 bytes beyond the floats.
 #pragma once
 
 #include <chrono>
@@ -193,6 +194,8 @@ private:
     std::uint32_t fifo_prev = nil; // towards the oldest inserted
     std::uint32_t fifo_next = nil; // towards the newest inserted
   };
+  // The per-entry memory budget (DESIGN.md §9) depends on this.
+  static_assert(sizeof(node) == 40, "cache node grew");
 
   lru_ttl_cache(const cache_config& cfg, clock_fn clock);
 
