@@ -89,7 +89,7 @@ std::uint32_t embedding::use_count() const noexcept {
 bool operator==(const embedding& a, const embedding& b) noexcept {
   if (a.size() != b.size())
     return false;
-  return a.size() == 0 || std::equal(a.begin(), a.end(), b.begin());
+  return a.size() == 0 || std::equal(a.data(), a.data() + a.size(), b.data());
 }
 
 } // namespace sil

@@ -56,12 +56,24 @@ public:
 
   const float* data() const noexcept;
 
-  const float* begin() const noexcept {
-    return data();
-  }
+  /// A range over the values, for range-for loops. (The class itself has
+  /// no begin()/end(): CAF would take it for a container and serialize it
+  /// element by element instead of through its inspect() overload.)
+  struct values_view {
+    const float* first;
+    const float* last;
 
-  const float* end() const noexcept {
-    return data() + size();
+    const float* begin() const noexcept {
+      return first;
+    }
+
+    const float* end() const noexcept {
+      return last;
+    }
+  };
+
+  values_view values() const noexcept {
+    return {data(), data() + size()};
   }
 
   float operator[](std::size_t i) const noexcept {
@@ -70,7 +82,7 @@ public:
 
   /// Copies the floats into a new vector (for serialization and tests).
   std::vector<float> to_vector() const {
-    return {begin(), end()};
+    return {data(), data() + size()};
   }
 
   /// Number of handles sharing this block (0 for an empty handle).

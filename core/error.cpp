@@ -16,6 +16,28 @@ std::string_view to_string(errc code) noexcept {
       return "shape_mismatch";
     case errc::non_finite:
       return "non_finite";
+    case errc::bad_request:
+      return "bad_request";
+    case errc::not_found:
+      return "not_found";
+    case errc::method_not_allowed:
+      return "method_not_allowed";
+    case errc::payload_too_large:
+      return "payload_too_large";
+    case errc::unsupported_media_type:
+      return "unsupported_media_type";
+    case errc::overloaded:
+      return "overloaded";
+    case errc::encoder_timeout:
+      return "encoder_timeout";
+    case errc::unavailable:
+      return "unavailable";
+    case errc::forbidden:
+      return "forbidden";
+    case errc::unauthorized:
+      return "unauthorized";
+    case errc::internal:
+      return "internal";
   }
   return "unknown";
 }

@@ -31,6 +31,28 @@ enum class errc : unsigned char {
   shape_mismatch,
   /// A value is NaN or infinite where finite numbers are required.
   non_finite,
+  /// A request is malformed (bad JSON, wrong types or shapes).
+  bad_request,
+  /// No such resource (unknown path).
+  not_found,
+  /// The resource exists but not for this method.
+  method_not_allowed,
+  /// The request body exceeds the configured limit.
+  payload_too_large,
+  /// The request body is not of a supported media type.
+  unsupported_media_type,
+  /// The service is at its in-flight limit; retry later.
+  overloaded,
+  /// The encoder did not answer in time (after retries).
+  encoder_timeout,
+  /// No encoder worker is available.
+  unavailable,
+  /// An operation is refused by configuration (e.g. admin routes without a token).
+  forbidden,
+  /// Missing or wrong credentials.
+  unauthorized,
+  /// A bug: an invariant did not hold.
+  internal,
 };
 
 /// Returns the stable snake_case name of `code` (used in logs and JSON).

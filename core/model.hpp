@@ -72,6 +72,14 @@ struct input_view {
 /// The encoder plus head with its weights.
 class model {
 public:
+  /// An empty model: only assignment and operator bool are valid on it.
+  model() = default;
+
+  /// Whether this model holds weights.
+  explicit operator bool() const noexcept {
+    return impl_ != nullptr;
+  }
+
   /// Initializes weights deterministically from `seed` (splitmix64; see
   /// docs/weights-format.md). The declared version is "s<seed>".
   static result<model> from_seed(const model_config& cfg, std::uint64_t seed);

@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
       if (!e)
         return fail(e.error().message);
       std::printf("%.9g", static_cast<double>(m->head(*e)));
-      for (float v : *e)
+      for (float v : e->values())
         std::printf(" %.9g", static_cast<double>(v));
       std::printf("\n");
     }

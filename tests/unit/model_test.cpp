@@ -90,7 +90,7 @@ TEST(Model, OutputShapesAndHeadRangeForEveryPreset) {
       auto e = m.encode({x.data(), rows});
       ASSERT_TRUE(e);
       EXPECT_EQ(e->size(), m.embedding_dim());
-      for (float v : *e)
+      for (float v : e->values())
         EXPECT_TRUE(std::isfinite(v));
       float p = m.head(*e);
       EXPECT_GE(p, 0.0f);

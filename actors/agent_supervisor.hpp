@@ -1,0 +1,51 @@
+// The agent supervisor: the encoder worker pool and the agent loop.
+//
+// Owns:
+//  - the encoder workers: spawning, monitoring, respawning any that dies;
+//  - routing: each batch goes to the least-loaded idle worker;
+//  - micro-batching: requests that arrive while every worker is busy are
+//    queued and leave together, up to max_batch, when a worker frees up;
+//  - retries: a batch whose worker died or timed out is re-queued at the
+//    front, and the worker replaced; after max_attempts a request fails with
+//    encoder_timeout;
+//  - the agent loop (observe -> decide -> act) on a timer. It is the only
+//    actor that sends enable/disable/set_ttl to the cache owner.
+// Does not own: the policy itself (core/agent_policy), HTTP, the cache.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "actors/service_board.hpp"
+#include "core/agent_policy.hpp"
+#include "core/model.hpp"
+#include "messages/messages.hpp"
+
+namespace sil {
+
+/// Creates worker number `index` (a fresh one after a restart). The default
+/// spawns `encoder_worker` detached; tests inject faulty workers.
+using worker_factory = std::function<encoder_worker_actor(caf::local_actor* parent,
+                                                          std::size_t index)>;
+
+/// Parameters of the supervisor.
+struct supervisor_config {
+  model m;
+  std::size_t workers = 2;
+  std::size_t max_batch = 32;
+  caf::timespan encoder_timeout = std::chrono::seconds{2};
+  std::size_t max_attempts = 3;
+  /// Run workers on their own threads (production); off in deterministic tests.
+  bool detached_workers = true;
+  /// Overrides how workers are made (tests).
+  worker_factory factory;
+  cache_actor cache;
+  caf::timespan agent_interval = std::chrono::seconds{1};
+  policy_config policy;
+  std::shared_ptr<service_board> board;
+};
+
+/// Spawns the supervisor and its workers.
+supervisor_actor spawn_agent_supervisor(caf::actor_system& sys, supervisor_config cfg);
+
+} // namespace sil

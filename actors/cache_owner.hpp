@@ -1,0 +1,33 @@
+// The cache owner actor: the only user of the LRU+TTL structure.
+//
+// Owns: the cache (core/lru_ttl_cache), single-flight bookkeeping, the
+// periodic TTL sweep. Lookups for a key whose embedding is being computed
+// wait, through response promises, for that one result.
+// Does not own: the decision to enable/disable (the agent sends those).
+#pragma once
+
+#include <memory>
+
+#include "actors/service_board.hpp"
+#include "core/lru_ttl_cache.hpp"
+#include "messages/messages.hpp"
+
+namespace sil {
+
+/// Parameters of the cache owner.
+struct cache_owner_config {
+  cache_config cache;
+  std::uint32_t prefix_k = 4;
+  /// Period of the TTL sweep (and of the stale single-flight check).
+  caf::timespan sweep_interval = std::chrono::seconds{1};
+  /// A computation not finished after this hands its waiters to a new
+  /// leader (the first waiter).
+  caf::timespan flight_timeout = std::chrono::seconds{10};
+  std::shared_ptr<service_board> board;
+};
+
+/// Spawns the cache owner. Fails if the cache config is invalid.
+caf::expected<cache_actor> spawn_cache_owner(caf::actor_system& sys,
+                                             const cache_owner_config& cfg);
+
+} // namespace sil

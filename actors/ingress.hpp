@@ -1,0 +1,37 @@
+// The ingress actor: orchestrates one prediction.
+//
+//   key = prefix key of the input
+//   lookup(key) at the cache owner
+//     hit    -> head(cached) -> reply (cache_hit: true)
+//     joined -> head(embedding computed for a concurrent request) -> reply
+//     lead   -> encode at the supervisor -> insert(key) -> head -> reply
+//              (on failure: abandon(key), so a waiter takes over)
+//     bypass -> encode -> insert (keeps the cache current) -> head -> reply
+//   use_cache: false -> encode -> head -> reply (the cache is not touched)
+//
+// Owns: the model's head (cheap) and the prefix length. Knows nothing of
+// HTTP: requests come as predict_request, answers leave as predict_reply or
+// an error, by response or through a callback.
+#pragma once
+
+#include "core/model.hpp"
+#include "messages/messages.hpp"
+
+namespace sil {
+
+/// Parameters of the ingress.
+struct ingress_config {
+  model m;
+  std::uint32_t prefix_k = 4;
+  cache_actor cache;
+  supervisor_actor pool;
+  /// Deadline for the cache owner's answer.
+  caf::timespan cache_timeout = std::chrono::seconds{5};
+  /// Deadline for an encode, retries included.
+  caf::timespan encode_timeout = std::chrono::seconds{10};
+};
+
+/// Spawns an ingress actor.
+ingress_actor spawn_ingress(caf::actor_system& sys, ingress_config cfg);
+
+} // namespace sil

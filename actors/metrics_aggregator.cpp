@@ -1,0 +1,274 @@
+#include "actors/metrics_aggregator.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "core/window_stats.hpp"
+
+namespace sil {
+
+namespace {
+
+namespace prom = prometheus;
+
+/// The most recent N samples.
+class ring {
+public:
+  explicit ring(std::size_t capacity) : capacity_(capacity) {
+    samples_.reserve(capacity);
+  }
+
+  void push(double x) {
+    ++count_;
+    if (samples_.size() < capacity_) {
+      samples_.push_back(x);
+    } else {
+      samples_[next_] = x;
+      next_ = (next_ + 1) % capacity_;
+    }
+  }
+
+  latency_summary summary() const {
+    auto w = summarize(samples_);
+    latency_summary out;
+    out.count = count_;
+    out.window = w.count;
+    out.mean = w.mean;
+    out.p50 = w.p50;
+    out.p95 = w.p95;
+    out.p99 = w.p99;
+    out.max = w.max;
+    return out;
+  }
+
+private:
+  std::size_t capacity_;
+  std::size_t next_ = 0;
+  std::uint64_t count_ = 0;
+  std::vector<double> samples_;
+};
+
+/// A counter that mirrors a monotonic value owned elsewhere.
+struct mirrored_counter {
+  prom::Counter* counter = nullptr;
+  std::uint64_t last = 0;
+
+  void update(std::uint64_t now) {
+    if (now > last)
+      counter->Increment(static_cast<double>(now - last));
+    last = now;
+  }
+};
+
+struct metrics_state {
+  metrics_config cfg;
+  std::shared_ptr<prom::Registry> registry = std::make_shared<prom::Registry>();
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  ring all{10000};
+  ring hits{10000};
+  ring misses{10000};
+  std::uint64_t requests = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t rejected = 0;
+
+  prom::Family<prom::Counter>* http_requests = nullptr;
+  prom::Family<prom::Histogram>* duration = nullptr;
+  prom::Family<prom::Counter>* predictions = nullptr;
+  std::vector<std::pair<mirrored_counter, std::uint64_t cache_snapshot::*>> cache_counters;
+  std::vector<std::pair<mirrored_counter, std::uint64_t pool_snapshot::*>> pool_counters;
+  prom::Gauge* cache_entries = nullptr;
+  prom::Gauge* cache_max_entries = nullptr;
+  prom::Gauge* cache_enabled = nullptr;
+  prom::Gauge* cache_ttl = nullptr;
+  prom::Gauge* cache_hit_ratio = nullptr;
+  prom::Gauge* workers = nullptr;
+  prom::Gauge* queue_depth = nullptr;
+  prom::Gauge* uptime = nullptr;
+
+  cache_snapshot last_cache;
+  pool_snapshot last_pool;
+
+  static inline const char* name = "metrics_aggregator";
+};
+
+using self_ptr = metrics_actor::stateful_pointer<metrics_state>;
+
+const prom::Histogram::BucketBoundaries& latency_buckets() {
+  static const prom::Histogram::BucketBoundaries b{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                   0.005,  0.01,    0.025,  0.05,  0.1,
+                                                   0.25,   0.5,     1.0,    2.5,   5.0};
+  return b;
+}
+
+void build_registry(metrics_state& st) {
+  auto& reg = *st.registry;
+  st.http_requests = &prom::BuildCounter()
+                        .Name("sil_http_requests_total")
+                        .Help("HTTP requests answered, by route and status code")
+                        .Register(reg);
+  st.duration = &prom::BuildHistogram()
+                   .Name("sil_request_duration_seconds")
+                   .Help("Server-side latency of successful predictions, by embedding source")
+                   .Register(reg);
+  st.predictions = &prom::BuildCounter()
+                      .Name("sil_predictions_total")
+                      .Help("Successful predictions, by embedding source")
+                      .Register(reg);
+  auto counter = [&](const char* name, const char* help) {
+    return mirrored_counter{&prom::BuildCounter().Name(name).Help(help).Register(reg).Add({}), 0};
+  };
+  auto gauge = [&](const char* name, const char* help) {
+    return &prom::BuildGauge().Name(name).Help(help).Register(reg).Add({});
+  };
+  st.cache_counters = {
+    {counter("sil_cache_hits_total", "Cache lookups served from the cache"), &cache_snapshot::hits},
+    {counter("sil_cache_misses_total", "Cache lookups not served while reuse was enabled"),
+     &cache_snapshot::misses},
+    {counter("sil_cache_expirations_total", "Entries removed because they reached the TTL"),
+     &cache_snapshot::expirations},
+    {counter("sil_cache_evictions_total", "Live entries evicted by LRU to make room"),
+     &cache_snapshot::evictions},
+    {counter("sil_cache_inserts_total", "Embeddings inserted or refreshed"),
+     &cache_snapshot::inserts},
+    {counter("sil_cache_bypasses_total", "Lookups while reuse was disabled"),
+     &cache_snapshot::bypasses},
+    {counter("sil_cache_single_flight_joins_total",
+             "Lookups that waited for a concurrent computation of the same prefix"),
+     &cache_snapshot::single_flight_joins},
+  };
+  st.pool_counters = {
+    {counter("sil_encoder_batches_total", "Batches encoded by the workers"),
+     &pool_snapshot::batches},
+    {counter("sil_encoder_items_total", "Inputs encoded by the workers"), &pool_snapshot::items},
+    {counter("sil_encoder_retries_total", "Inputs retried after a worker died or timed out"),
+     &pool_snapshot::retries},
+    {counter("sil_encoder_failures_total", "Inputs that failed after every attempt"),
+     &pool_snapshot::failures},
+    {counter("sil_encoder_restarts_total", "Workers restarted"), &pool_snapshot::restarts},
+  };
+  st.cache_entries = gauge("sil_cache_entries", "Embeddings in the cache");
+  st.cache_max_entries = gauge("sil_cache_max_entries", "Capacity of the cache");
+  st.cache_enabled = gauge("sil_cache_enabled", "1 if cached embeddings are reused");
+  st.cache_ttl = gauge("sil_cache_ttl_seconds", "Current TTL of cache entries");
+  st.cache_hit_ratio = gauge("sil_cache_hit_ratio", "hits / (hits + misses) since start");
+  st.workers = gauge("sil_encoder_workers", "Encoder workers alive");
+  st.queue_depth = gauge("sil_encoder_queue_depth", "Inputs waiting for a worker");
+  st.uptime = gauge("sil_uptime_seconds", "Seconds since the service started");
+  prom::BuildGauge()
+    .Name("sil_model_info")
+    .Help("The served model; the value is always 1")
+    .Register(reg)
+    .Add({{"name", st.cfg.model_name}, {"version", st.cfg.model_version}})
+    .Set(1);
+}
+
+void refresh(metrics_state& st) {
+  for (auto& [c, field] : st.cache_counters)
+    c.update(st.last_cache.*field);
+  for (auto& [c, field] : st.pool_counters)
+    c.update(st.last_pool.*field);
+  st.cache_entries->Set(static_cast<double>(st.last_cache.size));
+  st.cache_max_entries->Set(static_cast<double>(st.last_cache.max_size));
+  st.cache_enabled->Set(st.last_cache.enabled ? 1.0 : 0.0);
+  st.cache_ttl->Set(static_cast<double>(st.last_cache.ttl_ns) / 1e9);
+  st.cache_hit_ratio->Set(st.last_cache.hit_rate());
+  st.workers->Set(st.last_pool.workers);
+  st.queue_depth->Set(static_cast<double>(st.last_pool.queued));
+  st.uptime->Set(
+    std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count());
+}
+
+/// Fetches fresh cache and pool snapshots, then calls `k`. On a timeout the
+/// last known values are used: /stats must answer even if an actor lags.
+template <class K>
+void collect(self_ptr self, K k) {
+  auto timeout = std::chrono::seconds{1};
+  self->request(self->state.cfg.cache, timeout, stats_atom::value)
+    .then(
+      [=](cache_snapshot& c) mutable {
+        self->state.last_cache = c;
+        self->request(self->state.cfg.pool, timeout, stats_atom::value)
+          .then(
+            [=](pool_snapshot& p) mutable {
+              self->state.last_pool = p;
+              k();
+            },
+            [=](caf::error&) mutable { k(); });
+      },
+      [=](caf::error&) mutable { k(); });
+}
+
+service_snapshot make_snapshot(metrics_state& st) {
+  service_snapshot s;
+  s.cache = st.last_cache;
+  s.pool = st.last_pool;
+  s.latency = st.all.summary();
+  s.hit_latency = st.hits.summary();
+  s.miss_latency = st.misses.summary();
+  s.requests = st.requests;
+  s.errors = st.errors;
+  s.rejected_overload = st.rejected;
+  s.model_name = st.cfg.model_name;
+  s.model_version = st.cfg.model_version;
+  s.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count();
+  return s;
+}
+
+metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
+  auto& st = self->state;
+  st.all = ring{cfg.latency_window};
+  st.hits = ring{cfg.latency_window};
+  st.misses = ring{cfg.latency_window};
+  st.cfg = std::move(cfg);
+  build_registry(st);
+  return {
+    [=](outcome_atom, const request_outcome& o) {
+      auto& s = self->state;
+      s.http_requests->Add({{"route", o.route}, {"status", std::to_string(o.status)}}).Increment();
+      if (o.route != "predict")
+        return;
+      ++s.requests;
+      if (o.error_code != 0) {
+        ++s.errors;
+        if (static_cast<errc>(o.error_code) == errc::overloaded)
+          ++s.rejected;
+        return;
+      }
+      double ms = static_cast<double>(o.latency_ns) / 1e6;
+      s.all.push(ms);
+      (o.cache_hit ? s.hits : s.misses).push(ms);
+      s.duration->Add({{"source", to_string(o.source)}}, latency_buckets())
+        .Observe(static_cast<double>(o.latency_ns) / 1e9);
+      s.predictions->Add({{"source", to_string(o.source)}}).Increment();
+    },
+    [=](stats_atom) -> caf::result<service_snapshot> {
+      auto rp = self->make_response_promise<service_snapshot>();
+      collect(self, [=]() mutable { rp.deliver(make_snapshot(self->state)); });
+      return rp;
+    },
+    [=](metrics_atom) -> caf::result<std::string> {
+      auto rp = self->make_response_promise<std::string>();
+      collect(self, [=]() mutable {
+        refresh(self->state);
+        prom::TextSerializer ser;
+        rp.deliver(ser.Serialize(self->state.registry->Collect()));
+      });
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+metrics_actor spawn_metrics_aggregator(caf::actor_system& sys, metrics_config cfg) {
+  return sys.spawn(aggregator, std::move(cfg));
+}
+
+} // namespace sil

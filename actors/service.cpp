@@ -1,0 +1,98 @@
+#include "actors/service.hpp"
+
+#include <thread>
+
+#include "actors/cache_owner.hpp"
+#include "actors/ingress.hpp"
+#include "actors/metrics_aggregator.hpp"
+
+namespace sil {
+
+namespace {
+
+caf::timespan seconds(double s) {
+  return std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(s));
+}
+
+} // namespace
+
+result<model> make_model(const service_settings& s) {
+  auto cfg = preset(s.model_preset);
+  if (!cfg)
+    return error{errc::invalid_config, "model.preset: " + cfg.error().message};
+  auto m = s.model_weights.empty()
+             ? model::from_seed(*cfg, static_cast<std::uint64_t>(s.model_seed))
+             : model::load(s.model_weights, *cfg);
+  if (!m)
+    return error{m.error().code, "model.weights: " + m.error().message};
+  return m;
+}
+
+std::size_t worker_count(const service_settings& s) {
+  if (s.workers > 0)
+    return static_cast<std::size_t>(s.workers);
+  auto n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+caf::expected<service_handles> start_service(caf::actor_system& sys, const service_settings& s,
+                                             const model& m, service_options opts) {
+  service_handles h;
+  h.board = std::make_shared<service_board>();
+
+  cache_owner_config cc;
+  cc.cache.max_size = static_cast<std::size_t>(s.cache_max_size);
+  cc.cache.ttl = seconds(s.cache_ttl_seconds);
+  cc.cache.enabled = s.cache_enabled;
+  cc.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
+  cc.sweep_interval = seconds(s.cache_sweep_interval_seconds);
+  cc.flight_timeout = seconds(s.encoder_timeout_seconds * static_cast<double>(s.encoder_max_attempts) + 1.0);
+  cc.board = h.board;
+  auto cache = spawn_cache_owner(sys, cc);
+  if (!cache)
+    return std::move(cache.error());
+  h.cache = *cache;
+
+  supervisor_config sc;
+  sc.m = m;
+  sc.workers = worker_count(s);
+  sc.max_batch = static_cast<std::size_t>(s.encoder_max_batch);
+  sc.encoder_timeout = seconds(s.encoder_timeout_seconds);
+  sc.max_attempts = static_cast<std::size_t>(s.encoder_max_attempts);
+  sc.detached_workers = opts.detached_workers;
+  sc.factory = opts.factory;
+  sc.cache = h.cache;
+  sc.agent_interval = seconds(s.agent_interval_seconds);
+  sc.policy.base_ttl_seconds = s.cache_ttl_seconds;
+  sc.policy.ttl_floor_seconds = std::min(1.0, s.cache_ttl_seconds);
+  sc.board = h.board;
+  if (sc.policy.ttl_floor_seconds <= 0.0)
+    sc.policy.ttl_floor_seconds = sc.policy.base_ttl_seconds = 1.0;
+  h.supervisor = spawn_agent_supervisor(sys, std::move(sc));
+
+  ingress_config ic;
+  ic.m = m;
+  ic.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
+  ic.cache = h.cache;
+  ic.pool = h.supervisor;
+  ic.encode_timeout = seconds(s.encoder_timeout_seconds * static_cast<double>(s.encoder_max_attempts) + 1.0);
+  h.ingress = spawn_ingress(sys, std::move(ic));
+
+  metrics_config mc;
+  mc.cache = h.cache;
+  mc.pool = h.supervisor;
+  mc.model_name = m.name();
+  mc.model_version = m.version();
+  h.metrics = spawn_metrics_aggregator(sys, std::move(mc));
+  return h;
+}
+
+void stop_service(service_handles& h) {
+  auto reason = caf::exit_reason::user_shutdown;
+  caf::anon_send_exit(h.ingress, reason);
+  caf::anon_send_exit(h.metrics, reason);
+  caf::anon_send_exit(h.supervisor, reason);
+  caf::anon_send_exit(h.cache, reason);
+}
+
+} // namespace sil

@@ -1,0 +1,66 @@
+#include "config/settings.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace sil {
+
+namespace {
+
+status bad(const char* key, const std::string& rule, const std::string& got) {
+  return {errc::invalid_config, std::string{key} + " " + rule + ", got " + got};
+}
+
+template <class T>
+std::string str(T v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+status int_range(const char* key, std::int64_t v, std::int64_t lo, std::int64_t hi) {
+  if (v < lo || v > hi)
+    return bad(key, "must be in [" + str(lo) + ", " + str(hi) + "]", str(v));
+  return ok();
+}
+
+status seconds_range(const char* key, double v, double lo, double hi, bool lo_inclusive) {
+  bool low_ok = lo_inclusive ? v >= lo : v > lo;
+  if (!std::isfinite(v) || !low_ok || v > hi)
+    return bad(key,
+               std::string{"must be "} + (lo_inclusive ? ">= " : "> ") + str(lo) + " and <= "
+                 + str(hi) + " seconds",
+               str(v));
+  return ok();
+}
+
+} // namespace
+
+status validate(const service_settings& s, std::size_t input_dim) {
+  const status checks[] = {
+    int_range("port", s.port, 0, 65535),
+    s.host.empty() ? bad("host", "must not be empty", "\"\"") : ok(),
+    int_range("cache.max-size", s.cache_max_size, 1, std::int64_t{1} << 30),
+    seconds_range("cache.ttl-seconds", s.cache_ttl_seconds, 0.0, 31536000.0, true),
+    int_range("cache.prefix-k", s.cache_prefix_k, 1, static_cast<std::int64_t>(input_dim)),
+    seconds_range("cache.sweep-interval", s.cache_sweep_interval_seconds, 0.0, 3600.0, false),
+    int_range("model.seed", s.model_seed, 0, INT64_MAX),
+    int_range("workers", s.workers, 0, 256),
+    int_range("encoder.max-batch", s.encoder_max_batch, 1, 4096),
+    seconds_range("encoder.timeout", s.encoder_timeout_seconds, 0.0, 3600.0, false),
+    int_range("encoder.max-attempts", s.encoder_max_attempts, 1, 16),
+    int_range("http.threads", s.http_threads, 1, 64),
+    int_range("http.body-limit", s.http_body_limit, 64, std::int64_t{1} << 30),
+    seconds_range("http.read-timeout", s.http_read_timeout_seconds, 0.0, 3600.0, false),
+    int_range("http.max-inflight", s.http_max_inflight, 1, 1 << 20),
+    int_range("http.max-rows", s.http_max_rows, 1, 4096),
+    seconds_range("http.drain-timeout", s.http_drain_timeout_seconds, 0.0, 3600.0, true),
+    seconds_range("agent.interval", s.agent_interval_seconds, 0.0, 3600.0, false),
+  };
+  for (const auto& st : checks)
+    if (!st)
+      return st;
+  return ok();
+}
+
+} // namespace sil

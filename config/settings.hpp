@@ -1,0 +1,50 @@
+// The service's settings as plain values, and their validation.
+//
+// Owns: every tunable with its default, and the rules that make a value
+// invalid. No CAF include: config/sil_config.hpp binds these fields to CAF's
+// options (CLI, config file) and applies the environment overrides.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/error.hpp"
+
+namespace sil {
+
+/// Every setting of sil-server, with its default.
+struct service_settings {
+  // -- network
+  std::string host = "127.0.0.1";
+  std::int64_t port = 8000;
+  // -- cache
+  std::int64_t cache_max_size = 256;
+  double cache_ttl_seconds = 30.0;
+  bool cache_enabled = true;
+  std::int64_t cache_prefix_k = 4;
+  double cache_sweep_interval_seconds = 1.0;
+  // -- model
+  std::string model_preset = "base";
+  std::string model_weights;
+  std::int64_t model_seed = 42;
+  // -- encoder workers
+  std::int64_t workers = 0; // 0: one per core
+  std::int64_t encoder_max_batch = 32;
+  double encoder_timeout_seconds = 2.0;
+  std::int64_t encoder_max_attempts = 3;
+  // -- HTTP
+  std::int64_t http_threads = 2;
+  std::int64_t http_body_limit = 1 << 20;
+  double http_read_timeout_seconds = 30.0;
+  std::int64_t http_max_inflight = 1024;
+  std::int64_t http_max_rows = 64;
+  double http_drain_timeout_seconds = 10.0;
+  // -- agent
+  double agent_interval_seconds = 1.0;
+};
+
+/// Checks every value; the error message names the offending key and the
+/// value. `input_dim` is the model's D, which bounds the prefix length.
+status validate(const service_settings& s, std::size_t input_dim);
+
+} // namespace sil

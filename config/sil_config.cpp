@@ -1,0 +1,128 @@
+#include "config/sil_config.hpp"
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "messages/messages.hpp"
+
+namespace sil {
+
+sil_config::sil_config() {
+  auto& s = settings;
+  opt_group{custom_options_, "global"}
+    .add(s.host, "host", "address to listen on (default 127.0.0.1)")
+    .add(s.port, "port,p", "HTTP port (default 8000; 0 picks a free port)")
+    .add(s.workers, "workers", "encoder workers (default 0: one per core)");
+  opt_group{custom_options_, "cache"}
+    .add(s.cache_max_size, "max-size", "maximum number of cached embeddings (env CACHE_MAX_SIZE)")
+    .add(s.cache_ttl_seconds, "ttl-seconds",
+         "seconds an entry may be served, fractional allowed (env CACHE_TTL_SECONDS)")
+    .add(s.cache_enabled, "enabled", "whether cached embeddings are reused (env CACHE_ENABLED)")
+    .add(s.cache_prefix_k, "prefix-k", "number of leading feature values in the key (env PREFIX_K)")
+    .add(s.cache_sweep_interval_seconds, "sweep-interval",
+         "seconds between sweeps of expired entries");
+  opt_group{custom_options_, "model"}
+    .add(s.model_preset, "preset", "model architecture: base (default) or seed")
+    .add(s.model_weights, "weights", "weights file (docs/weights-format.md); default: seeded")
+    .add(s.model_seed, "seed", "seed of the deterministic weights (default 42)");
+  opt_group{custom_options_, "encoder"}
+    .add(s.encoder_max_batch, "max-batch", "most requests a worker encodes in one pass")
+    .add(s.encoder_timeout_seconds, "timeout", "seconds before a worker's batch is retried")
+    .add(s.encoder_max_attempts, "max-attempts", "attempts per request before 504");
+  opt_group{custom_options_, "http"}
+    .add(s.http_threads, "threads", "I/O threads")
+    .add(s.http_body_limit, "body-limit", "largest accepted request body in bytes (else 413)")
+    .add(s.http_read_timeout_seconds, "read-timeout", "seconds to receive one request")
+    .add(s.http_max_inflight, "max-inflight", "predictions in flight before 503")
+    .add(s.http_max_rows, "max-rows", "most rows per request")
+    .add(s.http_drain_timeout_seconds, "drain-timeout",
+         "seconds to finish in-flight requests on SIGINT/SIGTERM");
+  opt_group{custom_options_, "agent"}.add(s.agent_interval_seconds, "interval",
+                                         "seconds between agent observations");
+  register_message_types(*this);
+}
+
+namespace {
+
+bool given_on_cli(int argc, char** argv, const std::string& key) {
+  auto flag = "--" + key;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == flag || a.rfind(flag + "=", 0) == 0)
+      return true;
+  }
+  return false;
+}
+
+status env_error(const char* var, const char* value, const char* expected) {
+  return {errc::invalid_config, std::string{var} + ": expected " + expected + ", got '" + value
+                                  + "'"};
+}
+
+bool parse_int(const char* s, std::int64_t& out) {
+  errno = 0;
+  char* end = nullptr;
+  auto v = std::strtoll(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0')
+    return false;
+  out = v;
+  return true;
+}
+
+bool parse_double(const char* s, double& out) {
+  errno = 0;
+  char* end = nullptr;
+  auto v = std::strtod(s, &end);
+  if (errno != 0 || end == s || *end != '\0' || !std::isfinite(v))
+    return false;
+  out = v;
+  return true;
+}
+
+bool parse_bool(const char* s, bool& out) {
+  std::string v = s;
+  for (auto& c : v)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (v == "1" || v == "true" || v == "yes" || v == "on") {
+    out = true;
+    return true;
+  }
+  if (v == "0" || v == "false" || v == "no" || v == "off") {
+    out = false;
+    return true;
+  }
+  return false;
+}
+
+const char* default_getenv(const char* name) {
+  return std::getenv(name);
+}
+
+} // namespace
+
+status sil_config::apply_environment(int argc, char** argv,
+                                     const char* (*getenv_fn)(const char*)) {
+  if (getenv_fn == nullptr)
+    getenv_fn = default_getenv;
+  auto& s = settings;
+  if (auto v = getenv_fn("CACHE_MAX_SIZE"); v && !given_on_cli(argc, argv, "cache.max-size"))
+    if (!parse_int(v, s.cache_max_size))
+      return env_error("CACHE_MAX_SIZE", v, "an integer");
+  if (auto v = getenv_fn("CACHE_TTL_SECONDS");
+      v && !given_on_cli(argc, argv, "cache.ttl-seconds"))
+    if (!parse_double(v, s.cache_ttl_seconds))
+      return env_error("CACHE_TTL_SECONDS", v, "a number of seconds");
+  if (auto v = getenv_fn("CACHE_ENABLED"); v && !given_on_cli(argc, argv, "cache.enabled"))
+    if (!parse_bool(v, s.cache_enabled))
+      return env_error("CACHE_ENABLED", v, "true or false");
+  if (auto v = getenv_fn("PREFIX_K"); v && !given_on_cli(argc, argv, "cache.prefix-k"))
+    if (!parse_int(v, s.cache_prefix_k))
+      return env_error("PREFIX_K", v, "an integer");
+  return ok();
+}
+
+} // namespace sil

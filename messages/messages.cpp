@@ -1,0 +1,66 @@
+#include "messages/messages.hpp"
+
+namespace sil {
+
+const char* to_string(embedding_source s) noexcept {
+  switch (s) {
+    case embedding_source::encoder:
+      return "encoder";
+    case embedding_source::cache:
+      return "cache";
+    case embedding_source::single_flight:
+      return "single_flight";
+  }
+  return "unknown";
+}
+
+caf::error to_caf_error(const sil::error& err) {
+  return caf::error{static_cast<std::uint8_t>(err.code), error_category,
+                    caf::make_message(err.message)};
+}
+
+caf::error make_caf_error(errc code, std::string message) {
+  return to_caf_error(sil::error{code, std::move(message)});
+}
+
+sil::error from_caf_error(const caf::error& err) {
+  if (err.category() == error_category) {
+    std::string msg;
+    const auto& ctx = err.context();
+    if (ctx.match_elements<std::string>())
+      msg = ctx.get_as<std::string>(0);
+    return {static_cast<errc>(err.code()), std::move(msg)};
+  }
+  if (err == caf::sec::request_timeout)
+    return {errc::encoder_timeout, "request timed out"};
+  return {errc::internal, caf::to_string(err)};
+}
+
+void register_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<embedding>("sil::embedding");
+  cfg.add_message_type<std::vector<embedding>>("std::vector<sil::embedding>");
+  cfg.add_message_type<predict_request>("sil::predict_request");
+  cfg.add_message_type<predict_reply>("sil::predict_reply");
+  cfg.add_message_type<encode_item>("sil::encode_item");
+  cfg.add_message_type<encode_batch>("sil::encode_batch");
+  cfg.add_message_type<encoded_batch>("sil::encoded_batch");
+  cfg.add_message_type<cache_lookup>("sil::cache_lookup");
+  cfg.add_message_type<cache_snapshot>("sil::cache_snapshot");
+  cfg.add_message_type<pool_snapshot>("sil::pool_snapshot");
+  cfg.add_message_type<request_outcome>("sil::request_outcome");
+  cfg.add_message_type<service_snapshot>("sil::service_snapshot");
+  cfg.add_message_type<encoder_worker_actor>("sil::encoder_worker_actor");
+  cfg.add_message_type<supervisor_actor>("sil::supervisor_actor");
+  cfg.add_error_category(error_category, [](std::uint8_t code, caf::atom_value,
+                                            const caf::message& ctx) {
+    std::string out = "sil::";
+    out += to_string(static_cast<errc>(code));
+    if (ctx.match_elements<std::string>()) {
+      out += ": ";
+      out += ctx.get_as<std::string>(0);
+    }
+    return out;
+  });
+}
+
+} // namespace sil

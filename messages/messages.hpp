@@ -1,0 +1,339 @@
+// Message types and typed actor handles of the service (DESIGN.md §5).
+//
+// Owns: every struct that travels between actors, its inspect() overload,
+// the atoms, and the typed handle of each actor. No logic lives here.
+// Everything an encoder worker sends or receives is serializable, so workers
+// can move to other nodes (issue #6); `register_message_types` announces the
+// types and must run on every node.
+#pragma once
+
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/embedding.hpp"
+#include "core/error.hpp"
+#include "core/prefix_key.hpp"
+
+namespace sil {
+
+// -- atoms (at most 10 characters) -------------------------------------------------
+
+using predict_atom = caf::atom_constant<caf::atom("predict")>;
+using encode_atom = caf::atom_constant<caf::atom("encode")>;
+using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
+using insert_atom = caf::atom_constant<caf::atom("insert")>;
+using abandon_atom = caf::atom_constant<caf::atom("abandon")>;
+using enable_atom = caf::atom_constant<caf::atom("enable")>;
+using disable_atom = caf::atom_constant<caf::atom("disable")>;
+using set_ttl_atom = caf::atom_constant<caf::atom("set_ttl")>;
+using erase_atom = caf::atom_constant<caf::atom("erase")>;
+using clear_atom = caf::atom_constant<caf::atom("clear")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
+using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
+using observe_atom = caf::atom_constant<caf::atom("observe")>;
+
+// -- embeddings on the wire --------------------------------------------------------
+
+/// Serializes an embedding as its float vector; locally it is never copied.
+template <class Inspector>
+typename std::enable_if<Inspector::reads_state, typename Inspector::result_type>::type
+inspect(Inspector& f, const embedding& x) {
+  auto values = x.to_vector();
+  return f(caf::meta::type_name("embedding"), values);
+}
+
+template <class Inspector>
+typename std::enable_if<Inspector::writes_state, typename Inspector::result_type>::type
+inspect(Inspector& f, embedding& x) {
+  std::vector<float> values;
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    x = embedding::copy_of(values);
+    return caf::none;
+  });
+  return f(caf::meta::type_name("embedding"), values, load);
+}
+
+// -- requests ---------------------------------------------------------------------------
+
+/// A decoded, validated prediction request.
+struct predict_request {
+  /// rows x input_dim values, row-major.
+  std::vector<float> features;
+  std::uint32_t rows = 0;
+  /// false forces a fresh encode that neither reads nor writes the cache.
+  bool use_cache = true;
+  /// Refuse cached entries older than this (milliseconds); -1: no limit.
+  std::int64_t max_age_ms = -1;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, predict_request& x) {
+  return f(caf::meta::type_name("predict_request"), x.features, x.rows, x.use_cache,
+           x.max_age_ms);
+}
+
+/// Where a prediction's embedding came from.
+enum class embedding_source : std::uint8_t {
+  /// Computed for this request.
+  encoder = 0,
+  /// Served from the cache.
+  cache = 1,
+  /// Computed for a concurrent request with the same prefix (single-flight).
+  single_flight = 2,
+};
+
+const char* to_string(embedding_source s) noexcept;
+
+/// The answer to a prediction request.
+struct predict_reply {
+  float prediction = 0.0f;
+  /// True when the embedding was reused (cache or single-flight).
+  bool cache_hit = false;
+  embedding_source source = embedding_source::encoder;
+  /// Age of the reused embedding (cache hits), nanoseconds.
+  std::int64_t cache_age_ns = 0;
+  std::string model_version;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, predict_reply& x) {
+  return f(caf::meta::type_name("predict_reply"), x.prediction, x.cache_hit, x.source,
+           x.cache_age_ns, x.model_version);
+}
+
+/// Completion callback for requests from outside the actor system (the HTTP
+/// layer). Local only: it never crosses a node.
+using predict_callback = std::function<void(caf::expected<predict_reply>)>;
+
+// -- encoder ------------------------------------------------------------------------
+
+/// One input to encode.
+struct encode_item {
+  std::vector<float> features;
+  std::uint32_t rows = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, encode_item& x) {
+  return f(caf::meta::type_name("encode_item"), x.features, x.rows);
+}
+
+/// Several inputs a worker encodes in one pass.
+struct encode_batch {
+  std::vector<encode_item> items;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, encode_batch& x) {
+  return f(caf::meta::type_name("encode_batch"), x.items);
+}
+
+/// A worker's answer: one embedding per item, in order.
+struct encoded_batch {
+  std::vector<embedding> embeddings;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, encoded_batch& x) {
+  return f(caf::meta::type_name("encoded_batch"), x.embeddings);
+}
+
+// -- cache --------------------------------------------------------------------------
+
+/// What a cache lookup tells the ingress to do.
+enum class lookup_kind : std::uint8_t {
+  /// Use `value` (a cache hit).
+  hit = 0,
+  /// Nobody computes this key: compute it, then insert (or abandon).
+  lead = 1,
+  /// Another request computed it while this one waited (single-flight).
+  joined = 2,
+  /// Reuse is disabled: compute fresh (and insert to keep the cache current).
+  bypass = 3,
+};
+
+/// The cache owner's answer to a lookup.
+struct cache_lookup {
+  lookup_kind kind = lookup_kind::lead;
+  embedding value;
+  std::int64_t age_ns = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_lookup& x) {
+  return f(caf::meta::type_name("cache_lookup"), x.kind, x.value, x.age_ns);
+}
+
+/// The cache's counters and settings at one moment.
+struct cache_snapshot {
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t expirations = 0;
+  std::uint64_t evictions = 0;
+  std::uint64_t inserts = 0;
+  std::uint64_t erasures = 0;
+  std::uint64_t bypasses = 0;
+  std::uint64_t single_flight_joins = 0;
+  std::uint64_t in_flight = 0;
+  std::uint64_t size = 0;
+  std::uint64_t max_size = 0;
+  bool enabled = true;
+  std::int64_t ttl_ns = 0;
+  std::uint32_t prefix_k = 0;
+
+  double hit_rate() const noexcept {
+    auto n = hits + misses;
+    return n == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(n);
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_snapshot& x) {
+  return f(caf::meta::type_name("cache_snapshot"), x.hits, x.misses, x.expirations, x.evictions,
+           x.inserts, x.erasures, x.bypasses, x.single_flight_joins, x.in_flight, x.size,
+           x.max_size, x.enabled, x.ttl_ns, x.prefix_k);
+}
+
+// -- encoder pool / supervisor ------------------------------------------------------
+
+/// State of the encoder pool.
+struct pool_snapshot {
+  std::uint32_t workers = 0;
+  std::uint64_t batches = 0;
+  std::uint64_t items = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t failures = 0;
+  std::uint64_t restarts = 0;
+  std::uint64_t queued = 0;
+  std::uint64_t outstanding = 0;
+  std::uint64_t max_batch_seen = 0;
+  std::string agent_mode;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_snapshot& x) {
+  return f(caf::meta::type_name("pool_snapshot"), x.workers, x.batches, x.items, x.retries,
+           x.failures, x.restarts, x.queued, x.outstanding, x.max_batch_seen, x.agent_mode);
+}
+
+// -- metrics -------------------------------------------------------------------------
+
+/// One finished HTTP request, as the metrics aggregator records it.
+struct request_outcome {
+  /// HTTP-independent outcome: 0 for success, else the errc value.
+  std::uint8_t error_code = 0;
+  /// The status the client saw (recorded as a label, not interpreted).
+  std::uint16_t status = 200;
+  /// Route label: "predict", "health", "stats", "metrics", "other".
+  std::string route;
+  embedding_source source = embedding_source::encoder;
+  bool cache_hit = false;
+  std::int64_t latency_ns = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, request_outcome& x) {
+  return f(caf::meta::type_name("request_outcome"), x.error_code, x.status, x.route, x.source,
+           x.cache_hit, x.latency_ns);
+}
+
+/// Latency percentiles over the most recent requests, milliseconds.
+struct latency_summary {
+  std::uint64_t count = 0;
+  std::uint64_t window = 0;
+  double mean = 0.0;
+  double p50 = 0.0;
+  double p95 = 0.0;
+  double p99 = 0.0;
+  double max = 0.0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, latency_summary& x) {
+  return f(caf::meta::type_name("latency_summary"), x.count, x.window, x.mean, x.p50, x.p95,
+           x.p99, x.max);
+}
+
+/// Everything /stats shows.
+struct service_snapshot {
+  cache_snapshot cache;
+  pool_snapshot pool;
+  latency_summary latency;
+  latency_summary hit_latency;
+  latency_summary miss_latency;
+  std::uint64_t requests = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t rejected_overload = 0;
+  std::string model_name;
+  std::string model_version;
+  double uptime_s = 0.0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, service_snapshot& x) {
+  return f(caf::meta::type_name("service_snapshot"), x.cache, x.pool, x.latency, x.hit_latency,
+           x.miss_latency, x.requests, x.errors, x.rejected_overload, x.model_name,
+           x.model_version, x.uptime_s);
+}
+
+// -- typed actor handles ---------------------------------------------------------------
+
+/// Encodes batches. Runs locally (detached) or on a worker node.
+using encoder_worker_actor =
+  caf::typed_actor<caf::replies_to<encode_atom, encode_batch>::with<encoded_batch>>;
+
+/// Owns the LRU+TTL cache and single-flight.
+using cache_actor = caf::typed_actor<
+  caf::replies_to<lookup_atom, prefix_key, std::int64_t>::with<cache_lookup>,
+  caf::reacts_to<insert_atom, prefix_key, embedding>,
+  caf::reacts_to<abandon_atom, prefix_key>, caf::replies_to<enable_atom>::with<bool>,
+  caf::replies_to<disable_atom>::with<bool>,
+  caf::replies_to<set_ttl_atom, std::int64_t>::with<std::int64_t>,
+  caf::replies_to<erase_atom, prefix_key>::with<bool>,
+  caf::replies_to<clear_atom>::with<std::uint64_t>,
+  caf::replies_to<stats_atom>::with<cache_snapshot>, caf::reacts_to<sweep_atom>>;
+
+/// The agent supervisor: owns the encoder workers (routing, batching, retry,
+/// restart) and the agent loop.
+using supervisor_actor =
+  caf::typed_actor<caf::replies_to<encode_atom, encode_item>::with<embedding>,
+                   caf::replies_to<stats_atom>::with<pool_snapshot>,
+                   caf::reacts_to<observe_atom>>;
+
+/// Collects request outcomes; answers /stats and /metrics.
+using metrics_actor = caf::typed_actor<caf::reacts_to<outcome_atom, request_outcome>,
+                                       caf::replies_to<stats_atom>::with<service_snapshot>,
+                                       caf::replies_to<metrics_atom>::with<std::string>>;
+
+/// Orchestrates predictions.
+using ingress_actor =
+  caf::typed_actor<caf::replies_to<predict_atom, predict_request>::with<predict_reply>,
+                   caf::reacts_to<predict_atom, predict_request, predict_callback>>;
+
+// -- errors ---------------------------------------------------------------------------
+
+/// The CAF error category of sil::errc.
+constexpr caf::atom_value error_category = caf::atom("sil");
+
+/// Wraps a core error as a caf::error (category "sil", message as context).
+caf::error to_caf_error(const sil::error& err);
+
+/// Shorthand for to_caf_error({code, message}).
+caf::error make_caf_error(errc code, std::string message);
+
+/// Recovers a sil::error from a caf::error; foreign errors become
+/// errc::internal (or encoder_timeout for request timeouts) with CAF's text.
+sil::error from_caf_error(const caf::error& err);
+
+/// Announces every message type and handle; call on every node.
+void register_message_types(caf::actor_system_config& cfg);
+
+} // namespace sil
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sil::predict_callback)
