@@ -93,9 +93,9 @@ void requeue(self_ptr self, std::vector<job>& jobs, const caf::error& why) {
   for (auto i = jobs.rbegin(); i != jobs.rend(); ++i) {
     if (++i->attempts >= st.cfg.max_attempts) {
       ++st.stats.failures;
-      i->rp.deliver(make_caf_error(errc::encoder_timeout,
-                                   "encoder failed " + std::to_string(i->attempts)
-                                     + " times; last error: " + caf::to_string(why)));
+      i->rp.deliver(
+        make_caf_error(errc::encoder_timeout, "encoder failed " + std::to_string(i->attempts)
+                                                + " times; last error: " + caf::to_string(why)));
     } else {
       ++st.stats.retries;
       st.queue.push_front(std::move(*i));
@@ -192,7 +192,7 @@ void observe(self_ptr self) {
           case agent_action::shorten_ttl:
           case agent_action::restore_ttl:
             caf::anon_send(s.cfg.cache, set_ttl_atom::value,
-                       static_cast<std::int64_t>(d.next.ttl_seconds * 1e9));
+                           static_cast<std::int64_t>(d.next.ttl_seconds * 1e9));
             break;
         }
       },

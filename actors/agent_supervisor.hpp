@@ -25,8 +25,8 @@ namespace sil {
 
 /// Creates worker number `index` (a fresh one after a restart). The default
 /// spawns `encoder_worker` detached; tests inject faulty workers.
-using worker_factory = std::function<encoder_worker_actor(caf::local_actor* parent,
-                                                          std::size_t index)>;
+using worker_factory
+  = std::function<encoder_worker_actor(caf::local_actor* parent, std::size_t index)>;
 
 /// Parameters of the supervisor.
 struct supervisor_config {

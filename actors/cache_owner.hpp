@@ -27,7 +27,6 @@ struct cache_owner_config {
 };
 
 /// Spawns the cache owner. Fails if the cache config is invalid.
-caf::expected<cache_actor> spawn_cache_owner(caf::actor_system& sys,
-                                             const cache_owner_config& cfg);
+caf::expected<cache_actor> spawn_cache_owner(caf::actor_system& sys, const cache_owner_config& cfg);
 
 } // namespace sil

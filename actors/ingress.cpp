@@ -28,11 +28,12 @@ predict_reply make_reply(self_ptr self, const embedding& e, embedding_source src
 }
 
 /// Encodes `req` at the pool; on success optionally inserts under `key`.
-void encode_fresh(self_ptr self, std::shared_ptr<predict_request> req, prefix_key key,
-                  bool insert, bool leader, done_fn done) {
+void encode_fresh(self_ptr self, std::shared_ptr<predict_request> req, prefix_key key, bool insert,
+                  bool leader, done_fn done) {
   auto& cfg = self->state.cfg;
-  self->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
-                encode_item{req->features, req->rows})
+  self
+    ->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
+              encode_item{req->features, req->rows})
     .then(
       [=](embedding& e) {
         if (insert)
@@ -80,7 +81,7 @@ void handle(self_ptr self, predict_request&& in, done_fn done) {
       },
       [=](caf::error& err) {
         // The cache is an optimization, never a dependency: compute fresh.
-        (void) err;
+        (void)err;
         encode_fresh(self, req, *key, false, false, done);
       });
 }

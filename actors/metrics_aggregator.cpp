@@ -21,7 +21,8 @@ namespace prom = prometheus;
 /// The most recent N samples.
 class ring {
 public:
-  explicit ring(std::size_t capacity) : capacity_(capacity) {
+  explicit ring(std::size_t capacity)
+    : capacity_(capacity) {
     samples_.reserve(capacity);
   }
 

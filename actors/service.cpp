@@ -46,7 +46,8 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   cc.cache.enabled = s.cache_enabled;
   cc.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
   cc.sweep_interval = seconds(s.cache_sweep_interval_seconds);
-  cc.flight_timeout = seconds(s.encoder_timeout_seconds * static_cast<double>(s.encoder_max_attempts) + 1.0);
+  cc.flight_timeout
+    = seconds(s.encoder_timeout_seconds * static_cast<double>(s.encoder_max_attempts) + 1.0);
   cc.board = h.board;
   auto cache = spawn_cache_owner(sys, cc);
   if (!cache)
@@ -75,7 +76,8 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   ic.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
   ic.cache = h.cache;
   ic.pool = h.supervisor;
-  ic.encode_timeout = seconds(s.encoder_timeout_seconds * static_cast<double>(s.encoder_max_attempts) + 1.0);
+  ic.encode_timeout
+    = seconds(s.encoder_timeout_seconds * static_cast<double>(s.encoder_max_attempts) + 1.0);
   h.ingress = spawn_ingress(sys, std::move(ic));
 
   metrics_config mc;

@@ -28,8 +28,8 @@ status seconds_range(const char* key, double v, double lo, double hi, bool lo_in
   bool low_ok = lo_inclusive ? v >= lo : v > lo;
   if (!std::isfinite(v) || !low_ok || v > hi)
     return bad(key,
-               std::string{"must be "} + (lo_inclusive ? ">= " : "> ") + str(lo) + " and <= "
-                 + str(hi) + " seconds",
+               std::string{"must be "} + (lo_inclusive ? ">= " : "> ") + str(lo)
+                 + " and <= " + str(hi) + " seconds",
                str(v));
   return ok();
 }

@@ -42,7 +42,7 @@ sil_config::sil_config() {
     .add(s.http_drain_timeout_seconds, "drain-timeout",
          "seconds to finish in-flight requests on SIGINT/SIGTERM");
   opt_group{custom_options_, "agent"}.add(s.agent_interval_seconds, "interval",
-                                         "seconds between agent observations");
+                                          "seconds between agent observations");
   register_message_types(*this);
 }
 
@@ -59,8 +59,8 @@ bool given_on_cli(int argc, char** argv, const std::string& key) {
 }
 
 status env_error(const char* var, const char* value, const char* expected) {
-  return {errc::invalid_config, std::string{var} + ": expected " + expected + ", got '" + value
-                                  + "'"};
+  return {errc::invalid_config,
+          std::string{var} + ": expected " + expected + ", got '" + value + "'"};
 }
 
 bool parse_int(const char* s, std::int64_t& out) {
@@ -104,16 +104,14 @@ const char* default_getenv(const char* name) {
 
 } // namespace
 
-status sil_config::apply_environment(int argc, char** argv,
-                                     const char* (*getenv_fn)(const char*)) {
+status sil_config::apply_environment(int argc, char** argv, const char* (*getenv_fn)(const char*)) {
   if (getenv_fn == nullptr)
     getenv_fn = default_getenv;
   auto& s = settings;
   if (auto v = getenv_fn("CACHE_MAX_SIZE"); v && !given_on_cli(argc, argv, "cache.max-size"))
     if (!parse_int(v, s.cache_max_size))
       return env_error("CACHE_MAX_SIZE", v, "an integer");
-  if (auto v = getenv_fn("CACHE_TTL_SECONDS");
-      v && !given_on_cli(argc, argv, "cache.ttl-seconds"))
+  if (auto v = getenv_fn("CACHE_TTL_SECONDS"); v && !given_on_cli(argc, argv, "cache.ttl-seconds"))
     if (!parse_double(v, s.cache_ttl_seconds))
       return env_error("CACHE_TTL_SECONDS", v, "a number of seconds");
   if (auto v = getenv_fn("CACHE_ENABLED"); v && !given_on_cli(argc, argv, "cache.enabled"))

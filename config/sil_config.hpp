@@ -24,8 +24,7 @@ public:
   /// Applies the environment overrides for keys not given on the command
   /// line. `getenv` is injectable for tests. Fails with invalid_config
   /// naming the variable if a value does not parse.
-  status apply_environment(int argc, char** argv,
-                           const char* (*getenv_fn)(const char*) = nullptr);
+  status apply_environment(int argc, char** argv, const char* (*getenv_fn)(const char*) = nullptr);
 
   /// The values after parse() and apply_environment().
   service_settings settings;

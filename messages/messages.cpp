@@ -51,16 +51,16 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<service_snapshot>("sil::service_snapshot");
   cfg.add_message_type<encoder_worker_actor>("sil::encoder_worker_actor");
   cfg.add_message_type<supervisor_actor>("sil::supervisor_actor");
-  cfg.add_error_category(error_category, [](std::uint8_t code, caf::atom_value,
-                                            const caf::message& ctx) {
-    std::string out = "sil::";
-    out += to_string(static_cast<errc>(code));
-    if (ctx.match_elements<std::string>()) {
-      out += ": ";
-      out += ctx.get_as<std::string>(0);
-    }
-    return out;
-  });
+  cfg.add_error_category(error_category,
+                         [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
+                           std::string out = "sil::";
+                           out += to_string(static_cast<errc>(code));
+                           if (ctx.match_elements<std::string>()) {
+                             out += ": ";
+                             out += ctx.get_as<std::string>(0);
+                           }
+                           return out;
+                         });
 }
 
 } // namespace sil

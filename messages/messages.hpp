@@ -74,8 +74,7 @@ struct predict_request {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, predict_request& x) {
-  return f(caf::meta::type_name("predict_request"), x.features, x.rows, x.use_cache,
-           x.max_age_ms);
+  return f(caf::meta::type_name("predict_request"), x.features, x.rows, x.use_cache, x.max_age_ms);
 }
 
 /// Where a prediction's embedding came from.
@@ -256,8 +255,8 @@ struct latency_summary {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, latency_summary& x) {
-  return f(caf::meta::type_name("latency_summary"), x.count, x.window, x.mean, x.p50, x.p95,
-           x.p99, x.max);
+  return f(caf::meta::type_name("latency_summary"), x.count, x.window, x.mean, x.p50, x.p95, x.p99,
+           x.max);
 }
 
 /// Everything /stats shows.
@@ -278,22 +277,21 @@ struct service_snapshot {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, service_snapshot& x) {
   return f(caf::meta::type_name("service_snapshot"), x.cache, x.pool, x.latency, x.hit_latency,
-           x.miss_latency, x.requests, x.errors, x.rejected_overload, x.model_name,
-           x.model_version, x.uptime_s);
+           x.miss_latency, x.requests, x.errors, x.rejected_overload, x.model_name, x.model_version,
+           x.uptime_s);
 }
 
 // -- typed actor handles ---------------------------------------------------------------
 
 /// Encodes batches. Runs locally (detached) or on a worker node.
-using encoder_worker_actor =
-  caf::typed_actor<caf::replies_to<encode_atom, encode_batch>::with<encoded_batch>>;
+using encoder_worker_actor
+  = caf::typed_actor<caf::replies_to<encode_atom, encode_batch>::with<encoded_batch>>;
 
 /// Owns the LRU+TTL cache and single-flight.
 using cache_actor = caf::typed_actor<
   caf::replies_to<lookup_atom, prefix_key, std::int64_t>::with<cache_lookup>,
-  caf::reacts_to<insert_atom, prefix_key, embedding>,
-  caf::reacts_to<abandon_atom, prefix_key>, caf::replies_to<enable_atom>::with<bool>,
-  caf::replies_to<disable_atom>::with<bool>,
+  caf::reacts_to<insert_atom, prefix_key, embedding>, caf::reacts_to<abandon_atom, prefix_key>,
+  caf::replies_to<enable_atom>::with<bool>, caf::replies_to<disable_atom>::with<bool>,
   caf::replies_to<set_ttl_atom, std::int64_t>::with<std::int64_t>,
   caf::replies_to<erase_atom, prefix_key>::with<bool>,
   caf::replies_to<clear_atom>::with<std::uint64_t>,
@@ -301,10 +299,10 @@ using cache_actor = caf::typed_actor<
 
 /// The agent supervisor: owns the encoder workers (routing, batching, retry,
 /// restart) and the agent loop.
-using supervisor_actor =
-  caf::typed_actor<caf::replies_to<encode_atom, encode_item>::with<embedding>,
-                   caf::replies_to<stats_atom>::with<pool_snapshot>,
-                   caf::reacts_to<observe_atom>>;
+using supervisor_actor
+  = caf::typed_actor<caf::replies_to<encode_atom, encode_item>::with<embedding>,
+                     caf::replies_to<stats_atom>::with<pool_snapshot>,
+                     caf::reacts_to<observe_atom>>;
 
 /// Collects request outcomes; answers /stats and /metrics.
 using metrics_actor = caf::typed_actor<caf::reacts_to<outcome_atom, request_outcome>,
@@ -312,9 +310,9 @@ using metrics_actor = caf::typed_actor<caf::reacts_to<outcome_atom, request_outc
                                        caf::replies_to<metrics_atom>::with<std::string>>;
 
 /// Orchestrates predictions.
-using ingress_actor =
-  caf::typed_actor<caf::replies_to<predict_atom, predict_request>::with<predict_reply>,
-                   caf::reacts_to<predict_atom, predict_request, predict_callback>>;
+using ingress_actor
+  = caf::typed_actor<caf::replies_to<predict_atom, predict_request>::with<predict_reply>,
+                     caf::reacts_to<predict_atom, predict_request, predict_callback>>;
 
 // -- errors ---------------------------------------------------------------------------
 

@@ -1,0 +1,391 @@
+#include "http/codec.hpp"
+
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace sil::http_api {
+
+namespace {
+
+using json = nlohmann::json;
+
+/// SAX handler that parses straight into the request's float buffer: no DOM,
+/// one pass, and it stops at the first problem.
+class predict_sax {
+public:
+  explicit predict_sax(const decode_limits& limits)
+    : limits_(limits) {
+    req_.features.reserve(limits.input_dim);
+  }
+
+  // -- scalar values ---------------------------------------------------------
+
+  bool null() {
+    return scalar("null");
+  }
+
+  bool boolean(bool v) {
+    if (state_ == state::use_cache_value) {
+      req_.use_cache = v;
+      state_ = state::top;
+      return true;
+    }
+    return scalar("a boolean");
+  }
+
+  bool number_integer(json::number_integer_t v) {
+    return number(static_cast<double>(v), true);
+  }
+
+  bool number_unsigned(json::number_unsigned_t v) {
+    return number(static_cast<double>(v), true);
+  }
+
+  bool number_float(json::number_float_t v, const json::string_t&) {
+    return number(v, false);
+  }
+
+  bool string(json::string_t&) {
+    return scalar("a string");
+  }
+
+  bool binary(json::binary_t&) {
+    return scalar("binary data");
+  }
+
+  // -- structure -------------------------------------------------------------
+
+  bool start_object(std::size_t) {
+    if (skip_depth_ > 0) {
+      ++skip_depth_;
+      return true;
+    }
+    switch (state_) {
+      case state::start:
+        state_ = state::top;
+        return true;
+      case state::skip_value:
+        skip_depth_ = 1;
+        return true;
+      default:
+        return scalar("an object");
+    }
+  }
+
+  bool end_object() {
+    if (skip_depth_ > 0)
+      return end_skipped();
+    state_ = state::done;
+    return true;
+  }
+
+  bool key(json::string_t& k) {
+    if (skip_depth_ > 0)
+      return true;
+    if (k == "features") {
+      if (seen_features_)
+        return fail("field 'features' appears twice");
+      seen_features_ = true;
+      state_ = state::features_value;
+    } else if (k == "use_cache") {
+      state_ = state::use_cache_value;
+    } else if (k == "max_age_ms") {
+      state_ = state::max_age_value;
+    } else {
+      state_ = state::skip_value; // unknown fields are ignored
+    }
+    return true;
+  }
+
+  bool start_array(std::size_t) {
+    if (skip_depth_ > 0) {
+      ++skip_depth_;
+      return true;
+    }
+    switch (state_) {
+      case state::features_value:
+        state_ = state::in_features;
+        return true;
+      case state::in_features:
+        if (rows_ == limits_.max_rows)
+          return fail("'features' has more than " + std::to_string(limits_.max_rows)
+                      + " rows, the limit");
+        state_ = state::in_row;
+        row_len_ = 0;
+        return true;
+      case state::skip_value:
+        skip_depth_ = 1;
+        return true;
+      case state::start:
+        return fail("the body must be a JSON object, not an array");
+      default:
+        return scalar("an array");
+    }
+  }
+
+  bool end_array() {
+    if (skip_depth_ > 0)
+      return end_skipped();
+    if (state_ == state::in_row) {
+      if (row_len_ != limits_.input_dim)
+        return fail("row " + std::to_string(rows_) + " has " + std::to_string(row_len_)
+                    + " values, expected " + std::to_string(limits_.input_dim));
+      ++rows_;
+      state_ = state::in_features;
+      return true;
+    }
+    // End of 'features'.
+    state_ = state::top;
+    return true;
+  }
+
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) {
+    if (error_.empty()) {
+      // nlohmann's text starts with "[json.exception.parse_error.101] ".
+      std::string what = ex.what();
+      if (auto p = what.find("] "); p != std::string::npos)
+        what.erase(0, p + 2);
+      error_ = "malformed JSON: " + what;
+    }
+    return false;
+  }
+
+  // -- results ---------------------------------------------------------------
+
+  result<predict_request> finish() {
+    if (!error_.empty())
+      return error{errc::bad_request, error_};
+    if (state_ != state::done)
+      return error{errc::bad_request, "malformed JSON: the body ends early"};
+    if (!seen_features_)
+      return error{errc::bad_request, "missing field 'features'"};
+    if (rows_ == 0)
+      return error{errc::bad_request, "'features' must have at least 1 row"};
+    req_.rows = static_cast<std::uint32_t>(rows_);
+    return std::move(req_);
+  }
+
+private:
+  enum class state {
+    start,
+    top,
+    features_value,
+    in_features,
+    in_row,
+    use_cache_value,
+    max_age_value,
+    skip_value,
+    done,
+  };
+
+  bool fail(std::string msg) {
+    if (error_.empty())
+      error_ = std::move(msg);
+    return false;
+  }
+
+  bool end_skipped() {
+    if (--skip_depth_ == 0)
+      state_ = state::top;
+    return true;
+  }
+
+  std::string where() const {
+    return "features[" + std::to_string(rows_) + "][" + std::to_string(row_len_) + "]";
+  }
+
+  /// A scalar (or a structure) where it does not belong.
+  bool scalar(const char* what) {
+    if (skip_depth_ > 0)
+      return true;
+    switch (state_) {
+      case state::skip_value:
+        state_ = state::top;
+        return true;
+      case state::start:
+        return fail(std::string{"the body must be a JSON object, not "} + what);
+      case state::features_value:
+        return fail(std::string{"'features' must be an array of rows, not "} + what);
+      case state::in_features:
+        return fail("row " + std::to_string(rows_) + " must be an array of "
+                    + std::to_string(limits_.input_dim) + " numbers, not " + what);
+      case state::in_row:
+        return fail(where() + " must be a number, not " + what);
+      case state::use_cache_value:
+        return fail(std::string{"'use_cache' must be true or false, not "} + what);
+      case state::max_age_value:
+        return fail(std::string{"'max_age_ms' must be a non-negative integer, not "} + what);
+      default:
+        return fail(std::string{"unexpected "} + what);
+    }
+  }
+
+  bool number(double v, bool integral) {
+    if (skip_depth_ > 0)
+      return true;
+    switch (state_) {
+      case state::in_row:
+        if (row_len_ == limits_.input_dim)
+          return fail("row " + std::to_string(rows_) + " has more than "
+                      + std::to_string(limits_.input_dim) + " values");
+        if (!std::isfinite(v) || std::fabs(v) > static_cast<double>(FLT_MAX))
+          return fail(where() + " is not a finite 32-bit float");
+        req_.features.push_back(static_cast<float>(v));
+        ++row_len_;
+        return true;
+      case state::max_age_value:
+        if (!integral || v < 0 || v > 9.2e15)
+          return fail("'max_age_ms' must be a non-negative integer");
+        req_.max_age_ms = static_cast<std::int64_t>(v);
+        state_ = state::top;
+        return true;
+      default:
+        return scalar("a number");
+    }
+  }
+
+  decode_limits limits_;
+  predict_request req_;
+  state state_ = state::start;
+  std::size_t skip_depth_ = 0;
+  std::size_t rows_ = 0;
+  std::size_t row_len_ = 0;
+  bool seen_features_ = false;
+  std::string error_;
+};
+
+std::string fmt_double(const char* pattern, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, pattern, v);
+  return buf;
+}
+
+json latency_json(const latency_summary& l) {
+  return {{"count", l.count}, {"window", l.window}, {"mean", l.mean}, {"p50", l.p50},
+          {"p95", l.p95},     {"p99", l.p99},       {"max", l.max}};
+}
+
+} // namespace
+
+result<predict_request> decode_predict(std::string_view body, const decode_limits& limits) {
+  predict_sax sax{limits};
+  try {
+    json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::json, true);
+  } catch (const std::exception& e) {
+    // sax_parse reports through parse_error(); this is the last line of
+    // defence at the decoding edge.
+    return error{errc::bad_request, std::string{"malformed JSON: "} + e.what()};
+  }
+  return sax.finish();
+}
+
+std::string encode_predict(const predict_reply& r, double latency_ms) {
+  char buf[320];
+  int n = std::snprintf(buf, sizeof buf,
+                        "{\"prediction\":%.9g,\"cache_hit\":%s,\"latency_ms\":%.4f,"
+                        "\"source\":\"%s\",\"model_version\":\"%s\"",
+                        static_cast<double>(r.prediction), r.cache_hit ? "true" : "false",
+                        latency_ms, to_string(r.source), r.model_version.c_str());
+  std::string out(buf, static_cast<std::size_t>(n > 0 ? std::min<int>(n, sizeof buf - 1) : 0));
+  if (r.source == embedding_source::cache)
+    out += ",\"cache_age_ms\":" + fmt_double("%.3f", static_cast<double>(r.cache_age_ns) / 1e6);
+  out += '}';
+  return out;
+}
+
+std::string encode_error(const error& e) {
+  json j = {{"error", {{"code", to_string(e.code)}, {"message", e.message}}}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string encode_stats(const service_snapshot& s) {
+  const auto& c = s.cache;
+  json j = {
+    {"cache",
+     {{"policy", "LRU+TTL"},
+      {"enabled", c.enabled},
+      {"size", c.size},
+      {"max_size", c.max_size},
+      {"ttl_seconds", static_cast<double>(c.ttl_ns) / 1e9},
+      {"prefix_k", c.prefix_k},
+      {"hits", c.hits},
+      {"misses", c.misses},
+      {"expired", c.expirations},
+      {"evictions", c.evictions},
+      {"inserts", c.inserts},
+      {"erasures", c.erasures},
+      {"bypasses", c.bypasses},
+      {"single_flight_joins", c.single_flight_joins},
+      {"in_flight", c.in_flight},
+      {"hit_rate", c.hit_rate()}}},
+    {"latency", latency_json(s.latency)},
+    {"latency_hit", latency_json(s.hit_latency)},
+    {"latency_miss", latency_json(s.miss_latency)},
+    {"requests",
+     {{"predict", s.requests}, {"errors", s.errors}, {"rejected_overload", s.rejected_overload}}},
+    {"encoder",
+     {{"workers", s.pool.workers},
+      {"batches", s.pool.batches},
+      {"items", s.pool.items},
+      {"largest_batch", s.pool.max_batch_seen},
+      {"retries", s.pool.retries},
+      {"failures", s.pool.failures},
+      {"restarts", s.pool.restarts},
+      {"queued", s.pool.queued},
+      {"outstanding", s.pool.outstanding}}},
+    {"agent", {{"mode", s.pool.agent_mode}}},
+    {"model", {{"name", s.model_name}, {"version", s.model_version}}},
+    {"uptime_seconds", s.uptime_s},
+  };
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string encode_health(bool cache_enabled, std::uint32_t workers, std::string_view version) {
+  std::string out = "{\"status\":\"";
+  out += workers > 0 ? "ok" : "degraded";
+  out += "\",\"cache_enabled\":";
+  out += cache_enabled ? "true" : "false";
+  out += ",\"workers\":" + std::to_string(workers) + ",\"model_version\":\"";
+  out.append(version.data(), version.size());
+  out += "\"}";
+  return out;
+}
+
+unsigned status_for(errc code) noexcept {
+  switch (code) {
+    case errc::invalid_argument:
+    case errc::bad_request:
+    case errc::non_finite:
+    case errc::shape_mismatch:
+      return 400;
+    case errc::unauthorized:
+      return 401;
+    case errc::forbidden:
+      return 403;
+    case errc::not_found:
+      return 404;
+    case errc::method_not_allowed:
+      return 405;
+    case errc::payload_too_large:
+      return 413;
+    case errc::unsupported_media_type:
+      return 415;
+    case errc::overloaded:
+    case errc::unavailable:
+      return 503;
+    case errc::encoder_timeout:
+      return 504;
+    case errc::invalid_config:
+    case errc::io_error:
+    case errc::bad_format:
+    case errc::internal:
+      return 500;
+  }
+  return 500;
+}
+
+} // namespace sil::http_api

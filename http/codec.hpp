@@ -1,0 +1,45 @@
+// JSON <-> message codec of the HTTP API (DESIGN.md §2), and the one
+// function that maps errors to HTTP statuses.
+//
+// Owns: decoding and validating /predict bodies (one place), encoding every
+// response body, and errc -> status. No Beast include: it is plain text in,
+// plain text out, and unit-tested directly.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+#include "messages/messages.hpp"
+
+namespace sil::http_api {
+
+/// What a /predict body may contain.
+struct decode_limits {
+  std::size_t input_dim = 32;
+  std::size_t max_rows = 64;
+};
+
+/// Parses and validates a /predict body: {"features": [[D numbers], ...],
+/// "use_cache": bool (optional), "max_age_ms": integer >= 0 (optional)}.
+/// Unknown fields are ignored. Every failure is errc::bad_request with a
+/// message that says what is wrong and where. Never throws.
+result<predict_request> decode_predict(std::string_view body, const decode_limits& limits);
+
+/// {"prediction": ..., "cache_hit": ..., "latency_ms": ..., ...}
+std::string encode_predict(const predict_reply& r, double latency_ms);
+
+/// {"error": {"code": "...", "message": "..."}}
+std::string encode_error(const error& e);
+
+/// The /stats body.
+std::string encode_stats(const service_snapshot& s);
+
+/// The /health body.
+std::string encode_health(bool cache_enabled, std::uint32_t workers, std::string_view version);
+
+/// The HTTP status for an error code: the only place this mapping exists.
+unsigned status_for(errc code) noexcept;
+
+} // namespace sil::http_api

@@ -1,0 +1,427 @@
+#include "http/server.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <caf/all.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "http/codec.hpp"
+
+namespace sil {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+
+struct http_server::impl {
+  impl(caf::actor_system& s, const http_config& c, const service_handles& h)
+    : sys(s)
+    , cfg(c)
+    , svc(h)
+    , acceptor(ioc)
+    , signals(ioc, SIGINT, SIGTERM) {
+    // nop
+  }
+
+  caf::actor_system& sys;
+  http_config cfg;
+  service_handles svc;
+  asio::io_context ioc;
+  tcp::acceptor acceptor;
+  asio::signal_set signals;
+  std::vector<std::thread> threads;
+  /// Predictions accepted and not yet written back (the in-flight cap).
+  std::atomic<std::size_t> inflight{0};
+  /// Any request being handled, for draining on shutdown.
+  std::atomic<std::size_t> active{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool signalled = false; // guarded by mu
+
+  void do_accept();
+};
+
+namespace {
+
+/// Asks a typed actor from outside the actor system without blocking: a
+/// one-shot actor sends the request and hands the answer to `done`.
+template <class R, class Handle, class Done, class... Ts>
+void ask(caf::actor_system& sys, const Handle& dst, caf::timespan timeout, Done done, Ts... xs) {
+  sys.spawn([=](caf::event_based_actor* self) {
+    self->request(dst, timeout, xs...)
+      .then([=](R& r) { done(caf::expected<R>{std::move(r)}); },
+            [=](caf::error& e) { done(caf::expected<R>{std::move(e)}); });
+  });
+}
+
+bool is_json(beast::string_view ct) {
+  // "application/json", optionally with parameters such as "; charset=utf-8".
+  auto semi = ct.find(';');
+  auto type = ct.substr(0, semi);
+  while (!type.empty() && type.back() == ' ')
+    type.remove_suffix(1);
+  return beast::iequals(type, "application/json");
+}
+
+/// One connection: read a request, answer it, repeat while keep-alive.
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(tcp::socket&& socket, http_server::impl& srv)
+    : stream_(std::move(socket))
+    , srv_(srv) {
+    // nop
+  }
+
+  void run() {
+    asio::dispatch(stream_.get_executor(),
+                   beast::bind_front_handler(&session::do_read, shared_from_this()));
+  }
+
+private:
+  // -- read ------------------------------------------------------------------
+
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(srv_.cfg.body_limit);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(srv_.cfg.read_timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    // A clean close by the client, or an idle keep-alive connection.
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout
+        || ec == asio::error::operation_aborted)
+      return close();
+    if (ec == bhttp::error::body_limit) {
+      keep_alive_ = false;
+      route_ = "other";
+      return send_error(
+        {errc::payload_too_large,
+         "request body exceeds the limit of " + std::to_string(srv_.cfg.body_limit) + " bytes"});
+    }
+    if (ec) {
+      // Malformed HTTP gets a 400; a broken connection just closes.
+      if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) {
+        keep_alive_ = false;
+        route_ = "other";
+        return send_error({errc::bad_request, "malformed HTTP request: " + ec.message()});
+      }
+      return close();
+    }
+    stream_.expires_never();
+    handle(parser_->release());
+  }
+
+  // -- route -----------------------------------------------------------------
+
+  void handle(bhttp::request<bhttp::string_body>&& req) {
+    start_ = clock_type::now();
+    version_ = req.version();
+    keep_alive_ = req.keep_alive();
+    ++srv_.active;
+    counted_active_ = true;
+    auto target = req.target();
+    if (auto q = target.find('?'); q != beast::string_view::npos)
+      target = target.substr(0, q);
+    auto get_only = [&](const char* name) {
+      route_ = name;
+      if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+        allow_ = "GET";
+        send_error({errc::method_not_allowed, std::string{"use GET for /"} + name + ", not "
+                                                + std::string{req.method_string()}});
+        return false;
+      }
+      return true;
+    };
+    if (target == "/predict") {
+      route_ = "predict";
+      handle_predict(req);
+    } else if (target == "/health") {
+      if (get_only("health")) {
+        auto& b = *srv_.svc.board;
+        send(200, http_api::encode_health(b.cache_enabled.load(), b.workers_alive.load(),
+                                          srv_.cfg.model_version));
+      }
+    } else if (target == "/stats") {
+      if (get_only("stats"))
+        ask_stats();
+    } else if (target == "/metrics") {
+      if (get_only("metrics"))
+        ask_metrics();
+    } else {
+      route_ = "other";
+      send_error({errc::not_found, "no route " + std::string{target}
+                                     + " (routes: POST /predict, GET /health, GET /stats, "
+                                       "GET /metrics)"});
+    }
+  }
+
+  void handle_predict(bhttp::request<bhttp::string_body>& req) {
+    if (req.method() != bhttp::verb::post) {
+      allow_ = "POST";
+      return send_error({errc::method_not_allowed,
+                         "use POST for /predict, not " + std::string{req.method_string()}});
+    }
+    auto ct = req[bhttp::field::content_type];
+    if (!is_json(ct))
+      return send_error({errc::unsupported_media_type,
+                         "content type must be application/json, got '" + std::string{ct} + "'"});
+    if (srv_.inflight.fetch_add(1) >= srv_.cfg.max_inflight) {
+      --srv_.inflight;
+      retry_after_ = true;
+      return send_error({errc::overloaded, "server is at its limit of "
+                                             + std::to_string(srv_.cfg.max_inflight)
+                                             + " requests in flight; retry later"});
+    }
+    holds_slot_ = true;
+    auto decoded = http_api::decode_predict(req.body(), {srv_.cfg.input_dim, srv_.cfg.max_rows});
+    if (!decoded)
+      return send_error(decoded.error());
+    auto self = shared_from_this();
+    auto ex = stream_.get_executor();
+    caf::anon_send(srv_.svc.ingress, predict_atom::value, std::move(*decoded),
+                   predict_callback{[self, ex](caf::expected<predict_reply> r) {
+                     asio::post(
+                       ex, [self, r = std::move(r)]() mutable { self->on_predict(std::move(r)); });
+                   }});
+  }
+
+  void on_predict(caf::expected<predict_reply> r) {
+    if (!r)
+      return send_error(from_caf_error(r.error()));
+    source_ = r->source;
+    cache_hit_ = r->cache_hit;
+    send(200, http_api::encode_predict(*r, elapsed_ms()));
+  }
+
+  void ask_stats() {
+    auto self = shared_from_this();
+    auto ex = stream_.get_executor();
+    ask<service_snapshot>(
+      srv_.sys, srv_.svc.metrics, std::chrono::seconds{3},
+      [self, ex](caf::expected<service_snapshot> r) {
+        asio::post(ex, [self, r = std::move(r)]() mutable {
+          if (!r)
+            return self->send_error(from_caf_error(r.error()));
+          self->send(200, http_api::encode_stats(*r));
+        });
+      },
+      stats_atom::value);
+  }
+
+  void ask_metrics() {
+    auto self = shared_from_this();
+    auto ex = stream_.get_executor();
+    ask<std::string>(
+      srv_.sys, srv_.svc.metrics, std::chrono::seconds{3},
+      [self, ex](caf::expected<std::string> r) {
+        asio::post(ex, [self, r = std::move(r)]() mutable {
+          if (!r)
+            return self->send_error(from_caf_error(r.error()));
+          self->send(200, std::move(*r), "text/plain; version=0.0.4; charset=utf-8");
+        });
+      },
+      metrics_atom::value);
+  }
+
+  // -- write -----------------------------------------------------------------
+
+  double elapsed_ms() const {
+    return std::chrono::duration<double, std::milli>(clock_type::now() - start_).count();
+  }
+
+  void send_error(const error& e) {
+    error_ = e.code;
+    send(http_api::status_for(e.code), http_api::encode_error(e));
+  }
+
+  void send(unsigned status, std::string body, const char* content_type = "application/json") {
+    status_ = status;
+    res_.emplace(static_cast<bhttp::status>(status), version_);
+    res_->set(bhttp::field::server, "sil-server");
+    res_->set(bhttp::field::content_type, content_type);
+    if (!allow_.empty())
+      res_->set(bhttp::field::allow, allow_);
+    if (retry_after_)
+      res_->set(bhttp::field::retry_after, "1");
+    res_->keep_alive(keep_alive_);
+    res_->body() = std::move(body);
+    res_->prepare_payload();
+    stream_.expires_after(srv_.cfg.read_timeout); // bounds a stalled reader too
+    bhttp::async_write(stream_, *res_,
+                       beast::bind_front_handler(&session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    report();
+    if (holds_slot_) {
+      --srv_.inflight;
+      holds_slot_ = false;
+    }
+    if (counted_active_) {
+      --srv_.active;
+      counted_active_ = false;
+    }
+    res_.reset();
+    if (ec || !keep_alive_)
+      return close();
+    reset_request_state();
+    do_read();
+  }
+
+  void report() {
+    request_outcome o;
+    o.error_code = static_cast<std::uint8_t>(error_);
+    o.status = static_cast<std::uint16_t>(status_);
+    o.route = route_;
+    o.source = source_;
+    o.cache_hit = cache_hit_;
+    o.latency_ns
+      = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start_).count();
+    caf::anon_send(srv_.svc.metrics, outcome_atom::value, std::move(o));
+  }
+
+  void reset_request_state() {
+    allow_.clear();
+    retry_after_ = false;
+    error_ = errc{};
+    source_ = embedding_source::encoder;
+    cache_hit_ = false;
+  }
+
+  void close() {
+    if (holds_slot_) {
+      --srv_.inflight;
+      holds_slot_ = false;
+    }
+    if (counted_active_) {
+      --srv_.active;
+      counted_active_ = false;
+    }
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  beast::tcp_stream stream_;
+  http_server::impl& srv_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> res_;
+  clock_type::time_point start_ = clock_type::now();
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool holds_slot_ = false;
+  bool counted_active_ = false;
+  std::string allow_;
+  bool retry_after_ = false;
+  const char* route_ = "other";
+  unsigned status_ = 200;
+  errc error_{};
+  embedding_source source_ = embedding_source::encoder;
+  bool cache_hit_ = false;
+};
+
+} // namespace
+
+void http_server::impl::do_accept() {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open())
+      return; // shutting down
+    if (!ec) {
+      beast::error_code ignored;
+      s.set_option(tcp::no_delay{true}, ignored);
+      std::make_shared<session>(std::move(s), *this)->run();
+    }
+    do_accept();
+  });
+}
+
+result<std::unique_ptr<http_server>>
+http_server::start(caf::actor_system& sys, const http_config& cfg, const service_handles& service) {
+  auto p = std::make_unique<impl>(sys, cfg, service);
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(cfg.host, ec);
+  if (ec)
+    return error{errc::invalid_config, "host: '" + cfg.host + "' is not an IP address"};
+  tcp::endpoint ep{addr, cfg.port};
+  auto fail = [&](const char* what) -> result<std::unique_ptr<http_server>> {
+    return error{errc::io_error, std::string{what} + " " + cfg.host + ":" + std::to_string(cfg.port)
+                                   + ": " + ec.message()};
+  };
+  p->acceptor.open(ep.protocol(), ec);
+  if (ec)
+    return fail("cannot open a socket for");
+  p->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  p->acceptor.bind(ep, ec);
+  if (ec)
+    return fail("cannot bind");
+  p->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return fail("cannot listen on");
+  auto* raw = p.get();
+  p->signals.async_wait([raw](beast::error_code e, int) {
+    if (e)
+      return;
+    std::lock_guard<std::mutex> guard{raw->mu};
+    raw->signalled = true;
+    raw->cv.notify_all();
+  });
+  p->do_accept();
+  for (std::size_t i = 0; i < cfg.threads; ++i)
+    p->threads.emplace_back([raw] { raw->ioc.run(); });
+  return std::unique_ptr<http_server>{new http_server{std::move(p)}};
+}
+
+http_server::http_server(std::unique_ptr<impl> p)
+  : impl_(std::move(p)) {
+  // nop
+}
+
+http_server::~http_server() {
+  shutdown(std::chrono::milliseconds{0});
+}
+
+std::uint16_t http_server::port() const noexcept {
+  beast::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void http_server::wait_for_signal() {
+  std::unique_lock<std::mutex> guard{impl_->mu};
+  impl_->cv.wait(guard, [this] { return impl_->signalled; });
+}
+
+std::size_t http_server::shutdown(std::chrono::milliseconds drain) {
+  auto& p = *impl_;
+  if (p.threads.empty())
+    return 0;
+  // Stop accepting; requests already read keep going.
+  asio::post(p.ioc, [&p] {
+    beast::error_code ec;
+    p.acceptor.close(ec);
+    p.signals.cancel(ec);
+  });
+  auto deadline = clock_type::now() + drain;
+  while (p.active.load() > 0 && clock_type::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  auto left = p.active.load();
+  p.ioc.stop();
+  for (auto& t : p.threads)
+    t.join();
+  p.threads.clear();
+  return left;
+}
+
+} // namespace sil

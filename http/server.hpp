@@ -1,0 +1,66 @@
+// The HTTP front end: an asynchronous Boost.Beast server.
+//
+// Owns: sockets, keep-alive sessions, hard limits (body size, read timeout,
+// requests in flight), routing, and the bridge to the actors. It never
+// blocks an I/O thread on an actor: a prediction is handed to the ingress
+// with a callback that posts the answer back to the connection's strand.
+// Does not own: JSON rules and the error -> status mapping (http/codec).
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "actors/service.hpp"
+#include "core/error.hpp"
+
+namespace sil {
+
+/// Parameters of the HTTP server.
+struct http_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8000;
+  std::size_t threads = 2;
+  std::size_t body_limit = 1 << 20;
+  std::chrono::milliseconds read_timeout{30000};
+  std::size_t max_inflight = 1024;
+  std::size_t max_rows = 64;
+  std::size_t input_dim = 32;
+  std::string model_version;
+};
+
+/// A running HTTP server.
+class http_server {
+public:
+  /// Binds and starts serving on `cfg.threads` I/O threads. Fails with
+  /// io_error if the address cannot be bound.
+  static result<std::unique_ptr<http_server>> start(caf::actor_system& sys, const http_config& cfg,
+                                                    const service_handles& service);
+
+  ~http_server();
+
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
+
+  /// The bound port (useful with port 0).
+  std::uint16_t port() const noexcept;
+
+  /// Blocks until SIGINT or SIGTERM arrives.
+  void wait_for_signal();
+
+  /// Stops accepting, lets requests in flight finish (at most `drain`), then
+  /// closes every connection and joins the I/O threads. Returns the number
+  /// of requests still in flight when the deadline passed (0 normally).
+  std::size_t shutdown(std::chrono::milliseconds drain);
+
+  struct impl;
+
+private:
+  explicit http_server(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace sil
