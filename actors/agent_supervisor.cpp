@@ -22,6 +22,9 @@ struct worker_slot {
   std::uint64_t id = 0;
   bool busy = false;
   std::size_t outstanding = 0;
+  /// The batch this worker is encoding, so that it can be retried the moment
+  /// the worker dies, not only when the request times out.
+  std::shared_ptr<std::vector<job>> jobs;
 };
 
 struct supervisor_state {
@@ -31,7 +34,8 @@ struct supervisor_state {
   std::uint64_t next_id = 0;
   pool_snapshot stats;
   agent_state agent;
-  bool shutting_down = false;
+  /// Every live worker; shared with the exit hook, which outlives the state.
+  std::shared_ptr<std::vector<caf::actor>> registry = std::make_shared<std::vector<caf::actor>>();
   static inline const char* name = "agent_supervisor";
 };
 
@@ -52,8 +56,8 @@ worker_slot* find_slot(self_ptr self, std::uint64_t id) {
   return nullptr;
 }
 
-/// Spawns a worker into a new slot, linked: it dies with the supervisor,
-/// and its death reaches the supervisor's exit handler.
+/// Spawns a worker into a new slot and monitors it. (Not linked: a worker
+/// killed with exit_reason::kill would take a linked supervisor with it.)
 void add_worker(self_ptr self) {
   auto& st = self->state;
   auto index = st.workers.size();
@@ -64,26 +68,10 @@ void add_worker(self_ptr self) {
     h = self->spawn<caf::detached>(encoder_worker, st.cfg.m);
   else
     h = self->spawn(encoder_worker, st.cfg.m);
-  self->link_to(h);
-  st.workers.push_back(worker_slot{h, st.next_id++, false, 0});
+  self->monitor(h);
+  st.registry->push_back(caf::actor_cast<caf::actor>(h));
+  st.workers.push_back(worker_slot{h, st.next_id++, false, 0, nullptr});
   publish_workers(self);
-}
-
-/// Removes the slot `id` (its worker died or hung) and starts a new worker.
-void replace_worker(self_ptr self, std::uint64_t id) {
-  auto& st = self->state;
-  auto i = std::find_if(st.workers.begin(), st.workers.end(),
-                        [id](const worker_slot& w) { return w.id == id; });
-  if (i == st.workers.end())
-    return;
-  auto old = i->handle;
-  st.workers.erase(i);
-  self->unlink_from(old);
-  caf::anon_send_exit(old, caf::exit_reason::kill);
-  if (st.shutting_down)
-    return;
-  ++st.stats.restarts;
-  add_worker(self);
 }
 
 /// Puts the jobs of a failed batch back at the front of the queue, or fails
@@ -101,6 +89,27 @@ void requeue(self_ptr self, std::vector<job>& jobs, const caf::error& why) {
       st.queue.push_front(std::move(*i));
     }
   }
+}
+
+/// The worker in slot `id` died or hung: replace it and retry its batch.
+/// Does nothing if the slot is already gone (the other path got there first).
+void fail_slot(self_ptr self, std::uint64_t id, const caf::error& why) {
+  auto& st = self->state;
+  auto i = std::find_if(st.workers.begin(), st.workers.end(),
+                        [id](const worker_slot& w) { return w.id == id; });
+  if (i == st.workers.end())
+    return;
+  auto old = i->handle;
+  auto jobs = std::move(i->jobs);
+  st.workers.erase(i);
+  self->demonitor(old.address());
+  caf::anon_send_exit(old, caf::exit_reason::kill);
+  auto& reg = *st.registry;
+  reg.erase(std::remove(reg.begin(), reg.end(), caf::actor_cast<caf::actor>(old)), reg.end());
+  ++st.stats.restarts;
+  add_worker(self);
+  if (jobs)
+    requeue(self, *jobs, why);
 }
 
 void dispatch(self_ptr self) {
@@ -125,16 +134,19 @@ void dispatch(self_ptr self) {
     }
     target->busy = true;
     target->outstanding = n;
+    target->jobs = jobs;
     st.stats.max_batch_seen = std::max<std::uint64_t>(st.stats.max_batch_seen, n);
     auto id = target->id;
     self->request(target->handle, st.cfg.encoder_timeout, encode_atom::value, std::move(batch))
       .then(
         [=](encoded_batch& out) {
           auto& s = self->state;
-          if (auto* w = find_slot(self, id)) {
-            w->busy = false;
-            w->outstanding = 0;
-          }
+          auto* w = find_slot(self, id);
+          if (w == nullptr)
+            return; // declared dead meanwhile; its batch was already retried
+          w->busy = false;
+          w->outstanding = 0;
+          w->jobs.reset();
           if (out.embeddings.size() != jobs->size()) {
             requeue(self, *jobs, make_caf_error(errc::internal, "worker returned a short batch"));
           } else {
@@ -146,19 +158,20 @@ void dispatch(self_ptr self) {
           dispatch(self);
         },
         [=](caf::error& err) {
-          // A bad item fails alone; anything else (death, timeout) retries
-          // the batch elsewhere and replaces the worker.
+          auto* w = find_slot(self, id);
+          if (w == nullptr)
+            return; // already handled when the worker died
           if (err.category() == error_category
               && static_cast<errc>(err.code()) == errc::bad_request) {
-            if (auto* w = find_slot(self, id)) {
-              w->busy = false;
-              w->outstanding = 0;
-            }
+            // A bad item fails alone; the worker is fine.
+            w->busy = false;
+            w->outstanding = 0;
+            w->jobs.reset();
             for (auto& j : *jobs)
               j.rp.deliver(err);
           } else {
-            replace_worker(self, id);
-            requeue(self, *jobs, err);
+            // Death or timeout: replace the worker, retry the batch elsewhere.
+            fail_slot(self, id, err);
           }
           dispatch(self);
         });
@@ -207,20 +220,21 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
   st.agent.ttl_seconds = st.cfg.policy.base_ttl_seconds;
   for (std::size_t i = 0; i < st.cfg.workers; ++i)
     add_worker(self);
-  self->set_exit_handler([=](caf::exit_msg& em) {
+  self->set_down_handler([=](caf::down_msg& dm) {
     auto& s = self->state;
     for (const auto& w : s.workers)
-      if (w.handle.address() == em.source) {
-        // A worker died: replace it. Its outstanding batch fails with an
-        // error and is retried by the request's error handler.
+      if (w.handle.address() == dm.source) {
+        // A worker died: retry its batch now and replace it.
         auto id = w.id;
-        replace_worker(self, id);
+        fail_slot(self, id, dm.reason);
         dispatch(self);
         return;
       }
-    // Anyone else asking us to exit: shut down (linked workers follow).
-    s.shutting_down = true;
-    self->quit(em.reason);
+  });
+  // Workers die with the supervisor.
+  self->attach_functor([registry = st.registry](const caf::error&) {
+    for (auto& w : *registry)
+      caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
   });
   if (st.cfg.cache)
     self->delayed_send(self, st.cfg.agent_interval, observe_atom::value);

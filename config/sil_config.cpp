@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "messages/messages.hpp"
 
@@ -103,6 +105,37 @@ const char* default_getenv(const char* name) {
 }
 
 } // namespace
+
+status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(const char*)) {
+  // Boolean flags with an explicit value are applied after CAF's parse, so
+  // that they still win over the config file.
+  std::vector<char*> rest;
+  std::optional<bool> cache_enabled;
+  const std::string flag = "--cache.enabled=";
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i > 0 && a.rfind(flag, 0) == 0) {
+      bool v = false;
+      if (!parse_bool(a.c_str() + flag.size(), v))
+        return {errc::invalid_config,
+                "cache.enabled: expected true or false, got '" + a.substr(flag.size()) + "'"};
+      cache_enabled = v;
+      continue;
+    }
+    rest.push_back(argv[i]);
+  }
+  if (auto err = parse(static_cast<int>(rest.size()), rest.data()))
+    return {errc::invalid_config, "invalid configuration: " + caf::to_string(err)};
+  if (cli_helptext_printed)
+    return ok();
+  if (!remainder.empty())
+    return {errc::invalid_config, "unknown argument '" + remainder.front() + "' (see --help)"};
+  if (auto st = apply_environment(argc, argv, getenv_fn); !st)
+    return st;
+  if (cache_enabled)
+    settings.cache_enabled = *cache_enabled;
+  return ok();
+}
 
 status sil_config::apply_environment(int argc, char** argv, const char* (*getenv_fn)(const char*)) {
   if (getenv_fn == nullptr)

@@ -21,6 +21,12 @@ class sil_config : public caf::actor_system_config {
 public:
   sil_config();
 
+  /// Parses the command line and the config file (CAF's parse), then the
+  /// environment. Also accepts `--cache.enabled=false` (and =true/1/0/yes/no),
+  /// which CAF 0.17's parser rejects for boolean flags. Fails with
+  /// invalid_config; `cli_helptext_printed` tells whether --help ran.
+  status parse_all(int argc, char** argv, const char* (*getenv_fn)(const char*) = nullptr);
+
   /// Applies the environment overrides for keys not given on the command
   /// line. `getenv` is injectable for tests. Fails with invalid_config
   /// naming the variable if a value does not parse.

@@ -24,14 +24,10 @@ int fail(const std::string& msg, int code = 2) {
 
 int main(int argc, char** argv) {
   sil::sil_config cfg;
-  if (auto err = cfg.parse(argc, argv))
-    return fail("invalid configuration: " + caf::to_string(err));
+  if (auto st = cfg.parse_all(argc, argv); !st)
+    return fail(st.error().message);
   if (cfg.cli_helptext_printed)
     return 0;
-  if (!cfg.remainder.empty())
-    return fail("unknown argument '" + cfg.remainder.front() + "' (see --help)");
-  if (auto st = cfg.apply_environment(argc, argv); !st)
-    return fail(st.error().message);
   const auto& s = cfg.settings;
   auto m = sil::make_model(s);
   if (!m)

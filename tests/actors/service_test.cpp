@@ -1,0 +1,388 @@
+// Actor-level integration tests of the service on CAF's deterministic test
+// coordinator: every message is delivered by hand (sched.run()) and timers
+// run on a simulated clock (advance_time()), so TTL and agent tests need no
+// sleeping and are exactly repeatable.
+#include "tests/support/caf_gtest.hpp"
+
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#include "actors/encoder_worker.hpp"
+#include "actors/service.hpp"
+#include "config/sil_config.hpp"
+
+namespace sil {
+namespace {
+
+using namespace std::chrono_literals;
+
+predict_request make_request(float first, float last = 0.0f, std::uint32_t rows = 1) {
+  predict_request r;
+  r.features.assign(std::size_t{32} * rows, 0.0f);
+  r.features[0] = first;
+  r.features.back() = last;
+  r.rows = rows;
+  return r;
+}
+
+struct ServiceTest : ::testing::Test, test_coordinator_fixture<sil_config> {
+  service_settings settings;
+  service_handles svc;
+  model m;
+  bool started = false;
+
+  ServiceTest() {
+    settings.model_preset = "seed";
+    settings.workers = 2;
+    settings.cache_max_size = 8;
+    settings.cache_ttl_seconds = 10.0;
+    settings.cache_sweep_interval_seconds = 1.0;
+    settings.agent_interval_seconds = 1.0;
+  }
+
+  ~ServiceTest() override {
+    if (started) {
+      stop_service(svc);
+      sched.run();
+    }
+  }
+
+  void start(service_options opts = {}) {
+    opts.detached_workers = false; // everything on the deterministic scheduler
+    auto mm = make_model(settings);
+    ASSERT_TRUE(mm) << mm.error().message;
+    m = *mm;
+    ASSERT_TRUE(validate(settings, m.input_dim()));
+    auto h = start_service(sys, settings, m, std::move(opts));
+    ASSERT_TRUE(h) << sys.render(h.error());
+    svc = *h;
+    started = true;
+    sched.run();
+  }
+
+  /// Sends one prediction and returns its answer after running the system.
+  caf::expected<predict_reply> predict(const predict_request& req) {
+    auto hdl = self->request(svc.ingress, caf::infinite, predict_atom::value, req);
+    sched.run();
+    if (self->mailbox().empty()) // never block: a missing reply is a failure
+      return caf::make_error(caf::sec::request_timeout);
+    caf::expected<predict_reply> out{caf::sec::bad_function_call};
+    hdl.receive([&](predict_reply& r) { out = std::move(r); },
+                [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+
+  /// Requests `T` from `dst` and runs the scheduler. (The fixture's own
+  /// request<T>() calls run(), which also fires timers; with the service's
+  /// periodic timers that would never return.)
+  template <class T, class Handle, class... Ts>
+  T ask(const Handle& dst, Ts... xs) {
+    auto hdl = self->request(dst, caf::infinite, xs...);
+    sched.run();
+    T out{};
+    if (self->mailbox().empty()) {
+      ADD_FAILURE() << "no reply";
+      return out;
+    }
+    hdl.receive([&](T& x) { out = std::move(x); },
+                [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+    return out;
+  }
+
+  cache_snapshot cache_stats() {
+    return ask<cache_snapshot>(svc.cache, stats_atom::value);
+  }
+
+  pool_snapshot pool_stats() {
+    return ask<pool_snapshot>(svc.supervisor, stats_atom::value);
+  }
+
+  /// The prediction the model gives for `req`, computed directly.
+  float direct(const predict_request& req) {
+    auto e = m.encode({req.features.data(), req.rows});
+    return m.head(*e);
+  }
+};
+
+TEST_F(ServiceTest, MissThenHitForTheSamePrefixWithADifferentSuffix) {
+  start();
+  auto a = make_request(1.0f, 0.0f);
+  auto b = make_request(1.0f, 5.0f); // same first 4 values, different suffix
+  auto ra = predict(a);
+  ASSERT_TRUE(ra) << sys.render(ra.error());
+  EXPECT_FALSE(ra->cache_hit);
+  EXPECT_EQ(ra->source, embedding_source::encoder);
+  EXPECT_FLOAT_EQ(ra->prediction, direct(a));
+  auto rb = predict(b);
+  ASSERT_TRUE(rb);
+  EXPECT_TRUE(rb->cache_hit);
+  EXPECT_EQ(rb->source, embedding_source::cache);
+  // A hit reuses a's embedding: b's prediction equals a's, not b's own.
+  EXPECT_FLOAT_EQ(rb->prediction, ra->prediction);
+  EXPECT_NE(direct(b), direct(a));
+  EXPECT_EQ(rb->model_version, m.version());
+  auto s = cache_stats();
+  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.misses, 1u);
+  EXPECT_EQ(s.inserts, 1u);
+  EXPECT_EQ(pool_stats().items, 1u);
+}
+
+TEST_F(ServiceTest, EntryExpiresAfterTheTtlOnTheSimulatedClock) {
+  settings.cache_ttl_seconds = 2.5;
+  start();
+  auto req = make_request(2.0f);
+  ASSERT_FALSE(predict(req)->cache_hit);
+  advance_time(2s);
+  sched.run();
+  auto hit = predict(req);
+  EXPECT_TRUE(hit->cache_hit);
+  EXPECT_EQ(hit->cache_age_ns, std::chrono::nanoseconds{2s}.count());
+  advance_time(1s); // now 3 s old: past the TTL; the sweep removes it
+  sched.run();
+  auto s = cache_stats();
+  EXPECT_EQ(s.expirations, 1u);
+  EXPECT_EQ(s.size, 0u);
+  EXPECT_EQ(s.evictions, 0u);
+  auto again = predict(req);
+  EXPECT_FALSE(again->cache_hit);
+  EXPECT_EQ(pool_stats().items, 2u);
+}
+
+TEST_F(ServiceTest, EvictionAtCapacity) {
+  settings.cache_max_size = 2;
+  start();
+  ASSERT_FALSE(predict(make_request(1))->cache_hit);
+  ASSERT_FALSE(predict(make_request(2))->cache_hit);
+  ASSERT_FALSE(predict(make_request(3))->cache_hit); // evicts prefix 1
+  EXPECT_TRUE(predict(make_request(3))->cache_hit);
+  EXPECT_TRUE(predict(make_request(2))->cache_hit);
+  EXPECT_FALSE(predict(make_request(1))->cache_hit); // evicts prefix 3 (LRU)
+  auto s = cache_stats();
+  EXPECT_EQ(s.evictions, 2u);
+  EXPECT_EQ(s.size, 2u);
+  EXPECT_EQ(s.expirations, 0u);
+}
+
+TEST_F(ServiceTest, DisabledCacheComputesFresh) {
+  settings.cache_enabled = false;
+  start();
+  auto a = make_request(4.0f, 0.0f);
+  auto b = make_request(4.0f, 3.0f);
+  for (int i = 0; i < 2; ++i) {
+    auto ra = predict(a);
+    ASSERT_TRUE(ra);
+    EXPECT_FALSE(ra->cache_hit);
+    EXPECT_FLOAT_EQ(ra->prediction, direct(a));
+  }
+  auto rb = predict(b);
+  EXPECT_FALSE(rb->cache_hit);
+  EXPECT_FLOAT_EQ(rb->prediction, direct(b)); // its own answer, not a's
+  auto s = cache_stats();
+  EXPECT_FALSE(s.enabled);
+  EXPECT_EQ(s.bypasses, 3u);
+  EXPECT_EQ(s.hits, 0u);
+  EXPECT_EQ(pool_stats().items, 3u);
+  EXPECT_FALSE(svc.board->cache_enabled.load());
+}
+
+TEST_F(ServiceTest, UseCacheFalseNeitherReadsNorWritesTheCache) {
+  start();
+  auto req = make_request(5.0f);
+  req.use_cache = false;
+  EXPECT_FALSE(predict(req)->cache_hit);
+  EXPECT_FALSE(predict(req)->cache_hit);
+  auto s = cache_stats();
+  EXPECT_EQ(s.inserts, 0u);
+  EXPECT_EQ(s.hits + s.misses + s.bypasses, 0u);
+}
+
+TEST_F(ServiceTest, SingleFlightFiftyConcurrentMissesEncodeOnce) {
+  start();
+  std::vector<decltype(self->request(svc.ingress, caf::infinite, predict_atom::value,
+                                     predict_request{}))>
+    handles;
+  auto req = make_request(6.0f);
+  for (int i = 0; i < 50; ++i) {
+    req.features.back() = static_cast<float>(i); // same prefix, different suffixes
+    handles.push_back(self->request(svc.ingress, caf::infinite, predict_atom::value, req));
+  }
+  sched.run();
+  int fresh = 0;
+  int joined = 0;
+  float first = -1.0f;
+  for (auto& h : handles)
+    h.receive(
+      [&](predict_reply& r) {
+        if (r.source == embedding_source::encoder)
+          ++fresh;
+        if (r.source == embedding_source::single_flight)
+          ++joined;
+        if (first < 0)
+          first = r.prediction;
+        EXPECT_FLOAT_EQ(r.prediction, first);
+      },
+      [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+  EXPECT_EQ(fresh, 1);
+  EXPECT_EQ(joined, 49);
+  EXPECT_EQ(pool_stats().items, 1u);
+  auto s = cache_stats();
+  EXPECT_EQ(s.single_flight_joins, 49u);
+  EXPECT_EQ(s.in_flight, 0u);
+}
+
+TEST_F(ServiceTest, ConcurrentMissesOfDifferentPrefixesAreBatched) {
+  settings.workers = 1;
+  start();
+  std::vector<decltype(self->request(svc.ingress, caf::infinite, predict_atom::value,
+                                     predict_request{}))>
+    handles;
+  for (int i = 0; i < 10; ++i)
+    handles.push_back(
+      self->request(svc.ingress, caf::infinite, predict_atom::value, make_request(100.0f + i)));
+  sched.run();
+  for (auto& h : handles)
+    h.receive([](predict_reply& r) { EXPECT_FALSE(r.cache_hit); },
+              [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+  auto p = pool_stats();
+  EXPECT_EQ(p.items, 10u);
+  // The first miss occupies the only worker; the other nine leave as one batch.
+  EXPECT_EQ(p.batches, 2u);
+  EXPECT_EQ(p.max_batch_seen, 9u);
+}
+
+/// A worker that dies on its first batch without answering.
+encoder_worker_actor::behavior_type dying_worker(encoder_worker_actor::pointer self) {
+  return {
+    [=](encode_atom, const encode_batch&) -> caf::result<encoded_batch> {
+      auto rp = self->make_response_promise<encoded_batch>();
+      self->quit(caf::exit_reason::kill);
+      return rp; // never delivered: the requester sees an error
+    },
+  };
+}
+
+TEST_F(ServiceTest, AWorkerKilledDuringARequestCostsNoFailedRequest) {
+  settings.workers = 1;
+  int made = 0;
+  service_options opts;
+  opts.factory = [&](caf::local_actor* parent, std::size_t) -> encoder_worker_actor {
+    // The first worker dies mid-request; its replacement works.
+    if (made++ == 0)
+      return parent->spawn(dying_worker);
+    return parent->spawn(encoder_worker, m);
+  };
+  start(std::move(opts));
+  auto req = make_request(7.0f);
+  auto r = predict(req);
+  ASSERT_TRUE(r) << sys.render(r.error());
+  EXPECT_FALSE(r->cache_hit);
+  EXPECT_FLOAT_EQ(r->prediction, direct(req));
+  auto p = pool_stats();
+  EXPECT_EQ(p.retries, 1u);
+  EXPECT_EQ(p.restarts, 1u);
+  EXPECT_EQ(p.failures, 0u);
+  EXPECT_EQ(p.workers, 1u);
+  EXPECT_EQ(made, 2);
+  // The replacement keeps serving.
+  EXPECT_TRUE(predict(make_request(8.0f)));
+}
+
+TEST_F(ServiceTest, EveryWorkerFailingGivesAnEncoderTimeoutNotAHang) {
+  settings.workers = 1;
+  settings.encoder_max_attempts = 3;
+  service_options opts;
+  opts.factory = [](caf::local_actor* parent, std::size_t) -> encoder_worker_actor {
+    return parent->spawn(dying_worker);
+  };
+  start(std::move(opts));
+  auto r = predict(make_request(9.0f));
+  ASSERT_FALSE(r);
+  auto e = from_caf_error(r.error());
+  EXPECT_EQ(e.code, errc::encoder_timeout);
+  EXPECT_EQ(pool_stats().failures, 1u);
+  // The failed leader abandoned its key: the next request leads again.
+  EXPECT_EQ(cache_stats().in_flight, 0u);
+}
+
+TEST_F(ServiceTest, TheCacheIsNotADependency) {
+  start();
+  caf::anon_send_exit(svc.cache, caf::exit_reason::kill);
+  sched.run();
+  auto req = make_request(10.0f);
+  auto r = predict(req);
+  ASSERT_TRUE(r) << sys.render(r.error());
+  EXPECT_FALSE(r->cache_hit);
+  EXPECT_FLOAT_EQ(r->prediction, direct(req));
+}
+
+TEST_F(ServiceTest, StatsAreCountedCorrectly) {
+  settings.cache_max_size = 2;
+  start();
+  predict(make_request(1)); // miss
+  predict(make_request(1)); // hit
+  predict(make_request(1)); // hit
+  predict(make_request(2)); // miss
+  predict(make_request(3)); // miss, evicts 1
+  auto off = make_request(2);
+  off.use_cache = false;
+  predict(off); // not counted by the cache
+  auto s = cache_stats();
+  EXPECT_EQ(s.hits, 2u);
+  EXPECT_EQ(s.misses, 3u);
+  EXPECT_EQ(s.inserts, 3u);
+  EXPECT_EQ(s.evictions, 1u);
+  EXPECT_EQ(s.size, 2u);
+  EXPECT_EQ(s.max_size, 2u);
+  EXPECT_DOUBLE_EQ(s.hit_rate(), 0.4);
+  EXPECT_EQ(s.ttl_ns, std::chrono::nanoseconds{10s}.count());
+  EXPECT_EQ(s.prefix_k, 4u);
+  EXPECT_EQ(pool_stats().items, 4u);
+  // The metrics aggregator counts outcomes reported by the transport.
+  for (int i = 0; i < 4; ++i) {
+    request_outcome o;
+    o.route = "predict";
+    o.cache_hit = i % 2 == 0;
+    o.source = o.cache_hit ? embedding_source::cache : embedding_source::encoder;
+    o.latency_ns = (i + 1) * 1000000;
+    caf::anon_send(svc.metrics, outcome_atom::value, o);
+  }
+  request_outcome bad;
+  bad.route = "predict";
+  bad.status = 400;
+  bad.error_code = static_cast<std::uint8_t>(errc::bad_request);
+  caf::anon_send(svc.metrics, outcome_atom::value, bad);
+  sched.run();
+  auto snap = ask<service_snapshot>(svc.metrics, stats_atom::value);
+  EXPECT_EQ(snap.requests, 5u);
+  EXPECT_EQ(snap.errors, 1u);
+  EXPECT_EQ(snap.latency.count, 4u);
+  EXPECT_DOUBLE_EQ(snap.latency.p50, 2.0);
+  EXPECT_DOUBLE_EQ(snap.latency.max, 4.0);
+  EXPECT_EQ(snap.hit_latency.count, 2u);
+  EXPECT_DOUBLE_EQ(snap.hit_latency.mean, 2.0); // 1 ms and 3 ms
+  EXPECT_EQ(snap.cache.hits, 2u);
+  EXPECT_EQ(snap.pool.items, 4u);
+  EXPECT_EQ(snap.model_version, m.version());
+}
+
+TEST_F(ServiceTest, EmbeddingsSurviveSerialization) {
+  // Workers move to other nodes (issue #6): their messages must round-trip.
+  start();
+  encode_batch batch;
+  batch.items.push_back(encode_item{make_request(1.0f).features, 1});
+  auto copy = roundtrip(batch);
+  ASSERT_EQ(copy.items.size(), 1u);
+  EXPECT_EQ(copy.items[0].features, batch.items[0].features);
+  encoded_batch out;
+  out.embeddings.push_back(embedding::copy_of(std::vector<float>{1.5f, -2.0f, 3.25f}));
+  auto back = roundtrip(out);
+  ASSERT_EQ(back.embeddings.size(), 1u);
+  EXPECT_EQ(back.embeddings[0], out.embeddings[0]);
+  EXPECT_FALSE(back.embeddings[0].same_block(out.embeddings[0]));
+}
+
+} // namespace
+} // namespace sil

@@ -1,0 +1,54 @@
+// Makes CAF 0.17's deterministic test DSL (caf/test/dsl.hpp) usable from
+// GoogleTest: CAF's check macros report to gtest, and the DSL's engine
+// symbols are defined here without CAF's own main(). Include this header in
+// exactly one translation unit per test binary (unit_test_impl.hpp has
+// non-inline definitions). Adapted from ../shared/notes/caf-0.17.
+#pragma once
+
+// dsl.hpp uses a FAIL(msg) macro of its own; keep gtest's as GTEST_FAIL().
+#define GTEST_DONT_DEFINE_FAIL 1
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#define CAF_TEST_NO_MAIN
+#include <caf/test/unit_test.hpp>
+
+#undef CAF_FAIL
+#undef CAF_REQUIRE
+#undef CAF_REQUIRE_EQUAL
+#undef CAF_CHECK
+#undef CAF_CHECK_EQUAL
+#undef CAF_MESSAGE
+
+// Must not throw: dsl.hpp evaluates expectations in noexcept destructors.
+// Report to gtest, then abort; CTest runs every TEST in its own process.
+#define CAF_FAIL(msg)                                                                              \
+  do {                                                                                             \
+    std::ostringstream caf_gtest_os_;                                                              \
+    caf_gtest_os_ << msg;                                                                          \
+    ADD_FAILURE() << caf_gtest_os_.str();                                                          \
+    std::fflush(stdout);                                                                           \
+    std::abort();                                                                                  \
+  } while (false)
+#define CAF_REQUIRE(...)                                                                           \
+  do {                                                                                             \
+    if (!(__VA_ARGS__))                                                                            \
+      CAF_FAIL("requirement failed: " #__VA_ARGS__);                                               \
+  } while (false)
+#define CAF_REQUIRE_EQUAL(x, y)                                                                    \
+  do {                                                                                             \
+    if (!((x) == (y)))                                                                             \
+      CAF_FAIL("requirement failed: " #x " == " #y);                                               \
+  } while (false)
+#define CAF_CHECK(...) EXPECT_TRUE(__VA_ARGS__)
+#define CAF_CHECK_EQUAL(x, y) EXPECT_TRUE((x) == (y)) << #x " == " #y
+#define CAF_MESSAGE(msg)                                                                           \
+  do {                                                                                             \
+  } while (false)
+#define FAIL(msg) CAF_FAIL(msg)
+
+#include <caf/test/dsl.hpp>
+#include <caf/test/unit_test_impl.hpp>

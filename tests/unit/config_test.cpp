@@ -1,0 +1,175 @@
+#include "config/sil_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sil {
+namespace {
+
+/// argv for CAF's parser (it wants mutable char*).
+struct args {
+  std::vector<std::string> store;
+  std::vector<char*> ptrs;
+
+  explicit args(std::vector<std::string> xs)
+    : store(std::move(xs)) {
+    store.insert(store.begin(), "sil-server");
+    for (auto& s : store)
+      ptrs.push_back(s.data());
+  }
+
+  int argc() {
+    return static_cast<int>(ptrs.size());
+  }
+
+  char** argv() {
+    return ptrs.data();
+  }
+};
+
+std::map<std::string, std::string> fake_env;
+
+const char* fake_getenv(const char* name) {
+  auto i = fake_env.find(name);
+  return i == fake_env.end() ? nullptr : i->second.c_str();
+}
+
+class ConfigTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    fake_env.clear();
+  }
+};
+
+TEST_F(ConfigTest, DefaultsMatchTheDocumentation) {
+  sil_config cfg;
+  args a{{}};
+  ASSERT_FALSE(cfg.parse(a.argc(), a.argv()));
+  const auto& s = cfg.settings;
+  EXPECT_EQ(s.host, "127.0.0.1");
+  EXPECT_EQ(s.port, 8000);
+  EXPECT_EQ(s.cache_max_size, 256);
+  EXPECT_DOUBLE_EQ(s.cache_ttl_seconds, 30.0);
+  EXPECT_TRUE(s.cache_enabled);
+  EXPECT_EQ(s.cache_prefix_k, 4);
+  EXPECT_EQ(s.model_preset, "base");
+  EXPECT_TRUE(validate(s, 32));
+}
+
+TEST_F(ConfigTest, CliFlagsSetValues) {
+  sil_config cfg;
+  args a{{"--port=0", "--cache.max-size=12", "--cache.ttl-seconds=0.5", "--cache.enabled=false",
+          "--cache.prefix-k=8", "--model.preset=seed", "--workers=3"}};
+  ASSERT_TRUE(cfg.parse_all(a.argc(), a.argv(), fake_getenv));
+  const auto& s = cfg.settings;
+  EXPECT_EQ(s.port, 0);
+  EXPECT_EQ(s.cache_max_size, 12);
+  EXPECT_DOUBLE_EQ(s.cache_ttl_seconds, 0.5);
+  EXPECT_FALSE(s.cache_enabled);
+  EXPECT_EQ(s.cache_prefix_k, 8);
+  EXPECT_EQ(s.model_preset, "seed");
+  EXPECT_EQ(s.workers, 3);
+}
+
+TEST_F(ConfigTest, EnvironmentOverridesDefaultsButNotTheCli) {
+  fake_env = {{"CACHE_MAX_SIZE", "64"},
+              {"CACHE_TTL_SECONDS", "2.5"},
+              {"CACHE_ENABLED", "false"},
+              {"PREFIX_K", "6"}};
+  sil_config cfg;
+  args a{{"--cache.prefix-k=3"}};
+  ASSERT_FALSE(cfg.parse(a.argc(), a.argv()));
+  ASSERT_TRUE(cfg.apply_environment(a.argc(), a.argv(), fake_getenv));
+  const auto& s = cfg.settings;
+  EXPECT_EQ(s.cache_max_size, 64);
+  EXPECT_DOUBLE_EQ(s.cache_ttl_seconds, 2.5);
+  EXPECT_FALSE(s.cache_enabled);
+  EXPECT_EQ(s.cache_prefix_k, 3); // the CLI wins
+}
+
+TEST_F(ConfigTest, BadEnvironmentValuesNameTheVariable) {
+  for (auto [var, value] :
+       std::vector<std::pair<std::string, std::string>>{{"CACHE_MAX_SIZE", "lots"},
+                                                        {"CACHE_TTL_SECONDS", "1s"},
+                                                        {"CACHE_ENABLED", "maybe"},
+                                                        {"PREFIX_K", ""}}) {
+    fake_env = {{var, value}};
+    sil_config cfg;
+    args a{{}};
+    ASSERT_FALSE(cfg.parse(a.argc(), a.argv()));
+    auto st = cfg.apply_environment(a.argc(), a.argv(), fake_getenv);
+    ASSERT_FALSE(st) << var;
+    EXPECT_EQ(st.error().code, errc::invalid_config);
+    EXPECT_NE(st.error().message.find(var), std::string::npos) << st.error().message;
+  }
+}
+
+TEST_F(ConfigTest, InvalidValuesNameTheKey) {
+  struct bad {
+    std::string flag;
+    std::string key;
+  };
+  for (const auto& b : std::vector<bad>{{"--cache.max-size=-1", "cache.max-size"},
+                                        {"--cache.max-size=0", "cache.max-size"},
+                                        {"--cache.prefix-k=0", "cache.prefix-k"},
+                                        {"--cache.prefix-k=33", "cache.prefix-k"},
+                                        {"--cache.ttl-seconds=-2", "cache.ttl-seconds"},
+                                        {"--port=70000", "port"},
+                                        {"--workers=-3", "workers"},
+                                        {"--http.max-rows=0", "http.max-rows"}}) {
+    sil_config cfg;
+    args a{{b.flag}};
+    ASSERT_FALSE(cfg.parse(a.argc(), a.argv())) << b.flag;
+    auto st = validate(cfg.settings, 32);
+    ASSERT_FALSE(st) << b.flag;
+    EXPECT_EQ(st.error().message.rfind(b.key + " ", 0), 0u) << st.error().message;
+  }
+}
+
+TEST_F(ConfigTest, BooleanFlagTakesAValueAndWinsOverTheEnvironment) {
+  fake_env = {{"CACHE_ENABLED", "false"}};
+  sil_config on;
+  args a{{"--cache.enabled=true"}};
+  ASSERT_TRUE(on.parse_all(a.argc(), a.argv(), fake_getenv));
+  EXPECT_TRUE(on.settings.cache_enabled);
+  sil_config bad;
+  args b{{"--cache.enabled=perhaps"}};
+  auto st = bad.parse_all(b.argc(), b.argv(), fake_getenv);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("cache.enabled"), std::string::npos);
+}
+
+TEST_F(ConfigTest, UnknownArgumentsAreRejected) {
+  sil_config cfg;
+  args a{{"--no-such-option=1"}};
+  EXPECT_FALSE(cfg.parse_all(a.argc(), a.argv(), fake_getenv));
+}
+
+TEST_F(ConfigTest, TypeErrorsAreParseErrors) {
+  sil_config cfg;
+  args a{{"--cache.max-size=many"}};
+  EXPECT_TRUE(static_cast<bool>(cfg.parse(a.argc(), a.argv())));
+}
+
+TEST_F(ConfigTest, ConfigFileValuesAreRead) {
+  std::string path = std::string{SIL_TEST_TMPDIR} + "/sil-test.conf";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("[cache]\nmax-size=99\nttl-seconds=4.5\n[model]\npreset=\"seed\"\n", f);
+    std::fclose(f);
+  }
+  sil_config cfg;
+  args a{{"--config-file=" + path, "--cache.ttl-seconds=7"}};
+  ASSERT_FALSE(cfg.parse(a.argc(), a.argv()));
+  EXPECT_EQ(cfg.settings.cache_max_size, 99);
+  EXPECT_DOUBLE_EQ(cfg.settings.cache_ttl_seconds, 7.0); // CLI over file
+  EXPECT_EQ(cfg.settings.model_preset, "seed");
+}
+
+} // namespace
+} // namespace sil
