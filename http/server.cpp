@@ -36,6 +36,10 @@ struct http_server::impl {
   http_config cfg;
   service_handles svc;
   asio::io_context ioc;
+  /// Keeps the I/O threads running while a session waits for an actor's
+  /// answer: that wait is no asio operation, so without this guard the
+  /// threads would return once the acceptor closes at shutdown.
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   tcp::acceptor acceptor;
   asio::signal_set signals;
   std::vector<std::thread> threads;
@@ -417,6 +421,7 @@ std::size_t http_server::shutdown(std::chrono::milliseconds drain) {
   while (p.active.load() > 0 && clock_type::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds{5});
   auto left = p.active.load();
+  p.work.reset();
   p.ioc.stop();
   for (auto& t : p.threads)
     t.join();

@@ -1,0 +1,285 @@
+// End-to-end tests: the real sil-server binary on a free loopback port,
+// spoken to over a plain socket.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/process.hpp"
+
+namespace sil::test {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string row(float first, float last = 0.0f) {
+  std::string s = "[";
+  for (int i = 0; i < 32; ++i) {
+    float v = i == 0 ? first : (i == 31 ? last : (i < 4 ? 1.0f : 0.0f));
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%s%g", i ? "," : "", static_cast<double>(v));
+    s += buf;
+  }
+  return s + "]";
+}
+
+std::string features(const std::vector<std::string>& rows) {
+  std::string s = "{\"features\":[";
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    s += (i ? "," : "") + rows[i];
+  return s + "]";
+}
+
+std::string body(float first, float last = 0.0f) {
+  return features({row(first, last)}) + "}";
+}
+
+/// A server with the small model, started once per test.
+class E2E : public ::testing::Test {
+protected:
+  void start(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--port=0", "--model.preset=seed", "--workers=2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    server_ = server_process::start(SIL_SERVER_BINARY, args);
+    ASSERT_TRUE(server_) << "sil-server did not print its listening line";
+  }
+
+  int port() const {
+    return server_->port();
+  }
+
+  std::optional<server_process> server_;
+};
+
+TEST_F(E2E, EveryRouteAnswers) {
+  start();
+  http_client c{port()};
+  ASSERT_TRUE(c.connected());
+  auto health = c.request("GET", "/health");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.headers["content-type"], "application/json");
+  auto h = json::parse(health.body);
+  EXPECT_EQ(h["status"], "ok");
+  EXPECT_TRUE(h["cache_enabled"].get<bool>());
+
+  auto p = c.request("POST", "/predict", body(1.0f));
+  ASSERT_EQ(p.status, 200) << p.body;
+
+  auto stats = c.request("GET", "/stats");
+  ASSERT_EQ(stats.status, 200);
+  auto s = json::parse(stats.body);
+  EXPECT_EQ(s["cache"]["policy"], "LRU+TTL");
+  EXPECT_EQ(s["cache"]["misses"], 1);
+  EXPECT_EQ(s["cache"]["max_size"], 256);
+  EXPECT_DOUBLE_EQ(s["cache"]["ttl_seconds"].get<double>(), 30.0);
+  EXPECT_EQ(s["latency"]["count"], 1);
+
+  auto metrics = c.request("GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.headers["content-type"].rfind("text/plain", 0), 0u);
+  EXPECT_NE(metrics.body.find("sil_cache_misses_total 1"), std::string::npos);
+  EXPECT_NE(metrics.body.find("sil_request_duration_seconds_bucket"), std::string::npos);
+}
+
+TEST_F(E2E, TheOriginalClientContract) {
+  start();
+  http_client c{port()};
+  // Exactly the seed README's request: no use_cache field.
+  auto first = c.request("POST", "/predict", body(1.0f));
+  ASSERT_EQ(first.status, 200) << first.body;
+  auto a = json::parse(first.body);
+  EXPECT_FALSE(a["cache_hit"].get<bool>());
+  auto pred = a["prediction"].get<double>();
+  EXPECT_GE(pred, 0.0);
+  EXPECT_LE(pred, 1.0);
+  EXPECT_GE(a["latency_ms"].get<double>(), 0.0);
+  // Same prefix, different suffix: a hit with the cached embedding's score.
+  auto second = json::parse(c.request("POST", "/predict", body(1.0f, 9.0f)).body);
+  EXPECT_TRUE(second["cache_hit"].get<bool>());
+  EXPECT_DOUBLE_EQ(second["prediction"].get<double>(), pred);
+  EXPECT_TRUE(second.contains("cache_age_ms"));
+  // use_cache: true behaves like the default, false forces a fresh encode.
+  auto on = json::parse(
+    c.request("POST", "/predict", features({row(1.0f)}) + ",\"use_cache\":true}").body);
+  EXPECT_TRUE(on["cache_hit"].get<bool>());
+  auto off = json::parse(
+    c.request("POST", "/predict", features({row(1.0f, 9.0f)}) + ",\"use_cache\":false}").body);
+  EXPECT_FALSE(off["cache_hit"].get<bool>());
+  EXPECT_NE(off["prediction"].get<double>(), pred); // its own suffix counts now
+}
+
+struct bad_input {
+  const char* name;
+  std::string method;
+  std::string target;
+  std::string body;
+  std::string content_type;
+  int status;
+};
+
+TEST_F(E2E, EveryBadInputGetsA4xxWithAJsonErrorAndTheServerKeepsServing) {
+  start({"--http.body-limit=4096", "--http.max-rows=4"});
+  std::string big(5000, ' ');
+  std::vector<bad_input> cases{
+    {"malformed JSON", "POST", "/predict", "{\"features\": [[1,2", "application/json", 400},
+    {"missing features", "POST", "/predict", "{\"use_cache\": true}", "application/json", 400},
+    {"wrong type", "POST", "/predict", "{\"features\": \"abc\"}", "application/json", 400},
+    {"wrong value type", "POST", "/predict", "{\"features\": [[\"a\"]]}", "application/json", 400},
+    {"use_cache type", "POST", "/predict", features({row(1)}) + ",\"use_cache\":1}",
+     "application/json", 400},
+    {"short row", "POST", "/predict", "{\"features\": [[1,2,3]]}", "application/json", 400},
+    {"zero rows", "POST", "/predict", "{\"features\": []}", "application/json", 400},
+    {"too many rows", "POST", "/predict", features({row(1), row(1), row(1), row(1), row(1)}) + "}",
+     "application/json", 400},
+    {"non-finite", "POST", "/predict", "{\"features\": [[1e999]]}", "application/json", 400},
+    {"float overflow", "POST", "/predict", features({"[1e39" + row(1.0f).substr(2)}) + "}",
+     "application/json", 400},
+    {"oversize body", "POST", "/predict", big, "application/json", 413},
+    {"wrong content type", "POST", "/predict", body(1.0f), "text/plain", 415},
+    {"no content type", "POST", "/predict", body(1.0f), "", 415},
+    {"unknown path", "GET", "/nope", "", "", 404},
+    {"wrong method", "GET", "/predict", "", "", 405},
+    {"wrong method on stats", "POST", "/stats", "{}", "application/json", 405},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    http_client client{port()};
+    auto r = client.request(c.method, c.target, c.body, c.content_type);
+    EXPECT_EQ(r.status, c.status) << r.body;
+    EXPECT_LT(r.status, 500);
+    EXPECT_EQ(r.headers["content-type"], "application/json");
+    auto j = json::parse(r.body, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.body;
+    EXPECT_TRUE(j["error"]["code"].is_string());
+    EXPECT_FALSE(j["error"]["message"].get<std::string>().empty());
+    if (c.status == 405) {
+      EXPECT_FALSE(r.headers["allow"].empty());
+    }
+  }
+  // Malformed HTTP itself.
+  http_client raw{port()};
+  auto garbage = raw.raw("NOT AN HTTP REQUEST\r\n\r\n");
+  EXPECT_EQ(garbage.status, 400);
+  // Still serving, on a new and on a reused connection.
+  http_client c{port()};
+  EXPECT_EQ(c.request("GET", "/health").status, 200);
+  auto ok = c.request("POST", "/predict", body(2.0f));
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(c.request("POST", "/predict", "{bad").status, 400);
+  EXPECT_EQ(c.request("POST", "/predict", body(2.0f)).status, 200);
+  auto s = json::parse(c.request("GET", "/stats").body);
+  EXPECT_GE(s["requests"]["errors"].get<int>(), 12);
+}
+
+TEST_F(E2E, OverloadGets503WithRetryAfter) {
+  // One request in flight at most; a slow one (64 rows, heavy preset) holds it.
+  server_ = server_process::start(SIL_SERVER_BINARY,
+                                  {"--port=0", "--workers=1", "--http.max-inflight=1"});
+  ASSERT_TRUE(server_);
+  std::vector<std::string> rows(64, row(3.0f));
+  http_client slow{port()};
+  http_client fast{port()};
+  slow.send_request("POST", "/predict", features(rows) + "}");
+  std::this_thread::sleep_for(2ms);
+  auto rejected = fast.request("POST", "/predict", body(4.0f));
+  EXPECT_EQ(rejected.status, 503) << rejected.body;
+  EXPECT_EQ(rejected.headers["retry-after"], "1");
+  EXPECT_EQ(json::parse(rejected.body)["error"]["code"], "overloaded");
+  EXPECT_EQ(slow.read_response().status, 200);
+  EXPECT_EQ(fast.request("POST", "/predict", body(4.0f)).status, 200);
+}
+
+TEST_F(E2E, MetricsPassPromtool) {
+  start();
+  http_client c{port()};
+  c.request("POST", "/predict", body(1.0f));
+  c.request("POST", "/predict", body(1.0f));
+  c.request("POST", "/predict", "{bad");
+  auto m = c.request("GET", "/metrics");
+  ASSERT_EQ(m.status, 200);
+  std::string path = std::string{SIL_TEST_TMPDIR} + "/metrics-" + std::to_string(port()) + ".txt";
+  std::ofstream{path} << m.body;
+  std::string cmd = std::string{SIL_PROMTOOL} + " check metrics < " + path + " 2>&1";
+  auto* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, pipe))
+    out += buf;
+  int rc = pclose(pipe);
+  EXPECT_EQ(rc, 0) << "promtool check metrics failed:\n" << out;
+}
+
+TEST_F(E2E, SigtermDrainsRequestsInFlightAndExitsZero) {
+  server_ = server_process::start(SIL_SERVER_BINARY, {"--port=0", "--workers=1"});
+  ASSERT_TRUE(server_);
+  // Twelve slow requests (64 rows each through the default, heavier preset,
+  // one worker): tens of milliseconds of encoding in all.
+  std::vector<std::unique_ptr<http_client>> clients;
+  for (int i = 0; i < 12; ++i) {
+    clients.push_back(std::make_unique<http_client>(port()));
+    std::vector<std::string> rows(64, row(10.0f + static_cast<float>(i)));
+    clients.back()->send_request("POST", "/predict", features(rows) + "}");
+  }
+  std::this_thread::sleep_for(5ms); // let the server read them
+  server_->signal(SIGTERM);
+  int unanswered = 0;
+  for (auto& c : clients)
+    unanswered += c->has_data() ? 0 : 1;
+  // Otherwise this test would not test draining at all.
+  ASSERT_GT(unanswered, 0) << "every request finished before SIGTERM";
+  for (auto& c : clients) {
+    auto r = c->read_response();
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  EXPECT_EQ(server_->wait(10s), 0);
+  // The listening socket is gone.
+  http_client late{port()};
+  EXPECT_FALSE(late.connected());
+}
+
+TEST_F(E2E, InvalidConfigurationExitsTwoWithOneLineNamingTheKey) {
+  struct bad {
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
+    std::string key;
+  };
+  for (const auto& b : std::vector<bad>{
+         {{"--cache.max-size=-1"}, {}, "cache.max-size"},
+         {{"--cache.prefix-k=0"}, {}, "cache.prefix-k"},
+         {{"--cache.prefix-k=40"}, {}, "cache.prefix-k"},
+         {{"--model.preset=enormous"}, {}, "model.preset"},
+         {{"--model.weights=/nonexistent.silw"}, {}, "model.weights"},
+         {{}, {{"CACHE_MAX_SIZE", "-4"}}, "cache.max-size"},
+         {{}, {{"PREFIX_K", "x"}}, "PREFIX_K"},
+       }) {
+    auto [rc, err] = run_to_exit(SIL_SERVER_BINARY, b.args, b.env);
+    EXPECT_EQ(rc, 2) << err;
+    EXPECT_NE(err.find(b.key), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  }
+}
+
+TEST_F(E2E, EnvironmentVariablesOfTheOriginalAreHonoured) {
+  server_ = server_process::start(
+    SIL_SERVER_BINARY, {"--port=0", "--model.preset=seed"},
+    {{"CACHE_MAX_SIZE", "7"}, {"CACHE_TTL_SECONDS", "1.5"}, {"CACHE_ENABLED", "false"}});
+  ASSERT_TRUE(server_);
+  http_client c{port()};
+  auto s = json::parse(c.request("GET", "/stats").body);
+  EXPECT_EQ(s["cache"]["max_size"], 7);
+  EXPECT_DOUBLE_EQ(s["cache"]["ttl_seconds"].get<double>(), 1.5);
+  EXPECT_FALSE(s["cache"]["enabled"].get<bool>());
+  c.request("POST", "/predict", body(1.0f));
+  auto again = json::parse(c.request("POST", "/predict", body(1.0f)).body);
+  EXPECT_FALSE(again["cache_hit"].get<bool>());
+}
+
+} // namespace
+} // namespace sil::test
