@@ -1,5 +1,6 @@
 #include "config/sil_config.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -105,6 +106,23 @@ const char* default_getenv(const char* name) {
 }
 
 } // namespace
+
+std::vector<std::string> sil_config::sil_option_keys() const {
+  static const std::vector<std::string> ours{"cache", "model", "encoder", "http", "agent"};
+  static const std::vector<std::string> our_globals{"host", "port", "workers"};
+  std::vector<std::string> out;
+  for (const auto& opt : custom_options_) {
+    std::string cat{opt.category().data(), opt.category().size()};
+    std::string name{opt.long_name().data(), opt.long_name().size()};
+    bool mine = std::find(ours.begin(), ours.end(), cat) != ours.end()
+                || (cat == "global"
+                    && std::find(our_globals.begin(), our_globals.end(), name)
+                         != our_globals.end());
+    if (mine)
+      out.push_back(cat + "." + name);
+  }
+  return out;
+}
 
 status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(const char*)) {
   // Boolean flags with an explicit value are applied after CAF's parse, so

@@ -11,6 +11,9 @@
 
 #include <caf/actor_system_config.hpp>
 
+#include <string>
+#include <vector>
+
 #include "config/settings.hpp"
 #include "core/error.hpp"
 
@@ -31,6 +34,9 @@ public:
   /// line. `getenv` is injectable for tests. Fails with invalid_config
   /// naming the variable if a value does not parse.
   status apply_environment(int argc, char** argv, const char* (*getenv_fn)(const char*) = nullptr);
+
+  /// The "category.name" of every option sil declares (not CAF's own).
+  std::vector<std::string> sil_option_keys() const;
 
   /// The values after parse() and apply_environment().
   service_settings settings;

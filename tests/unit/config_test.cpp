@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -147,6 +149,53 @@ TEST_F(ConfigTest, UnknownArgumentsAreRejected) {
   sil_config cfg;
   args a{{"--no-such-option=1"}};
   EXPECT_FALSE(cfg.parse_all(a.argc(), a.argv(), fake_getenv));
+}
+
+TEST_F(ConfigTest, ExampleFileListsEveryKeyWithItsDefault) {
+  std::string path = std::string{SIL_SOURCE_DIR} + "/config/sil.conf.example";
+  std::ifstream in{path};
+  ASSERT_TRUE(in) << path;
+  std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  sil_config probe;
+  auto keys = probe.sil_option_keys();
+  EXPECT_GE(keys.size(), 20u);
+  for (const auto& key : keys) {
+    auto dot = key.find('.');
+    auto section = "[" + key.substr(0, dot) + "]";
+    auto at = text.find(section);
+    ASSERT_NE(at, std::string::npos) << section;
+    auto end = text.find("\n[", at + 1);
+    auto block = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    EXPECT_NE(block.find("\n" + key.substr(dot + 1) + "="), std::string::npos)
+      << key << " is missing from config/sil.conf.example";
+  }
+  // Loading it changes nothing: it holds exactly the defaults.
+  sil_config cfg;
+  args a{{"--config-file=" + path}};
+  ASSERT_TRUE(cfg.parse_all(a.argc(), a.argv(), fake_getenv));
+  service_settings defaults;
+  const auto& s = cfg.settings;
+  EXPECT_EQ(s.host, defaults.host);
+  EXPECT_EQ(s.port, defaults.port);
+  EXPECT_EQ(s.workers, defaults.workers);
+  EXPECT_EQ(s.cache_max_size, defaults.cache_max_size);
+  EXPECT_EQ(s.cache_ttl_seconds, defaults.cache_ttl_seconds);
+  EXPECT_EQ(s.cache_enabled, defaults.cache_enabled);
+  EXPECT_EQ(s.cache_prefix_k, defaults.cache_prefix_k);
+  EXPECT_EQ(s.cache_sweep_interval_seconds, defaults.cache_sweep_interval_seconds);
+  EXPECT_EQ(s.model_preset, defaults.model_preset);
+  EXPECT_EQ(s.model_weights, defaults.model_weights);
+  EXPECT_EQ(s.model_seed, defaults.model_seed);
+  EXPECT_EQ(s.encoder_max_batch, defaults.encoder_max_batch);
+  EXPECT_EQ(s.encoder_timeout_seconds, defaults.encoder_timeout_seconds);
+  EXPECT_EQ(s.encoder_max_attempts, defaults.encoder_max_attempts);
+  EXPECT_EQ(s.http_threads, defaults.http_threads);
+  EXPECT_EQ(s.http_body_limit, defaults.http_body_limit);
+  EXPECT_EQ(s.http_read_timeout_seconds, defaults.http_read_timeout_seconds);
+  EXPECT_EQ(s.http_max_inflight, defaults.http_max_inflight);
+  EXPECT_EQ(s.http_max_rows, defaults.http_max_rows);
+  EXPECT_EQ(s.http_drain_timeout_seconds, defaults.http_drain_timeout_seconds);
+  EXPECT_EQ(s.agent_interval_seconds, defaults.agent_interval_seconds);
 }
 
 TEST_F(ConfigTest, TypeErrorsAreParseErrors) {
