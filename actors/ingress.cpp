@@ -61,7 +61,11 @@ void handle(self_ptr self, predict_request&& in, done_fn done) {
     return;
   }
   std::int64_t max_age_ns = req->max_age_ms < 0 ? -1 : req->max_age_ms * 1000000;
-  self->request(cfg.cache, cfg.cache_timeout, lookup_atom::value, *key, max_age_ns)
+  // No timeout on the hit path: a finite one costs a round trip through
+  // CAF's clock thread per request (a context switch on a busy 2-core
+  // box), and the local cache owner always answers; if it dies, the
+  // request fails at once with request_receiver_down and we compute fresh.
+  self->request(cfg.cache, caf::infinite, lookup_atom::value, *key, max_age_ns)
     .then(
       [=](cache_lookup& r) {
         switch (r.kind) {

@@ -25,8 +25,6 @@ struct ingress_config {
   std::uint32_t prefix_k = 4;
   cache_actor cache;
   supervisor_actor pool;
-  /// Deadline for the cache owner's answer.
-  caf::timespan cache_timeout = std::chrono::seconds{5};
   /// Deadline for an encode, retries included.
   caf::timespan encode_timeout = std::chrono::seconds{10};
 };

@@ -6,7 +6,10 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <array>
 #include <chrono>
+#include <functional>
+#include <unordered_map>
 #include <memory>
 #include <vector>
 
@@ -82,6 +85,11 @@ struct metrics_state {
   prom::Family<prom::Counter>* http_requests = nullptr;
   prom::Family<prom::Histogram>* duration = nullptr;
   prom::Family<prom::Counter>* predictions = nullptr;
+  // Children looked up once: Family::Add builds a label map per call, too
+  // slow for every request on the actor thread that also serves hits.
+  std::unordered_map<std::string, prom::Counter*> http_by_route_status;
+  std::array<prom::Histogram*, 3> duration_by_source{};
+  std::array<prom::Counter*, 3> predictions_by_source{};
   std::vector<std::pair<mirrored_counter, std::uint64_t cache_snapshot::*>> cache_counters;
   std::vector<std::pair<mirrored_counter, std::uint64_t pool_snapshot::*>> pool_counters;
   prom::Gauge* cache_entries = nullptr;
@@ -162,6 +170,12 @@ void build_registry(metrics_state& st) {
   st.workers = gauge("sil_encoder_workers", "Encoder workers alive");
   st.queue_depth = gauge("sil_encoder_queue_depth", "Inputs waiting for a worker");
   st.uptime = gauge("sil_uptime_seconds", "Seconds since the service started");
+  for (auto src : {embedding_source::encoder, embedding_source::cache,
+                   embedding_source::single_flight}) {
+    auto i = static_cast<std::size_t>(src);
+    st.duration_by_source[i] = &st.duration->Add({{"source", to_string(src)}}, latency_buckets());
+    st.predictions_by_source[i] = &st.predictions->Add({{"source", to_string(src)}});
+  }
   prom::BuildGauge()
     .Name("sil_model_info")
     .Help("The served model; the value is always 1")
@@ -232,7 +246,11 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
   return {
     [=](outcome_atom, const request_outcome& o) {
       auto& s = self->state;
-      s.http_requests->Add({{"route", o.route}, {"status", std::to_string(o.status)}}).Increment();
+      // "predict#200" fits std::string's small buffer: no allocation.
+      auto& counter = s.http_by_route_status[o.route + '#' + std::to_string(o.status)];
+      if (counter == nullptr)
+        counter = &s.http_requests->Add({{"route", o.route}, {"status", std::to_string(o.status)}});
+      counter->Increment();
       if (o.route != "predict")
         return;
       ++s.requests;
@@ -245,9 +263,11 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
       double ms = static_cast<double>(o.latency_ns) / 1e6;
       s.all.push(ms);
       (o.cache_hit ? s.hits : s.misses).push(ms);
-      s.duration->Add({{"source", to_string(o.source)}}, latency_buckets())
-        .Observe(static_cast<double>(o.latency_ns) / 1e9);
-      s.predictions->Add({{"source", to_string(o.source)}}).Increment();
+      auto src = static_cast<std::size_t>(o.source);
+      if (src >= s.duration_by_source.size())
+        return;
+      s.duration_by_source[src]->Observe(static_cast<double>(o.latency_ns) / 1e9);
+      s.predictions_by_source[src]->Increment();
     },
     [=](stats_atom) -> caf::result<service_snapshot> {
       auto rp = self->make_response_promise<service_snapshot>();

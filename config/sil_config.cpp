@@ -10,11 +10,19 @@
 #include <string>
 #include <vector>
 
+#include <caf/atom.hpp>
+
 #include "messages/messages.hpp"
 
 namespace sil {
 
 sil_config::sil_config() {
+  // Scheduler defaults chosen by measurement (reports/performance.md): the
+  // actors on the hit path are light, encoders run on their own threads, and
+  // on small machines one 'sharing' thread beats work stealing, whose idle
+  // workers spin. Both remain overridable (--scheduler.policy=stealing).
+  set("scheduler.policy", caf::atom("sharing"));
+  set("scheduler.max-threads", 1);
   auto& s = settings;
   opt_group{custom_options_, "global"}
     .add(s.host, "host", "address to listen on (default 127.0.0.1)")
