@@ -85,9 +85,12 @@ echo
 echo "- hit / bare throughput: $(ratio "$hit_rps" "$bare_rps") (goal >= 0.6)"
 echo "- miss / hit throughput: $(ratio "$miss_rps" "$hit_rps")"
 echo "- miss / hit p50 latency: $(ratio "$miss_p50" "$hit_p50")x"
-echo "- sil-server /stats after the run: $(echo "$stats" | python3 -c '
+echo "$stats" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
-c, e = s["cache"], s["encoder"]
-print("hits={} misses={} hit_rate={:.3f} batches={} items={} largest_batch={}".format(
-    c["hits"], c["misses"], c["hit_rate"], e["batches"], e["items"], e["largest_batch"]))')"
+c, e, h, m = s["cache"], s["encoder"], s["latency_hit"], s["latency_miss"]
+ratio = m["p50"] / h["p50"] if h["p50"] > 0 else 0
+print("- server-side latency (from /stats, last {} requests of each kind): hit p50 {:.4f} ms, "
+      "miss p50 {:.4f} ms: a miss costs {:.0f}x a hit".format(h["window"], h["p50"], m["p50"], ratio))
+print("- cache: hits={} misses={} hit_rate={:.3f}; encoder: batches={} items={} largest_batch={}".format(
+    c["hits"], c["misses"], c["hit_rate"], e["batches"], e["items"], e["largest_batch"]))'

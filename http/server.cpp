@@ -195,10 +195,33 @@ private:
     auto self = shared_from_this();
     auto ex = stream_.get_executor();
     caf::anon_send(srv_.svc.ingress, predict_atom::value, std::move(*decoded),
-                   predict_callback{[self, ex](caf::expected<predict_reply> r) {
+                   predict_callback{[self, ex, metrics = srv_.svc.metrics,
+                                     start = start_](caf::expected<predict_reply> r) {
+                     // This runs on the actor thread that answered: report
+                     // the outcome from here, where sending wakes no thread,
+                     // and touch nothing of the session but by posting.
+                     caf::anon_send(metrics, outcome_atom::value, predict_outcome(r, start));
                      asio::post(
                        ex, [self, r = std::move(r)]() mutable { self->on_predict(std::move(r)); });
                    }});
+    reported_ = true;
+  }
+
+  static request_outcome predict_outcome(const caf::expected<predict_reply>& r,
+                                         clock_type::time_point start) {
+    request_outcome o;
+    o.route = "predict";
+    if (r) {
+      o.source = r->source;
+      o.cache_hit = r->cache_hit;
+    } else {
+      auto code = from_caf_error(r.error()).code;
+      o.error_code = static_cast<std::uint8_t>(code);
+      o.status = static_cast<std::uint16_t>(http_api::status_for(code));
+    }
+    o.latency_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count();
+    return o;
   }
 
   void on_predict(caf::expected<predict_reply> r) {
@@ -268,7 +291,8 @@ private:
   }
 
   void on_write(beast::error_code ec, std::size_t) {
-    report();
+    if (!reported_)
+      report();
     if (holds_slot_) {
       --srv_.inflight;
       holds_slot_ = false;
@@ -297,6 +321,7 @@ private:
   }
 
   void reset_request_state() {
+    reported_ = false;
     allow_.clear();
     retry_after_ = false;
     error_ = errc{};
@@ -334,6 +359,8 @@ private:
   errc error_{};
   embedding_source source_ = embedding_source::encoder;
   bool cache_hit_ = false;
+  /// The outcome was already sent to the metrics aggregator.
+  bool reported_ = false;
 };
 
 } // namespace
