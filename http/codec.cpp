@@ -344,12 +344,14 @@ std::string encode_stats(const service_snapshot& s) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string encode_health(bool cache_enabled, std::uint32_t workers, std::string_view version) {
+std::string encode_health(bool cache_enabled, std::uint32_t workers, std::size_t in_flight,
+                          std::string_view version) {
   std::string out = "{\"status\":\"";
   out += workers > 0 ? "ok" : "degraded";
   out += "\",\"cache_enabled\":";
   out += cache_enabled ? "true" : "false";
-  out += ",\"workers\":" + std::to_string(workers) + ",\"model_version\":\"";
+  out += ",\"workers\":" + std::to_string(workers);
+  out += ",\"in_flight\":" + std::to_string(in_flight) + ",\"model_version\":\"";
   out.append(version.data(), version.size());
   out += "\"}";
   return out;

@@ -37,7 +37,8 @@ std::string encode_error(const error& e);
 std::string encode_stats(const service_snapshot& s);
 
 /// The /health body.
-std::string encode_health(bool cache_enabled, std::uint32_t workers, std::string_view version);
+std::string encode_health(bool cache_enabled, std::uint32_t workers, std::size_t in_flight,
+                          std::string_view version);
 
 /// The HTTP status for an error code: the only place this mapping exists.
 unsigned status_for(errc code) noexcept;

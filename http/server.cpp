@@ -60,11 +60,15 @@ namespace {
 /// one-shot actor sends the request and hands the answer to `done`.
 template <class R, class Handle, class Done, class... Ts>
 void ask(caf::actor_system& sys, const Handle& dst, caf::timespan timeout, Done done, Ts... xs) {
-  sys.spawn([=](caf::event_based_actor* self) {
-    self->request(dst, timeout, xs...)
-      .then([=](R& r) { done(caf::expected<R>{std::move(r)}); },
-            [=](caf::error& e) { done(caf::expected<R>{std::move(e)}); });
-  });
+  // The unused int works around CAF 0.17 dereferencing a null pointer to an
+  // empty argument tuple when a function actor has no arguments (UBSan).
+  sys.spawn(
+    [=](caf::event_based_actor* self, int) {
+      self->request(dst, timeout, xs...)
+        .then([=](R& r) { done(caf::expected<R>{std::move(r)}); },
+              [=](caf::error& e) { done(caf::expected<R>{std::move(e)}); });
+    },
+    0);
 }
 
 bool is_json(beast::string_view ct) {
@@ -155,7 +159,7 @@ private:
       if (get_only("health")) {
         auto& b = *srv_.svc.board;
         send(200, http_api::encode_health(b.cache_enabled.load(), b.workers_alive.load(),
-                                          srv_.cfg.model_version));
+                                          srv_.inflight.load(), srv_.cfg.model_version));
       }
     } else if (target == "/stats") {
       if (get_only("stats"))

@@ -253,8 +253,11 @@ TEST_F(ServiceTest, ConcurrentMissesOfDifferentPrefixesAreBatched) {
   EXPECT_EQ(p.max_batch_seen, 9u);
 }
 
-/// A worker that dies on its first batch without answering.
-encoder_worker_actor::behavior_type dying_worker(encoder_worker_actor::pointer self) {
+/// A worker that dies on its first batch without answering. (The unused
+/// argument works around CAF 0.17 dereferencing a null pointer to an empty
+/// argument tuple when a function actor is spawned without arguments, which
+/// UBSan reports.)
+encoder_worker_actor::behavior_type dying_worker(encoder_worker_actor::pointer self, int) {
   return {
     [=](encode_atom, const encode_batch&) -> caf::result<encoded_batch> {
       auto rp = self->make_response_promise<encoded_batch>();
@@ -271,7 +274,7 @@ TEST_F(ServiceTest, AWorkerKilledDuringARequestCostsNoFailedRequest) {
   opts.factory = [&](caf::local_actor* parent, std::size_t) -> encoder_worker_actor {
     // The first worker dies mid-request; its replacement works.
     if (made++ == 0)
-      return parent->spawn(dying_worker);
+      return parent->spawn(dying_worker, 0);
     return parent->spawn(encoder_worker, m);
   };
   start(std::move(opts));
@@ -295,7 +298,7 @@ TEST_F(ServiceTest, EveryWorkerFailingGivesAnEncoderTimeoutNotAHang) {
   settings.encoder_max_attempts = 3;
   service_options opts;
   opts.factory = [](caf::local_actor* parent, std::size_t) -> encoder_worker_actor {
-    return parent->spawn(dying_worker);
+    return parent->spawn(dying_worker, 0);
   };
   start(std::move(opts));
   auto r = predict(make_request(9.0f));

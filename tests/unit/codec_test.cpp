@@ -153,10 +153,11 @@ TEST(Codec, StatsCarryTheOriginalFields) {
 }
 
 TEST(Codec, HealthSaysDegradedWithoutWorkers) {
-  auto ok = nlohmann::json::parse(encode_health(true, 2, "v"));
+  auto ok = nlohmann::json::parse(encode_health(true, 2, 3, "v"));
   EXPECT_EQ(ok["status"], "ok");
+  EXPECT_EQ(ok["in_flight"], 3);
   EXPECT_TRUE(ok["cache_enabled"].get<bool>());
-  auto degraded = nlohmann::json::parse(encode_health(false, 0, "v"));
+  auto degraded = nlohmann::json::parse(encode_health(false, 0, 0, "v"));
   EXPECT_EQ(degraded["status"], "degraded");
 }
 
