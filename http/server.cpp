@@ -47,6 +47,8 @@ struct http_server::impl {
   std::atomic<std::size_t> inflight{0};
   /// Any request being handled, for draining on shutdown.
   std::atomic<std::size_t> active{0};
+  /// Set at shutdown: answers carry "Connection: close".
+  std::atomic<bool> draining{false};
   std::mutex mu;
   std::condition_variable cv;
   bool signalled = false; // guarded by mu
@@ -198,16 +200,16 @@ private:
       return send_error(decoded.error());
     auto self = shared_from_this();
     auto ex = stream_.get_executor();
-    caf::anon_send(srv_.svc.ingress, predict_atom::value, std::move(*decoded),
-                   predict_callback{[self, ex, metrics = srv_.svc.metrics,
-                                     start = start_](caf::expected<predict_reply> r) {
-                     // This runs on the actor thread that answered: report
-                     // the outcome from here, where sending wakes no thread,
-                     // and touch nothing of the session but by posting.
-                     caf::anon_send(metrics, outcome_atom::value, predict_outcome(r, start));
-                     asio::post(
-                       ex, [self, r = std::move(r)]() mutable { self->on_predict(std::move(r)); });
-                   }});
+    caf::anon_send(
+      srv_.svc.ingress, predict_atom::value, std::move(*decoded),
+      predict_callback{
+        [self, ex, metrics = srv_.svc.metrics, start = start_](caf::expected<predict_reply> r) {
+          // This runs on the actor thread that answered: report
+          // the outcome from here, where sending wakes no thread,
+          // and touch nothing of the session but by posting.
+          caf::anon_send(metrics, outcome_atom::value, predict_outcome(r, start));
+          asio::post(ex, [self, r = std::move(r)]() mutable { self->on_predict(std::move(r)); });
+        }});
     reported_ = true;
   }
 
@@ -223,8 +225,8 @@ private:
       o.error_code = static_cast<std::uint8_t>(code);
       o.status = static_cast<std::uint16_t>(http_api::status_for(code));
     }
-    o.latency_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count();
+    o.latency_ns
+      = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count();
     return o;
   }
 
@@ -279,6 +281,14 @@ private:
 
   void send(unsigned status, std::string body, const char* content_type = "application/json") {
     status_ = status;
+    // The prediction is done: free its in-flight slot now, not after the
+    // write, so a client that has read its answer can never see 503 for it.
+    if (holds_slot_) {
+      --srv_.inflight;
+      holds_slot_ = false;
+    }
+    if (srv_.draining.load())
+      keep_alive_ = false;
     res_.emplace(static_cast<bhttp::status>(status), version_);
     res_->set(bhttp::field::server, "sil-server");
     res_->set(bhttp::field::content_type, content_type);
@@ -448,9 +458,21 @@ std::size_t http_server::shutdown(std::chrono::milliseconds drain) {
     p.acceptor.close(ec);
     p.signals.cancel(ec);
   });
+  p.draining = true;
+  // Wait until nothing has been active for a short quiet period, so that
+  // requests already sent on open connections (not yet parsed when the
+  // signal came) are served too; the drain timeout bounds the wait.
   auto deadline = clock_type::now() + drain;
-  while (p.active.load() > 0 && clock_type::now() < deadline)
+  auto quiet_since = clock_type::now();
+  constexpr auto quiet = std::chrono::milliseconds{200};
+  while (clock_type::now() < deadline) {
+    auto now = clock_type::now();
+    if (p.active.load() > 0)
+      quiet_since = now;
+    else if (now - quiet_since >= quiet || drain.count() == 0)
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
   auto left = p.active.load();
   p.work.reset();
   p.ioc.stop();

@@ -51,9 +51,11 @@ public:
   /// Blocks until SIGINT or SIGTERM arrives.
   void wait_for_signal();
 
-  /// Stops accepting, lets requests in flight finish (at most `drain`), then
-  /// closes every connection and joins the I/O threads. Returns the number
-  /// of requests still in flight when the deadline passed (0 normally).
+  /// Stops accepting, lets requests in flight finish, and serves requests
+  /// that arrive on open connections until 200 ms pass without any (at most
+  /// `drain` in all); answers during the drain close their connection. Then
+  /// closes every connection and joins the I/O threads. Returns the number of
+  /// requests still in flight when the deadline passed (0 normally).
   std::size_t shutdown(std::chrono::milliseconds drain);
 
   struct impl;

@@ -245,7 +245,18 @@ TEST_F(E2E, SigtermDrainsRequestsInFlightAndExitsZero) {
     std::vector<std::string> rows(64, row(10.0f + static_cast<float>(i)));
     clients.back()->send_request("POST", "/predict", features(rows) + "}");
   }
-  std::this_thread::sleep_for(5ms); // let the server read them
+  // Wait until the server has read all twelve (in flight or answered):
+  // connections still in the accept backlog at shutdown are not in flight.
+  http_client probe{port()};
+  for (int i = 0; i < 500; ++i) {
+    int answered = 0;
+    for (auto& c : clients)
+      answered += c->has_data() ? 1 : 0;
+    auto h = json::parse(probe.request("GET", "/health").body);
+    if (h["in_flight"].get<int>() + answered >= 12)
+      break;
+    std::this_thread::sleep_for(2ms);
+  }
   server_->signal(SIGTERM);
   int unanswered = 0;
   for (auto& c : clients)

@@ -74,11 +74,14 @@ std::optional<server_process> server_process::start(const std::string& binary,
   p.pid_ = spawn(binary, args, env, &p.stdout_fd_, &err_fd);
   if (p.pid_ < 0)
     return std::nullopt;
-  // stderr is not needed: let it drain into the test log.
+  // Forward the child's stderr to the test's, so that a failing test shows
+  // the server's log (and any sanitizer report).
   std::thread([err_fd] {
     char buf[4096];
-    while (::read(err_fd, buf, sizeof buf) > 0) {
-      // nop
+    ssize_t n;
+    while ((n = ::read(err_fd, buf, sizeof buf)) > 0) {
+      if (::write(2, buf, static_cast<std::size_t>(n)) < 0)
+        break;
     }
     close(err_fd);
   }).detach();
