@@ -86,7 +86,7 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
       st.flights.emplace(key, flight{self->clock().now(), {}});
       return cache_lookup{lookup_kind::lead, embedding{}, 0};
     },
-    [=](insert_atom, prefix_key key, embedding value) {
+    [=](insert_atom, prefix_key key, const embedding& value) {
       auto& st = self->state;
       st.cache->put(key, value);
       if (auto i = st.flights.find(key); i != st.flights.end()) {

@@ -23,7 +23,7 @@ caf::expected<encoded_batch> encode_with(const model& m, const encode_batch& bat
   return encoded_batch{std::move(*out)};
 }
 
-encoder_worker_actor::behavior_type encoder_worker(encoder_worker_actor::pointer, model m) {
+encoder_worker_actor::behavior_type encoder_worker(encoder_worker_actor::pointer, const model& m) {
   return {
     [m](encode_atom, const encode_batch& batch) -> caf::result<encoded_batch> {
       auto out = encode_with(m, batch);

@@ -12,7 +12,8 @@
 namespace sil {
 
 /// The worker's behavior; usable with any spawn option.
-encoder_worker_actor::behavior_type encoder_worker(encoder_worker_actor::pointer self, model m);
+encoder_worker_actor::behavior_type encoder_worker(encoder_worker_actor::pointer self,
+                                                   const model& m);
 
 /// Validates a batch against the model and encodes it.
 caf::expected<encoded_batch> encode_with(const model& m, const encode_batch& batch);

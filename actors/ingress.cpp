@@ -28,8 +28,8 @@ predict_reply make_reply(self_ptr self, const embedding& e, embedding_source src
 }
 
 /// Encodes `req` at the pool; on success optionally inserts under `key`.
-void encode_fresh(self_ptr self, std::shared_ptr<predict_request> req, prefix_key key, bool insert,
-                  bool leader, done_fn done) {
+void encode_fresh(self_ptr self, const std::shared_ptr<predict_request>& req, prefix_key key,
+                  bool insert, bool leader, const done_fn& done) {
   auto& cfg = self->state.cfg;
   self
     ->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
@@ -47,7 +47,7 @@ void encode_fresh(self_ptr self, std::shared_ptr<predict_request> req, prefix_ke
       });
 }
 
-void handle(self_ptr self, predict_request&& in, done_fn done) {
+void handle(self_ptr self, predict_request&& in, const done_fn& done) {
   auto& cfg = self->state.cfg;
   auto req = std::make_shared<predict_request>(std::move(in));
   auto key = make_prefix_key({cfg.m.name(), self->state.version}, cfg.prefix_k,
@@ -57,7 +57,7 @@ void handle(self_ptr self, predict_request&& in, done_fn done) {
     return;
   }
   if (!req->use_cache) {
-    encode_fresh(self, req, *key, false, false, std::move(done));
+    encode_fresh(self, req, *key, false, false, done);
     return;
   }
   std::int64_t max_age_ns = req->max_age_ms < 0 ? -1 : req->max_age_ms * 1000000;
@@ -105,7 +105,7 @@ ingress_actor::behavior_type ingress(self_ptr self, ingress_config cfg) {
       return rp;
     },
     [=](predict_atom, predict_request& req, predict_callback& cb) {
-      handle(self, std::move(req), std::move(cb));
+      handle(self, std::move(req), cb);
     },
   };
 }

@@ -9,8 +9,8 @@
 #include <array>
 #include <chrono>
 #include <functional>
-#include <unordered_map>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "core/window_stats.hpp"
@@ -170,8 +170,8 @@ void build_registry(metrics_state& st) {
   st.workers = gauge("sil_encoder_workers", "Encoder workers alive");
   st.queue_depth = gauge("sil_encoder_queue_depth", "Inputs waiting for a worker");
   st.uptime = gauge("sil_uptime_seconds", "Seconds since the service started");
-  for (auto src : {embedding_source::encoder, embedding_source::cache,
-                   embedding_source::single_flight}) {
+  for (auto src :
+       {embedding_source::encoder, embedding_source::cache, embedding_source::single_flight}) {
     auto i = static_cast<std::size_t>(src);
     st.duration_by_source[i] = &st.duration->Add({{"source", to_string(src)}}, latency_buckets());
     st.predictions_by_source[i] = &st.predictions->Add({{"source", to_string(src)}});

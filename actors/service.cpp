@@ -36,7 +36,7 @@ std::size_t worker_count(const service_settings& s) {
 }
 
 caf::expected<service_handles> start_service(caf::actor_system& sys, const service_settings& s,
-                                             const model& m, service_options opts) {
+                                             const model& m, const service_options& opts) {
   service_handles h;
   h.board = std::make_shared<service_board>();
 

@@ -40,7 +40,7 @@ std::size_t worker_count(const service_settings& s);
 
 /// Spawns every actor. The settings must have passed validate().
 caf::expected<service_handles> start_service(caf::actor_system& sys, const service_settings& s,
-                                             const model& m, service_options opts = {});
+                                             const model& m, const service_options& opts = {});
 
 /// Asks every actor to exit.
 void stop_service(service_handles& h);

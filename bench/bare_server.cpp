@@ -20,12 +20,13 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-const std::string fixed_body =
-  R"({"prediction":0.678815186,"cache_hit":true,"latency_ms":0.0100,"source":"cache"})";
+const std::string fixed_body
+  = R"({"prediction":0.678815186,"cache_hit":true,"latency_ms":0.0100,"source":"cache"})";
 
 class session : public std::enable_shared_from_this<session> {
 public:
-  explicit session(tcp::socket&& s) : stream_(std::move(s)) {
+  explicit session(tcp::socket&& s)
+    : stream_(std::move(s)) {
     // nop
   }
 

@@ -122,12 +122,15 @@ std::vector<std::string> sil_config::sil_option_keys() const {
   for (const auto& opt : custom_options_) {
     std::string cat{opt.category().data(), opt.category().size()};
     std::string name{opt.long_name().data(), opt.long_name().size()};
-    bool mine = std::find(ours.begin(), ours.end(), cat) != ours.end()
-                || (cat == "global"
-                    && std::find(our_globals.begin(), our_globals.end(), name)
-                         != our_globals.end());
-    if (mine)
-      out.push_back(cat + "." + name);
+    bool mine
+      = std::find(ours.begin(), ours.end(), cat) != ours.end()
+        || (cat == "global"
+            && std::find(our_globals.begin(), our_globals.end(), name) != our_globals.end());
+    if (mine) {
+      cat += '.';
+      cat += name;
+      out.push_back(std::move(cat));
+    }
   }
   return out;
 }

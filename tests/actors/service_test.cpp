@@ -240,8 +240,8 @@ TEST_F(ServiceTest, ConcurrentMissesOfDifferentPrefixesAreBatched) {
                                      predict_request{}))>
     handles;
   for (int i = 0; i < 10; ++i)
-    handles.push_back(
-      self->request(svc.ingress, caf::infinite, predict_atom::value, make_request(100.0f + i)));
+    handles.push_back(self->request(svc.ingress, caf::infinite, predict_atom::value,
+                                    make_request(100.0f + static_cast<float>(i))));
   sched.run();
   for (auto& h : handles)
     h.receive([](predict_reply& r) { EXPECT_FALSE(r.cache_hit); },
@@ -349,7 +349,7 @@ TEST_F(ServiceTest, StatsAreCountedCorrectly) {
     o.route = "predict";
     o.cache_hit = i % 2 == 0;
     o.source = o.cache_hit ? embedding_source::cache : embedding_source::encoder;
-    o.latency_ns = (i + 1) * 1000000;
+    o.latency_ns = static_cast<std::int64_t>(i + 1) * 1000000;
     caf::anon_send(svc.metrics, outcome_atom::value, o);
   }
   request_outcome bad;
