@@ -307,14 +307,7 @@ private:
   void on_write(beast::error_code ec, std::size_t) {
     if (!reported_)
       report();
-    if (holds_slot_) {
-      --srv_.inflight;
-      holds_slot_ = false;
-    }
-    if (counted_active_) {
-      --srv_.active;
-      counted_active_ = false;
-    }
+    release_counters();
     res_.reset();
     if (ec || !keep_alive_)
       return close();
@@ -343,7 +336,9 @@ private:
     cache_hit_ = false;
   }
 
-  void close() {
+  /// Gives back this request's in-flight slot and its place in the drain
+  /// count, each at most once.
+  void release_counters() {
     if (holds_slot_) {
       --srv_.inflight;
       holds_slot_ = false;
@@ -352,6 +347,10 @@ private:
       --srv_.active;
       counted_active_ = false;
     }
+  }
+
+  void close() {
+    release_counters();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
