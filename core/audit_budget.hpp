@@ -1,0 +1,108 @@
+// Which cache hits get audited (recomputed off the request path to measure
+// divergence), within a budget of extra encoder work (issue #4, DESIGN §5).
+//
+// Owns: the sliding-window budget and its fair spread over keys. Pure: the
+// caller passes the time and a uniform random number, so tests are exact.
+//  - Rate: a hit is a candidate with probability `rate`.
+//  - Budget: over the last `window`, audits <= floor(max_share * requests) + 1
+//    (the +1 lets the first audit of a quiet service happen).
+//  - Spread: a key may use at most its fair share of that budget,
+//    max(1, budget / distinct keys hit recently), so one hot key cannot
+//    starve the others; alone, a key may use the whole budget. "Recently" is
+//    the last one to two windows (keys are pruned once per window).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <unordered_map>
+
+#include "core/error.hpp"
+#include "core/prefix_key.hpp"
+
+namespace sil {
+
+/// Parameters of the audit budget.
+struct audit_config {
+  /// Probability that a hit is audited, in [0, 1].
+  double rate = 0.05;
+  /// Audits per request served, at most, over the window, in [0, 1].
+  double max_share = 0.05;
+  /// Length of the sliding window.
+  std::chrono::steady_clock::duration window = std::chrono::seconds{10};
+};
+
+/// Checks 0 <= rate <= 1, 0 <= max_share <= 1 and window > 0.
+status validate(const audit_config& cfg);
+
+/// Why a hit was or was not audited.
+enum class audit_verdict : std::uint8_t {
+  audit,
+  /// Not drawn (probability `rate`).
+  not_sampled,
+  /// The global budget is used up.
+  over_budget,
+  /// This key used its fair share.
+  over_key_share,
+};
+
+/// The sliding-window audit budget. Not thread-safe (one owner: ingress).
+class audit_budget {
+public:
+  using time_point = std::chrono::steady_clock::time_point;
+
+  explicit audit_budget(const audit_config& cfg) : cfg_(cfg) {
+    // nop
+  }
+
+  /// Counts one request served (hit or miss) at `now`.
+  void on_request(time_point now);
+
+  /// Decides whether the hit on `key` at `now` is audited; `u` is a uniform
+  /// random number in [0, 1). An admitted audit is counted at once.
+  audit_verdict on_hit(prefix_key key, time_point now, double u);
+
+  /// Requests and audits inside the current window.
+  std::size_t requests_in_window() const noexcept {
+    return requests_.size();
+  }
+
+  std::size_t audits_in_window() const noexcept {
+    return audits_.size();
+  }
+
+  /// The current budget: floor(max_share * requests in window) + 1.
+  std::size_t budget() const noexcept;
+
+  /// Totals since construction.
+  std::uint64_t audited() const noexcept {
+    return audited_;
+  }
+
+  std::uint64_t skipped() const noexcept {
+    return skipped_;
+  }
+
+  const audit_config& config() const noexcept {
+    return cfg_;
+  }
+
+private:
+  struct key_state {
+    time_point last_hit;
+    std::deque<time_point> audits;
+  };
+
+  void expire(time_point now);
+
+  audit_config cfg_;
+  std::deque<time_point> requests_;
+  std::deque<time_point> audits_;
+  std::unordered_map<prefix_key, key_state> keys_;
+  time_point last_key_prune_{};
+  std::uint64_t audited_ = 0;
+  std::uint64_t skipped_ = 0;
+};
+
+} // namespace sil
