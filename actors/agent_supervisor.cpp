@@ -1,11 +1,14 @@
 #include "actors/agent_supervisor.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <deque>
 #include <string>
 #include <vector>
 
 #include "actors/encoder_worker.hpp"
+#include "core/window_stats.hpp"
 
 namespace sil {
 
@@ -34,6 +37,16 @@ struct supervisor_state {
   std::uint64_t next_id = 0;
   pool_snapshot stats;
   agent_state agent;
+  /// Cosine divergences reported in the current window.
+  std::vector<double> window;
+  std::uint64_t reports = 0;
+  /// Cache counters at the previous observation, for per-window deltas.
+  std::uint64_t last_hits = 0;
+  std::uint64_t last_misses = 0;
+  /// An operator's command holds until resume.
+  bool manual_override = false;
+  std::deque<decision_record> log;
+  std::vector<std::uint64_t> action_counts = std::vector<std::uint64_t>(6, 0);
   /// Every live worker; shared with the exit hook, which outlives the state.
   std::shared_ptr<std::vector<caf::actor>> registry = std::make_shared<std::vector<caf::actor>>();
   static inline const char* name = "agent_supervisor";
@@ -178,7 +191,45 @@ void dispatch(self_ptr self) {
   }
 }
 
-/// One agent step: observe the cache, decide with the pure policy, act.
+constexpr std::size_t max_log = 100;
+constexpr std::size_t manual_index = 5; // action_counts: keep .. enable, then manual
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+void append_log(self_ptr self, decision_record rec) {
+  auto& st = self->state;
+  st.log.push_back(std::move(rec));
+  while (st.log.size() > max_log)
+    st.log.pop_front();
+}
+
+/// Sends what `action` means to the cache owner (the only one who flips it).
+void act(self_ptr self, agent_action action, double ttl_seconds) {
+  auto& cache = self->state.cfg.cache;
+  auto ttl_ns = static_cast<std::int64_t>(ttl_seconds * 1e9);
+  switch (action) {
+    case agent_action::keep:
+      break;
+    case agent_action::disable:
+      caf::anon_send(cache, disable_atom::value);
+      break;
+    case agent_action::enable:
+      caf::anon_send(cache, set_ttl_atom::value, ttl_ns);
+      caf::anon_send(cache, enable_atom::value);
+      break;
+    case agent_action::shorten_ttl:
+    case agent_action::restore_ttl:
+      caf::anon_send(cache, set_ttl_atom::value, ttl_ns);
+      break;
+  }
+}
+
+/// One agent step: observe the window, decide with the pure policy, act,
+/// and log any change with the observation that caused it.
 void observe(self_ptr self) {
   auto& st = self->state;
   self->request(st.cfg.cache, std::chrono::seconds{1}, stats_atom::value)
@@ -186,32 +237,120 @@ void observe(self_ptr self) {
       [=](const cache_snapshot& snap) {
         auto& s = self->state;
         observation obs;
-        obs.hits = snap.hits;
-        obs.misses = snap.misses;
+        obs.divergence = summarize(std::move(s.window));
+        s.window.clear();
+        obs.hits = snap.hits - std::min(snap.hits, s.last_hits);
+        obs.misses = snap.misses - std::min(snap.misses, s.last_misses);
+        s.last_hits = snap.hits;
+        s.last_misses = snap.misses;
         obs.state = s.agent;
-        // Divergence reports arrive with audit sampling (issue #4); until
-        // then every window has no samples and the policy keeps its state.
+        if (s.manual_override)
+          return; // an operator's command holds until resume
         auto d = decide(obs, s.cfg.policy);
         s.agent = d.next;
-        switch (d.action) {
-          case agent_action::keep:
-            break;
-          case agent_action::disable:
-            caf::anon_send(s.cfg.cache, disable_atom::value);
-            break;
-          case agent_action::enable:
-            caf::anon_send(s.cfg.cache, enable_atom::value);
-            [[fallthrough]];
-          case agent_action::shorten_ttl:
-          case agent_action::restore_ttl:
-            caf::anon_send(s.cfg.cache, set_ttl_atom::value,
-                           static_cast<std::int64_t>(d.next.ttl_seconds * 1e9));
-            break;
-        }
+        if (d.action == agent_action::keep)
+          return;
+        act(self, d.action, d.next.ttl_seconds);
+        ++s.action_counts[static_cast<std::size_t>(d.action)];
+        decision_record rec;
+        rec.unix_ms = unix_ms();
+        rec.from = to_string(obs.state.mode);
+        rec.to = to_string(d.next.mode);
+        rec.action = to_string(d.action);
+        rec.reason = std::move(d.reason);
+        rec.samples = obs.divergence.count;
+        rec.p50 = obs.divergence.p50;
+        rec.p95 = obs.divergence.p95;
+        rec.max = obs.divergence.max;
+        rec.hits = obs.hits;
+        rec.misses = obs.misses;
+        rec.ttl_seconds = d.next.ttl_seconds;
+        append_log(self, std::move(rec));
       },
       [](caf::error&) {
         // The cache owner is busy or gone; try again next tick.
       });
+}
+
+agent_snapshot agent_view(self_ptr self) {
+  auto& st = self->state;
+  const auto& p = st.cfg.policy;
+  agent_snapshot out;
+  out.mode = to_string(st.agent.mode);
+  out.manual_override = st.manual_override;
+  out.ttl_seconds = st.agent.ttl_seconds;
+  out.clean_windows = st.agent.clean_windows;
+  out.reports = st.reports;
+  out.recover_threshold = p.recover_threshold;
+  out.ttl_threshold = p.ttl_threshold;
+  out.disable_threshold = p.disable_threshold;
+  out.entry_evict_threshold = st.cfg.entry_evict_threshold;
+  out.recover_windows = p.recover_windows;
+  out.min_samples = p.min_samples;
+  out.base_ttl_seconds = p.base_ttl_seconds;
+  out.ttl_floor_seconds = p.ttl_floor_seconds;
+  out.interval_seconds = std::chrono::duration<double>(st.cfg.agent_interval).count();
+  out.decisions.assign(st.log.begin(), st.log.end());
+  out.action_counts = st.action_counts;
+  return out;
+}
+
+/// Applies an operator's command; it holds until resume_agent.
+caf::result<agent_snapshot> admin(self_ptr self, admin_command cmd, double value) {
+  auto& st = self->state;
+  decision_record rec;
+  rec.unix_ms = unix_ms();
+  rec.from = to_string(st.agent.mode);
+  rec.manual = true;
+  switch (cmd) {
+    case admin_command::disable_cache:
+      caf::anon_send(st.cfg.cache, disable_atom::value);
+      st.agent.mode = agent_mode::disabled;
+      st.manual_override = true;
+      rec.action = "disable";
+      rec.reason = "operator: POST /admin/cache/disable; the agent holds until resume";
+      break;
+    case admin_command::enable_cache:
+      caf::anon_send(st.cfg.cache, enable_atom::value);
+      st.agent.mode = st.agent.ttl_seconds < st.cfg.policy.base_ttl_seconds ? agent_mode::short_ttl
+                                                                            : agent_mode::normal;
+      st.manual_override = true;
+      rec.action = "enable";
+      rec.reason = "operator: POST /admin/cache/enable; the agent holds until resume";
+      break;
+    case admin_command::clear_cache:
+      caf::anon_send(st.cfg.cache, clear_atom::value);
+      rec.action = "clear";
+      rec.reason = "operator: POST /admin/cache/clear";
+      break;
+    case admin_command::set_ttl: {
+      if (!(value >= 0.0) || value > 31536000.0)
+        return make_caf_error(errc::bad_request, "ttl_seconds must be in [0, 31536000]");
+      caf::anon_send(st.cfg.cache, set_ttl_atom::value, static_cast<std::int64_t>(value * 1e9));
+      st.agent.ttl_seconds = value;
+      if (st.agent.mode != agent_mode::disabled)
+        st.agent.mode = value < st.cfg.policy.base_ttl_seconds ? agent_mode::short_ttl
+                                                               : agent_mode::normal;
+      st.manual_override = true;
+      rec.action = "set_ttl";
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "operator: PUT /admin/cache/ttl to %.3gs; the agent holds "
+                                     "until resume", value);
+      rec.reason = buf;
+      break;
+    }
+    case admin_command::resume_agent:
+      st.manual_override = false;
+      st.agent.clean_windows = 0;
+      rec.action = "resume";
+      rec.reason = "operator: POST /admin/agent/resume; the agent decides again";
+      break;
+  }
+  rec.to = to_string(st.agent.mode);
+  rec.ttl_seconds = st.agent.ttl_seconds;
+  ++st.action_counts[manual_index];
+  append_log(self, std::move(rec));
+  return agent_view(self);
 }
 
 supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg) {
@@ -260,6 +399,12 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
       observe(self);
       self->delayed_send(self, self->state.cfg.agent_interval, observe_atom::value);
     },
+    [=](report_atom, const divergence_report& r) {
+      self->state.window.push_back(r.cosine);
+      ++self->state.reports;
+    },
+    [=](agent_atom) { return agent_view(self); },
+    [=](admin_atom, admin_command cmd, double value) { return admin(self, cmd, value); },
   };
 }
 

@@ -42,6 +42,8 @@ struct supervisor_config {
   cache_actor cache;
   caf::timespan agent_interval = std::chrono::seconds{1};
   policy_config policy;
+  /// Shown by GET /agent (the ingress applies it).
+  double entry_evict_threshold = 0.3;
   std::shared_ptr<service_board> board;
 };
 

@@ -17,6 +17,7 @@ struct cache_owner_state {
   std::optional<lru_ttl_cache> cache;
   std::unordered_map<prefix_key, flight> flights;
   std::uint64_t joins = 0;
+  std::uint64_t invalidations = 0;
   cache_owner_config cfg;
   static inline const char* name = "cache_owner";
 };
@@ -52,6 +53,7 @@ cache_snapshot snapshot(self_ptr self) {
   out.erasures = s.erasures;
   out.bypasses = s.bypasses;
   out.single_flight_joins = st.joins;
+  out.invalidations = st.invalidations;
   out.in_flight = st.flights.size();
   out.size = s.size;
   out.max_size = s.max_size;
@@ -71,7 +73,15 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
       auto& st = self->state;
       if (!st.cache->enabled()) {
         st.cache->get(key); // counted as a bypass
-        return cache_lookup{lookup_kind::bypass, embedding{}, 0};
+        // Hand out what is still stored, so that the fresh result can be
+        // compared with it for free: that is how the agent sees when reuse
+        // would be safe again.
+        cache_lookup out{lookup_kind::bypass, embedding{}, 0};
+        if (auto pk = st.cache->peek(key); pk && !pk->expired) {
+          out.value = std::move(pk->value);
+          out.age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(pk->age).count();
+        }
+        return out;
       }
       auto r = max_age_ns >= 0 ? st.cache->get(key, std::chrono::nanoseconds{max_age_ns})
                                : st.cache->get(key);
@@ -100,6 +110,13 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
       auto& st = self->state;
       if (auto i = st.flights.find(key); i != st.flights.end() && !promote(self, i->second))
         st.flights.erase(i);
+    },
+    [=](invalidate_atom, prefix_key key) {
+      // An audit found this entry too far from a fresh result.
+      if (!self->state.cache->erase(key))
+        return false;
+      ++self->state.invalidations;
+      return true;
     },
     [=](enable_atom) {
       self->state.cache->enabled(true);

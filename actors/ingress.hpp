@@ -9,11 +9,19 @@
 //     bypass -> encode -> insert (keeps the cache current) -> head -> reply
 //   use_cache: false -> encode -> head -> reply (the cache is not touched)
 //
+// Correctness risk (issue #4): after answering a hit, the ingress may audit
+// it: within the audit budget it encodes the same input fresh, off the
+// request path, and reports the cosine and L2 divergence and the prediction
+// delta to the agent and to the metrics; an entry beyond the evict threshold
+// is invalidated at once. While reuse is disabled, each fresh result is
+// compared for free with the entry still stored, and reported the same way.
+//
 // Owns: the model's head (cheap) and the prefix length. Knows nothing of
 // HTTP: requests come as predict_request, answers leave as predict_reply or
 // an error, by response or through a callback.
 #pragma once
 
+#include "core/audit_budget.hpp"
 #include "core/model.hpp"
 #include "messages/messages.hpp"
 
@@ -27,6 +35,12 @@ struct ingress_config {
   supervisor_actor pool;
   /// Deadline for an encode, retries included.
   caf::timespan encode_timeout = std::chrono::seconds{10};
+  /// Receives divergence reports (besides the supervisor, i.e. the agent).
+  metrics_actor metrics;
+  /// Which hits are audited.
+  audit_config audit;
+  /// An audit at or above this cosine divergence evicts the entry at once.
+  double entry_evict_threshold = 0.3;
 };
 
 /// Spawns an ingress actor.

@@ -78,6 +78,20 @@ struct metrics_state {
   ring all{10000};
   ring hits{10000};
   ring misses{10000};
+  ring cosine{10000};
+  ring l2{10000};
+  ring delta{10000};
+  ingress_actor ingress;
+  prom::Histogram* cosine_hist = nullptr;
+  prom::Histogram* l2_hist = nullptr;
+  prom::Histogram* delta_hist = nullptr;
+  std::array<prom::Counter*, 2> reports_by_kind{};
+  std::vector<std::pair<mirrored_counter, std::uint64_t audit_snapshot::*>> audit_counters;
+  std::vector<mirrored_counter> decision_counters;
+  prom::Gauge* agent_mode = nullptr;
+  prom::Gauge* agent_override = nullptr;
+  audit_snapshot last_audit;
+  agent_snapshot last_agent;
   std::uint64_t requests = 0;
   std::uint64_t errors = 0;
   std::uint64_t rejected = 0;
@@ -170,6 +184,53 @@ void build_registry(metrics_state& st) {
   st.workers = gauge("sil_encoder_workers", "Encoder workers alive");
   st.queue_depth = gauge("sil_encoder_queue_depth", "Inputs waiting for a worker");
   st.uptime = gauge("sil_uptime_seconds", "Seconds since the service started");
+  const prom::Histogram::BucketBoundaries div_buckets{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02,
+                                                      0.05,   0.1,    0.2,   0.3,   0.5,  1.0};
+  st.cosine_hist = &prom::BuildHistogram()
+                      .Name("sil_divergence_cosine")
+                      .Help("Cosine distance between cached and fresh embeddings")
+                      .Register(reg)
+                      .Add({}, div_buckets);
+  st.l2_hist = &prom::BuildHistogram()
+                  .Name("sil_divergence_l2")
+                  .Help("L2 distance between cached and fresh embeddings")
+                  .Register(reg)
+                  .Add({}, prom::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10,
+                                                             20, 50});
+  st.delta_hist = &prom::BuildHistogram()
+                     .Name("sil_divergence_prediction_delta")
+                     .Help("|prediction(cached) - prediction(fresh)| per comparison")
+                     .Register(reg)
+                     .Add({}, div_buckets);
+  auto& reports = prom::BuildCounter()
+                    .Name("sil_divergence_reports_total")
+                    .Help("Divergence comparisons, by kind (audit of a hit, or shadow "
+                          "comparison while reuse is disabled)")
+                    .Register(reg);
+  st.reports_by_kind = {&reports.Add({{"kind", "audit"}}), &reports.Add({{"kind", "shadow"}})};
+  auto& audits = prom::BuildCounter()
+                   .Name("sil_audits_total")
+                   .Help("Audit decisions on cache hits, by result")
+                   .Register(reg);
+  st.audit_counters = {
+    {mirrored_counter{&audits.Add({{"result", "run"}}), 0}, &audit_snapshot::audits},
+    {mirrored_counter{&audits.Add({{"result", "skipped"}}), 0}, &audit_snapshot::skipped},
+    {mirrored_counter{&audits.Add({{"result", "failed"}}), 0}, &audit_snapshot::failed},
+  };
+  auto& decisions = prom::BuildCounter()
+                      .Name("sil_agent_decisions_total")
+                      .Help("Agent decisions that changed something, by action")
+                      .Register(reg);
+  for (const char* action : {"keep", "shorten_ttl", "restore_ttl", "disable", "enable", "manual"})
+    st.decision_counters.push_back(mirrored_counter{&decisions.Add({{"action", action}}), 0});
+  st.agent_mode = gauge("sil_agent_state",
+                        "Agent mode: 0 normal, 1 short_ttl (TTL shortened), 2 disabled (no reuse)");
+  st.agent_override = gauge("sil_agent_manual_override",
+                            "1 while an operator's command holds the agent");
+  st.cache_counters.push_back(
+    {counter("sil_cache_invalidations_total",
+             "Entries evicted because an audit found them beyond the evict threshold"),
+     &cache_snapshot::invalidations});
   for (auto src :
        {embedding_source::encoder, embedding_source::cache, embedding_source::single_flight}) {
     auto i = static_cast<std::size_t>(src);
@@ -198,14 +259,46 @@ void refresh(metrics_state& st) {
   st.queue_depth->Set(static_cast<double>(st.last_pool.queued));
   st.uptime->Set(
     std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count());
+  for (auto& [c, field] : st.audit_counters)
+    c.update(st.last_audit.*field);
+  for (std::size_t i = 0; i < st.decision_counters.size(); ++i)
+    if (i < st.last_agent.action_counts.size())
+      st.decision_counters[i].update(st.last_agent.action_counts[i]);
+  const auto& mode = st.last_agent.mode;
+  st.agent_mode->Set(mode == "disabled" ? 2.0 : mode == "short_ttl" ? 1.0 : 0.0);
+  st.agent_override->Set(st.last_agent.manual_override ? 1.0 : 0.0);
 }
 
 /// Fetches fresh cache and pool snapshots, then calls `k`. On a timeout the
 /// last known values are used: /stats must answer even if an actor lags.
+/// Fetches fresh cache, pool, agent and audit snapshots, then calls `k`. On
+/// a timeout the last known values are used: /stats must answer even if an
+/// actor lags.
 template <class K>
 void collect(self_ptr self, K k) {
   auto timeout = std::chrono::seconds{1};
-  self->request(self->state.cfg.cache, timeout, stats_atom::value)
+  auto& st = self->state;
+  auto fetch_audit = [=]() mutable {
+    if (!self->state.ingress)
+      return k();
+    self->request(self->state.ingress, timeout, stats_atom::value)
+      .then(
+        [=](audit_snapshot& a) mutable {
+          self->state.last_audit = a;
+          k();
+        },
+        [=](caf::error&) mutable { k(); });
+  };
+  auto fetch_agent = [=]() mutable {
+    self->request(self->state.cfg.pool, timeout, agent_atom::value)
+      .then(
+        [=](agent_snapshot& a) mutable {
+          self->state.last_agent = std::move(a);
+          fetch_audit();
+        },
+        [=](caf::error&) mutable { fetch_audit(); });
+  };
+  self->request(st.cfg.cache, timeout, stats_atom::value)
     .then(
       [=](cache_snapshot& c) mutable {
         self->state.last_cache = c;
@@ -213,17 +306,22 @@ void collect(self_ptr self, K k) {
           .then(
             [=](pool_snapshot& p) mutable {
               self->state.last_pool = p;
-              k();
+              fetch_agent();
             },
-            [=](caf::error&) mutable { k(); });
+            [=](caf::error&) mutable { fetch_agent(); });
       },
-      [=](caf::error&) mutable { k(); });
+      [=](caf::error&) mutable { fetch_agent(); });
 }
 
 service_snapshot make_snapshot(metrics_state& st) {
   service_snapshot s;
   s.cache = st.last_cache;
   s.pool = st.last_pool;
+  s.audit = st.last_audit;
+  s.agent = st.last_agent;
+  s.cosine = st.cosine.summary();
+  s.l2 = st.l2.summary();
+  s.prediction_delta = st.delta.summary();
   s.latency = st.all.summary();
   s.hit_latency = st.hits.summary();
   s.miss_latency = st.misses.summary();
@@ -238,6 +336,9 @@ service_snapshot make_snapshot(metrics_state& st) {
 
 metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
   auto& st = self->state;
+  st.cosine = ring{cfg.latency_window};
+  st.l2 = ring{cfg.latency_window};
+  st.delta = ring{cfg.latency_window};
   st.all = ring{cfg.latency_window};
   st.hits = ring{cfg.latency_window};
   st.misses = ring{cfg.latency_window};
@@ -269,6 +370,17 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
       s.duration_by_source[src]->Observe(static_cast<double>(o.latency_ns) / 1e9);
       s.predictions_by_source[src]->Increment();
     },
+    [=](report_atom, const divergence_report& r) {
+      auto& s = self->state;
+      s.cosine.push(r.cosine);
+      s.l2.push(r.l2);
+      s.delta.push(r.prediction_delta);
+      s.cosine_hist->Observe(r.cosine);
+      s.l2_hist->Observe(r.l2);
+      s.delta_hist->Observe(r.prediction_delta);
+      s.reports_by_kind[r.shadow ? 1 : 0]->Increment();
+    },
+    [=](ingress_actor& h) { self->state.ingress = std::move(h); },
     [=](stats_atom) -> caf::result<service_snapshot> {
       auto rp = self->make_response_promise<service_snapshot>();
       collect(self, [=]() mutable { rp.deliver(make_snapshot(self->state)); });

@@ -64,11 +64,16 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   sc.factory = opts.factory;
   sc.cache = h.cache;
   sc.agent_interval = seconds(s.agent_interval_seconds);
+  sc.policy.recover_threshold = s.agent_recover_threshold;
+  sc.policy.ttl_threshold = s.agent_ttl_threshold;
+  sc.policy.disable_threshold = s.agent_disable_threshold;
+  sc.policy.recover_windows = static_cast<std::size_t>(s.agent_recover_windows);
+  sc.policy.min_samples = static_cast<std::size_t>(s.agent_min_samples);
   sc.policy.base_ttl_seconds = s.cache_ttl_seconds;
-  sc.policy.ttl_floor_seconds = std::min(1.0, s.cache_ttl_seconds);
+  // The floor never exceeds the configured TTL (a TTL of 0 keeps 0).
+  sc.policy.ttl_floor_seconds = std::min(s.agent_ttl_floor_seconds, s.cache_ttl_seconds);
+  sc.entry_evict_threshold = s.agent_entry_evict_threshold;
   sc.board = h.board;
-  if (sc.policy.ttl_floor_seconds <= 0.0)
-    sc.policy.ttl_floor_seconds = sc.policy.base_ttl_seconds = 1.0;
   h.supervisor = spawn_agent_supervisor(sys, std::move(sc));
 
   ingress_config ic;
@@ -78,7 +83,6 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   ic.pool = h.supervisor;
   ic.encode_timeout
     = seconds(s.encoder_timeout_seconds * static_cast<double>(s.encoder_max_attempts) + 1.0);
-  h.ingress = spawn_ingress(sys, std::move(ic));
 
   metrics_config mc;
   mc.cache = h.cache;
@@ -86,6 +90,15 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   mc.model_name = m.name();
   mc.model_version = m.version();
   h.metrics = spawn_metrics_aggregator(sys, std::move(mc));
+
+  ic.metrics = h.metrics;
+  ic.audit.rate = s.audit_rate;
+  ic.audit.max_share = s.audit_max_share;
+  ic.audit.window = seconds(s.audit_window_seconds);
+  ic.entry_evict_threshold = s.agent_entry_evict_threshold;
+  h.ingress = spawn_ingress(sys, std::move(ic));
+  // The metrics aggregator pulls the audit counters from the ingress.
+  caf::anon_send(h.metrics, h.ingress);
   return h;
 }
 

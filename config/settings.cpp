@@ -34,6 +34,12 @@ status seconds_range(const char* key, double v, double lo, double hi, bool lo_in
   return ok();
 }
 
+status fraction(const char* key, double v, double hi = 1.0) {
+  if (!std::isfinite(v) || v < 0.0 || v > hi)
+    return bad(key, "must be in [0, " + str(hi) + "]", str(v));
+  return ok();
+}
+
 } // namespace
 
 status validate(const service_settings& s, std::size_t input_dim) {
@@ -56,6 +62,22 @@ status validate(const service_settings& s, std::size_t input_dim) {
     int_range("http.max-rows", s.http_max_rows, 1, 4096),
     seconds_range("http.drain-timeout", s.http_drain_timeout_seconds, 0.0, 3600.0, true),
     seconds_range("agent.interval", s.agent_interval_seconds, 0.0, 3600.0, false),
+    fraction("audit.rate", s.audit_rate),
+    fraction("audit.max-share", s.audit_max_share),
+    seconds_range("audit.window", s.audit_window_seconds, 0.0, 86400.0, false),
+    fraction("agent.recover-threshold", s.agent_recover_threshold, 2.0),
+    fraction("agent.ttl-threshold", s.agent_ttl_threshold, 2.0),
+    fraction("agent.disable-threshold", s.agent_disable_threshold, 2.0),
+    fraction("agent.entry-evict-threshold", s.agent_entry_evict_threshold, 2.0),
+    int_range("agent.recover-windows", s.agent_recover_windows, 1, 1000),
+    int_range("agent.min-samples", s.agent_min_samples, 1, 1000000),
+    seconds_range("agent.ttl-floor", s.agent_ttl_floor_seconds, 0.0, 31536000.0, false),
+    s.agent_recover_threshold < s.agent_ttl_threshold
+        && s.agent_ttl_threshold < s.agent_disable_threshold
+      ? ok()
+      : bad("agent.ttl-threshold",
+            "must lie between agent.recover-threshold and agent.disable-threshold",
+            str(s.agent_ttl_threshold)),
   };
   for (const auto& st : checks)
     if (!st)

@@ -39,8 +39,21 @@ struct service_settings {
   std::int64_t http_max_inflight = 1024;
   std::int64_t http_max_rows = 64;
   double http_drain_timeout_seconds = 10.0;
+  // -- audit sampling
+  double audit_rate = 0.05;
+  double audit_max_share = 0.05;
+  double audit_window_seconds = 10.0;
   // -- agent
   double agent_interval_seconds = 1.0;
+  double agent_recover_threshold = 0.01;
+  double agent_ttl_threshold = 0.05;
+  double agent_disable_threshold = 0.2;
+  std::int64_t agent_recover_windows = 3;
+  std::int64_t agent_min_samples = 3;
+  double agent_ttl_floor_seconds = 1.0;
+  double agent_entry_evict_threshold = 0.3;
+  // -- admin API
+  std::string admin_token; // empty: admin routes answer 403
 };
 
 /// Checks every value; the error message names the offending key and the

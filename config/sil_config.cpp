@@ -52,8 +52,25 @@ sil_config::sil_config() {
     .add(s.http_max_rows, "max-rows", "most rows per request")
     .add(s.http_drain_timeout_seconds, "drain-timeout",
          "seconds to finish in-flight requests on SIGINT/SIGTERM");
-  opt_group{custom_options_, "agent"}.add(s.agent_interval_seconds, "interval",
-                                          "seconds between agent observations");
+  opt_group{custom_options_, "audit"}
+    .add(s.audit_rate, "rate", "probability that a cache hit is audited (recomputed off-path)")
+    .add(s.audit_max_share, "max-share", "audits per request served, at most, over the window")
+    .add(s.audit_window_seconds, "window", "seconds of the audit budget's sliding window");
+  opt_group{custom_options_, "agent"}
+    .add(s.agent_interval_seconds, "interval", "seconds between agent observations")
+    .add(s.agent_recover_threshold, "recover-threshold",
+         "p95 cosine divergence below which a window is clean")
+    .add(s.agent_ttl_threshold, "ttl-threshold", "p95 cosine divergence that shortens the TTL")
+    .add(s.agent_disable_threshold, "disable-threshold",
+         "p95 cosine divergence that disables reuse")
+    .add(s.agent_recover_windows, "recover-windows",
+         "consecutive clean windows before stepping back")
+    .add(s.agent_min_samples, "min-samples", "reports a window needs to count as evidence")
+    .add(s.agent_ttl_floor_seconds, "ttl-floor", "shortest TTL the agent sets, seconds")
+    .add(s.agent_entry_evict_threshold, "entry-evict-threshold",
+         "cosine divergence at which an audited entry is evicted at once");
+  opt_group{custom_options_, "admin"}.add(s.admin_token, "token",
+                                         "bearer token of the admin API; empty disables it");
   register_message_types(*this);
 }
 
@@ -116,7 +133,8 @@ const char* default_getenv(const char* name) {
 } // namespace
 
 std::vector<std::string> sil_config::sil_option_keys() const {
-  static const std::vector<std::string> ours{"cache", "model", "encoder", "http", "agent"};
+  static const std::vector<std::string> ours{"cache", "model", "encoder", "http",
+                                             "agent", "audit", "admin"};
   static const std::vector<std::string> our_globals{"host", "port", "workers"};
   std::vector<std::string> out;
   for (const auto& opt : custom_options_) {

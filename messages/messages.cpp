@@ -49,6 +49,11 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<pool_snapshot>("sil::pool_snapshot");
   cfg.add_message_type<request_outcome>("sil::request_outcome");
   cfg.add_message_type<service_snapshot>("sil::service_snapshot");
+  cfg.add_message_type<divergence_report>("sil::divergence_report");
+  cfg.add_message_type<audit_snapshot>("sil::audit_snapshot");
+  cfg.add_message_type<decision_record>("sil::decision_record");
+  cfg.add_message_type<agent_snapshot>("sil::agent_snapshot");
+  cfg.add_message_type<admin_command>("sil::admin_command");
   cfg.add_message_type<encoder_worker_actor>("sil::encoder_worker_actor");
   cfg.add_message_type<supervisor_actor>("sil::supervisor_actor");
   cfg.add_error_category(error_category,

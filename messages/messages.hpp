@@ -37,6 +37,10 @@ using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
 using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
 using observe_atom = caf::atom_constant<caf::atom("observe")>;
+using report_atom = caf::atom_constant<caf::atom("report")>;
+using agent_atom = caf::atom_constant<caf::atom("agent")>;
+using admin_atom = caf::atom_constant<caf::atom("admin")>;
+using invalidate_atom = caf::atom_constant<caf::atom("invalidate")>;
 
 // -- embeddings on the wire --------------------------------------------------------
 
@@ -160,6 +164,8 @@ enum class lookup_kind : std::uint8_t {
 /// The cache owner's answer to a lookup.
 struct cache_lookup {
   lookup_kind kind = lookup_kind::lead;
+  /// hit/joined: the embedding to use. bypass: the entry still stored (if
+  /// any, and not expired), for a free comparison with the fresh result.
   embedding value;
   std::int64_t age_ns = 0;
 };
@@ -179,6 +185,8 @@ struct cache_snapshot {
   std::uint64_t erasures = 0;
   std::uint64_t bypasses = 0;
   std::uint64_t single_flight_joins = 0;
+  /// Entries removed because an audit found them too far from fresh.
+  std::uint64_t invalidations = 0;
   std::uint64_t in_flight = 0;
   std::uint64_t size = 0;
   std::uint64_t max_size = 0;
@@ -195,9 +203,116 @@ struct cache_snapshot {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_snapshot& x) {
   return f(caf::meta::type_name("cache_snapshot"), x.hits, x.misses, x.expirations, x.evictions,
-           x.inserts, x.erasures, x.bypasses, x.single_flight_joins, x.in_flight, x.size,
+           x.inserts, x.erasures, x.bypasses, x.single_flight_joins, x.invalidations, x.in_flight,
+           x.size,
            x.max_size, x.enabled, x.ttl_ns, x.prefix_k);
 }
+
+// -- correctness risk -------------------------------------------------------------------
+
+/// One comparison of a cached embedding with a fresh one.
+struct divergence_report {
+  prefix_key key = 0;
+  /// Age of the cached entry when compared, nanoseconds.
+  std::int64_t entry_age_ns = 0;
+  double cosine = 0.0;
+  double l2 = 0.0;
+  /// |head(cached) - head(fresh)|.
+  double prediction_delta = 0.0;
+  /// True for a free comparison made while reuse was disabled; false for a
+  /// sampled audit of a hit.
+  bool shadow = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, divergence_report& x) {
+  return f(caf::meta::type_name("divergence_report"), x.key, x.entry_age_ns, x.cosine, x.l2,
+           x.prediction_delta, x.shadow);
+}
+
+/// Audit sampling counters (from the ingress).
+struct audit_snapshot {
+  std::uint64_t audits = 0;
+  std::uint64_t skipped = 0;
+  std::uint64_t shadow_comparisons = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t requests_in_window = 0;
+  std::uint64_t audits_in_window = 0;
+  double rate = 0.0;
+  double max_share = 0.0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, audit_snapshot& x) {
+  return f(caf::meta::type_name("audit_snapshot"), x.audits, x.skipped, x.shadow_comparisons,
+           x.failed, x.requests_in_window, x.audits_in_window, x.rate, x.max_share);
+}
+
+/// One entry of the agent's decision log.
+struct decision_record {
+  /// Wall-clock time, milliseconds since the Unix epoch.
+  std::int64_t unix_ms = 0;
+  std::string from;
+  std::string to;
+  std::string action;
+  /// True for an operator's command through the admin API.
+  bool manual = false;
+  std::string reason;
+  std::uint64_t samples = 0;
+  double p50 = 0.0;
+  double p95 = 0.0;
+  double max = 0.0;
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  double ttl_seconds = 0.0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
+  return f(caf::meta::type_name("decision_record"), x.unix_ms, x.from, x.to, x.action, x.manual,
+           x.reason, x.samples, x.p50, x.p95, x.max, x.hits, x.misses, x.ttl_seconds);
+}
+
+/// What GET /agent shows.
+struct agent_snapshot {
+  std::string mode;
+  /// An operator's command holds until POST /admin/agent/resume.
+  bool manual_override = false;
+  double ttl_seconds = 0.0;
+  std::uint64_t clean_windows = 0;
+  std::uint64_t reports = 0;
+  double recover_threshold = 0.0;
+  double ttl_threshold = 0.0;
+  double disable_threshold = 0.0;
+  double entry_evict_threshold = 0.0;
+  std::uint64_t recover_windows = 0;
+  std::uint64_t min_samples = 0;
+  double base_ttl_seconds = 0.0;
+  double ttl_floor_seconds = 0.0;
+  double interval_seconds = 0.0;
+  /// Oldest first, at most 100.
+  std::vector<decision_record> decisions;
+  /// Decisions taken since start, by action: keep (never logged),
+  /// shorten_ttl, restore_ttl, disable, enable, manual.
+  std::vector<std::uint64_t> action_counts;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, agent_snapshot& x) {
+  return f(caf::meta::type_name("agent_snapshot"), x.mode, x.manual_override, x.ttl_seconds,
+           x.clean_windows, x.reports, x.recover_threshold, x.ttl_threshold, x.disable_threshold,
+           x.entry_evict_threshold, x.recover_windows, x.min_samples, x.base_ttl_seconds,
+           x.ttl_floor_seconds, x.interval_seconds, x.decisions, x.action_counts);
+}
+
+/// An operator's command (admin API).
+enum class admin_command : std::uint8_t {
+  disable_cache = 0,
+  enable_cache = 1,
+  clear_cache = 2,
+  set_ttl = 3,
+  resume_agent = 4,
+};
 
 // -- encoder pool / supervisor ------------------------------------------------------
 
@@ -263,6 +378,12 @@ typename Inspector::result_type inspect(Inspector& f, latency_summary& x) {
 struct service_snapshot {
   cache_snapshot cache;
   pool_snapshot pool;
+  audit_snapshot audit;
+  agent_snapshot agent;
+  /// Cosine and L2 divergence over the recent reports.
+  latency_summary cosine;
+  latency_summary l2;
+  latency_summary prediction_delta;
   latency_summary latency;
   latency_summary hit_latency;
   latency_summary miss_latency;
@@ -276,7 +397,8 @@ struct service_snapshot {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, service_snapshot& x) {
-  return f(caf::meta::type_name("service_snapshot"), x.cache, x.pool, x.latency, x.hit_latency,
+  return f(caf::meta::type_name("service_snapshot"), x.cache, x.pool, x.audit, x.agent, x.cosine,
+           x.l2, x.prediction_delta, x.latency, x.hit_latency,
            x.miss_latency, x.requests, x.errors, x.rejected_overload, x.model_name, x.model_version,
            x.uptime_s);
 }
@@ -291,6 +413,7 @@ using encoder_worker_actor
 using cache_actor = caf::typed_actor<
   caf::replies_to<lookup_atom, prefix_key, std::int64_t>::with<cache_lookup>,
   caf::reacts_to<insert_atom, prefix_key, embedding>, caf::reacts_to<abandon_atom, prefix_key>,
+  caf::replies_to<invalidate_atom, prefix_key>::with<bool>,
   caf::replies_to<enable_atom>::with<bool>, caf::replies_to<disable_atom>::with<bool>,
   caf::replies_to<set_ttl_atom, std::int64_t>::with<std::int64_t>,
   caf::replies_to<erase_atom, prefix_key>::with<bool>,
@@ -299,20 +422,24 @@ using cache_actor = caf::typed_actor<
 
 /// The agent supervisor: owns the encoder workers (routing, batching, retry,
 /// restart) and the agent loop.
-using supervisor_actor
-  = caf::typed_actor<caf::replies_to<encode_atom, encode_item>::with<embedding>,
-                     caf::replies_to<stats_atom>::with<pool_snapshot>,
-                     caf::reacts_to<observe_atom>>;
+using supervisor_actor = caf::typed_actor<
+  caf::replies_to<encode_atom, encode_item>::with<embedding>,
+  caf::replies_to<stats_atom>::with<pool_snapshot>, caf::reacts_to<observe_atom>,
+  caf::reacts_to<report_atom, divergence_report>, caf::replies_to<agent_atom>::with<agent_snapshot>,
+  caf::replies_to<admin_atom, admin_command, double>::with<agent_snapshot>>;
+
+/// Orchestrates predictions.
+using ingress_actor =
+  caf::typed_actor<caf::replies_to<predict_atom, predict_request>::with<predict_reply>,
+                   caf::reacts_to<predict_atom, predict_request, predict_callback>,
+                   caf::replies_to<stats_atom>::with<audit_snapshot>>;
 
 /// Collects request outcomes; answers /stats and /metrics.
 using metrics_actor = caf::typed_actor<caf::reacts_to<outcome_atom, request_outcome>,
+                                       caf::reacts_to<report_atom, divergence_report>,
+                                       caf::reacts_to<ingress_actor>,
                                        caf::replies_to<stats_atom>::with<service_snapshot>,
                                        caf::replies_to<metrics_atom>::with<std::string>>;
-
-/// Orchestrates predictions.
-using ingress_actor
-  = caf::typed_actor<caf::replies_to<predict_atom, predict_request>::with<predict_reply>,
-                     caf::reacts_to<predict_atom, predict_request, predict_callback>>;
 
 // -- errors ---------------------------------------------------------------------------
 

@@ -196,6 +196,17 @@ TEST_F(ConfigTest, ExampleFileListsEveryKeyWithItsDefault) {
   EXPECT_EQ(s.http_max_rows, defaults.http_max_rows);
   EXPECT_EQ(s.http_drain_timeout_seconds, defaults.http_drain_timeout_seconds);
   EXPECT_EQ(s.agent_interval_seconds, defaults.agent_interval_seconds);
+  EXPECT_EQ(s.audit_rate, defaults.audit_rate);
+  EXPECT_EQ(s.audit_max_share, defaults.audit_max_share);
+  EXPECT_EQ(s.audit_window_seconds, defaults.audit_window_seconds);
+  EXPECT_EQ(s.agent_recover_threshold, defaults.agent_recover_threshold);
+  EXPECT_EQ(s.agent_ttl_threshold, defaults.agent_ttl_threshold);
+  EXPECT_EQ(s.agent_disable_threshold, defaults.agent_disable_threshold);
+  EXPECT_EQ(s.agent_recover_windows, defaults.agent_recover_windows);
+  EXPECT_EQ(s.agent_min_samples, defaults.agent_min_samples);
+  EXPECT_EQ(s.agent_ttl_floor_seconds, defaults.agent_ttl_floor_seconds);
+  EXPECT_EQ(s.agent_entry_evict_threshold, defaults.agent_entry_evict_threshold);
+  EXPECT_EQ(s.admin_token, defaults.admin_token);
 }
 
 TEST_F(ConfigTest, TypeErrorsAreParseErrors) {
