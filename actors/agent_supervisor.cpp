@@ -329,13 +329,15 @@ caf::result<agent_snapshot> admin(self_ptr self, admin_command cmd, double value
       caf::anon_send(st.cfg.cache, set_ttl_atom::value, static_cast<std::int64_t>(value * 1e9));
       st.agent.ttl_seconds = value;
       if (st.agent.mode != agent_mode::disabled)
-        st.agent.mode = value < st.cfg.policy.base_ttl_seconds ? agent_mode::short_ttl
-                                                               : agent_mode::normal;
+        st.agent.mode
+          = value < st.cfg.policy.base_ttl_seconds ? agent_mode::short_ttl : agent_mode::normal;
       st.manual_override = true;
       rec.action = "set_ttl";
       char buf[96];
-      std::snprintf(buf, sizeof buf, "operator: PUT /admin/cache/ttl to %.3gs; the agent holds "
-                                     "until resume", value);
+      std::snprintf(buf, sizeof buf,
+                    "operator: PUT /admin/cache/ttl to %.3gs; the agent holds "
+                    "until resume",
+                    value);
       rec.reason = buf;
       break;
     }

@@ -36,8 +36,8 @@ predict_reply make_reply(self_ptr self, const embedding& e, embedding_source src
 
 /// Compares a stored embedding with a fresh one for the same input and
 /// reports it; invalidates the entry if it is too far off (audits only).
-void report_divergence(self_ptr self, prefix_key key, const embedding& cached,
-                       std::int64_t age_ns, const embedding& fresh, bool shadow) {
+void report_divergence(self_ptr self, prefix_key key, const embedding& cached, std::int64_t age_ns,
+                       const embedding& fresh, bool shadow) {
   auto& st = self->state;
   auto d = measure_divergence(cached, fresh);
   if (!d)
@@ -64,11 +64,11 @@ void report_divergence(self_ptr self, prefix_key key, const embedding& cached,
 void audit(self_ptr self, const std::shared_ptr<predict_request>& req, prefix_key key,
            const embedding& cached, std::int64_t age_ns) {
   auto& cfg = self->state.cfg;
-  self->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
-                encode_item{req->features, req->rows})
-    .then(
-      [=](embedding& fresh) { report_divergence(self, key, cached, age_ns, fresh, false); },
-      [=](caf::error&) { ++self->state.audits.failed; });
+  self
+    ->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
+              encode_item{req->features, req->rows})
+    .then([=](embedding& fresh) { report_divergence(self, key, cached, age_ns, fresh, false); },
+          [=](caf::error&) { ++self->state.audits.failed; });
 }
 
 /// Encodes `req` at the pool; on success optionally inserts under `key`.

@@ -191,12 +191,12 @@ void build_registry(metrics_state& st) {
                       .Help("Cosine distance between cached and fresh embeddings")
                       .Register(reg)
                       .Add({}, div_buckets);
-  st.l2_hist = &prom::BuildHistogram()
-                  .Name("sil_divergence_l2")
-                  .Help("L2 distance between cached and fresh embeddings")
-                  .Register(reg)
-                  .Add({}, prom::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10,
-                                                             20, 50});
+  st.l2_hist
+    = &prom::BuildHistogram()
+         .Name("sil_divergence_l2")
+         .Help("L2 distance between cached and fresh embeddings")
+         .Register(reg)
+         .Add({}, prom::Histogram::BucketBoundaries{0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 20, 50});
   st.delta_hist = &prom::BuildHistogram()
                      .Name("sil_divergence_prediction_delta")
                      .Help("|prediction(cached) - prediction(fresh)| per comparison")
@@ -225,8 +225,8 @@ void build_registry(metrics_state& st) {
     st.decision_counters.push_back(mirrored_counter{&decisions.Add({{"action", action}}), 0});
   st.agent_mode = gauge("sil_agent_state",
                         "Agent mode: 0 normal, 1 short_ttl (TTL shortened), 2 disabled (no reuse)");
-  st.agent_override = gauge("sil_agent_manual_override",
-                            "1 while an operator's command holds the agent");
+  st.agent_override
+    = gauge("sil_agent_manual_override", "1 while an operator's command holds the agent");
   st.cache_counters.push_back(
     {counter("sil_cache_invalidations_total",
              "Entries evicted because an audit found them beyond the evict threshold"),

@@ -70,7 +70,7 @@ sil_config::sil_config() {
     .add(s.agent_entry_evict_threshold, "entry-evict-threshold",
          "cosine divergence at which an audited entry is evicted at once");
   opt_group{custom_options_, "admin"}.add(s.admin_token, "token",
-                                         "bearer token of the admin API; empty disables it");
+                                          "bearer token of the admin API; empty disables it");
   register_message_types(*this);
 }
 

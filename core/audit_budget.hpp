@@ -52,7 +52,8 @@ class audit_budget {
 public:
   using time_point = std::chrono::steady_clock::time_point;
 
-  explicit audit_budget(const audit_config& cfg) : cfg_(cfg) {
+  explicit audit_budget(const audit_config& cfg)
+    : cfg_(cfg) {
     // nop
   }
 

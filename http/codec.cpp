@@ -264,6 +264,41 @@ std::string fmt_double(const char* pattern, double v) {
   return buf;
 }
 
+json agent_json(const agent_snapshot& a) {
+  json decisions = json::array();
+  for (const auto& d : a.decisions)
+    decisions.push_back({{"unix_ms", d.unix_ms},
+                         {"from", d.from},
+                         {"to", d.to},
+                         {"action", d.action},
+                         {"manual", d.manual},
+                         {"reason", d.reason},
+                         {"observation",
+                          {{"samples", d.samples},
+                           {"p50", d.p50},
+                           {"p95", d.p95},
+                           {"max", d.max},
+                           {"hits", d.hits},
+                           {"misses", d.misses}}},
+                         {"ttl_seconds", d.ttl_seconds}});
+  return {{"state", a.mode},
+          {"manual_override", a.manual_override},
+          {"ttl_seconds", a.ttl_seconds},
+          {"clean_windows", a.clean_windows},
+          {"reports", a.reports},
+          {"thresholds",
+           {{"recover", a.recover_threshold},
+            {"ttl", a.ttl_threshold},
+            {"disable", a.disable_threshold},
+            {"entry_evict", a.entry_evict_threshold},
+            {"recover_windows", a.recover_windows},
+            {"min_samples", a.min_samples},
+            {"base_ttl_seconds", a.base_ttl_seconds},
+            {"ttl_floor_seconds", a.ttl_floor_seconds},
+            {"interval_seconds", a.interval_seconds}}},
+          {"decisions", decisions}};
+}
+
 json latency_json(const latency_summary& l) {
   return {{"count", l.count}, {"window", l.window}, {"mean", l.mean}, {"p50", l.p50},
           {"p95", l.p95},     {"p99", l.p99},       {"max", l.max}};
@@ -337,11 +372,65 @@ std::string encode_stats(const service_snapshot& s) {
       {"restarts", s.pool.restarts},
       {"queued", s.pool.queued},
       {"outstanding", s.pool.outstanding}}},
-    {"agent", {{"mode", s.pool.agent_mode}}},
+    {"agent",
+     {{"state", s.agent.mode.empty() ? s.pool.agent_mode : s.agent.mode},
+      {"manual_override", s.agent.manual_override},
+      {"ttl_seconds", s.agent.ttl_seconds},
+      {"reports", s.agent.reports},
+      {"decisions", s.agent.decisions.size()},
+      {"last_decision",
+       s.agent.decisions.empty() ? json(nullptr) : json(s.agent.decisions.back().action)}}},
+    {"divergence",
+     {{"cosine", latency_json(s.cosine)},
+      {"l2", latency_json(s.l2)},
+      {"prediction_delta", latency_json(s.prediction_delta)},
+      {"audits", s.audit.audits},
+      {"audits_skipped", s.audit.skipped},
+      {"audits_failed", s.audit.failed},
+      {"shadow_comparisons", s.audit.shadow_comparisons},
+      {"audit_rate", s.audit.rate},
+      {"audit_max_share", s.audit.max_share},
+      {"invalidations", s.cache.invalidations}}},
     {"model", {{"name", s.model_name}, {"version", s.model_version}}},
     {"uptime_seconds", s.uptime_s},
   };
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string encode_agent(const agent_snapshot& a) {
+  return agent_json(a).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+result<double> decode_ttl(std::string_view body) {
+  auto j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return error{errc::bad_request, "body must be a JSON object {\"ttl_seconds\": number}"};
+  auto i = j.find("ttl_seconds");
+  if (i == j.end())
+    return error{errc::bad_request, "missing field 'ttl_seconds'"};
+  if (!i->is_number())
+    return error{errc::bad_request, "'ttl_seconds' must be a number"};
+  auto v = i->get<double>();
+  if (!std::isfinite(v) || v < 0.0 || v > 31536000.0)
+    return error{errc::bad_request, "'ttl_seconds' must be in [0, 31536000]"};
+  return v;
+}
+
+status check_admin(std::string_view authorization, std::string_view token) {
+  if (token.empty())
+    return {errc::forbidden, "the admin API is disabled: set admin.token to enable it"};
+  constexpr std::string_view scheme = "Bearer ";
+  if (authorization.size() < scheme.size() || authorization.substr(0, scheme.size()) != scheme)
+    return {errc::unauthorized, "missing 'Authorization: Bearer <token>' header"};
+  auto given = authorization.substr(scheme.size());
+  // Constant time in the token's length: no early exit on the first mismatch.
+  unsigned diff = given.size() == token.size() ? 0u : 1u;
+  for (std::size_t i = 0; i < token.size(); ++i)
+    diff |= static_cast<unsigned>(static_cast<unsigned char>(token[i])
+                                  ^ static_cast<unsigned char>(i < given.size() ? given[i] : 0));
+  if (diff != 0)
+    return {errc::unauthorized, "wrong admin token"};
+  return ok();
 }
 
 std::string encode_health(bool cache_enabled, std::uint32_t workers, std::size_t in_flight,

@@ -36,6 +36,17 @@ std::string encode_error(const error& e);
 /// The /stats body.
 std::string encode_stats(const service_snapshot& s);
 
+/// The GET /agent body (also the answer of admin commands).
+std::string encode_agent(const agent_snapshot& a);
+
+/// Parses a PUT /admin/cache/ttl body {"ttl_seconds": x}, 0 <= x <= 1 year.
+result<double> decode_ttl(std::string_view body);
+
+/// Checks an Authorization header against the configured admin token:
+/// forbidden if no token is configured, unauthorized if the header is
+/// missing or wrong (compared in constant time).
+status check_admin(std::string_view authorization, std::string_view token);
+
 /// The /health body.
 std::string encode_health(bool cache_enabled, std::uint32_t workers, std::size_t in_flight,
                           std::string_view version);

@@ -169,12 +169,85 @@ private:
     } else if (target == "/metrics") {
       if (get_only("metrics"))
         ask_metrics();
+    } else if (target == "/agent") {
+      route_ = "agent";
+      if (authorized(req) && get_only("agent"))
+        ask_agent(std::nullopt, 0.0);
+    } else if (target.starts_with("/admin/")) {
+      route_ = "admin";
+      if (authorized(req))
+        handle_admin(req, target);
     } else {
       route_ = "other";
       send_error({errc::not_found, "no route " + std::string{target}
                                      + " (routes: POST /predict, GET /health, GET /stats, "
                                        "GET /metrics)"});
     }
+  }
+
+  /// Checks the bearer token; answers 401/403 itself when it fails.
+  bool authorized(const bhttp::request<bhttp::string_body>& req) {
+    auto auth = req[bhttp::field::authorization];
+    auto st = http_api::check_admin({auth.data(), auth.size()}, srv_.cfg.admin_token);
+    if (st)
+      return true;
+    www_authenticate_ = st.error().code == errc::unauthorized;
+    send_error(st.error());
+    return false;
+  }
+
+  void handle_admin(bhttp::request<bhttp::string_body>& req, beast::string_view target) {
+    struct route {
+      const char* path;
+      bhttp::verb method;
+      admin_command cmd;
+    };
+    static constexpr route routes[] = {
+      {"/admin/cache/disable", bhttp::verb::post, admin_command::disable_cache},
+      {"/admin/cache/enable", bhttp::verb::post, admin_command::enable_cache},
+      {"/admin/cache/clear", bhttp::verb::post, admin_command::clear_cache},
+      {"/admin/cache/ttl", bhttp::verb::put, admin_command::set_ttl},
+      {"/admin/agent/resume", bhttp::verb::post, admin_command::resume_agent},
+    };
+    for (const auto& r : routes) {
+      if (target != r.path)
+        continue;
+      if (req.method() != r.method) {
+        allow_ = std::string{bhttp::to_string(r.method)};
+        return send_error({errc::method_not_allowed, "use " + allow_ + " for " + r.path});
+      }
+      double value = 0.0;
+      if (r.cmd == admin_command::set_ttl) {
+        auto ttl = http_api::decode_ttl(req.body());
+        if (!ttl)
+          return send_error(ttl.error());
+        value = *ttl;
+      }
+      return ask_agent(r.cmd, value);
+    }
+    send_error({errc::not_found, "no admin route " + std::string{target}
+                                   + " (POST /admin/cache/disable, /admin/cache/enable, "
+                                     "/admin/cache/clear, /admin/agent/resume; PUT "
+                                     "/admin/cache/ttl)"});
+  }
+
+  /// GET /agent, or an admin command (which answers with the agent's state).
+  void ask_agent(std::optional<admin_command> cmd, double value) {
+    auto self = shared_from_this();
+    auto ex = stream_.get_executor();
+    auto done = [self, ex](caf::expected<agent_snapshot> r) {
+      asio::post(ex, [self, r = std::move(r)]() mutable {
+        if (!r)
+          return self->send_error(from_caf_error(r.error()));
+        self->send(200, http_api::encode_agent(*r));
+      });
+    };
+    if (cmd)
+      ask<agent_snapshot>(srv_.sys, srv_.svc.supervisor, std::chrono::seconds{3}, done,
+                          admin_atom::value, *cmd, value);
+    else
+      ask<agent_snapshot>(srv_.sys, srv_.svc.supervisor, std::chrono::seconds{3}, done,
+                          agent_atom::value);
   }
 
   void handle_predict(bhttp::request<bhttp::string_body>& req) {
@@ -296,6 +369,8 @@ private:
       res_->set(bhttp::field::allow, allow_);
     if (retry_after_)
       res_->set(bhttp::field::retry_after, "1");
+    if (www_authenticate_)
+      res_->set(bhttp::field::www_authenticate, "Bearer");
     res_->keep_alive(keep_alive_);
     res_->body() = std::move(body);
     res_->prepare_payload();
@@ -331,6 +406,7 @@ private:
     reported_ = false;
     allow_.clear();
     retry_after_ = false;
+    www_authenticate_ = false;
     error_ = errc{};
     source_ = embedding_source::encoder;
     cache_hit_ = false;
@@ -367,6 +443,7 @@ private:
   bool counted_active_ = false;
   std::string allow_;
   bool retry_after_ = false;
+  bool www_authenticate_ = false;
   const char* route_ = "other";
   unsigned status_ = 200;
   errc error_{};

@@ -30,6 +30,8 @@ struct http_config {
   std::size_t max_rows = 64;
   std::size_t input_dim = 32;
   std::string model_version;
+  /// Bearer token of /admin/... and /agent; empty disables them (403).
+  std::string admin_token;
 };
 
 /// A running HTTP server.

@@ -204,8 +204,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_snapshot& x) {
   return f(caf::meta::type_name("cache_snapshot"), x.hits, x.misses, x.expirations, x.evictions,
            x.inserts, x.erasures, x.bypasses, x.single_flight_joins, x.invalidations, x.in_flight,
-           x.size,
-           x.max_size, x.enabled, x.ttl_ns, x.prefix_k);
+           x.size, x.max_size, x.enabled, x.ttl_ns, x.prefix_k);
 }
 
 // -- correctness risk -------------------------------------------------------------------
@@ -398,9 +397,8 @@ struct service_snapshot {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, service_snapshot& x) {
   return f(caf::meta::type_name("service_snapshot"), x.cache, x.pool, x.audit, x.agent, x.cosine,
-           x.l2, x.prediction_delta, x.latency, x.hit_latency,
-           x.miss_latency, x.requests, x.errors, x.rejected_overload, x.model_name, x.model_version,
-           x.uptime_s);
+           x.l2, x.prediction_delta, x.latency, x.hit_latency, x.miss_latency, x.requests, x.errors,
+           x.rejected_overload, x.model_name, x.model_version, x.uptime_s);
 }
 
 // -- typed actor handles ---------------------------------------------------------------
@@ -422,24 +420,25 @@ using cache_actor = caf::typed_actor<
 
 /// The agent supervisor: owns the encoder workers (routing, batching, retry,
 /// restart) and the agent loop.
-using supervisor_actor = caf::typed_actor<
-  caf::replies_to<encode_atom, encode_item>::with<embedding>,
-  caf::replies_to<stats_atom>::with<pool_snapshot>, caf::reacts_to<observe_atom>,
-  caf::reacts_to<report_atom, divergence_report>, caf::replies_to<agent_atom>::with<agent_snapshot>,
-  caf::replies_to<admin_atom, admin_command, double>::with<agent_snapshot>>;
+using supervisor_actor
+  = caf::typed_actor<caf::replies_to<encode_atom, encode_item>::with<embedding>,
+                     caf::replies_to<stats_atom>::with<pool_snapshot>, caf::reacts_to<observe_atom>,
+                     caf::reacts_to<report_atom, divergence_report>,
+                     caf::replies_to<agent_atom>::with<agent_snapshot>,
+                     caf::replies_to<admin_atom, admin_command, double>::with<agent_snapshot>>;
 
 /// Orchestrates predictions.
-using ingress_actor =
-  caf::typed_actor<caf::replies_to<predict_atom, predict_request>::with<predict_reply>,
-                   caf::reacts_to<predict_atom, predict_request, predict_callback>,
-                   caf::replies_to<stats_atom>::with<audit_snapshot>>;
+using ingress_actor
+  = caf::typed_actor<caf::replies_to<predict_atom, predict_request>::with<predict_reply>,
+                     caf::reacts_to<predict_atom, predict_request, predict_callback>,
+                     caf::replies_to<stats_atom>::with<audit_snapshot>>;
 
 /// Collects request outcomes; answers /stats and /metrics.
-using metrics_actor = caf::typed_actor<caf::reacts_to<outcome_atom, request_outcome>,
-                                       caf::reacts_to<report_atom, divergence_report>,
-                                       caf::reacts_to<ingress_actor>,
-                                       caf::replies_to<stats_atom>::with<service_snapshot>,
-                                       caf::replies_to<metrics_atom>::with<std::string>>;
+using metrics_actor
+  = caf::typed_actor<caf::reacts_to<outcome_atom, request_outcome>,
+                     caf::reacts_to<report_atom, divergence_report>, caf::reacts_to<ingress_actor>,
+                     caf::replies_to<stats_atom>::with<service_snapshot>,
+                     caf::replies_to<metrics_atom>::with<std::string>>;
 
 // -- errors ---------------------------------------------------------------------------
 

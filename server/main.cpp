@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   hc.max_rows = static_cast<std::size_t>(s.http_max_rows);
   hc.input_dim = m->input_dim();
   hc.model_version = m->version();
+  hc.admin_token = s.admin_token;
   auto started = sil::http_server::start(sys, hc, *svc);
   if (!started) {
     sil::stop_service(*svc);

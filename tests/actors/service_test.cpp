@@ -389,3 +389,187 @@ TEST_F(ServiceTest, EmbeddingsSurviveSerialization) {
 
 } // namespace
 } // namespace sil
+
+// -- the agent (issue #4) ---------------------------------------------------------
+
+namespace sil {
+namespace {
+
+struct AgentTest : ServiceTest {
+  AgentTest() {
+    settings.agent_interval_seconds = 1.0;
+    settings.agent_recover_threshold = 0.01;
+    settings.agent_ttl_threshold = 0.05;
+    settings.agent_disable_threshold = 0.2;
+    settings.agent_recover_windows = 2;
+    settings.agent_min_samples = 3;
+    settings.cache_ttl_seconds = 30.0;
+    settings.agent_ttl_floor_seconds = 2.0;
+    settings.audit_rate = 0.0; // reports come from the test
+  }
+
+  /// Sends `n` reports with cosine divergence `cos`, then ends the window.
+  void window(double cos, int n = 5) {
+    for (int i = 0; i < n; ++i) {
+      divergence_report r;
+      r.key = 1;
+      r.cosine = cos;
+      caf::anon_send(svc.supervisor, report_atom::value, r);
+    }
+    sched.run();
+    advance_time(std::chrono::seconds{1}); // the agent's tick (and the sweep)
+    sched.run();
+  }
+
+  agent_snapshot agent() {
+    return ask<agent_snapshot>(svc.supervisor, agent_atom::value);
+  }
+
+  std::vector<std::string> actions() {
+    std::vector<std::string> out;
+    for (const auto& d : agent().decisions)
+      out.push_back(d.action);
+    return out;
+  }
+};
+
+TEST_F(AgentTest, GrowingDriftGoesNormalShortTtlDisabledInOrder) {
+  start();
+  EXPECT_EQ(agent().mode, "normal");
+  window(0.001);
+  EXPECT_EQ(agent().mode, "normal");
+  window(0.1); // above the TTL threshold: shorten, scaled by the risk
+  auto a = agent();
+  EXPECT_EQ(a.mode, "short_ttl");
+  EXPECT_LT(a.ttl_seconds, 30.0);
+  EXPECT_GE(a.ttl_seconds, 2.0);
+  EXPECT_EQ(cache_stats().ttl_ns, static_cast<std::int64_t>(a.ttl_seconds * 1e9));
+  window(0.5); // above the disable threshold
+  EXPECT_EQ(agent().mode, "disabled");
+  EXPECT_FALSE(cache_stats().enabled);
+  EXPECT_FALSE(svc.board->cache_enabled.load());
+  EXPECT_EQ(actions(), (std::vector<std::string>{"shorten_ttl", "disable"}));
+  auto log = agent().decisions;
+  EXPECT_EQ(log[1].from, "short_ttl");
+  EXPECT_EQ(log[1].to, "disabled");
+  EXPECT_EQ(log[1].samples, 5u);
+  EXPECT_DOUBLE_EQ(log[1].p95, 0.5);
+  EXPECT_NE(log[1].reason.find("disable threshold"), std::string::npos);
+  // While disabled, predictions are fresh.
+  auto req = make_request(3.0f);
+  predict(req);
+  EXPECT_FALSE(predict(req)->cache_hit);
+}
+
+TEST_F(AgentTest, RecoveryNeedsRecoverWindowsCleanWindowsPerStep) {
+  start();
+  window(0.5);
+  ASSERT_EQ(agent().mode, "disabled");
+  window(0.001); // 1 clean window of 2
+  EXPECT_EQ(agent().mode, "disabled");
+  EXPECT_FALSE(cache_stats().enabled);
+  window(0.001); // 2 of 2: re-enable with the floor TTL
+  auto a = agent();
+  EXPECT_EQ(a.mode, "short_ttl");
+  EXPECT_TRUE(cache_stats().enabled);
+  EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{2s}.count());
+  window(0.001);
+  EXPECT_EQ(agent().mode, "short_ttl");
+  window(0.001); // and back to normal, TTL restored
+  EXPECT_EQ(agent().mode, "normal");
+  EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{30s}.count());
+  EXPECT_EQ(actions(), (std::vector<std::string>{"disable", "enable", "restore_ttl"}));
+}
+
+TEST_F(AgentTest, WindowsWithoutEvidenceChangeNothing) {
+  start();
+  window(0.9, 2); // 2 reports < min_samples 3
+  EXPECT_EQ(agent().mode, "normal");
+  EXPECT_TRUE(actions().empty());
+}
+
+TEST_F(AgentTest, NoiseAroundTheDisableThresholdDoesNotFlap) {
+  start();
+  for (int i = 0; i < 20; ++i)
+    window(i % 2 == 0 ? 0.19 : 0.21);
+  EXPECT_EQ(actions(), (std::vector<std::string>{"shorten_ttl", "disable"}));
+  EXPECT_EQ(agent().mode, "disabled");
+}
+
+TEST_F(AgentTest, AManualOverrideHoldsUntilResume) {
+  start();
+  auto a
+    = ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::disable_cache, 0.0);
+  EXPECT_TRUE(a.manual_override);
+  EXPECT_EQ(a.mode, "disabled");
+  EXPECT_FALSE(cache_stats().enabled);
+  // Clean windows would re-enable, but the operator's command holds.
+  for (int i = 0; i < 5; ++i)
+    window(0.0);
+  EXPECT_FALSE(cache_stats().enabled);
+  EXPECT_EQ(agent().mode, "disabled");
+  auto resumed
+    = ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::resume_agent, 0.0);
+  EXPECT_FALSE(resumed.manual_override);
+  window(0.0);
+  window(0.0);
+  EXPECT_TRUE(cache_stats().enabled);
+  auto log = agent().decisions;
+  ASSERT_GE(log.size(), 3u);
+  EXPECT_TRUE(log[0].manual);
+  EXPECT_EQ(log[0].action, "disable");
+  EXPECT_TRUE(log[1].manual);
+  EXPECT_EQ(log[1].action, "resume");
+  EXPECT_FALSE(log[2].manual);
+  EXPECT_EQ(log[2].action, "enable");
+}
+
+TEST_F(AgentTest, ManualTtlIsValidated) {
+  start();
+  auto hdl
+    = self->request(svc.supervisor, caf::infinite, admin_atom::value, admin_command::set_ttl, -1.0);
+  sched.run();
+  bool failed = false;
+  hdl.receive([](agent_snapshot&) {},
+              [&](caf::error& e) { failed = from_caf_error(e).code == errc::bad_request; });
+  EXPECT_TRUE(failed);
+  auto ok = ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::set_ttl, 5.0);
+  EXPECT_DOUBLE_EQ(ok.ttl_seconds, 5.0);
+  EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{5s}.count());
+}
+
+TEST_F(AgentTest, AuditsReportDivergenceAndInvalidateFarEntries) {
+  settings.audit_rate = 1.0;
+  settings.audit_max_share = 1.0;
+  settings.agent_entry_evict_threshold = 0.0001;
+  start();
+  auto a = make_request(5.0f, 0.0f);
+  auto b = make_request(5.0f, 4.0f); // same prefix, different suffix
+  predict(a);
+  auto hit = predict(b);
+  ASSERT_TRUE(hit->cache_hit); // answered from the cache at once
+  sched.run();                 // the audit runs after the answer
+  EXPECT_EQ(agent().reports, 1u);
+  auto s = cache_stats();
+  EXPECT_EQ(s.invalidations, 1u); // the suffix moved the embedding far
+  EXPECT_EQ(s.size, 0u);
+  auto audits = ask<audit_snapshot>(svc.ingress, stats_atom::value);
+  EXPECT_EQ(audits.audits, 1u);
+  EXPECT_FALSE(predict(b)->cache_hit);
+}
+
+TEST_F(AgentTest, WhileDisabledFreshResultsAreComparedForFree) {
+  settings.audit_rate = 0.0;
+  start();
+  auto req = make_request(6.0f);
+  predict(req); // cached
+  ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::disable_cache, 0.0);
+  predict(req); // fresh; compared with the stored entry
+  predict(req);
+  sched.run();
+  EXPECT_EQ(agent().reports, 2u);
+  EXPECT_EQ(ask<audit_snapshot>(svc.ingress, stats_atom::value).shadow_comparisons, 2u);
+}
+
+} // namespace
+} // namespace sil
