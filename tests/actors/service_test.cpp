@@ -40,6 +40,7 @@ struct ServiceTest : ::testing::Test, test_coordinator_fixture<sil_config> {
     settings.cache_ttl_seconds = 10.0;
     settings.cache_sweep_interval_seconds = 1.0;
     settings.agent_interval_seconds = 1.0;
+    settings.audit_rate = 0.0; // audits draw random numbers; tests that want them opt in
   }
 
   ~ServiceTest() override {
