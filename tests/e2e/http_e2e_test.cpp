@@ -2,6 +2,7 @@
 // spoken to over a plain socket.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -308,6 +309,152 @@ TEST_F(E2E, EnvironmentVariablesOfTheOriginalAreHonoured) {
   c.request("POST", "/predict", body(1.0f));
   auto again = json::parse(c.request("POST", "/predict", body(1.0f)).body);
   EXPECT_FALSE(again["cache_hit"].get<bool>());
+}
+
+// -- the agent, audits and the admin API (issue #4) -------------------------------
+
+std::string drift_body(int step) {
+  // A fixed prefix; the suffix moves further from its start at every step.
+  std::string s = "{\"features\":[[0.5,-0.3,0.2,0.9";
+  for (int i = 4; i < 32; ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, ",%g", std::sin(i * 1.7) + 0.1 * step);
+    s += buf;
+  }
+  return s + "]]}";
+}
+
+json get_json(http_client& c, const std::string& target, const std::string& token = "") {
+  std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  if (!token.empty())
+    req += "Authorization: Bearer " + token + "\r\n";
+  auto r = c.raw(req + "\r\n");
+  return json::parse(r.body, nullptr, false);
+}
+
+http_response admin(http_client& c, const std::string& method, const std::string& target,
+                    const std::string& token, const std::string& body = "") {
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  if (!token.empty())
+    req += "Authorization: Bearer " + token + "\r\n";
+  req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size())
+         + "\r\n\r\n" + body;
+  return c.raw(req);
+}
+
+TEST_F(E2E, DriftDisablesReuseAndUndriftedTrafficBringsItBack) {
+  start({"--admin.token=t0k3n", "--audit.rate=1", "--audit.max-share=1", "--agent.interval=0.1",
+         "--agent.recover-threshold=0.001", "--agent.ttl-threshold=0.003",
+         "--agent.disable-threshold=0.01", "--agent.min-samples=3", "--agent.recover-windows=2",
+         "--agent.entry-evict-threshold=2"});
+  http_client c{port()};
+  // Phase 1: drift until the agent disables reuse.
+  int disabled_after = -1;
+  for (int i = 0; i < 1500 && disabled_after < 0; ++i) {
+    auto r = c.request("POST", "/predict", drift_body(i / 10));
+    ASSERT_EQ(r.status, 200) << r.body;
+    if (i % 5 == 4 && !get_json(c, "/health")["cache_enabled"].get<bool>())
+      disabled_after = i + 1;
+    std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_GT(disabled_after, 0) << "the agent never disabled reuse";
+  std::printf("[ drift ] reuse disabled after %d drifting requests\n", disabled_after);
+  RecordProperty("requests_until_disabled", disabled_after);
+  auto agent = get_json(c, "/agent", "t0k3n");
+  EXPECT_EQ(agent["state"], "disabled");
+  ASSERT_FALSE(agent["decisions"].empty());
+  EXPECT_EQ(agent["decisions"].back()["action"], "disable");
+  // While disabled (the agent needs 2 clean 100 ms windows to change that),
+  // every answer is fresh.
+  for (int i = 0; i < 10; ++i) {
+    auto r = json::parse(c.request("POST", "/predict", drift_body(200)).body);
+    EXPECT_FALSE(r["cache_hit"].get<bool>());
+  }
+  // Phase 2: undrifted traffic (one input, again and again) brings reuse back.
+  int back_after = -1;
+  for (int i = 0; i < 1500 && back_after < 0; ++i) {
+    auto r = json::parse(c.request("POST", "/predict", drift_body(0)).body);
+    if (r["cache_hit"].get<bool>())
+      back_after = i + 1;
+    std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_GT(back_after, 0) << "reuse never came back";
+  std::printf("[ drift ] reuse back after %d undrifted requests\n", back_after);
+  RecordProperty("requests_until_reenabled", back_after);
+  EXPECT_TRUE(get_json(c, "/health")["cache_enabled"].get<bool>());
+  EXPECT_NE(get_json(c, "/agent", "t0k3n")["state"], "disabled");
+}
+
+TEST_F(E2E, AuditsStayWithinTheirShareOfEncoderWork) {
+  start({"--audit.rate=1", "--audit.max-share=0.05"});
+  http_client c{port()};
+  const int n = 600;
+  for (int i = 0; i < n; ++i)
+    ASSERT_EQ(c.request("POST", "/predict", body(1.0f)).status, 200);
+  // Audits run after the answers; give the last ones a moment.
+  std::this_thread::sleep_for(200ms);
+  auto s = get_json(c, "/stats");
+  auto audits = s["divergence"]["audits"].get<int>();
+  EXPECT_GT(audits, 0);
+  EXPECT_LE(audits, n / 20 + 2);
+  EXPECT_GT(s["divergence"]["audits_skipped"].get<int>(), 0);
+  // Encoder work: one miss plus the audits, nothing else.
+  EXPECT_EQ(s["encoder"]["items"].get<int>(), 1 + audits);
+  EXPECT_EQ(s["divergence"]["cosine"]["count"].get<int>(), audits);
+  EXPECT_DOUBLE_EQ(s["divergence"]["cosine"]["max"].get<double>(), 0.0); // same input
+}
+
+TEST_F(E2E, AdminApiIsClosedWithoutAToken) {
+  start();
+  http_client c{port()};
+  auto r = admin(c, "POST", "/admin/cache/disable", "anything");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "forbidden");
+  http_client c2{port()};
+  EXPECT_EQ(c2.request("GET", "/agent").status, 403);
+  EXPECT_TRUE(get_json(c2, "/health")["cache_enabled"].get<bool>());
+}
+
+TEST_F(E2E, AdminApiNeedsTheRightTokenAndWorksWithIt) {
+  start({"--admin.token=s3cr3t"});
+  http_client c{port()};
+  auto none = admin(c, "POST", "/admin/cache/disable", "");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(none.headers["www-authenticate"], "Bearer");
+  EXPECT_EQ(admin(c, "POST", "/admin/cache/disable", "s3cr3").status, 401);
+  EXPECT_EQ(admin(c, "POST", "/admin/cache/disable", "s3cr3t-").status, 401);
+  EXPECT_TRUE(get_json(c, "/health")["cache_enabled"].get<bool>());
+
+  c.request("POST", "/predict", body(1.0f));
+  auto off = admin(c, "POST", "/admin/cache/disable", "s3cr3t");
+  ASSERT_EQ(off.status, 200) << off.body;
+  auto a = json::parse(off.body);
+  EXPECT_EQ(a["state"], "disabled");
+  EXPECT_TRUE(a["manual_override"].get<bool>());
+  EXPECT_FALSE(get_json(c, "/health")["cache_enabled"].get<bool>());
+  EXPECT_FALSE(
+    json::parse(c.request("POST", "/predict", body(1.0f)).body)["cache_hit"].get<bool>());
+
+  EXPECT_EQ(admin(c, "PUT", "/admin/cache/ttl", "s3cr3t", "{\"ttl_seconds\": 5.5}").status, 200);
+  EXPECT_DOUBLE_EQ(get_json(c, "/stats")["cache"]["ttl_seconds"].get<double>(), 5.5);
+  EXPECT_EQ(admin(c, "PUT", "/admin/cache/ttl", "s3cr3t", "{\"ttl_seconds\": -1}").status, 400);
+  EXPECT_EQ(admin(c, "PUT", "/admin/cache/ttl", "s3cr3t", "{\"ttl\": 1}").status, 400);
+  EXPECT_EQ(admin(c, "PUT", "/admin/cache/ttl", "s3cr3t", "nope").status, 400);
+  EXPECT_EQ(admin(c, "GET", "/admin/cache/disable", "s3cr3t").status, 405);
+  EXPECT_EQ(admin(c, "POST", "/admin/nothing", "s3cr3t").status, 404);
+
+  EXPECT_EQ(admin(c, "POST", "/admin/cache/enable", "s3cr3t").status, 200);
+  EXPECT_TRUE(get_json(c, "/health")["cache_enabled"].get<bool>());
+  EXPECT_EQ(admin(c, "POST", "/admin/cache/clear", "s3cr3t").status, 200);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(get_json(c, "/stats")["cache"]["size"].get<int>(), 0);
+  auto resumed = json::parse(admin(c, "POST", "/admin/agent/resume", "s3cr3t").body);
+  EXPECT_FALSE(resumed["manual_override"].get<bool>());
+  auto log = get_json(c, "/agent", "s3cr3t")["decisions"];
+  ASSERT_GE(log.size(), 5u);
+  for (const auto& d : log)
+    EXPECT_TRUE(d["manual"].get<bool>());
+  EXPECT_EQ(log.back()["action"], "resume");
 }
 
 } // namespace
