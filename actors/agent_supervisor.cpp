@@ -39,6 +39,8 @@ struct supervisor_state {
   agent_state agent;
   /// Cosine divergences reported in the current window.
   std::vector<double> window;
+  /// Reports in the window that came from audits of hits (not shadow ones).
+  std::uint64_t window_audits = 0;
   std::uint64_t reports = 0;
   /// Cache counters at the previous observation, for per-window deltas.
   std::uint64_t last_hits = 0;
@@ -239,6 +241,8 @@ void observe(self_ptr self) {
         observation obs;
         obs.divergence = summarize(std::move(s.window));
         s.window.clear();
+        obs.audits = s.window_audits;
+        s.window_audits = 0;
         obs.hits = snap.hits - std::min(snap.hits, s.last_hits);
         obs.misses = snap.misses - std::min(snap.misses, s.last_misses);
         s.last_hits = snap.hits;
@@ -403,6 +407,8 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
     },
     [=](report_atom, const divergence_report& r) {
       self->state.window.push_back(r.cosine);
+      if (!r.shadow)
+        ++self->state.window_audits;
       ++self->state.reports;
     },
     [=](agent_atom) { return agent_view(self); },
