@@ -401,7 +401,7 @@ TEST_F(E2E, AuditsStayWithinTheirShareOfEncoderWork) {
   // Encoder work: one miss plus the audits, nothing else.
   EXPECT_EQ(s["encoder"]["items"].get<int>(), 1 + audits);
   EXPECT_EQ(s["divergence"]["cosine"]["count"].get<int>(), audits);
-  EXPECT_DOUBLE_EQ(s["divergence"]["cosine"]["max"].get<double>(), 0.0); // same input
+  EXPECT_LT(s["divergence"]["cosine"]["max"].get<double>(), 1e-9); // same input: rounding only
 }
 
 TEST_F(E2E, AdminApiIsClosedWithoutAToken) {
