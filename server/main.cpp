@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <thread>
 
 #include "actors/service.hpp"
 #include "config/sil_config.hpp"
@@ -42,6 +43,10 @@ int main(int argc, char** argv) {
   auto svc = sil::start_service(sys, s, *m);
   if (!svc)
     return fail("cannot start the service: " + sys.render(svc.error()), 1);
+  // Listen only once the encoder workers are up, so that the first /health
+  // already says "ok" (the supervisor spawns them asynchronously).
+  for (int i = 0; i < 1000 && svc->board->workers_alive.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
   sil::http_config hc;
   hc.host = s.host;
   hc.port = static_cast<std::uint16_t>(s.port);
