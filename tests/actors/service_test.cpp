@@ -152,6 +152,25 @@ TEST_F(ServiceTest, EntryExpiresAfterTheTtlOnTheSimulatedClock) {
   EXPECT_EQ(pool_stats().items, 2u);
 }
 
+TEST_F(ServiceTest, MaxAgeRefusesOlderEntriesAndReportsTheAge) {
+  start();
+  auto req = make_request(11.0f);
+  ASSERT_FALSE(predict(req)->cache_hit);
+  advance_time(3s);
+  sched.run();
+  auto strict = req;
+  strict.max_age_ms = 2000; // the entry is 3 s old: refused, computed fresh
+  auto fresh = predict(strict);
+  EXPECT_FALSE(fresh->cache_hit);
+  advance_time(1s);
+  sched.run();
+  auto lenient = req;
+  lenient.max_age_ms = 5000; // the fresh result replaced it 1 s ago
+  auto hit = predict(lenient);
+  EXPECT_TRUE(hit->cache_hit);
+  EXPECT_EQ(hit->cache_age_ns, std::chrono::nanoseconds{1s}.count());
+}
+
 TEST_F(ServiceTest, EvictionAtCapacity) {
   settings.cache_max_size = 2;
   start();
