@@ -15,12 +15,30 @@ status validate(const audit_config& cfg) {
   return ok();
 }
 
+audit_budget::bucket& audit_budget::current(time_point now) {
+  auto width = std::max<std::int64_t>(1, cfg_.window.count() / buckets);
+  auto index = now.time_since_epoch().count() / width;
+  if (index > last_index_) {
+    // Retire the slices that left the window (at most all of them).
+    auto first = std::max(last_index_ + 1, index - buckets + 1);
+    for (auto i = first; i <= index; ++i) {
+      auto& b = ring_[static_cast<std::size_t>(i % buckets)];
+      requests_total_ -= b.requests;
+      audits_total_ -= b.audits;
+      b = bucket{i, 0, 0};
+    }
+    if (index - last_index_ >= buckets) {
+      // Everything left the window.
+      requests_total_ = 0;
+      audits_total_ = 0;
+    }
+    last_index_ = index;
+  }
+  return ring_[static_cast<std::size_t>(last_index_ % buckets)];
+}
+
 void audit_budget::expire(time_point now) {
   auto horizon = now - cfg_.window;
-  while (!requests_.empty() && requests_.front() <= horizon)
-    requests_.pop_front();
-  while (!audits_.empty() && audits_.front() <= horizon)
-    audits_.pop_front();
   // Forget keys not hit in a whole window, at most once per window, so that
   // the map stays bounded by the keys of the last window.
   if (now - last_key_prune_ >= cfg_.window) {
@@ -36,17 +54,18 @@ void audit_budget::expire(time_point now) {
 
 void audit_budget::on_request(time_point now) {
   expire(now);
-  requests_.push_back(now);
+  ++current(now).requests;
+  ++requests_total_;
 }
 
 std::size_t audit_budget::budget() const noexcept {
-  return static_cast<std::size_t>(
-           std::floor(cfg_.max_share * static_cast<double>(requests_.size())))
+  return static_cast<std::size_t>(std::floor(cfg_.max_share * static_cast<double>(requests_total_)))
          + 1;
 }
 
 audit_verdict audit_budget::on_hit(prefix_key key, time_point now, double u) {
   expire(now);
+  current(now);
   auto& ks = keys_[key];
   ks.last_hit = now;
   auto horizon = now - cfg_.window;
@@ -55,7 +74,7 @@ audit_verdict audit_budget::on_hit(prefix_key key, time_point now, double u) {
   if (!(u < cfg_.rate))
     return audit_verdict::not_sampled;
   auto total = budget();
-  if (audits_.size() >= total) {
+  if (audits_total_ >= total) {
     ++skipped_;
     return audit_verdict::over_budget;
   }
@@ -67,7 +86,8 @@ audit_verdict audit_budget::on_hit(prefix_key key, time_point now, double u) {
     ++skipped_;
     return audit_verdict::over_key_share;
   }
-  audits_.push_back(now);
+  ++current(now).audits;
+  ++audits_total_;
   ks.audits.push_back(now);
   ++audited_;
   return audit_verdict::audit;

@@ -5,7 +5,8 @@
 // caller passes the time and a uniform random number, so tests are exact.
 //  - Rate: a hit is a candidate with probability `rate`.
 //  - Budget: over the last `window`, audits <= floor(max_share * requests) + 1
-//    (the +1 lets the first audit of a quiet service happen).
+//    (the +1 lets the first audit of a quiet service happen). The window
+//    moves in 64 steps (counts per slice, constant memory at any rate).
 //  - Spread: a key may use at most its fair share of that budget,
 //    max(1, budget / distinct keys hit recently), so one hot key cannot
 //    starve the others; alone, a key may use the whole budget. "Recently" is
@@ -66,11 +67,11 @@ public:
 
   /// Requests and audits inside the current window.
   std::size_t requests_in_window() const noexcept {
-    return requests_.size();
+    return requests_total_;
   }
 
   std::size_t audits_in_window() const noexcept {
-    return audits_.size();
+    return audits_total_;
   }
 
   /// The current budget: floor(max_share * requests in window) + 1.
@@ -95,11 +96,26 @@ private:
     std::deque<time_point> audits;
   };
 
+  /// Requests and audits of one slice of the window.
+  struct bucket {
+    std::int64_t index = -1;
+    std::size_t requests = 0;
+    std::size_t audits = 0;
+  };
+
+  /// Number of slices: the window moves in steps of window / buckets.
+  static constexpr std::int64_t buckets = 64;
+
   void expire(time_point now);
+  bucket& current(time_point now);
 
   audit_config cfg_;
-  std::deque<time_point> requests_;
-  std::deque<time_point> audits_;
+  // Counts per slice instead of a timestamp per request: memory stays
+  // constant whatever the request rate.
+  bucket ring_[buckets];
+  std::int64_t last_index_ = -1;
+  std::size_t requests_total_ = 0;
+  std::size_t audits_total_ = 0;
   std::unordered_map<prefix_key, key_state> keys_;
   time_point last_key_prune_{};
   std::uint64_t audited_ = 0;
