@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <malloc.h>
 #include <map>
 #include <random>
 #include <string>
@@ -132,6 +133,26 @@ void bm_request(benchmark::State& state, bool hit) {
 BENCHMARK_CAPTURE(bm_request, miss_default_preset, false);
 BENCHMARK_CAPTURE(bm_request, hit_default_preset, true);
 
+/// Heap bytes a full cache of `n` entries costs beyond the embeddings' floats,
+/// per entry (DESIGN.md §9 budgets 64), measured with glibc's mallinfo2.
+double cache_overhead_per_entry(std::size_t n, std::size_t dim) {
+  auto heap = [] {
+    auto m = mallinfo2(); // small blocks + mmapped large ones (slab, table)
+    return static_cast<double>(m.uordblks + m.hblkhd);
+  };
+  double before = heap();
+  {
+    auto c = std::move(*lru_ttl_cache::make(cache_config{n, std::chrono::hours{1}, true}));
+    std::vector<float> values(dim, 1.0f);
+    for (std::size_t k = 0; k < n; ++k) {
+      values[0] = static_cast<float>(k);
+      c.put(k * 0x9e3779b97f4a7c15ULL, embedding::copy_of(values));
+    }
+    double after = heap();
+    return (after - before) / static_cast<double>(n) - static_cast<double>(dim * sizeof(float));
+  }
+}
+
 /// Console output plus a record of each run's time per iteration.
 class recording_reporter : public benchmark::ConsoleReporter {
 public:
@@ -166,6 +187,10 @@ int main(int argc, char** argv) {
                 "(miss %.1f us, hit %.3f us)\n",
                 std::string{default_preset()}.c_str(), miss->second / hit->second,
                 miss->second / 1e3, hit->second / 1e3);
+  for (std::size_t n : {std::size_t{256}, std::size_t{1} << 20})
+    std::printf("cache memory: %.1f bytes per entry beyond its 256 floats (%zu entries, "
+                "heap measured with mallinfo2)\n",
+                cache_overhead_per_entry(n, 256), n);
   benchmark::Shutdown();
   return 0;
 }
