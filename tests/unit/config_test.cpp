@@ -122,7 +122,13 @@ TEST_F(ConfigTest, InvalidValuesNameTheKey) {
                                         {"--cache.ttl-seconds=-2", "cache.ttl-seconds"},
                                         {"--port=70000", "port"},
                                         {"--workers=-3", "workers"},
-                                        {"--http.max-rows=0", "http.max-rows"}}) {
+                                        {"--http.max-rows=0", "http.max-rows"},
+                                        {"--audit.rate=2", "audit.rate"},
+                                        {"--audit.max-share=-0.1", "audit.max-share"},
+                                        {"--audit.window=0", "audit.window"},
+                                        {"--agent.ttl-threshold=0.5", "agent.ttl-threshold"},
+                                        {"--agent.recover-windows=0", "agent.recover-windows"},
+                                        {"--agent.ttl-floor=0", "agent.ttl-floor"}}) {
     sil_config cfg;
     args a{{b.flag}};
     ASSERT_FALSE(cfg.parse(a.argc(), a.argv())) << b.flag;
