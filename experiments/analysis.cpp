@@ -1,0 +1,67 @@
+#include "experiments/analysis.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/window_stats.hpp"
+
+namespace sil::lab {
+
+latency_report summarize_latencies(std::vector<double> samples) {
+  latency_report r;
+  if (samples.empty())
+    return r;
+  std::sort(samples.begin(), samples.end());
+  r.count = samples.size();
+  r.mean
+    = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
+  r.p50 = nearest_rank(samples, 50);
+  r.p90 = nearest_rank(samples, 90);
+  r.p95 = nearest_rank(samples, 95);
+  r.p99 = nearest_rank(samples, 99);
+  r.p999 = nearest_rank(samples, 99.9);
+  r.max = samples.back();
+  return r;
+}
+
+std::vector<double> average_ranks(const std::vector<double>& xs) {
+  std::vector<std::size_t> order(xs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](auto a, auto b) { return xs[a] < xs[b]; });
+  std::vector<double> ranks(xs.size());
+  for (std::size_t i = 0; i < order.size();) {
+    auto j = i;
+    while (j + 1 < order.size() && xs[order[j + 1]] == xs[order[i]])
+      ++j;
+    // Positions i..j (0-based) tie: each gets the mean of ranks i+1..j+1.
+    double avg = (static_cast<double>(i) + static_cast<double>(j)) / 2.0 + 1.0;
+    for (auto k = i; k <= j; ++k)
+      ranks[order[k]] = avg;
+    i = j + 1;
+  }
+  return ranks;
+}
+
+double spearman(const std::vector<double>& x, const std::vector<double>& y) {
+  if (x.size() != y.size() || x.size() < 2)
+    return NAN;
+  auto rx = average_ranks(x);
+  auto ry = average_ranks(y);
+  auto n = static_cast<double>(x.size());
+  double mx = std::accumulate(rx.begin(), rx.end(), 0.0) / n;
+  double my = std::accumulate(ry.begin(), ry.end(), 0.0) / n;
+  double sxy = 0.0;
+  double sxx = 0.0;
+  double syy = 0.0;
+  for (std::size_t i = 0; i < rx.size(); ++i) {
+    sxy += (rx[i] - mx) * (ry[i] - my);
+    sxx += (rx[i] - mx) * (rx[i] - mx);
+    syy += (ry[i] - my) * (ry[i] - my);
+  }
+  if (sxx == 0.0 || syy == 0.0)
+    return NAN;
+  return sxy / std::sqrt(sxx * syy);
+}
+
+} // namespace sil::lab
