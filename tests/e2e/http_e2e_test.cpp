@@ -457,5 +457,36 @@ TEST_F(E2E, AdminApiNeedsTheRightTokenAndWorksWithIt) {
   EXPECT_EQ(log.back()["action"], "resume");
 }
 
+TEST(Lab, LoadQuickWritesValidResults) {
+  std::string out = std::string{SIL_TEST_TMPDIR} + "/lab-load";
+  auto [rc, err]
+    = run_to_exit(SIL_LAB_BINARY, {"load", "--quick", "--duration", "2", "--out", out});
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_NE(err.find("[load]"), std::string::npos); // progress on stderr
+  std::ifstream in{out + "/load/results.json"};
+  ASSERT_TRUE(in);
+  auto j = json::parse(in, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  EXPECT_EQ(j["experiment"], "load");
+  for (const char* run : {"cache_on", "cache_off"}) {
+    SCOPED_TRACE(run);
+    const auto& r = j["runs"][run];
+    for (const char* k : {"target_rate", "achieved_rate", "status_counts", "hit_rate",
+                          "generator_max_lag_ms", "dropped", "failed"})
+      EXPECT_TRUE(r.contains(k)) << k;
+    for (const char* k : {"mean", "p50", "p90", "p95", "p99", "p999", "max"})
+      EXPECT_TRUE(r["latency_ms"].contains(k)) << k;
+    EXPECT_GT(r["achieved_rate"].get<double>(), 100.0);
+    EXPECT_EQ(r["failed"].get<int>(), 0);
+    EXPECT_EQ(r["status_counts"]["200"].get<int>(), r["ok"].get<int>());
+  }
+  EXPECT_GT(j["runs"]["cache_on"]["hit_rate"].get<double>(), 0.5);
+  EXPECT_EQ(j["runs"]["cache_off"]["hit_rate"].get<double>(), 0.0);
+  std::ifstream csv{out + "/load/results.csv"};
+  EXPECT_TRUE(csv);
+  std::ifstream md{out + "/load/summary.md"};
+  EXPECT_TRUE(md);
+}
+
 } // namespace
 } // namespace sil::test
