@@ -110,7 +110,7 @@ std::string parse_args(int argc, char** argv, options& o) {
                    : v == "zipf" ? prefix_kind::zipf
                                  : prefix_kind::unique;
       else
-        return a + ": unknown value '" + v + "'";
+        return a.append(": unknown value '").append(v).append("'");
     } else if (a == "--rate" || a == "--duration" || a == "--burst-rate" || a == "--burst-period"
                || a == "--burst-length" || a == "--zipf-s" || a == "--connections"
                || a == "--zipf-m" || a == "--seed") {

@@ -31,6 +31,7 @@ result<server_process> server_process::start(const std::string& binary,
     std::vector<std::string> all{binary, "--port=0"};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
+    argv.reserve(all.size() + 1);
     for (auto& a : all)
       argv.push_back(a.data());
     argv.push_back(nullptr);
