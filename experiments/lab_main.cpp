@@ -5,6 +5,7 @@
 // Each run starts its own sil-server (next to this binary) on a free
 // loopback port, or targets --url. Progress goes to stderr; results go to
 // OUT/load/results.json, results.csv and summary.md.
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -14,11 +15,15 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/divergence.hpp"
+#include "core/model.hpp"
+#include "core/window_stats.hpp"
 #include "experiments/analysis.hpp"
 #include "experiments/load_generator.hpp"
 #include "experiments/server_process.hpp"
@@ -48,6 +53,12 @@ struct options {
   double zipf_s = 1.1;
   std::uint64_t seed = 1;
   std::vector<std::string> server_args;
+  // drift
+  std::string preset = "base";
+  double steps = 0;
+  double strength = 0.25;
+  double trials = 0;
+  double prefix_k = 4;
 };
 
 int fail(const std::string& msg) {
@@ -66,7 +77,14 @@ void usage(FILE* out) {
                "OUT/load/results.json, results.csv and summary.md (OUT defaults to reports).\n"
                "--quick: 5 s per run at 300 req/s (well under a minute in all).\n"
                "Its own server runs with --audit.rate=0, so that the agent cannot switch\n"
-               "reuse off mid-run; --server-arg passes further sil-server flags.\n");
+               "reuse off mid-run; --server-arg passes further sil-server flags.\n"
+               "\n"
+               "usage: sil-lab drift [--quick] [--out DIR] [--preset base|seed] [--steps N]\n"
+               "         [--strength S] [--trials N] [--prefix-k K] [--seed N]\n"
+               "Pure-model drift study: the prefix (first K values) stays fixed, the suffix is\n"
+               "drawn from N(step x strength, 1); each step compares the embedding cached at\n"
+               "step 0 with the fresh one (cosine, L2) and the predictions. Writes\n"
+               "OUT/drift/results.json, results.csv, summary.md and PNG plots.\n");
 }
 
 bool parse_double(const std::string& s, double& out) {
@@ -100,6 +118,17 @@ std::string parse_args(int argc, char** argv, options& o) {
         o.out = v;
       else
         o.server_args.push_back(v);
+    } else if (a == "--preset") {
+      if (!value(o.preset))
+        return a + " needs a value";
+    } else if (a == "--steps" || a == "--strength" || a == "--trials" || a == "--prefix-k") {
+      if (!value(v) || !parse_double(v, d) || d < 0)
+        return a + ": expected a non-negative number";
+      (a == "--steps"      ? o.steps
+       : a == "--strength" ? o.strength
+       : a == "--trials"   ? o.trials
+                           : o.prefix_k)
+        = d;
     } else if (a == "--arrival" || a == "--prefix") {
       if (!value(v))
         return a + " needs a value";
@@ -317,6 +346,138 @@ int cmd_load(const options& o, const std::string& self_path) {
   return 0;
 }
 
+std::string self_dir_script(const std::string& self_path) {
+  // The plot script lives in the source tree (SIL_SOURCE_DIR, set at build).
+  (void)self_path;
+  return std::string{SIL_SOURCE_DIR} + "/experiments/plot.py";
+}
+
+int cmd_drift(const options& o, const std::string& self_path) {
+  auto cfg = sil::preset(o.preset);
+  if (!cfg)
+    return fail(cfg.error().message);
+  auto m = sil::model::from_seed(*cfg, 42);
+  if (!m)
+    return fail(m.error().message);
+  auto steps = static_cast<int>(o.steps > 0 ? o.steps : (o.quick ? 10 : 20));
+  auto trials = static_cast<int>(o.trials > 0 ? o.trials : (o.quick ? 100 : 1000));
+  auto k = static_cast<std::size_t>(o.prefix_k);
+  const auto dim = m->input_dim();
+  if (k == 0 || k > dim)
+    return fail("--prefix-k must be in [1, " + std::to_string(dim) + "]");
+  auto dir = fs::path{o.out} / "drift";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return fail("cannot create " + dir.string() + ": " + ec.message());
+  std::mt19937_64 rng{o.seed};
+  std::normal_distribution<float> normal;
+  // cos[step][trial], l2[...], err[...]
+  std::vector<std::vector<double>> cos(static_cast<std::size_t>(steps) + 1);
+  std::vector<std::vector<double>> l2(cos.size());
+  std::vector<std::vector<double>> err(cos.size());
+  auto started = std::chrono::steady_clock::now();
+  for (int t = 0; t < trials; ++t) {
+    std::vector<float> x(dim);
+    for (auto& v : x)
+      v = normal(rng);
+    auto cached = *m->encode({x.data(), 1}); // the embedding cached at step 0
+    float p_cached = m->head(cached);
+    for (int s = 0; s <= steps; ++s) {
+      for (std::size_t i = k; i < dim; ++i) // the prefix stays, the suffix drifts
+        x[i] = normal(rng) + static_cast<float>(s * o.strength);
+      auto fresh = *m->encode({x.data(), 1});
+      auto d = *sil::measure_divergence(cached, fresh);
+      auto si = static_cast<std::size_t>(s);
+      cos[si].push_back(d.cosine);
+      l2[si].push_back(d.l2);
+      err[si].push_back(std::abs(static_cast<double>(p_cached - m->head(fresh))));
+    }
+    if ((t + 1) % 50 == 0 || t + 1 == trials) {
+      auto el = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      std::fprintf(stderr, "\r[drift] encode  %6.1f s  %d / %d trials", el, t + 1, trials);
+    }
+  }
+  std::fprintf(stderr, "\n");
+  auto pct = [](std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    return sil::nearest_rank(v, p);
+  };
+  json rows = json::array();
+  std::ofstream csv{dir / "results.csv"};
+  csv << "step,suffix_mean,cosine_p05,cosine_p50,cosine_p95,cosine_mean,l2_p50,l2_p95,"
+         "pred_err_p50,pred_err_p95,pred_err_mean,share_err_over_0.05\n";
+  std::ofstream md{dir / "summary.md"};
+  md << "# Drift: divergence and prediction error of a reused embedding\n\n"
+     << "Model `" << o.preset << "` (seed 42), prefix K=" << k << " fixed, suffix ~ N(step x "
+     << o.strength << ", 1), " << trials << " trials per step (seed " << o.seed
+     << "). The cached embedding is the step-0 one of each trial.\n\n"
+     << "| step | suffix mean | cosine p50 | cosine p95 | L2 p50 | pred. error p50 | p95 | "
+        "share > 0.05 |\n|---|---|---|---|---|---|---|---|\n";
+  for (int s = 0; s <= steps; ++s) {
+    auto si = static_cast<std::size_t>(s);
+    auto mean = [](const std::vector<double>& v) {
+      return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+    };
+    double over = static_cast<double>(std::count_if(err[si].begin(), err[si].end(),
+                                                    [](double e) { return e > 0.05; }))
+                  / static_cast<double>(err[si].size());
+    json row = {{"step", s},
+                {"suffix_mean", s * o.strength},
+                {"cosine_p05", pct(cos[si], 5)},
+                {"cosine_p50", pct(cos[si], 50)},
+                {"cosine_p95", pct(cos[si], 95)},
+                {"cosine_mean", mean(cos[si])},
+                {"l2_p50", pct(l2[si], 50)},
+                {"l2_p95", pct(l2[si], 95)},
+                {"pred_err_p50", pct(err[si], 50)},
+                {"pred_err_p95", pct(err[si], 95)},
+                {"pred_err_mean", mean(err[si])},
+                {"share_err_over_0.05", over}};
+    csv << s << ',' << row["suffix_mean"] << ',' << row["cosine_p05"] << ',' << row["cosine_p50"]
+        << ',' << row["cosine_p95"] << ',' << row["cosine_mean"] << ',' << row["l2_p50"] << ','
+        << row["l2_p95"] << ',' << row["pred_err_p50"] << ',' << row["pred_err_p95"] << ','
+        << row["pred_err_mean"] << ',' << over << "\n";
+    char line[256];
+    std::snprintf(line, sizeof line, "| %d | %.2f | %.4f | %.4f | %.3f | %.4f | %.4f | %.2f |\n", s,
+                  s * o.strength, row["cosine_p50"].get<double>(), row["cosine_p95"].get<double>(),
+                  row["l2_p50"].get<double>(), row["pred_err_p50"].get<double>(),
+                  row["pred_err_p95"].get<double>(), over);
+    md << line;
+    rows.push_back(std::move(row));
+  }
+  json all_cos;
+  std::vector<double> flat_cos;
+  std::vector<double> flat_err;
+  for (std::size_t s = 0; s < cos.size(); ++s) {
+    flat_cos.insert(flat_cos.end(), cos[s].begin(), cos[s].end());
+    flat_err.insert(flat_err.end(), err[s].begin(), err[s].end());
+  }
+  double rho = spearman(flat_cos, flat_err);
+  md << "\nSpearman rank correlation between cosine divergence and prediction error over all "
+     << flat_cos.size() << " comparisons: **" << rho << "**.\n";
+  json out = {{"experiment", "drift"},
+              {"config",
+               {{"preset", o.preset},
+                {"prefix_k", k},
+                {"strength", o.strength},
+                {"steps", steps},
+                {"trials", trials},
+                {"seed", o.seed},
+                {"quick", o.quick}}},
+              {"spearman_cosine_vs_prediction_error", rho},
+              {"steps", rows}};
+  std::ofstream{dir / "results.json"} << out.dump(2) << "\n";
+  csv.close(); // the plot script reads it next
+  md.close();
+  auto cmd = "/usr/bin/python3 " + self_dir_script(self_path) + " drift " + dir.string();
+  if (std::system(cmd.c_str()) != 0)
+    std::fprintf(stderr, "[drift] warning: plotting failed (python3-matplotlib installed?)\n");
+  std::fprintf(stderr, "[drift] wrote %s (Spearman rho %.3f)\n",
+               (dir / "results.json").string().c_str(), rho);
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -330,6 +491,8 @@ int main(int argc, char** argv) {
     return fail(err);
   if (cmd == "load")
     return cmd_load(o, argv[0]);
+  if (cmd == "drift")
+    return cmd_drift(o, argv[0]);
   usage(stderr);
-  return fail("unknown subcommand '" + cmd + "' (available: load)");
+  return fail("unknown subcommand '" + cmd + "' (available: load, drift)");
 }

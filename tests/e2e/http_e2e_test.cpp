@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -486,6 +487,30 @@ TEST(Lab, LoadQuickWritesValidResults) {
   EXPECT_TRUE(csv);
   std::ifstream md{out + "/load/summary.md"};
   EXPECT_TRUE(md);
+}
+
+TEST(Lab, DriftWritesResultsAndPlots) {
+  std::string out = std::string{SIL_TEST_TMPDIR} + "/lab-drift";
+  auto [rc, err] = run_to_exit(SIL_LAB_BINARY, {"drift", "--quick", "--preset", "seed", "--trials",
+                                                "20", "--steps", "3", "--out", out});
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_NE(err.find("[drift]"), std::string::npos);
+  std::ifstream in{out + "/drift/results.json"};
+  auto j = json::parse(in, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  ASSERT_EQ(j["steps"].size(), 4u);
+  for (const auto& row : j["steps"]) {
+    EXPECT_GE(row["cosine_p50"].get<double>(), 0.0);
+    EXPECT_LE(row["cosine_p95"].get<double>(), 2.0);
+    EXPECT_GE(row["pred_err_p95"].get<double>(), row["pred_err_p50"].get<double>());
+  }
+  EXPECT_TRUE(j.contains("spearman_cosine_vs_prediction_error"));
+  for (const char* f : {"/drift/results.csv", "/drift/summary.md", "/drift/divergence.png",
+                        "/drift/prediction_error.png"}) {
+    std::ifstream file{out + f, std::ios::binary};
+    EXPECT_TRUE(file) << f;
+    EXPECT_GT(std::string(std::istreambuf_iterator<char>{file}, {}).size(), 100u) << f;
+  }
 }
 
 } // namespace
