@@ -28,8 +28,10 @@ window_summary summarize(std::vector<double> samples) {
   s.mean
     = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
   s.p50 = nearest_rank(samples, 50);
+  s.p90 = nearest_rank(samples, 90);
   s.p95 = nearest_rank(samples, 95);
   s.p99 = nearest_rank(samples, 99);
+  s.p999 = nearest_rank(samples, 99.9);
   s.max = samples.back();
   return s;
 }

@@ -11,13 +11,15 @@
 
 namespace sil {
 
-/// Count, mean, p50, p95, p99 and max of a set of samples.
+/// Count, mean, p50, p90, p95, p99, p99.9 and max of a set of samples.
 struct window_summary {
   std::size_t count = 0;
   double mean = 0.0;
   double p50 = 0.0;
+  double p90 = 0.0;
   double p95 = 0.0;
   double p99 = 0.0;
+  double p999 = 0.0;
   double max = 0.0;
 };
 

@@ -4,26 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "core/window_stats.hpp"
-
 namespace sil::lab {
-
-latency_report summarize_latencies(std::vector<double> samples) {
-  latency_report r;
-  if (samples.empty())
-    return r;
-  std::sort(samples.begin(), samples.end());
-  r.count = samples.size();
-  r.mean
-    = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
-  r.p50 = nearest_rank(samples, 50);
-  r.p90 = nearest_rank(samples, 90);
-  r.p95 = nearest_rank(samples, 95);
-  r.p99 = nearest_rank(samples, 99);
-  r.p999 = nearest_rank(samples, 99.9);
-  r.max = samples.back();
-  return r;
-}
 
 std::vector<double> average_ranks(const std::vector<double>& xs) {
   std::vector<std::size_t> order(xs.size());

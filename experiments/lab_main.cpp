@@ -210,7 +210,7 @@ json run_json(const load_result& r, double target_rate, double duration) {
       ms.push_back(q.latency() * 1e3);
     }
   }
-  auto l = summarize_latencies(ms);
+  auto l = sil::summarize(ms);
   return {{"target_rate", target_rate},
           {"achieved_rate", static_cast<double>(ok) / std::max(duration, r.elapsed)},
           {"requests", r.requests.size()},

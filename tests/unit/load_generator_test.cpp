@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "core/window_stats.hpp"
 #include "experiments/analysis.hpp"
 #include "experiments/workload.hpp"
 
@@ -120,8 +121,8 @@ TEST(LoadGenerator, LatencyCountsFromTheIntendedSendTime) {
     from_intended.push_back(q.latency());
     from_sent.push_back(q.done - q.sent);
   }
-  auto open_loop = summarize_latencies(from_intended);
-  auto closed_loop = summarize_latencies(from_sent);
+  auto open_loop = sil::summarize(from_intended);
+  auto closed_loop = sil::summarize(from_sent);
   // The stall delays every request scheduled behind it: ~60 requests wait,
   // so p99 (the 198th of 200) carries most of the 300 ms.
   EXPECT_GE(open_loop.p99, 0.2);

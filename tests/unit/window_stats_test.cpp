@@ -7,6 +7,22 @@
 namespace sil {
 namespace {
 
+TEST(WindowStats, AllReportPercentilesOnKnownData) {
+  std::vector<double> v;
+  for (int i = 1000; i >= 1; --i)
+    v.push_back(i);
+  auto r = summarize(v);
+  EXPECT_EQ(r.count, 1000u);
+  EXPECT_DOUBLE_EQ(r.mean, 500.5);
+  EXPECT_EQ(r.p50, 500.0);
+  EXPECT_EQ(r.p90, 900.0);
+  EXPECT_EQ(r.p95, 950.0);
+  EXPECT_EQ(r.p99, 990.0);
+  EXPECT_EQ(r.p999, 999.0);
+  EXPECT_EQ(r.max, 1000.0);
+  EXPECT_EQ(summarize({}).count, 0u);
+}
+
 TEST(WindowStats, EmptyWindowIsAllZero) {
   auto s = summarize({});
   EXPECT_EQ(s.count, 0u);
