@@ -248,8 +248,8 @@ void observe(self_ptr self) {
         s.last_hits = snap.hits;
         s.last_misses = snap.misses;
         obs.state = s.agent;
-        if (s.manual_override)
-          return; // an operator's command holds until resume
+        if (s.manual_override || !s.cfg.agent_acts)
+          return; // an operator's command holds until resume; a disabled agent only observes
         auto d = decide(obs, s.cfg.policy);
         s.agent = d.next;
         if (d.action == agent_action::keep)
@@ -281,6 +281,7 @@ agent_snapshot agent_view(self_ptr self) {
   const auto& p = st.cfg.policy;
   agent_snapshot out;
   out.mode = to_string(st.agent.mode);
+  out.acts = st.cfg.agent_acts;
   out.manual_override = st.manual_override;
   out.ttl_seconds = st.agent.ttl_seconds;
   out.clean_windows = st.agent.clean_windows;

@@ -41,6 +41,8 @@ struct supervisor_config {
   worker_factory factory;
   cache_actor cache;
   caf::timespan agent_interval = std::chrono::seconds{1};
+  /// false: the agent observes (GET /agent shows the windows) but never acts.
+  bool agent_acts = true;
   policy_config policy;
   /// Shown by GET /agent (the ingress applies it).
   double entry_evict_threshold = 0.3;

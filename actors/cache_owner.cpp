@@ -58,6 +58,7 @@ cache_snapshot snapshot(self_ptr self) {
   out.size = s.size;
   out.max_size = s.max_size;
   out.enabled = s.enabled;
+  out.single_flight = st.cfg.single_flight;
   out.ttl_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(s.ttl).count();
   out.prefix_k = st.cfg.prefix_k;
   return out;
@@ -88,6 +89,8 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
       if (r.hit())
         return cache_lookup{lookup_kind::hit, std::move(r.value),
                             std::chrono::duration_cast<std::chrono::nanoseconds>(r.age).count()};
+      if (!st.cfg.single_flight)
+        return cache_lookup{lookup_kind::lead, embedding{}, 0};
       if (auto i = st.flights.find(key); i != st.flights.end()) {
         auto rp = self->make_response_promise<cache_lookup>();
         i->second.waiters.push_back(rp);

@@ -18,6 +18,10 @@ namespace sil {
 struct cache_owner_config {
   cache_config cache;
   std::uint32_t prefix_k = 4;
+  /// Concurrent misses on one key wait for one computation (the leader's).
+  /// Off: every miss computes on its own (for experiments that measure what
+  /// single-flight is worth).
+  bool single_flight = true;
   /// Period of the TTL sweep (and of the stale single-flight check).
   caf::timespan sweep_interval = std::chrono::seconds{1};
   /// A computation not finished after this hands its waiters to a new

@@ -44,6 +44,7 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   cc.cache.max_size = static_cast<std::size_t>(s.cache_max_size);
   cc.cache.ttl = seconds(s.cache_ttl_seconds);
   cc.cache.enabled = s.cache_enabled;
+  cc.single_flight = s.cache_single_flight;
   cc.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
   cc.sweep_interval = seconds(s.cache_sweep_interval_seconds);
   cc.flight_timeout
@@ -64,6 +65,7 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   sc.factory = opts.factory;
   sc.cache = h.cache;
   sc.agent_interval = seconds(s.agent_interval_seconds);
+  sc.agent_acts = s.agent_enabled;
   sc.policy.recover_threshold = s.agent_recover_threshold;
   sc.policy.ttl_threshold = s.agent_ttl_threshold;
   sc.policy.disable_threshold = s.agent_disable_threshold;
@@ -95,7 +97,9 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   ic.audit.rate = s.audit_rate;
   ic.audit.max_share = s.audit_max_share;
   ic.audit.window = seconds(s.audit_window_seconds);
-  ic.entry_evict_threshold = s.agent_entry_evict_threshold;
+  // Per-entry eviction is one of the agent's actions: off with the agent
+  // (cosine distance never exceeds 2).
+  ic.entry_evict_threshold = s.agent_enabled ? s.agent_entry_evict_threshold : 3.0;
   h.ingress = spawn_ingress(sys, std::move(ic));
   // The metrics aggregator pulls the audit counters from the ingress.
   caf::anon_send(h.metrics, h.ingress);

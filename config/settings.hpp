@@ -21,6 +21,8 @@ struct service_settings {
   std::int64_t cache_max_size = 256;
   double cache_ttl_seconds = 30.0;
   bool cache_enabled = true;
+  /// Concurrent misses on one key wait for one computation.
+  bool cache_single_flight = true;
   std::int64_t cache_prefix_k = 4;
   double cache_sweep_interval_seconds = 1.0;
   // -- model
@@ -44,6 +46,9 @@ struct service_settings {
   double audit_max_share = 0.05;
   double audit_window_seconds = 10.0;
   // -- agent
+  /// false: audits still measure, but the agent never acts (no TTL changes,
+  /// no disabling, no per-entry eviction). For experiments and incidents.
+  bool agent_enabled = true;
   double agent_interval_seconds = 1.0;
   double agent_recover_threshold = 0.01;
   double agent_ttl_threshold = 0.05;

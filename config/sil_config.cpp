@@ -1,6 +1,7 @@
 #include "config/sil_config.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -33,6 +34,8 @@ sil_config::sil_config() {
     .add(s.cache_ttl_seconds, "ttl-seconds",
          "seconds an entry may be served, fractional allowed (env CACHE_TTL_SECONDS)")
     .add(s.cache_enabled, "enabled", "whether cached embeddings are reused (env CACHE_ENABLED)")
+    .add(s.cache_single_flight, "single-flight",
+         "concurrent misses on one key share one computation (default true)")
     .add(s.cache_prefix_k, "prefix-k", "number of leading feature values in the key (env PREFIX_K)")
     .add(s.cache_sweep_interval_seconds, "sweep-interval",
          "seconds between sweeps of expired entries");
@@ -57,6 +60,8 @@ sil_config::sil_config() {
     .add(s.audit_max_share, "max-share", "audits per request served, at most, over the window")
     .add(s.audit_window_seconds, "window", "seconds of the audit budget's sliding window");
   opt_group{custom_options_, "agent"}
+    .add(s.agent_enabled, "enabled",
+         "the agent acts on what audits measure (false: measure only, never act)")
     .add(s.agent_interval_seconds, "interval", "seconds between agent observations")
     .add(s.agent_recover_threshold, "recover-threshold",
          "p95 cosine divergence below which a window is clean")
@@ -154,22 +159,36 @@ std::vector<std::string> sil_config::sil_option_keys() const {
 }
 
 status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(const char*)) {
-  // Boolean flags with an explicit value are applied after CAF's parse, so
-  // that they still win over the config file.
+  // CAF 0.17's bool options accept only a bare flag (`--cache.enabled`), not
+  // `--cache.enabled=false`. Boolean flags with an explicit value are taken
+  // out here and applied after CAF's parse, so they still win over the
+  // config file and the environment.
+  struct bool_flag {
+    const char* key;
+    bool* target;
+    std::optional<bool> value;
+  };
+  std::array<bool_flag, 3> bools{{{"cache.enabled", &settings.cache_enabled, std::nullopt},
+                                  {"cache.single-flight", &settings.cache_single_flight,
+                                   std::nullopt},
+                                  {"agent.enabled", &settings.agent_enabled, std::nullopt}}};
   std::vector<char*> rest;
-  std::optional<bool> cache_enabled;
-  const std::string flag = "--cache.enabled=";
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
-    if (i > 0 && a.rfind(flag, 0) == 0) {
+    bool taken = false;
+    for (auto& b : bools) {
+      auto flag = std::string{"--"} + b.key + "=";
+      if (i == 0 || a.rfind(flag, 0) != 0)
+        continue;
       bool v = false;
       if (!parse_bool(a.c_str() + flag.size(), v))
-        return {errc::invalid_config,
-                "cache.enabled: expected true or false, got '" + a.substr(flag.size()) + "'"};
-      cache_enabled = v;
-      continue;
+        return {errc::invalid_config, std::string{b.key} + ": expected true or false, got '"
+                                        + a.substr(flag.size()) + "'"};
+      b.value = v;
+      taken = true;
     }
-    rest.push_back(argv[i]);
+    if (!taken)
+      rest.push_back(argv[i]);
   }
   if (auto err = parse(static_cast<int>(rest.size()), rest.data()))
     return {errc::invalid_config, "invalid configuration: " + caf::to_string(err)};
@@ -179,8 +198,9 @@ status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(con
     return {errc::invalid_config, "unknown argument '" + remainder.front() + "' (see --help)"};
   if (auto st = apply_environment(argc, argv, getenv_fn); !st)
     return st;
-  if (cache_enabled)
-    settings.cache_enabled = *cache_enabled;
+  for (const auto& b : bools)
+    if (b.value)
+      *b.target = *b.value;
   return ok();
 }
 

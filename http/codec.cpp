@@ -282,6 +282,7 @@ json agent_json(const agent_snapshot& a) {
                            {"misses", d.misses}}},
                          {"ttl_seconds", d.ttl_seconds}});
   return {{"state", a.mode},
+          {"enabled", a.acts},
           {"manual_override", a.manual_override},
           {"ttl_seconds", a.ttl_seconds},
           {"clean_windows", a.clean_windows},
@@ -343,6 +344,7 @@ std::string encode_stats(const service_snapshot& s) {
     {"cache",
      {{"policy", "LRU+TTL"},
       {"enabled", c.enabled},
+      {"single_flight", c.single_flight},
       {"size", c.size},
       {"max_size", c.max_size},
       {"ttl_seconds", static_cast<double>(c.ttl_ns) / 1e9},
@@ -374,6 +376,7 @@ std::string encode_stats(const service_snapshot& s) {
       {"outstanding", s.pool.outstanding}}},
     {"agent",
      {{"state", s.agent.mode.empty() ? s.pool.agent_mode : s.agent.mode},
+      {"enabled", s.agent.acts},
       {"manual_override", s.agent.manual_override},
       {"ttl_seconds", s.agent.ttl_seconds},
       {"reports", s.agent.reports},

@@ -191,6 +191,8 @@ struct cache_snapshot {
   std::uint64_t size = 0;
   std::uint64_t max_size = 0;
   bool enabled = true;
+  /// Whether concurrent misses on one key share one computation.
+  bool single_flight = true;
   std::int64_t ttl_ns = 0;
   std::uint32_t prefix_k = 0;
 
@@ -204,7 +206,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_snapshot& x) {
   return f(caf::meta::type_name("cache_snapshot"), x.hits, x.misses, x.expirations, x.evictions,
            x.inserts, x.erasures, x.bypasses, x.single_flight_joins, x.invalidations, x.in_flight,
-           x.size, x.max_size, x.enabled, x.ttl_ns, x.prefix_k);
+           x.size, x.max_size, x.enabled, x.single_flight, x.ttl_ns, x.prefix_k);
 }
 
 // -- correctness risk -------------------------------------------------------------------
@@ -275,6 +277,8 @@ typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
 /// What GET /agent shows.
 struct agent_snapshot {
   std::string mode;
+  /// false: agent.enabled=false, the agent observes but never acts.
+  bool acts = true;
   /// An operator's command holds until POST /admin/agent/resume.
   bool manual_override = false;
   double ttl_seconds = 0.0;
@@ -298,7 +302,7 @@ struct agent_snapshot {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, agent_snapshot& x) {
-  return f(caf::meta::type_name("agent_snapshot"), x.mode, x.manual_override, x.ttl_seconds,
+  return f(caf::meta::type_name("agent_snapshot"), x.mode, x.acts, x.manual_override, x.ttl_seconds,
            x.clean_windows, x.reports, x.recover_threshold, x.ttl_threshold, x.disable_threshold,
            x.entry_evict_threshold, x.recover_windows, x.min_samples, x.base_ttl_seconds,
            x.ttl_floor_seconds, x.interval_seconds, x.decisions, x.action_counts);

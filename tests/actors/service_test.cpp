@@ -253,6 +253,34 @@ TEST_F(ServiceTest, SingleFlightFiftyConcurrentMissesEncodeOnce) {
   EXPECT_EQ(s.in_flight, 0u);
 }
 
+TEST_F(ServiceTest, WithoutSingleFlightEveryConcurrentMissEncodes) {
+  settings.cache_single_flight = false;
+  start();
+  std::vector<decltype(self->request(svc.ingress, caf::infinite, predict_atom::value,
+                                     predict_request{}))>
+    handles;
+  auto req = make_request(6.0f);
+  for (int i = 0; i < 20; ++i)
+    handles.push_back(self->request(svc.ingress, caf::infinite, predict_atom::value, req));
+  sched.run();
+  int fresh = 0;
+  for (auto& h : handles)
+    h.receive(
+      [&](predict_reply& r) {
+        EXPECT_FALSE(r.cache_hit);
+        fresh += r.source == embedding_source::encoder ? 1 : 0;
+      },
+      [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+  EXPECT_EQ(fresh, 20);
+  EXPECT_EQ(pool_stats().items, 20u);
+  auto s = cache_stats();
+  EXPECT_FALSE(s.single_flight);
+  EXPECT_EQ(s.single_flight_joins, 0u);
+  EXPECT_EQ(s.in_flight, 0u);
+  EXPECT_EQ(s.size, 1u);            // the 20 results went to one entry
+  EXPECT_TRUE(predict(req)->cache_hit); // and later requests reuse it
+}
+
 TEST_F(ServiceTest, ConcurrentMissesOfDifferentPrefixesAreBatched) {
   settings.workers = 1;
   start();
@@ -589,6 +617,32 @@ TEST_F(AgentTest, WhileDisabledFreshResultsAreComparedForFree) {
   sched.run();
   EXPECT_EQ(agent().reports, 2u);
   EXPECT_EQ(ask<audit_snapshot>(svc.ingress, stats_atom::value).shadow_comparisons, 2u);
+}
+
+TEST_F(AgentTest, ADisabledAgentMeasuresButNeverActs) {
+  settings.agent_enabled = false;
+  settings.audit_rate = 1.0;
+  settings.audit_max_share = 1.0;
+  settings.agent_entry_evict_threshold = 0.0001;
+  start();
+  // An audit far above the eviction threshold: measured, entry kept.
+  auto a = make_request(5.0f, 0.0f);
+  auto b = make_request(5.0f, 4.0f);
+  predict(a);
+  ASSERT_TRUE(predict(b)->cache_hit);
+  sched.run();
+  EXPECT_EQ(agent().reports, 1u);
+  EXPECT_EQ(cache_stats().invalidations, 0u);
+  EXPECT_TRUE(predict(b)->cache_hit);
+  // Windows far above the disable threshold: no decision, reuse stays on.
+  for (int i = 0; i < 4; ++i)
+    window(0.9);
+  auto s = agent();
+  EXPECT_FALSE(s.acts);
+  EXPECT_EQ(s.mode, "normal");
+  EXPECT_TRUE(s.decisions.empty());
+  EXPECT_TRUE(cache_stats().enabled);
+  EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{30s}.count());
 }
 
 } // namespace

@@ -151,6 +151,26 @@ TEST_F(ConfigTest, BooleanFlagTakesAValueAndWinsOverTheEnvironment) {
   EXPECT_NE(st.error().message.find("cache.enabled"), std::string::npos);
 }
 
+TEST_F(ConfigTest, SingleFlightAndAgentSwitchesTakeValues) {
+  sil_config defaults;
+  args none{std::vector<std::string>{}};
+  ASSERT_TRUE(defaults.parse_all(none.argc(), none.argv(), fake_getenv));
+  EXPECT_TRUE(defaults.settings.cache_single_flight);
+  EXPECT_TRUE(defaults.settings.agent_enabled);
+  sil_config off;
+  args a{{"--cache.single-flight=false", "--agent.enabled=0", "--cache.enabled=no"}};
+  ASSERT_TRUE(off.parse_all(a.argc(), a.argv(), fake_getenv));
+  EXPECT_FALSE(off.settings.cache_single_flight);
+  EXPECT_FALSE(off.settings.agent_enabled);
+  EXPECT_FALSE(off.settings.cache_enabled);
+  sil_config bad;
+  args b{{"--agent.enabled=sometimes"}};
+  auto st = bad.parse_all(b.argc(), b.argv(), fake_getenv);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("agent.enabled"), std::string::npos);
+  EXPECT_NE(st.error().message.find("sometimes"), std::string::npos);
+}
+
 TEST_F(ConfigTest, UnknownArgumentsAreRejected) {
   sil_config cfg;
   args a{{"--no-such-option=1"}};
