@@ -158,6 +158,11 @@ private:
                           const auto& body = res.body();
                           r.cache_hit = body.find("\"cache_hit\":true") != std::string::npos;
                           r.prediction = number_after(body, "\"prediction\":");
+                          if (auto at = body.find("\"source\":\""); at != std::string::npos)
+                            r.source = body[at + 10];
+                          r.cache_age_ms = number_after(body, "\"cache_age_ms\":");
+                          if (!res.keep_alive())
+                            reconnect(c);
                           complete(c);
                         });
     });
@@ -165,8 +170,28 @@ private:
 
   void fail(conn& c) {
     ++result_.failed;
-    c.broken = true; // a broken keep-alive stream is not reused
+    result_.requests[c.index].failed = true;
+    reconnect(c);
     complete(c);
+  }
+
+  // A broken (or server-closed) stream is replaced by a new connection; the
+  // connection is unusable until that succeeds. The request that hit the
+  // error is not retried: it counts as failed.
+  void reconnect(conn& c) {
+    c.broken = true;
+    beast::error_code ignored;
+    c.stream.socket().close(ignored);
+    c.buffer.clear();
+    c.stream.async_connect(endpoints_, [this, &c](beast::error_code ec, const tcp::endpoint&) {
+      if (ec)
+        return; // stays broken; the others carry on
+      beast::error_code ignored2;
+      c.stream.socket().set_option(tcp::no_delay{true}, ignored2);
+      c.broken = false;
+      ++result_.reconnects;
+      dispatch();
+    });
   }
 
   void complete(conn& c) {
@@ -184,10 +209,16 @@ private:
     for (auto& r : result_.requests)
       if (r.done > result_.elapsed)
         result_.elapsed = r.done;
-    // Requests still waiting or in flight at the deadline failed.
+    // Requests still waiting at the deadline were dropped; those sent but
+    // unanswered failed.
     for (auto i : pending_)
       result_.requests[i].dropped = true;
     result_.dropped += pending_.size();
+    for (auto& r : result_.requests)
+      if (r.sent >= 0 && r.done < 0 && !r.failed) {
+        r.failed = true;
+        ++result_.failed;
+      }
     if (cfg_.progress)
       cfg_.progress(done_, cfg_.schedule.size());
   }
@@ -206,6 +237,51 @@ private:
 };
 
 } // namespace
+
+result<http_answer> http_call(const std::string& host, std::uint16_t port, const std::string& method,
+                              const std::string& target, const std::string& body,
+                              const std::string& bearer, double timeout_seconds) {
+  asio::io_context ioc;
+  beast::tcp_stream stream{ioc};
+  beast::error_code ec;
+  auto where = host + ":" + std::to_string(port) + target;
+  auto endpoints = tcp::resolver{ioc}.resolve(host, std::to_string(port), ec);
+  if (ec)
+    return error{errc::io_error, "cannot resolve " + host + ": " + ec.message()};
+  bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
+  if (req.method() == bhttp::verb::unknown)
+    return error{errc::invalid_config, "unknown HTTP method " + method};
+  req.set(bhttp::field::host, host);
+  if (!bearer.empty())
+    req.set(bhttp::field::authorization, "Bearer " + bearer);
+  if (!body.empty())
+    req.set(bhttp::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
+  beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> res;
+  beast::error_code result_ec;
+  stream.expires_after(std::chrono::duration_cast<clock_type::duration>(
+    std::chrono::duration<double>(timeout_seconds)));
+  stream.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
+    if (e) {
+      result_ec = e;
+      return;
+    }
+    bhttp::async_write(stream, req, [&](beast::error_code e2, std::size_t) {
+      if (e2) {
+        result_ec = e2;
+        return;
+      }
+      bhttp::async_read(stream, buffer, res,
+                        [&](beast::error_code e3, std::size_t) { result_ec = e3; });
+    });
+  });
+  ioc.run();
+  if (result_ec)
+    return error{errc::io_error, method + " " + where + " failed: " + result_ec.message()};
+  return http_answer{static_cast<int>(res.result_int()), std::move(res.body())};
+}
 
 result<load_result> run_load(const load_config& cfg) {
   if (cfg.schedule.empty())

@@ -49,8 +49,14 @@ struct request_result {
   int status = 0;
   bool cache_hit = false;
   bool dropped = false;
+  /// The connection failed, or no answer came before the drain deadline.
+  bool failed = false;
   /// The "prediction" field of a 200 answer, -1 if absent.
   double prediction = -1.0;
+  /// The "source" field: 'c'ache, 's'ingle_flight, 'e'ncoder; 0 if absent.
+  char source = 0;
+  /// The "cache_age_ms" field (cache hits only), -1 if absent.
+  double cache_age_ms = -1.0;
 
   /// Latency from the intended send time, seconds; negative if unanswered.
   double latency() const noexcept {
@@ -66,12 +72,28 @@ struct load_result {
   /// The generator's own lag: largest (sent - intended) over sent requests.
   double max_lag = 0.0;
   std::size_t dropped = 0;
+  /// Connection errors plus requests unanswered at the drain deadline.
   std::size_t failed = 0;
+  /// Connections re-opened after an error or a server-side close.
+  std::size_t reconnects = 0;
 };
 
 /// Runs the schedule against host:port and returns every request's result.
 /// Fails with invalid_config for an empty schedule or no connections, and
 /// io_error if no connection can be opened.
 result<load_result> run_load(const load_config& cfg);
+
+/// A plain answer from http_call.
+struct http_answer {
+  int status = 0;
+  std::string body;
+};
+
+/// One synchronous HTTP/1.1 request (for /stats, /agent and admin calls
+/// around a run). `bearer` adds an Authorization header when not empty.
+/// Fails with io_error on connection errors or after `timeout_seconds`.
+result<http_answer> http_call(const std::string& host, std::uint16_t port, const std::string& method,
+                              const std::string& target, const std::string& body = {},
+                              const std::string& bearer = {}, double timeout_seconds = 10.0);
 
 } // namespace sil::lab

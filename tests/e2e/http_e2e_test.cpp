@@ -463,30 +463,46 @@ TEST(Lab, LoadQuickWritesValidResults) {
   auto [rc, err]
     = run_to_exit(SIL_LAB_BINARY, {"load", "--quick", "--duration", "2", "--out", out});
   ASSERT_EQ(rc, 0) << err;
-  EXPECT_NE(err.find("[load]"), std::string::npos); // progress on stderr
+  EXPECT_NE(err.find("[load] steady cache_on"), std::string::npos); // progress on stderr
+  EXPECT_NE(err.find(" requests"), std::string::npos);
   std::ifstream in{out + "/load/results.json"};
   ASSERT_TRUE(in);
   auto j = json::parse(in, nullptr, false);
   ASSERT_FALSE(j.is_discarded());
   EXPECT_EQ(j["experiment"], "load");
-  for (const char* run : {"cache_on", "cache_off"}) {
-    SCOPED_TRACE(run);
-    const auto& r = j["runs"][run];
-    for (const char* k : {"target_rate", "achieved_rate", "status_counts", "hit_rate",
-                          "generator_max_lag_ms", "dropped", "failed"})
-      EXPECT_TRUE(r.contains(k)) << k;
-    for (const char* k : {"mean", "p50", "p90", "p95", "p99", "p999", "max"})
-      EXPECT_TRUE(r["latency_ms"].contains(k)) << k;
-    EXPECT_GT(r["achieved_rate"].get<double>(), 100.0);
-    EXPECT_EQ(r["failed"].get<int>(), 0);
-    EXPECT_EQ(r["status_counts"]["200"].get<int>(), r["ok"].get<int>());
+  for (const char* shape : {"steady", "bursty"}) {
+    for (const char* run : {"cache_off", "cache_on", "cache_on_no_single_flight"}) {
+      SCOPED_TRACE(std::string{shape} + " " + run);
+      ASSERT_TRUE(j["runs"][shape].contains(run));
+      const auto& r = j["runs"][shape][run];
+      for (const char* k : {"target_rate", "achieved_rate", "status_counts", "hit_rate",
+                            "generator_max_lag_ms", "dropped", "failed", "encoder_items"})
+        EXPECT_TRUE(r.contains(k)) << k;
+      for (const char* k : {"mean", "p50", "p90", "p95", "p99", "p999", "max"})
+        EXPECT_TRUE(r["latency_ms"].contains(k)) << k;
+      EXPECT_GT(r["achieved_rate"].get<double>(), 100.0);
+      EXPECT_EQ(r["failed"].get<int>(), 0);
+      EXPECT_EQ(r["dropped"].get<int>(), 0);
+      EXPECT_EQ(r["status_counts"]["200"].get<int>(), r["ok"].get<int>());
+      EXPECT_LE(r["latency_ms"]["p50"].get<double>(), r["latency_ms"]["p99"].get<double>());
+    }
+    const auto& off = j["runs"][shape]["cache_off"];
+    const auto& on = j["runs"][shape]["cache_on"];
+    EXPECT_EQ(off["hit_rate"].get<double>(), 0.0);
+    // With the cache off every request is encoded exactly once.
+    EXPECT_EQ(off["encoder_items"].get<int>(), off["ok"].get<int>());
+    EXPECT_GT(on["hit_rate"].get<double>(), 0.5);
+    EXPECT_LT(on["encoder_items"].get<int>(), on["ok"].get<int>() / 2);
+    EXPECT_EQ(j["runs"][shape]["cache_on_no_single_flight"]["single_flight_joins"].get<int>(), 0);
   }
-  EXPECT_GT(j["runs"]["cache_on"]["hit_rate"].get<double>(), 0.5);
-  EXPECT_EQ(j["runs"]["cache_off"]["hit_rate"].get<double>(), 0.0);
-  std::ifstream csv{out + "/load/results.csv"};
-  EXPECT_TRUE(csv);
-  std::ifstream md{out + "/load/summary.md"};
-  EXPECT_TRUE(md);
+  // Bursts raise the offered rate above the steady base.
+  EXPECT_GT(j["runs"]["bursty"]["cache_on"]["target_rate"].get<double>(),
+            j["config"]["bursty_base_rate"].get<double>());
+  for (const char* f : {"/load/results.csv", "/load/timeline.csv", "/load/summary.md",
+                        "/load/latency.png", "/load/burst_timeline.png"}) {
+    std::ifstream file{out + f, std::ios::binary};
+    EXPECT_TRUE(file) << f;
+  }
 }
 
 TEST(Lab, DriftWritesResultsAndPlots) {
@@ -498,19 +514,101 @@ TEST(Lab, DriftWritesResultsAndPlots) {
   std::ifstream in{out + "/drift/results.json"};
   auto j = json::parse(in, nullptr, false);
   ASSERT_FALSE(j.is_discarded());
-  ASSERT_EQ(j["steps"].size(), 4u);
+  ASSERT_EQ(j["steps"].size(), 8u); // 2 formulations x 4 steps
   for (const auto& row : j["steps"]) {
     EXPECT_GE(row["cosine_p50"].get<double>(), 0.0);
     EXPECT_LE(row["cosine_p95"].get<double>(), 2.0);
     EXPECT_GE(row["pred_err_p95"].get<double>(), row["pred_err_p50"].get<double>());
+    if (row["formulation"] == "shifted" && row["step"] == 0) {
+      // The unshifted request is the cached one: no divergence, no error.
+      EXPECT_LE(row["cosine_p95"].get<double>(), 1e-6);
+      EXPECT_LE(row["pred_err_p95"].get<double>(), 1e-6);
+    }
   }
-  EXPECT_TRUE(j.contains("spearman_cosine_vs_prediction_error"));
+  EXPECT_TRUE(j["spearman_cosine_vs_prediction_error"].contains("resampled"));
   for (const char* f : {"/drift/results.csv", "/drift/summary.md", "/drift/divergence.png",
                         "/drift/prediction_error.png"}) {
     std::ifstream file{out + f, std::ios::binary};
     EXPECT_TRUE(file) << f;
     EXPECT_GT(std::string(std::istreambuf_iterator<char>{file}, {}).size(), 100u) << f;
   }
+}
+
+json read_results(const std::string& path) {
+  std::ifstream in{path};
+  return json::parse(in, nullptr, false);
+}
+
+// A small `sil-lab all`: every experiment with tiny settings, then
+// REPORT.md. Checks the files and the invariants of each experiment.
+TEST(Lab, AllWritesEveryReportFileAndTheFindings) {
+  std::string out = std::string{SIL_TEST_TMPDIR} + "/lab-all";
+  std::filesystem::remove_all(out);
+  auto [rc, err] = run_to_exit(SIL_LAB_BINARY,
+                               {"all", "--quick", "--duration", "1.5", "--levels", "0,0.5",
+                                "--ttls", "0.2,0", "--capacities", "8,512", "--trials", "10",
+                                "--steps", "3", "--out", out},
+                               {}, 150);
+  ASSERT_EQ(rc, 0) << err;
+  for (const char* exp : {"load", "drift", "correctness", "sweep-ttl", "sweep-capacity"})
+    for (const char* f : {"results.json", "results.csv", "summary.md"}) {
+      std::ifstream file{out + "/" + exp + "/" + f};
+      EXPECT_TRUE(file) << exp << "/" << f;
+    }
+  for (const char* png : {"correctness/risk_table.png", "correctness/divergence_vs_error.png",
+                          "sweep-ttl/ttl_tradeoff.png", "sweep-capacity/capacity.png"}) {
+    std::ifstream file{out + "/" + png};
+    EXPECT_TRUE(file) << png;
+  }
+
+  // Correctness: the counts add up; without drift no hit is wrong; with
+  // strong drift and the agent off, some are; misses are fresh.
+  auto c = read_results(out + "/correctness/results.json");
+  ASSERT_FALSE(c.is_discarded());
+  ASSERT_EQ(c["cells"].size(), 4u); // 2 levels x agent off/on
+  for (const auto& cell : c["cells"]) {
+    SCOPED_TRACE(cell["cell"].get<std::string>());
+    const auto& k = cell["counts"];
+    EXPECT_EQ(k["correct_hits"].get<int>() + k["wrong_hits"].get<int>(), k["hits"].get<int>());
+    EXPECT_EQ(k["hits"].get<int>() + k["misses"].get<int>() + k["errors"].get<int>(),
+              k["requests"].get<int>());
+    EXPECT_EQ(k["errors"].get<int>(), 0);
+    EXPECT_LT(k["max_miss_error"].get<double>(), 1e-4);
+    if (cell["drift_strength"].get<double>() == 0.0) {
+      EXPECT_EQ(k["wrong_hits"].get<int>(), 0);
+      EXPECT_GT(k["hit_rate"].get<double>(), 0.5);
+    }
+    // Hits are attributed to the computation they reused.
+    EXPECT_EQ(cell["divergence_at_hit"]["attributed_hits"].get<int>(), k["hits"].get<int>());
+  }
+  const auto& drifted_off = c["cells"][2];
+  EXPECT_EQ(drifted_off["agent"]["mode"], "off");
+  EXPECT_GT(drifted_off["counts"]["wrong_hits"].get<int>(), 0);
+  EXPECT_TRUE(drifted_off["agent"]["decisions"].empty()); // agent.enabled=false never acts
+  EXPECT_TRUE(c["spearman_cosine_vs_error"]["agent_off_drifted"].is_number());
+
+  // sweep-ttl: a 0.2 s TTL serves nothing older; no TTL hits more.
+  auto t = read_results(out + "/sweep-ttl/results.json");
+  ASSERT_EQ(t["cells"].size(), 2u);
+  EXPECT_LT(t["cells"][0]["age_at_hit_ms"]["p95"].get<double>(), 200.0);
+  EXPECT_TRUE(t["cells"][1]["ttl_seconds"].is_null());
+  EXPECT_GT(t["cells"][1]["counts"]["hit_rate"].get<double>(),
+            t["cells"][0]["counts"]["hit_rate"].get<double>());
+
+  // sweep-capacity: LRU+TTL then plain LRU per capacity; more room, more hits.
+  auto cap = read_results(out + "/sweep-capacity/results.json");
+  ASSERT_EQ(cap["cells"].size(), 4u);
+  EXPECT_EQ(cap["cells"][1]["policy"], "lru");
+  EXPECT_GT(cap["cells"][3]["hit_rate"].get<double>(), cap["cells"][1]["hit_rate"].get<double>());
+  EXPECT_LE(cap["cells"][1]["server"]["size_at_end"].get<int>(), 8);
+
+  std::ifstream report{out + "/REPORT.md"};
+  ASSERT_TRUE(report);
+  std::string text(std::istreambuf_iterator<char>{report}, {});
+  for (const char* s : {"## Headline: correctness risk under drift", "| drift / step | agent |",
+                        "Spearman rho", "### 1. Prefix caching", "### 2. Drift raises",
+                        "### 3. TTL bounds", "### 4. Caching helps tail latency"})
+    EXPECT_NE(text.find(s), std::string::npos) << s;
 }
 
 } // namespace

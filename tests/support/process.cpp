@@ -156,13 +156,14 @@ int server_process::wait(std::chrono::milliseconds timeout) {
 
 std::pair<int, std::string> run_to_exit(const std::string& binary,
                                         const std::vector<std::string>& args,
-                                        const std::map<std::string, std::string>& env) {
+                                        const std::map<std::string, std::string>& env,
+                                        int timeout_seconds) {
   int out_fd = -1;
   int err_fd = -1;
   int pid = spawn(binary, args, env, &out_fd, &err_fd);
   std::string err;
   std::string out;
-  auto deadline = clock_type::now() + std::chrono::seconds{20};
+  auto deadline = clock_type::now() + std::chrono::seconds{timeout_seconds};
   bool err_open = true;
   bool out_open = true;
   while ((err_open || out_open) && clock_type::now() < deadline) {

@@ -55,7 +55,8 @@ private:
 /// Runs `binary args...` to completion; returns its exit code and stderr.
 std::pair<int, std::string> run_to_exit(const std::string& binary,
                                         const std::vector<std::string>& args,
-                                        const std::map<std::string, std::string>& env = {});
+                                        const std::map<std::string, std::string>& env = {},
+                                        int timeout_seconds = 20);
 
 /// One HTTP response.
 struct http_response {

@@ -20,12 +20,15 @@ namespace sil::lab {
 namespace {
 
 /// A tiny HTTP server on a loopback port: answers every request at once,
-/// except request number `stall_at`, which it holds for `stall_ms`.
+/// except request number `stall_at`, which it holds for `stall_ms`. With
+/// `close_after` > 0 it closes each connection after that many answers (the
+/// last one says "Connection: close") and accepts the next.
 class stalling_server {
 public:
-  stalling_server(int stall_at, int stall_ms)
+  stalling_server(int stall_at, int stall_ms, int close_after = 0)
     : stall_at_(stall_at)
-    , stall_ms_(stall_ms) {
+    , stall_ms_(stall_ms)
+    , close_after_(close_after) {
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -54,11 +57,18 @@ public:
 
 private:
   void serve() {
-    int c = accept(fd_, nullptr, nullptr);
-    if (c < 0)
-      return;
+    while (!stop_) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0)
+        return;
+      serve_connection(c);
+      close(c);
+    }
+  }
+
+  void serve_connection(int c) {
     std::string buf;
-    int served = 0;
+    int on_this_connection = 0;
     char tmp[4096];
     while (!stop_) {
       auto head_end = buf.find("\r\n\r\n");
@@ -78,21 +88,25 @@ private:
         buf.append(tmp, static_cast<std::size_t>(n));
       }
       buf.erase(0, head_end + 4 + len);
-      if (++served == stall_at_)
+      if (++served_ == stall_at_)
         std::this_thread::sleep_for(std::chrono::milliseconds{stall_ms_});
-      std::string body = R"({"prediction":0.25,"cache_hit":true})";
-      std::string res = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+      bool last = close_after_ > 0 && ++on_this_connection == close_after_;
+      std::string body
+        = R"({"prediction":0.25,"cache_hit":true,"source":"cache","cache_age_ms":12.5})";
+      std::string res = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        + std::string{last ? "Connection: close\r\n" : ""} + "Content-Length: "
                         + std::to_string(body.size()) + "\r\n\r\n" + body;
-      if (write(c, res.data(), res.size()) < 0)
-        break;
+      if (write(c, res.data(), res.size()) < 0 || last)
+        return;
     }
-    close(c);
   }
 
   int fd_ = -1;
   std::uint16_t port_ = 0;
   int stall_at_;
   int stall_ms_;
+  int close_after_;
+  int served_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -136,6 +150,28 @@ TEST(LoadGenerator, LatencyCountsFromTheIntendedSendTime) {
   // The generator itself kept up: it sent late only while waiting for the
   // single busy connection, which its lag reports.
   EXPECT_GE(r->max_lag, 0.2);
+}
+
+TEST(LoadGenerator, ReconnectsWhenTheServerClosesAndParsesTheAnswer) {
+  stalling_server server{0, 0, 10}; // closes every connection after 10 answers
+  schedule_config sc;
+  sc.base_rate = 500.0;
+  sc.duration = 0.2; // 100 requests
+  load_config lc;
+  lc.port = server.port();
+  lc.connections = 1;
+  lc.schedule = make_schedule(sc, 1);
+  lc.body = [](std::size_t) { return std::string{R"({"features":[[1]]})"}; };
+  auto r = run_load(lc);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->failed, 0u);
+  EXPECT_EQ(r->dropped, 0u);
+  EXPECT_EQ(r->reconnects, 9u); // 10 connections carried 100 requests
+  for (const auto& q : r->requests) {
+    ASSERT_EQ(q.status, 200);
+    EXPECT_EQ(q.source, 'c');
+    EXPECT_DOUBLE_EQ(q.cache_age_ms, 12.5);
+  }
 }
 
 TEST(LoadGenerator, RejectsBadConfigsAndUnreachableServers) {

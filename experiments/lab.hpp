@@ -1,0 +1,128 @@
+// Shared plumbing of sil-lab's subcommands (issue #5): options, the server an
+// experiment talks to, one open-loop traffic run ("cell") with progress on
+// stderr, and the JSON / CSV / plot output.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/model.hpp"
+#include "experiments/load_generator.hpp"
+#include "experiments/risk.hpp"
+#include "experiments/server_process.hpp"
+#include "experiments/workload.hpp"
+
+namespace sil::lab {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+/// Command-line options of every subcommand (each reads what it needs; 0
+/// means "the mode's default").
+struct options {
+  std::string command;
+  bool quick = false;
+  std::string url;
+  std::string admin_token; // for --url targets
+  std::string server;      // sil-server binary
+  std::string self;        // argv[0]
+  std::string out = "reports";
+  double rate = 0;
+  double duration = 0;
+  std::size_t connections = 32;
+  arrival kind = arrival::poisson;
+  double burst_rate = 0;
+  double burst_period = 0;
+  double burst_length = 0;
+  prefix_kind prefix = prefix_kind::zipf;
+  std::size_t zipf_m = 0;
+  double zipf_s = 0;
+  std::uint64_t seed = 1;
+  std::vector<std::string> server_args;
+  // drift / correctness
+  std::string preset = "base";
+  double steps = 0;
+  double strength = 0.25;
+  bool strength_given = false;
+  double trials = 0;
+  double prefix_k = 4;
+  double tolerance = 0.05;
+  double noise = 0;
+  std::vector<double> levels;   // correctness: drift strengths
+  std::vector<double> ttls;       // sweep-ttl, seconds (0: no TTL)
+  std::vector<double> capacities; // sweep-capacity, entries
+};
+
+/// Parses argv[2..]; returns an error message or "".
+std::string parse_args(int argc, char** argv, options& o);
+
+/// Prints "sil-lab: msg" and returns exit code 2.
+int fail(const std::string& msg);
+
+/// Seconds since the process started sil-lab (for progress lines).
+double lab_elapsed();
+
+/// Creates OUT/<name>; returns the path or an error.
+result<fs::path> experiment_dir(const options& o, const std::string& name);
+
+/// The server an experiment talks to: its own child process, or --url.
+struct target {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::string token;
+  std::optional<server_process> own;
+
+  bool external() const noexcept {
+    return !own.has_value();
+  }
+};
+
+/// Starts a sil-server with `args` (plus an admin token and --port=0), its
+/// log in `log`, or connects to --url when given (then `args` are not
+/// applied). Fails if the server does not come up.
+result<target> open_target(const options& o, const std::vector<std::string>& args,
+                           const fs::path& log);
+
+/// GET/POST `path` on the target; the body parsed as JSON (null on failure).
+json call_json(const target& t, const std::string& method, const std::string& path,
+               const std::string& body = {});
+
+/// One open-loop run: the schedule, one body per request, progress on
+/// stderr as "[experiment] phase  elapsed  done / planned requests".
+result<load_result> run_cell(const target& t, const std::string& experiment,
+                             const std::string& phase, const std::vector<double>& schedule,
+                             const std::vector<std::string>& bodies, std::size_t connections);
+
+/// Summary of a run: rates, errors by status, latency percentiles (ms from
+/// the intended send time), hit rate, generator lag.
+json run_summary(const load_result& r, double target_rate, double duration);
+
+/// Writes `j` to dir/results.json.
+void write_json(const fs::path& dir, const json& j);
+
+/// Runs experiments/plot.py KIND DIR (matplotlib); warns if it fails.
+void plot(const std::string& kind, const fs::path& dir);
+
+/// The local copy of the server's model (for divergence), if one of the
+/// presets with seed 42 has the server's model version.
+std::optional<model> local_model_for(const std::string& version);
+
+/// "%.*f" formatting for tables.
+std::string fixed(double v, int digits);
+
+// -- subcommands ---------------------------------------------------------------------
+
+int cmd_load(const options& o);
+int cmd_drift(const options& o);
+int cmd_correctness(const options& o);
+int cmd_sweep_ttl(const options& o);
+int cmd_sweep_capacity(const options& o);
+int cmd_all(const options& o);
+int cmd_report(const options& o);
+
+} // namespace sil::lab

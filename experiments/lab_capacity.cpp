@@ -1,0 +1,122 @@
+// sil-lab sweep-capacity: hit rate vs cache capacity on Zipf prefixes, for
+// LRU+TTL and for a plain LRU (no TTL), next to Che's approximation.
+#include <cstdio>
+#include <fstream>
+
+#include "experiments/lab.hpp"
+
+namespace sil::lab {
+
+int cmd_sweep_capacity(const options& o) {
+  auto dir = experiment_dir(o, "sweep-capacity");
+  if (!dir)
+    return fail(dir.error().message);
+  if (!o.url.empty())
+    return fail("sweep-capacity starts a server per capacity (cache.max-size is a startup "
+                "setting); it does not take --url");
+  schedule_config sc;
+  sc.kind = o.kind;
+  sc.base_rate = o.rate > 0 ? o.rate : 2000.0;
+  sc.duration = o.duration > 0 ? o.duration : (o.quick ? 3.0 : 10.0);
+  if (auto st = validate(sc); !st)
+    return fail(st.error().message);
+  std::size_t m = o.zipf_m > 0 ? o.zipf_m : 1000;
+  double s = o.zipf_s > 0 ? o.zipf_s : 0.9;
+  // The LRU+TTL variant's TTL: short against the run, so that it matters.
+  const double ttl = 1.0;
+  std::vector<double> capacities
+    = !o.capacities.empty() ? o.capacities
+                       : (o.quick ? std::vector<double>{16, 64, 256, 1024}
+                                  : std::vector<double>{8, 16, 32, 64, 128, 256, 512, 1024, 2048});
+  auto schedule = make_schedule(sc, o.seed);
+  prefix_mix mix{prefix_kind::zipf, m, s, o.seed};
+  std::vector<double> popularity(m);
+  for (std::size_t i = 0; i < m; ++i)
+    popularity[i] = mix.zipf_probability(i);
+  feature_spec spec;
+  spec.noise = 1.0;
+  spec.seed = o.seed;
+  std::vector<std::string> bodies;
+  bodies.reserve(schedule.size());
+  for (std::size_t i = 0; i < schedule.size(); ++i)
+    bodies.push_back(predict_body(make_features(spec, mix.next(), 0.0, i), true));
+  // Hit rates over the second half only: the first half warms the cache.
+  auto second_half = [&](const load_result& r) {
+    std::size_t hits = 0;
+    std::size_t n = 0;
+    for (std::size_t i = r.requests.size() / 2; i < r.requests.size(); ++i)
+      if (r.requests[i].status == 200) {
+        ++n;
+        hits += r.requests[i].cache_hit ? 1 : 0;
+      }
+    return n == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(n);
+  };
+  json cells = json::array();
+  for (double cap : capacities) {
+    auto c = static_cast<std::size_t>(cap);
+    for (bool plain : {false, true}) {
+      std::string policy = plain ? "lru" : "lru_ttl";
+      std::string name = policy + "-" + std::to_string(c);
+      // The seed preset: the sweep measures hit rates, and its cheap misses
+      // keep every run at its target rate. Audits and agent off.
+      std::vector<std::string> args{
+        "--model.preset=seed", "--audit.rate=0", "--agent.enabled=false",
+        "--cache.max-size=" + std::to_string(c),
+        "--cache.ttl-seconds=" + (plain ? std::string{"31536000"} : fixed(ttl, 3))};
+      auto t = open_target(o, args, *dir / ("server-" + name + ".log"));
+      if (!t)
+        return fail(t.error().message);
+      auto r = run_cell(*t, "sweep-capacity", name, schedule, bodies, o.connections);
+      if (!r)
+        return fail(r.error().message);
+      auto stats = call_json(*t, "GET", "/stats");
+      auto sum = run_summary(*r, sc.base_rate, sc.duration);
+      sum["policy"] = policy;
+      sum["capacity"] = c;
+      sum["ttl_seconds"] = plain ? json(nullptr) : json(ttl);
+      sum["hit_rate_second_half"] = second_half(*r);
+      sum["che_lru_hit_rate"] = che_hit_rate(popularity, static_cast<double>(c));
+      if (stats.is_object())
+        sum["server"] = {{"evictions", stats["cache"]["evictions"]},
+                         {"expired", stats["cache"]["expired"]},
+                         {"size_at_end", stats["cache"]["size"]}};
+      cells.push_back(std::move(sum));
+    }
+  }
+  json cfg = {{"rate", sc.base_rate},   {"duration_s", sc.duration}, {"zipf_m", m},
+              {"zipf_s", s},            {"ttl_seconds", ttl},        {"preset", "seed"},
+              {"seed", o.seed},         {"quick", o.quick},          {"connections", o.connections}};
+  write_json(*dir, {{"experiment", "sweep-capacity"}, {"config", cfg}, {"cells", cells}});
+  std::ofstream csv{*dir / "results.csv"};
+  csv << "policy,capacity,hit_rate,hit_rate_second_half,che_lru_hit_rate,evictions,expired\n";
+  std::ofstream md{*dir / "summary.md"};
+  md << "# Capacity sweep: hit rate vs cache size\n\n"
+     << sc.base_rate << " req/s for " << sc.duration << " s per point, prefixes Zipf(" << m
+     << ", " << s << "), same schedule and requests at every point. **lru_ttl**: TTL " << ttl
+     << " s; **lru**: no TTL (plain LRU). Hit rates over the second half of each run (the first "
+        "half warms the cache) and over the whole run; Che's approximation is the steady-state "
+        "hit rate of a plain LRU under these popularities.\n\n"
+     << "| capacity | LRU+TTL hit rate | plain LRU hit rate | Che (LRU) | LRU+TTL whole run | LRU "
+        "whole run |\n|---|---|---|---|---|---|\n";
+  for (std::size_t i = 0; i + 1 < cells.size(); i += 2) {
+    const auto& a = cells[i];
+    const auto& b = cells[i + 1];
+    for (const auto* c : {&a, &b})
+      csv << (*c)["policy"].get<std::string>() << ',' << (*c)["capacity"] << ','
+          << (*c)["hit_rate"] << ',' << (*c)["hit_rate_second_half"] << ','
+          << (*c)["che_lru_hit_rate"] << ','
+          << (c->contains("server") ? (*c)["server"]["evictions"] : json(0)) << ','
+          << (c->contains("server") ? (*c)["server"]["expired"] : json(0)) << "\n";
+    md << "| " << a["capacity"] << " | " << fixed(a["hit_rate_second_half"], 3) << " | "
+       << fixed(b["hit_rate_second_half"], 3) << " | " << fixed(a["che_lru_hit_rate"], 3) << " | "
+       << fixed(a["hit_rate"], 3) << " | " << fixed(b["hit_rate"], 3) << " |\n";
+  }
+  md << "\nPlot: `capacity.png`.\n";
+  csv.close();
+  md.close();
+  plot("sweep-capacity", *dir);
+  std::fprintf(stderr, "[sweep-capacity] wrote %s\n", (*dir / "results.json").string().c_str());
+  return 0;
+}
+
+} // namespace sil::lab
