@@ -168,10 +168,10 @@ status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(con
     bool* target;
     std::optional<bool> value;
   };
-  std::array<bool_flag, 3> bools{{{"cache.enabled", &settings.cache_enabled, std::nullopt},
-                                  {"cache.single-flight", &settings.cache_single_flight,
-                                   std::nullopt},
-                                  {"agent.enabled", &settings.agent_enabled, std::nullopt}}};
+  std::array<bool_flag, 3> bools{
+    {{"cache.enabled", &settings.cache_enabled, std::nullopt},
+     {"cache.single-flight", &settings.cache_single_flight, std::nullopt},
+     {"agent.enabled", &settings.agent_enabled, std::nullopt}}};
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];

@@ -165,8 +165,8 @@ result<target> open_target(const options& o, const std::vector<std::string>& arg
     char* end = nullptr;
     long port = colon == std::string::npos ? 0 : std::strtol(u.c_str() + colon + 1, &end, 10);
     if (colon == std::string::npos || port <= 0 || port > 65535 || *end != '\0')
-      return error{errc::invalid_config, "--url must look like http://127.0.0.1:8000, got '"
-                                           + o.url + "'"};
+      return error{errc::invalid_config,
+                   "--url must look like http://127.0.0.1:8000, got '" + o.url + "'"};
     t.host = u.substr(0, colon);
     t.port = static_cast<std::uint16_t>(port);
     t.token = o.admin_token;

@@ -53,7 +53,7 @@ struct options {
   double prefix_k = 4;
   double tolerance = 0.05;
   double noise = 0;
-  std::vector<double> levels;   // correctness: drift strengths
+  std::vector<double> levels;     // correctness: drift strengths
   std::vector<double> ttls;       // sweep-ttl, seconds (0: no TTL)
   std::vector<double> capacities; // sweep-capacity, entries
 };

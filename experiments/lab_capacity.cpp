@@ -25,9 +25,10 @@ int cmd_sweep_capacity(const options& o) {
   // The LRU+TTL variant's TTL: short against the run, so that it matters.
   const double ttl = 1.0;
   std::vector<double> capacities
-    = !o.capacities.empty() ? o.capacities
-                       : (o.quick ? std::vector<double>{16, 64, 256, 1024}
-                                  : std::vector<double>{8, 16, 32, 64, 128, 256, 512, 1024, 2048});
+    = !o.capacities.empty()
+        ? o.capacities
+        : (o.quick ? std::vector<double>{16, 64, 256, 1024}
+                   : std::vector<double>{8, 16, 32, 64, 128, 256, 512, 1024, 2048});
   auto schedule = make_schedule(sc, o.seed);
   prefix_mix mix{prefix_kind::zipf, m, s, o.seed};
   std::vector<double> popularity(m);
@@ -83,16 +84,16 @@ int cmd_sweep_capacity(const options& o) {
       cells.push_back(std::move(sum));
     }
   }
-  json cfg = {{"rate", sc.base_rate},   {"duration_s", sc.duration}, {"zipf_m", m},
-              {"zipf_s", s},            {"ttl_seconds", ttl},        {"preset", "seed"},
-              {"seed", o.seed},         {"quick", o.quick},          {"connections", o.connections}};
+  json cfg = {{"rate", sc.base_rate}, {"duration_s", sc.duration}, {"zipf_m", m},
+              {"zipf_s", s},          {"ttl_seconds", ttl},        {"preset", "seed"},
+              {"seed", o.seed},       {"quick", o.quick},          {"connections", o.connections}};
   write_json(*dir, {{"experiment", "sweep-capacity"}, {"config", cfg}, {"cells", cells}});
   std::ofstream csv{*dir / "results.csv"};
   csv << "policy,capacity,hit_rate,hit_rate_second_half,che_lru_hit_rate,evictions,expired\n";
   std::ofstream md{*dir / "summary.md"};
   md << "# Capacity sweep: hit rate vs cache size\n\n"
-     << sc.base_rate << " req/s for " << sc.duration << " s per point, prefixes Zipf(" << m
-     << ", " << s << "), same schedule and requests at every point. **lru_ttl**: TTL " << ttl
+     << sc.base_rate << " req/s for " << sc.duration << " s per point, prefixes Zipf(" << m << ", "
+     << s << "), same schedule and requests at every point. **lru_ttl**: TTL " << ttl
      << " s; **lru**: no TTL (plain LRU). Hit rates over the second half of each run (the first "
         "half warms the cache) and over the whole run; Che's approximation is the steady-state "
         "hit rate of a plain LRU under these popularities.\n\n"
@@ -102,9 +103,8 @@ int cmd_sweep_capacity(const options& o) {
     const auto& a = cells[i];
     const auto& b = cells[i + 1];
     for (const auto* c : {&a, &b})
-      csv << (*c)["policy"].get<std::string>() << ',' << (*c)["capacity"] << ','
-          << (*c)["hit_rate"] << ',' << (*c)["hit_rate_second_half"] << ','
-          << (*c)["che_lru_hit_rate"] << ','
+      csv << (*c)["policy"].get<std::string>() << ',' << (*c)["capacity"] << ',' << (*c)["hit_rate"]
+          << ',' << (*c)["hit_rate_second_half"] << ',' << (*c)["che_lru_hit_rate"] << ','
           << (c->contains("server") ? (*c)["server"]["evictions"] : json(0)) << ','
           << (c->contains("server") ? (*c)["server"]["expired"] : json(0)) << "\n";
     md << "| " << a["capacity"] << " | " << fixed(a["hit_rate_second_half"], 3) << " | "

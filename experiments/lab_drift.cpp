@@ -122,10 +122,9 @@ int cmd_drift(const options& o) {
     const char* name = which == &resampled ? "resampled" : "shifted";
     const auto& sr = *which;
     for (std::size_t s = 0; s <= steps; ++s) {
-      double over
-        = static_cast<double>(std::count_if(sr.err[s].begin(), sr.err[s].end(),
-                                            [&](double e) { return e > o.tolerance; }))
-          / static_cast<double>(sr.err[s].size());
+      double over = static_cast<double>(std::count_if(sr.err[s].begin(), sr.err[s].end(),
+                                                      [&](double e) { return e > o.tolerance; }))
+                    / static_cast<double>(sr.err[s].size());
       double shift = static_cast<double>(s) * o.strength;
       json row = {{"formulation", name},
                   {"step", s},

@@ -62,10 +62,8 @@ json timeline(const load_result& r, double bucket) {
   json out = json::array();
   for (std::size_t b = 0; b < per.size(); ++b) {
     auto s = sil::summarize(per[b]);
-    out.push_back({{"t", static_cast<double>(b) * bucket},
-                   {"count", s.count},
-                   {"p50", s.p50},
-                   {"p99", s.p99}});
+    out.push_back(
+      {{"t", static_cast<double>(b) * bucket}, {"count", s.count}, {"p50", s.p50}, {"p99", s.p99}});
   }
   return out;
 }
@@ -107,8 +105,9 @@ int cmd_load(const options& o) {
     bool use_cache;
     bool single_flight;
   };
-  const std::vector<variant> variants{
-    {"cache_off", false, true}, {"cache_on", true, true}, {"cache_on_no_single_flight", true, false}};
+  const std::vector<variant> variants{{"cache_off", false, true},
+                                      {"cache_on", true, true},
+                                      {"cache_on_no_single_flight", true, false}};
   json runs;
   json timelines;
   json servers = json::array();
@@ -138,8 +137,8 @@ int cmd_load(const options& o) {
         if (!r)
           return fail(r.error().message);
         auto after = call_json(*t, "GET", "/stats");
-        auto s = run_summary(*r, static_cast<double>(schedule.size()) / sh.sc.duration,
-                             sh.sc.duration);
+        auto s
+          = run_summary(*r, static_cast<double>(schedule.size()) / sh.sc.duration, sh.sc.duration);
         s["encoder_items"] = stat(after, "encoder", "items") - stat(before, "encoder", "items");
         s["single_flight_joins"] = stat(after, "cache", "single_flight_joins")
                                    - stat(before, "cache", "single_flight_joins");
@@ -177,11 +176,11 @@ int cmd_load(const options& o) {
      << "Open-loop " << cfg["arrival"].get<std::string>() << " arrivals, " << o.connections
      << " keep-alive connections, " << duration << " s per run; latency from each request's "
      << "*intended* send time (no coordinated omission). Prefixes Zipf(" << cfg["zipf_m"] << ", "
-     << cfg["zipf_s"] << "), suffix different in every request. **steady**: "
-     << shapes[0].sc.base_rate << " req/s. **bursty**: " << shapes[1].sc.base_rate
-     << " req/s with bursts of " << shapes[1].sc.burst_rate << " req/s for "
-     << shapes[1].sc.burst_length << " s every " << shapes[1].sc.burst_period
-     << " s; each burst is a flash crowd on " << kBurstItems
+     << cfg["zipf_s"]
+     << "), suffix different in every request. **steady**: " << shapes[0].sc.base_rate
+     << " req/s. **bursty**: " << shapes[1].sc.base_rate << " req/s with bursts of "
+     << shapes[1].sc.burst_rate << " req/s for " << shapes[1].sc.burst_length << " s every "
+     << shapes[1].sc.burst_period << " s; each burst is a flash crowd on " << kBurstItems
      << " new items: Zipf over prefixes never seen before, so every burst starts cold.\n\n"
      << "| shape | run | achieved req/s | hit rate | encodes / request | mean ms | p50 | p90 | "
         "p99 | p99.9 | max | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
@@ -191,11 +190,11 @@ int cmd_load(const options& o) {
         continue;
       const auto& r = runs[sh.name][v.name];
       const auto& l = r["latency_ms"];
-      csv << sh.name << ',' << v.name << ',' << r["target_rate"] << ',' << r["achieved_rate"]
-          << ',' << r["ok"] << ',' << r["failed"] << ',' << r["dropped"] << ',' << r["hit_rate"]
-          << ',' << l["mean"] << ',' << l["p50"] << ',' << l["p90"] << ',' << l["p95"] << ','
-          << l["p99"] << ',' << l["p999"] << ',' << l["max"] << ',' << r["generator_max_lag_ms"]
-          << ',' << r["encoder_items"] << ',' << r["single_flight_joins"] << "\n";
+      csv << sh.name << ',' << v.name << ',' << r["target_rate"] << ',' << r["achieved_rate"] << ','
+          << r["ok"] << ',' << r["failed"] << ',' << r["dropped"] << ',' << r["hit_rate"] << ','
+          << l["mean"] << ',' << l["p50"] << ',' << l["p90"] << ',' << l["p95"] << ',' << l["p99"]
+          << ',' << l["p999"] << ',' << l["max"] << ',' << r["generator_max_lag_ms"] << ','
+          << r["encoder_items"] << ',' << r["single_flight_joins"] << "\n";
       auto ok = std::max<double>(1.0, r["ok"].get<double>());
       md << "| " << sh.name << " | " << v.name << " | " << fixed(r["achieved_rate"], 1) << " | "
          << fixed(r["hit_rate"], 3) << " | " << fixed(r["encoder_items"].get<double>() / ok, 3)

@@ -3,8 +3,8 @@
 // verdict in the report is computed from the experiments' results.json, by
 // the rules written next to each finding below.
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -126,18 +126,19 @@ void finding_drift(std::ostream& md, const json& cor, const json& drift) {
   // within 10% of it.
   bool holds = hi["wrong_answer_rate"].get<double>() > lo["wrong_answer_rate"].get<double>()
                && hi["hit_rate"].get<double>() >= 0.9 * lo["hit_rate"].get<double>();
-  md << verdict(holds) << " With the agent off, the hit rate stays at "
-     << fixed(lo["hit_rate"], 3) << " from drift " << off.front()["drift_strength"]
-     << " to drift " << off.back()["drift_strength"] << " per step (" << fixed(hi["hit_rate"], 3)
-     << "), while the share of wrong answers (prediction error > "
-     << cor["config"]["tolerance"] << ") grows:";
+  md << verdict(holds) << " With the agent off, the hit rate stays at " << fixed(lo["hit_rate"], 3)
+     << " from drift " << off.front()["drift_strength"] << " to drift "
+     << off.back()["drift_strength"] << " per step (" << fixed(hi["hit_rate"], 3)
+     << "), while the share of wrong answers (prediction error > " << cor["config"]["tolerance"]
+     << ") grows:";
   for (const auto& c : off)
     md << " " << fixed(c["counts"]["wrong_answer_rate"], 3) << " at " << c["drift_strength"] << ";";
   md << " the hit rate says nothing about it. ";
   if (!on.empty()) {
     const auto& h = on.back()["counts"];
     md << "With the agent on (default thresholds), the strongest drift ends with "
-       << fixed(h["wrong_answer_rate"], 3) << " wrong answers at hit rate " << fixed(h["hit_rate"], 3)
+       << fixed(h["wrong_answer_rate"], 3) << " wrong answers at hit rate "
+       << fixed(h["hit_rate"], 3)
        << " (agent state at the end: " << on.back()["agent"]["state_at_end"].get<std::string>()
        << ")";
     for (const auto& c : cor["cells"])
@@ -147,15 +148,21 @@ void finding_drift(std::ostream& md, const json& cor, const json& drift) {
     md << ". ";
   }
   const auto& rho = cor["spearman_cosine_vs_error"];
-  md << "The divergence the audits measure is a trustworthy *ranking* of the risk: Spearman "
-        "rho(cosine divergence, prediction error) = **"
-     << fixed(rho["agent_off_drifted"], 3) << "** over " << rho["drifted_pairs_agent_off"]
-     << " drifted hits (" << fixed(rho["all"], 3) << " over all " << rho["pairs"]
-     << " attributed hits). ";
+  // Conventional bands for a rank correlation.
+  double r = rho["agent_off_drifted"].get<double>();
+  const char* strength = r >= 0.7 ? "strong" : r >= 0.4 ? "moderate" : "weak";
+  md << "Is the divergence the audits measure a trustworthy proxy? Spearman rho(cosine "
+        "divergence, prediction error) = **"
+     << fixed(r, 3) << "** over " << rho["drifted_pairs_agent_off"] << " drifted hits, a "
+     << strength << " rank correlation (" << fixed(rho["all"], 3) << " over all " << rho["pairs"]
+     << " attributed hits, which include exact reuses with divergence 0 and no error): larger "
+        "divergence does mean larger error, but the same divergence gives different errors on "
+        "different inputs, so a threshold on it is a statistical bound, not a guarantee. ";
   // The loosest threshold under which at most 5% of hits are wrong.
   double safe = -1;
   for (const auto& c : cor["threshold_calibration"])
-    if (c["hits_at_or_below"].get<double>() > 0 && c["wrong_share_at_or_below"].get<double>() <= 0.05)
+    if (c["hits_at_or_below"].get<double>() > 0
+        && c["wrong_share_at_or_below"].get<double>() <= 0.05)
       safe = c["cosine_threshold"].get<double>();
   if (safe > 0)
     md << "Its scale matters: hits with cosine divergence at or below " << safe
@@ -205,7 +212,8 @@ void finding_ttl(std::ostream& md, const json& ttl) {
   md << verdict(holds) << " Under drift of " << ttl["config"]["strength_per_step"] << " per "
      << fixed(ttl["config"]["step_seconds"], 2) << " s, with nothing evicted:";
   for (const auto& c : ttl["cells"]) {
-    std::string t = c["ttl_seconds"].is_null() ? "no TTL" : "TTL " + fixed(c["ttl_seconds"], 2) + " s";
+    std::string t
+      = c["ttl_seconds"].is_null() ? "no TTL" : "TTL " + fixed(c["ttl_seconds"], 2) + " s";
     md << " " << t << ": hit rate " << fixed(c["counts"]["hit_rate"], 3) << ", age at hit p95 "
        << fixed(c["age_at_hit_ms"]["p95"], 0) << " ms, mean cosine at hit "
        << fixed(c["divergence_at_hit"]["cosine_mean"], 4) << ", wrong answers "
@@ -241,9 +249,9 @@ void finding_tail(std::ostream& md, const json& load) {
      << " s, each a flash crowd on new prefixes): p99 " << fixed(ms(b["cache_on"], "p99"), 3)
      << " ms with the cache vs " << fixed(ms(b["cache_off"], "p99"), 3) << " ms without; p99.9 "
      << fixed(ms(b["cache_on"], "p999"), 3) << " vs " << fixed(ms(b["cache_off"], "p999"), 3)
-     << " ms. So: helps under steady traffic: " << (helps_steady ? "**holds**" : "**does not hold**")
-     << "; hurts under bursts: " << (hurts_bursts ? "**holds**" : "**does not hold here**")
-     << ".";
+     << " ms. So: helps under steady traffic: "
+     << (helps_steady ? "**holds**" : "**does not hold**")
+     << "; hurts under bursts: " << (hurts_bursts ? "**holds**" : "**does not hold here**") << ".";
   if (b.contains("cache_on_no_single_flight")) {
     const auto& nsf = b["cache_on_no_single_flight"];
     auto per = [](const json& r) {
@@ -283,21 +291,23 @@ std::string capacity_text(const json& cap) {
       ttl_equal_up_to = c;
     } else if (!ttl_diverged) {
       ttl_diverged = true;
-      first_gap = "at " + fixed(c, 0) + " entries plain LRU reaches " +
-                  fixed(b["hit_rate_second_half"], 3) + " and LRU+TTL " +
-                  fixed(a["hit_rate_second_half"], 3);
+      first_gap = "at " + fixed(c, 0) + " entries plain LRU reaches "
+                  + fixed(b["hit_rate_second_half"], 3) + " and LRU+TTL "
+                  + fixed(a["hit_rate_second_half"], 3);
     }
   }
   std::string out = "Up to half as many entries as prefixes, the measured plain-LRU hit rate is "
-                    "within " + fixed(worst_che, 3) +
-                    " of Che's approximation (beyond that, the first requests of rare prefixes "
-                    "are still compulsory misses in a run this short). ";
+                    "within "
+                    + fixed(worst_che, 3)
+                    + " of Che's approximation (beyond that, the first requests of rare prefixes "
+                      "are still compulsory misses in a run this short). ";
   if (ttl_equal_up_to > 0)
-    out += "The " + fixed(cap["config"]["ttl_seconds"], 1) +
-           " s TTL costs at most 0.02 of hit rate up to " + fixed(ttl_equal_up_to, 0) +
-           " entries";
-  out += ttl_diverged ? "; " + first_gap + ": a large cache holds the long tail, whose entries "
-                          "expire before they are reused."
+    out += "The " + fixed(cap["config"]["ttl_seconds"], 1)
+           + " s TTL costs at most 0.02 of hit rate up to " + fixed(ttl_equal_up_to, 0)
+           + " entries";
+  out += ttl_diverged ? "; " + first_gap
+                          + ": a large cache holds the long tail, whose entries "
+                            "expire before they are reused."
                       : ".";
   return out;
 }
@@ -313,8 +323,8 @@ void write_report(const options& o, double seconds) {
   auto now = std::time(nullptr);
   char date[64];
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-  auto commit = shell_line(std::string{"git -C '"} + SIL_SOURCE_DIR
-                           + "' rev-parse --short HEAD 2>/dev/null");
+  auto commit
+    = shell_line(std::string{"git -C '"} + SIL_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null");
   auto dirty = shell_line(std::string{"git -C '"} + SIL_SOURCE_DIR
                           + "' status --porcelain --untracked-files=no 2>/dev/null");
   md << "# Stateful Inference Lab: experiment report\n\n"
@@ -322,9 +332,9 @@ void write_report(const options& o, double seconds) {
      << (o.quick ? " --quick" : "") << "` on " << date;
   if (seconds > 0)
     md << " in " << fixed(seconds / 60.0, 1) << " minutes";
-  md << "; commit "
-     << (commit.empty() ? "unknown" : commit) << (dirty.empty() ? "" : " (with local changes)")
-     << "; " << cpu_model() << ", " << std::thread::hardware_concurrency()
+  md << "; commit " << (commit.empty() ? "unknown" : commit)
+     << (dirty.empty() ? "" : " (with local changes)") << "; " << cpu_model() << ", "
+     << std::thread::hardware_concurrency()
      << " hardware threads. Every number below comes from the `results.json` files next to this "
         "report; the verdict rules are in `experiments/lab_report.cpp`.\n\n"
      << "Reproduce (after the README's build command): `./build/sil-lab all` (full, about "
@@ -349,8 +359,8 @@ void write_report(const options& o, double seconds) {
   finding_tail(md, load);
   md << "## Capacity\n\n";
   if (cap.is_object()) {
-    md << first_table(root / "sweep-capacity" / "summary.md")
-       << "\n" << capacity_text(cap) << "\n\n"
+    md << first_table(root / "sweep-capacity" / "summary.md") << "\n"
+       << capacity_text(cap) << "\n\n"
        << "![hit rate vs capacity](sweep-capacity/capacity.png)\n\n";
   }
   md << "## All experiments\n\n"
@@ -398,8 +408,8 @@ int cmd_all(const options& o) {
       return fail(std::string{"all: "} + name + " failed");
   }
   write_report(o, lab_elapsed() - started);
-  std::fprintf(stderr, "[all] wrote %s in %.1f s\n", (fs::path{o.out} / "REPORT.md").string().c_str(),
-               lab_elapsed() - started);
+  std::fprintf(stderr, "[all] wrote %s in %.1f s\n",
+               (fs::path{o.out} / "REPORT.md").string().c_str(), lab_elapsed() - started);
   return 0;
 }
 

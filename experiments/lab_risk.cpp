@@ -233,10 +233,10 @@ int cmd_correctness(const options& o) {
   auto w = workload_for(o);
   if (auto st = validate(w.sc); !st)
     return fail(st.error().message);
-  std::vector<double> levels
-    = !o.levels.empty() ? o.levels
-                        : (o.quick ? std::vector<double>{0.0, 0.05, 0.25}
-                                   : std::vector<double>{0.0, 0.02, 0.05, 0.1, 0.25, 0.5});
+  std::vector<double> levels = !o.levels.empty()
+                                 ? o.levels
+                                 : (o.quick ? std::vector<double>{0.0, 0.05, 0.25}
+                                            : std::vector<double>{0.0, 0.02, 0.05, 0.1, 0.25});
   double step_seconds = w.sc.duration / steps_of(o);
   struct agent_mode {
     const char* name;
@@ -270,8 +270,13 @@ int cmd_correctness(const options& o) {
       cell.server_args = m.args;
       cell.strength = level;
       cell.step_seconds = step_seconds;
-      cell.id_base = id_base;
-      id_base += 10000000;
+      // Every cell sends the same client population (a paired comparison:
+      // each has a fresh server). A shared --url server keeps its cache
+      // across cells, so there each cell gets prefixes of its own.
+      if (!o.url.empty()) {
+        cell.id_base = id_base;
+        id_base += 10000000;
+      }
       auto r = run_risk_cell(o, *dir, cell, w);
       if (!r)
         return fail(r.error().message);
@@ -326,18 +331,12 @@ int cmd_correctness(const options& o) {
                            {"wrong_share_above", share(above_wrong, above)},
                            {"wrong_hits_caught", share(above_wrong, above_wrong + below_wrong)}});
   }
-  json cfg = {{"rate", w.sc.base_rate},
-              {"duration_s", w.sc.duration},
-              {"steps", steps_of(o)},
-              {"step_seconds", step_seconds},
-              {"levels", levels},
-              {"zipf_m", w.zipf_m},
-              {"zipf_s", w.zipf_s},
-              {"noise", w.noise},
-              {"tolerance", o.tolerance},
-              {"connections", o.connections},
-              {"seed", o.seed},
-              {"quick", o.quick}};
+  json cfg = {{"rate", w.sc.base_rate},   {"duration_s", w.sc.duration},
+              {"steps", steps_of(o)},     {"step_seconds", step_seconds},
+              {"levels", levels},         {"zipf_m", w.zipf_m},
+              {"zipf_s", w.zipf_s},       {"noise", w.noise},
+              {"tolerance", o.tolerance}, {"connections", o.connections},
+              {"seed", o.seed},           {"quick", o.quick}};
   write_json(*dir, {{"experiment", "correctness"},
                     {"config", cfg},
                     {"spearman_cosine_vs_error",
@@ -361,8 +360,8 @@ int cmd_correctness(const options& o) {
      << "Against the real server (audit sampling on: `audit.rate` 0.05), " << w.sc.base_rate
      << " req/s for " << w.sc.duration << " s per cell, prefixes Zipf(" << w.zipf_m << ", "
      << w.zipf_s << "). Each prefix has its own suffix, which drifts by *strength* per step ("
-     << steps_of(o) << " steps of " << fixed(step_seconds, 2) << " s; total shift "
-     << steps_of(o) << " x strength)" << (w.noise > 0 ? ", plus per-request noise" : "")
+     << steps_of(o) << " steps of " << fixed(step_seconds, 2) << " s; total shift " << steps_of(o)
+     << " x strength)" << (w.noise > 0 ? ", plus per-request noise" : "")
      << ". A hit is **wrong** when |prediction - fresh| > " << o.tolerance
      << ", the fresh answer coming from the same features sent with `use_cache: false`. "
      << "Agent **off**: `--agent.enabled=false` (audits measure, nothing acts); **on**: the "
@@ -378,11 +377,11 @@ int cmd_correctness(const options& o) {
                           ? c["agent"]["state_at_end"].get<std::string>()
                           : "?";
     csv << c["drift_strength"] << ',' << c["agent"]["mode"].get<std::string>() << ','
-        << k["requests"] << ',' << k["hits"] << ',' << k["correct_hits"] << ','
-        << k["wrong_hits"] << ',' << k["misses"] << ',' << k["errors"] << ',' << k["hit_rate"]
-        << ',' << k["wrong_hit_rate"] << ',' << k["wrong_answer_rate"] << ','
-        << k["mean_hit_error"] << ',' << k["max_hit_error"] << ',' << k["max_miss_error"] << ','
-        << d["cosine_mean"] << ',' << d["spearman_cosine_vs_error"] << ','
+        << k["requests"] << ',' << k["hits"] << ',' << k["correct_hits"] << ',' << k["wrong_hits"]
+        << ',' << k["misses"] << ',' << k["errors"] << ',' << k["hit_rate"] << ','
+        << k["wrong_hit_rate"] << ',' << k["wrong_answer_rate"] << ',' << k["mean_hit_error"] << ','
+        << k["max_hit_error"] << ',' << k["max_miss_error"] << ',' << d["cosine_mean"] << ','
+        << d["spearman_cosine_vs_error"] << ','
         << (c.contains("server") ? c["server"]["audits"] : json(0)) << ',' << state << ','
         << c["latency_ms"]["p50"] << ',' << c["latency_ms"]["p99"] << "\n";
     md << "| " << fixed(c["drift_strength"].get<double>(), 3) << " | "
@@ -407,13 +406,13 @@ int cmd_correctness(const options& o) {
   for (const auto& c : calibration)
     md << "| " << c["cosine_threshold"].get<double>() << " | " << c["hits_at_or_below"] << " | "
        << fixed(c["wrong_share_at_or_below"], 3) << " | " << c["hits_above"] << " | "
-       << fixed(c["wrong_share_above"], 3) << " | " << fixed(c["wrong_hits_caught"], 3)
-       << " |\n";
+       << fixed(c["wrong_share_above"], 3) << " | " << fixed(c["wrong_hits_caught"], 3) << " |\n";
   md << "\n"
      << "A hit is attributed to the request whose computation it reused (same prefix, same "
         "prediction bit for bit); the divergence is computed with a local copy of the server's "
         "model. Misses are checked against the fresh answers too: their largest difference is "
-        << max_miss << " (batched and single encodes round floats differently; results.csv, "
+     << max_miss
+     << " (batched and single encodes round floats differently; results.csv, "
         "max_miss_error).\n\n"
      << "Plots: `risk_table.png` (the table as bars), `divergence_vs_error.png` (scatter).\n";
   csv.close();
@@ -475,9 +474,8 @@ int cmd_sweep_ttl(const options& o) {
          "cosine_at_hit_p95,wrong_hit_rate,wrong_answer_rate,mean_hit_error\n";
   std::ofstream md{*dir / "summary.md"};
   md << "# TTL sweep: hit rate vs staleness\n\n"
-     << w.sc.base_rate << " req/s for " << w.sc.duration << " s per TTL, prefixes Zipf("
-     << w.zipf_m << ", " << w.zipf_s << "), suffix drift " << strength << " per "
-     << fixed(step_seconds, 2)
+     << w.sc.base_rate << " req/s for " << w.sc.duration << " s per TTL, prefixes Zipf(" << w.zipf_m
+     << ", " << w.zipf_s << "), suffix drift " << strength << " per " << fixed(step_seconds, 2)
      << " s step. Agent and audits off, cache large enough that nothing is evicted: the TTL "
         "alone bounds staleness. **none** is a plain LRU without TTL. Age at hit comes from the "
         "server (`cache_age_ms`); divergence at hit is computed for attributed hits.\n\n"

@@ -238,9 +238,10 @@ private:
 
 } // namespace
 
-result<http_answer> http_call(const std::string& host, std::uint16_t port, const std::string& method,
-                              const std::string& target, const std::string& body,
-                              const std::string& bearer, double timeout_seconds) {
+result<http_answer> http_call(const std::string& host, std::uint16_t port,
+                              const std::string& method, const std::string& target,
+                              const std::string& body, const std::string& bearer,
+                              double timeout_seconds) {
   asio::io_context ioc;
   beast::tcp_stream stream{ioc};
   beast::error_code ec;

@@ -92,8 +92,9 @@ struct http_answer {
 /// One synchronous HTTP/1.1 request (for /stats, /agent and admin calls
 /// around a run). `bearer` adds an Authorization header when not empty.
 /// Fails with io_error on connection errors or after `timeout_seconds`.
-result<http_answer> http_call(const std::string& host, std::uint16_t port, const std::string& method,
-                              const std::string& target, const std::string& body = {},
-                              const std::string& bearer = {}, double timeout_seconds = 10.0);
+result<http_answer> http_call(const std::string& host, std::uint16_t port,
+                              const std::string& method, const std::string& target,
+                              const std::string& body = {}, const std::string& bearer = {},
+                              double timeout_seconds = 10.0);
 
 } // namespace sil::lab

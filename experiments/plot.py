@@ -8,6 +8,7 @@
   plot.py sweep-capacity DIR  capacity.png
 """
 import csv
+import json
 import sys
 from collections import defaultdict
 
@@ -88,6 +89,19 @@ def load(d):
     for name, rs in runs.items():
         ax.plot([float(r["t_s"]) for r in rs], [max(float(r["p99_ms"]), 1e-3) for r in rs],
                 label=f"{name}: p99")
+    # Shade the bursts (from the run's configuration).
+    try:
+        with open(f"{d}/results.json") as f:
+            cfg = json.load(f)["config"]
+        period, length = float(cfg["burst_period_s"]), float(cfg["burst_length_s"])
+        end = max((float(r["t_s"]) for r in tl), default=0.0) + 0.1
+        t, first = 0.0, True
+        while period > 0 and t < end:
+            ax.axvspan(t, t + length, color="0.85", zorder=0,
+                       label="burst" if first else None)
+            t, first = t + period, False
+    except (OSError, KeyError, ValueError):
+        pass
     ax.set_yscale("log")
     ax.set_xlabel("intended send time, s (100 ms buckets)")
     ax.set_ylabel("p99 latency, ms (log)")

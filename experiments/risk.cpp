@@ -84,9 +84,8 @@ std::vector<long> attribute_sources(const std::vector<observed_request>& request
       continue;
     const auto& v = it->second;
     // The latest candidate answered no later than this hit.
-    auto end = std::upper_bound(v.begin(), v.end(), r.done, [&](double t, std::size_t j) {
-      return t < requests[j].done;
-    });
+    auto end = std::upper_bound(v.begin(), v.end(), r.done,
+                                [&](double t, std::size_t j) { return t < requests[j].done; });
     for (auto j = end; j != v.begin();) {
       --j;
       if (requests[*j].prediction == r.prediction) {

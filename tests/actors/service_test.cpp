@@ -277,7 +277,7 @@ TEST_F(ServiceTest, WithoutSingleFlightEveryConcurrentMissEncodes) {
   EXPECT_FALSE(s.single_flight);
   EXPECT_EQ(s.single_flight_joins, 0u);
   EXPECT_EQ(s.in_flight, 0u);
-  EXPECT_EQ(s.size, 1u);            // the 20 results went to one entry
+  EXPECT_EQ(s.size, 1u);                // the 20 results went to one entry
   EXPECT_TRUE(predict(req)->cache_hit); // and later requests reuse it
 }
 

@@ -544,11 +544,11 @@ json read_results(const std::string& path) {
 TEST(Lab, AllWritesEveryReportFileAndTheFindings) {
   std::string out = std::string{SIL_TEST_TMPDIR} + "/lab-all";
   std::filesystem::remove_all(out);
-  auto [rc, err] = run_to_exit(SIL_LAB_BINARY,
-                               {"all", "--quick", "--duration", "1.5", "--levels", "0,0.5",
-                                "--ttls", "0.2,0", "--capacities", "8,512", "--trials", "10",
-                                "--steps", "3", "--out", out},
-                               {}, 150);
+  auto [rc, err]
+    = run_to_exit(SIL_LAB_BINARY,
+                  {"all", "--quick", "--duration", "1.5", "--levels", "0,0.5", "--ttls", "0.2,0",
+                   "--capacities", "8,512", "--trials", "10", "--steps", "3", "--out", out},
+                  {}, 150);
   ASSERT_EQ(rc, 0) << err;
   for (const char* exp : {"load", "drift", "correctness", "sweep-ttl", "sweep-capacity"})
     for (const char* f : {"results.json", "results.csv", "summary.md"}) {

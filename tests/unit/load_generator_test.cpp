@@ -94,8 +94,8 @@ private:
       std::string body
         = R"({"prediction":0.25,"cache_hit":true,"source":"cache","cache_age_ms":12.5})";
       std::string res = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                        + std::string{last ? "Connection: close\r\n" : ""} + "Content-Length: "
-                        + std::to_string(body.size()) + "\r\n\r\n" + body;
+                        + std::string{last ? "Connection: close\r\n" : ""}
+                        + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
       if (write(c, res.data(), res.size()) < 0 || last)
         return;
     }

@@ -37,7 +37,8 @@ TEST(Features, NoiseIsPerRequestAndReproducible) {
   auto x = make_features(spec, 3, 0, 5);
   EXPECT_EQ(x, make_features(spec, 3, 0, 5));
   auto y = make_features(spec, 3, 0, 6);
-  EXPECT_EQ(std::vector<float>(x.begin(), x.begin() + 4), std::vector<float>(y.begin(), y.begin() + 4));
+  EXPECT_EQ(std::vector<float>(x.begin(), x.begin() + 4),
+            std::vector<float>(y.begin(), y.begin() + 4));
   double diff = 0;
   for (std::size_t i = 4; i < 32; ++i)
     diff += std::abs(x[i] - y[i]);
