@@ -120,6 +120,7 @@ result<risk_outcome> run_risk_cell(const options& o, const fs::path& dir, const 
   for (std::size_t i = 0; i < schedule.size(); ++i) {
     const auto& q = r->requests[i];
     obs[i].prefix = prefix[i];
+    obs[i].sent = q.sent;
     obs[i].done = q.done;
     obs[i].ok = q.status == 200;
     obs[i].cache_hit = q.cache_hit;

@@ -66,14 +66,14 @@ std::string predict_body(const std::vector<float>& features, bool use_cache) {
 
 std::vector<long> attribute_sources(const std::vector<observed_request>& requests) {
   std::vector<long> out(requests.size(), -1);
-  // Computed requests per prefix, ordered by answer time.
+  // Computed requests per prefix, ordered by send time.
   std::unordered_map<std::uint64_t, std::vector<std::size_t>> computed;
   for (std::size_t i = 0; i < requests.size(); ++i)
     if (requests[i].ok && requests[i].computed)
       computed[requests[i].prefix].push_back(i);
   for (auto& [p, v] : computed)
     std::stable_sort(v.begin(), v.end(), [&](std::size_t a, std::size_t b) {
-      return requests[a].done < requests[b].done;
+      return requests[a].sent < requests[b].sent;
     });
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const auto& r = requests[i];
@@ -83,9 +83,9 @@ std::vector<long> attribute_sources(const std::vector<observed_request>& request
     if (it == computed.end())
       continue;
     const auto& v = it->second;
-    // The latest candidate answered no later than this hit.
+    // Candidates sent no later than this hit was answered, latest first.
     auto end = std::upper_bound(v.begin(), v.end(), r.done,
-                                [&](double t, std::size_t j) { return t < requests[j].done; });
+                                [&](double t, std::size_t j) { return t < requests[j].sent; });
     for (auto j = end; j != v.begin();) {
       --j;
       if (requests[*j].prediction == r.prediction) {

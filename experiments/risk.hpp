@@ -39,7 +39,9 @@ std::string predict_body(const std::vector<float>& features, bool use_cache);
 /// What the experiment knows about one answered request.
 struct observed_request {
   std::uint64_t prefix = 0;
-  /// Seconds from the start: when the answer arrived.
+  /// Seconds from the start: when the request left and when its answer
+  /// arrived.
+  double sent = 0.0;
   double done = 0.0;
   bool ok = false;
   bool cache_hit = false;
@@ -50,10 +52,12 @@ struct observed_request {
 };
 
 /// For every request, the index of the request whose computation it reused:
-/// the latest computed request of the same prefix answered no later than it
-/// with exactly the same prediction (the head is deterministic, so a reused
-/// embedding gives its source's prediction bit for bit). -1 for misses and
-/// for hits with no such request (e.g. an entry stored before the run).
+/// the latest computed request of the same prefix, sent before this one was
+/// answered, with exactly the same prediction (the head is deterministic, so
+/// a reused embedding gives its source's prediction bit for bit). "Sent",
+/// not "answered": a single-flight joiner can be answered before the leader
+/// whose computation it shares. -1 for misses and for hits with no such
+/// request (e.g. an entry stored before the run).
 std::vector<long> attribute_sources(const std::vector<observed_request>& requests);
 
 /// Hit / wrong-hit / miss counts.

@@ -64,9 +64,11 @@ TEST(Features, TheBodyCarriesExactlyTheLocalValues) {
   EXPECT_EQ(back, x);
 }
 
+/// A request sent 0.1 s before its answer.
 observed_request req(std::uint64_t prefix, double done, bool hit, bool computed, double pred) {
   observed_request r;
   r.prefix = prefix;
+  r.sent = done - 0.1;
   r.done = done;
   r.ok = true;
   r.cache_hit = hit;
@@ -83,12 +85,21 @@ TEST(Attribution, AHitComesFromTheLatestEarlierComputationWithItsPrediction) {
     req(1, 4.0, true, false, 0.6),  // 3: hit on 2
     req(2, 4.5, true, false, 0.6),  // 4: another prefix: never from prefix 1
     req(1, 5.0, true, false, 0.7),  // 5: nothing computed 0.7 before it
-    req(1, 6.0, false, true, 0.7),  // 6: computed after 5 answered
+    req(1, 6.0, false, true, 0.7),  // 6: computed, sent after 5 was answered
     req(1, 7.0, true, false, 0.5),  // 7: an older value: the latest match, 0
     req(1, 8.0, false, false, 0.5), // 8: a miss
   };
   auto src = attribute_sources(rs);
   EXPECT_EQ(src, (std::vector<long>{-1, 0, -1, 2, -1, -1, -1, 0, -1}));
+}
+
+TEST(Attribution, ASingleFlightJoinerAnsweredBeforeItsLeaderIsAttributed) {
+  // The leader was sent first; the joiner's answer overtook the leader's.
+  auto leader = req(3, 1.05, false, true, 0.4);
+  leader.sent = 0.90;
+  auto joiner = req(3, 1.00, true, false, 0.4);
+  joiner.sent = 0.95;
+  EXPECT_EQ(attribute_sources({leader, joiner}), (std::vector<long>{-1, 0}));
 }
 
 TEST(Attribution, FailedRequestsAreNeitherSourcesNorAttributed) {
