@@ -1,8 +1,10 @@
 #include "experiments/server_process.hpp"
 
+#include <csignal>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,10 +21,16 @@ result<server_process> server_process::start(const std::string& binary,
   int out[2];
   if (pipe(out) != 0)
     return error{errc::io_error, "pipe failed"};
+  const pid_t parent = getpid();
   int pid = fork();
   if (pid < 0)
     return error{errc::io_error, "fork failed"};
   if (pid == 0) {
+    // The server must not outlive us, even if we are killed (SIGKILL by a
+    // test timeout, Ctrl-C): the kernel sends it SIGTERM when we die.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+      _exit(1); // we already died between fork() and prctl()
     dup2(out[1], 1);
     close(out[0]);
     int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -46,7 +46,11 @@ std::string body(float first, float last = 0.0f) {
 class E2E : public ::testing::Test {
 protected:
   void start(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"--port=0", "--model.preset=seed", "--workers=2"};
+    // No audits unless a test asks for them (a later flag wins): an audit of
+    // a hit whose suffix moved far evicts the entry, so a test expecting the
+    // next request to hit would fail at random.
+    std::vector<std::string> args{"--port=0", "--model.preset=seed", "--workers=2",
+                                  "--audit.rate=0"};
     args.insert(args.end(), extra.begin(), extra.end());
     server_ = server_process::start(SIL_SERVER_BINARY, args);
     ASSERT_TRUE(server_) << "sil-server did not print its listening line";
@@ -461,7 +465,10 @@ TEST_F(E2E, AdminApiNeedsTheRightTokenAndWorksWithIt) {
 TEST(Lab, LoadQuickWritesValidResults) {
   std::string out = std::string{SIL_TEST_TMPDIR} + "/lab-load";
   auto [rc, err]
-    = run_to_exit(SIL_LAB_BINARY, {"load", "--quick", "--duration", "2", "--out", out});
+    = run_to_exit(SIL_LAB_BINARY,
+                  {"load", "--quick", "--duration", "2", "--rate", "200", "--burst-rate", "600",
+                   "--server-arg", "--model.preset=seed", "--out", out},
+                  {}, 90);
   ASSERT_EQ(rc, 0) << err;
   EXPECT_NE(err.find("[load] steady cache_on"), std::string::npos); // progress on stderr
   EXPECT_NE(err.find(" requests"), std::string::npos);
@@ -480,7 +487,7 @@ TEST(Lab, LoadQuickWritesValidResults) {
         EXPECT_TRUE(r.contains(k)) << k;
       for (const char* k : {"mean", "p50", "p90", "p95", "p99", "p999", "max"})
         EXPECT_TRUE(r["latency_ms"].contains(k)) << k;
-      EXPECT_GT(r["achieved_rate"].get<double>(), 100.0);
+      EXPECT_GT(r["achieved_rate"].get<double>(), 0.8 * r["target_rate"].get<double>());
       EXPECT_EQ(r["failed"].get<int>(), 0);
       EXPECT_EQ(r["dropped"].get<int>(), 0);
       EXPECT_EQ(r["status_counts"]["200"].get<int>(), r["ok"].get<int>());

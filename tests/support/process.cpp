@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,8 +28,14 @@ int spawn(const std::string& binary, const std::vector<std::string>& args,
   int err[2];
   if (pipe(out) != 0 || pipe(err) != 0)
     return -1;
+  const pid_t parent = getpid();
   int pid = fork();
   if (pid == 0) {
+    // The server must not outlive us, even if we are killed (SIGKILL by a
+    // test timeout, Ctrl-C): the kernel sends it SIGTERM when we die.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+      _exit(1); // we already died between fork() and prctl()
     dup2(out[1], 1);
     dup2(err[1], 2);
     close(out[0]);
