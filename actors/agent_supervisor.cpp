@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,12 @@ struct worker_slot {
   std::uint64_t id = 0;
   bool busy = false;
   std::size_t outstanding = 0;
+  /// The node it runs on; remote workers are not restarted here (their node
+  /// replaces them and joins again).
+  std::string node;
+  bool remote = false;
+  /// A local worker spawned only because no other worker was reachable.
+  bool fallback = false;
   /// The batch this worker is encoding, so that it can be retried the moment
   /// the worker dies, not only when the request times out.
   std::shared_ptr<std::vector<job>> jobs;
@@ -35,6 +42,8 @@ struct supervisor_state {
   std::vector<worker_slot> workers;
   std::deque<job> queue;
   std::uint64_t next_id = 0;
+  /// Encoder nodes by name (the local one included).
+  std::map<std::string, node_info> nodes;
   pool_snapshot stats;
   agent_state agent;
   /// Cosine divergences reported in the current window.
@@ -58,10 +67,33 @@ using self_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
 
 void dispatch(self_ptr self);
 
+std::int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// Workers that count for /health: the fallback worker does not (the
+/// gateway is degraded while it is the only one).
 void publish_workers(self_ptr self) {
-  if (self->state.cfg.board)
-    self->state.cfg.board->workers_alive.store(
-      static_cast<std::uint32_t>(self->state.workers.size()));
+  auto& st = self->state;
+  std::uint32_t alive = 0;
+  for (auto& [name, n] : st.nodes)
+    n.workers = 0;
+  for (const auto& w : st.workers) {
+    if (!w.fallback)
+      ++alive;
+    ++st.nodes[w.node].workers;
+  }
+  for (auto& [name, n] : st.nodes) {
+    const char* state = n.state == "local" ? "local" : n.workers > 0 ? "up" : "down";
+    if (n.state != state) {
+      n.state = state;
+      n.changed_unix_ms = now_unix_ms();
+    }
+  }
+  if (st.cfg.board)
+    st.cfg.board->workers_alive.store(alive);
 }
 
 worker_slot* find_slot(self_ptr self, std::uint64_t id) {
@@ -85,8 +117,46 @@ void add_worker(self_ptr self) {
     h = self->spawn(encoder_worker, st.cfg.m);
   self->monitor(h);
   st.registry->push_back(caf::actor_cast<caf::actor>(h));
-  st.workers.push_back(worker_slot{h, st.next_id++, false, 0, nullptr});
+  worker_slot slot;
+  slot.handle = h;
+  slot.id = st.next_id++;
+  slot.node = st.cfg.node_name;
+  st.workers.push_back(std::move(slot));
   publish_workers(self);
+}
+
+/// No worker at all: spawn the local fallback worker, if allowed.
+void add_fallback(self_ptr self) {
+  add_worker(self);
+  self->state.workers.back().fallback = true;
+  publish_workers(self);
+}
+
+/// A remote node's worker joins the pool.
+caf::result<std::uint64_t> join(self_ptr self, const std::string& node, const std::string& version,
+                                encoder_worker_actor h) {
+  auto& st = self->state;
+  if (version != st.cfg.m.version())
+    return make_caf_error(errc::invalid_config, "model version " + version + " of node " + node
+                                                  + " differs from the gateway's "
+                                                  + st.cfg.m.version());
+  if (!h)
+    return make_caf_error(errc::bad_request, "no worker handle");
+  for (const auto& w : st.workers)
+    if (w.handle == h)
+      return w.id; // joined twice (a retried request): keep one slot
+  self->monitor(h);
+  worker_slot slot;
+  slot.handle = h;
+  slot.id = st.next_id++;
+  slot.node = node;
+  slot.remote = true;
+  st.workers.push_back(std::move(slot));
+  st.nodes[node].name = node;
+  auto id = st.workers.back().id;
+  publish_workers(self);
+  dispatch(self);
+  return id;
 }
 
 /// Puts the jobs of a failed batch back at the front of the queue, or fails
@@ -116,13 +186,20 @@ void fail_slot(self_ptr self, std::uint64_t id, const caf::error& why) {
     return;
   auto old = i->handle;
   auto jobs = std::move(i->jobs);
+  bool local = !i->remote && !i->fallback;
   st.workers.erase(i);
   self->demonitor(old.address());
+  // A hung remote worker is killed too: its node sees it die, replaces it
+  // and joins again.
   caf::anon_send_exit(old, caf::exit_reason::kill);
   auto& reg = *st.registry;
   reg.erase(std::remove(reg.begin(), reg.end(), caf::actor_cast<caf::actor>(old)), reg.end());
-  ++st.stats.restarts;
-  add_worker(self);
+  if (local) {
+    ++st.stats.restarts;
+    add_worker(self);
+  } else {
+    publish_workers(self);
+  }
   if (jobs)
     requeue(self, *jobs, why);
 }
@@ -130,10 +207,27 @@ void fail_slot(self_ptr self, std::uint64_t id, const caf::error& why) {
 void dispatch(self_ptr self) {
   auto& st = self->state;
   while (!st.queue.empty()) {
-    // Least-loaded idle worker.
+    if (st.workers.empty()) {
+      // No worker reachable at all (a gateway whose nodes are gone).
+      if (!st.cfg.fallback_local) {
+        while (!st.queue.empty()) {
+          ++st.stats.failures;
+          st.queue.front().rp.deliver(
+            make_caf_error(errc::unavailable, "no encoder node is reachable; retry later"));
+          st.queue.pop_front();
+        }
+        return;
+      }
+      add_fallback(self);
+    }
+    bool regular = std::any_of(st.workers.begin(), st.workers.end(),
+                               [](const worker_slot& w) { return !w.fallback; });
+    // Least-loaded idle worker; the fallback worker only while no other
+    // worker exists.
     worker_slot* target = nullptr;
     for (auto& w : st.workers)
-      if (!w.busy && (target == nullptr || w.outstanding < target->outstanding))
+      if (!w.busy && (!w.fallback || !regular)
+          && (target == nullptr || w.outstanding < target->outstanding))
         target = &w;
     if (target == nullptr)
       return; // every worker busy: requests wait and will leave as one batch
@@ -167,6 +261,9 @@ void dispatch(self_ptr self) {
           } else {
             ++s.stats.batches;
             s.stats.items += jobs->size();
+            s.nodes[w->node].encodes += jobs->size();
+            if (w->fallback)
+              s.stats.fallback_items += jobs->size();
             for (std::size_t i = 0; i < jobs->size(); ++i)
               (*jobs)[i].rp.deliver(std::move(out.embeddings[i]));
           }
@@ -195,12 +292,6 @@ void dispatch(self_ptr self) {
 
 constexpr std::size_t max_log = 100;
 constexpr std::size_t manual_index = 5; // action_counts: keep .. enable, then manual
-
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 void append_log(self_ptr self, decision_record rec) {
   auto& st = self->state;
@@ -257,7 +348,7 @@ void observe(self_ptr self) {
         act(self, d.action, d.next.ttl_seconds);
         ++s.action_counts[static_cast<std::size_t>(d.action)];
         decision_record rec;
-        rec.unix_ms = unix_ms();
+        rec.unix_ms = now_unix_ms();
         rec.from = to_string(obs.state.mode);
         rec.to = to_string(d.next.mode);
         rec.action = to_string(d.action);
@@ -304,7 +395,7 @@ agent_snapshot agent_view(self_ptr self) {
 caf::result<agent_snapshot> admin(self_ptr self, admin_command cmd, double value) {
   auto& st = self->state;
   decision_record rec;
-  rec.unix_ms = unix_ms();
+  rec.unix_ms = now_unix_ms();
   rec.from = to_string(st.agent.mode);
   rec.manual = true;
   switch (cmd) {
@@ -364,6 +455,9 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.agent.ttl_seconds = st.cfg.policy.base_ttl_seconds;
+  auto& local = st.nodes[st.cfg.node_name];
+  local.name = st.cfg.node_name;
+  local.state = "local";
   for (std::size_t i = 0; i < st.cfg.workers; ++i)
     add_worker(self);
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -400,6 +494,14 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
       for (const auto& w : s.workers)
         out.outstanding += w.outstanding;
       out.agent_mode = to_string(s.agent.mode);
+      for (const auto& [name, n] : s.nodes) {
+        auto info = n;
+        info.outstanding = 0;
+        for (const auto& w : s.workers)
+          if (w.node == name)
+            info.outstanding += w.outstanding;
+        out.nodes.push_back(std::move(info));
+      }
       return out;
     },
     [=](observe_atom) {
@@ -414,6 +516,9 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
     },
     [=](agent_atom) { return agent_view(self); },
     [=](admin_atom, admin_command cmd, double value) { return admin(self, cmd, value); },
+    [=](join_atom, const std::string& node, const std::string& version, encoder_worker_actor h) {
+      return join(self, node, version, std::move(h));
+    },
   };
 }
 

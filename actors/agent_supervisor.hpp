@@ -31,7 +31,13 @@ using worker_factory
 /// Parameters of the supervisor.
 struct supervisor_config {
   model m;
+  /// Local encoder workers; 0 on a gateway that uses remote nodes only.
   std::size_t workers = 2;
+  /// This node's name in the node table.
+  std::string node_name = "local";
+  /// With no worker at all (every remote node gone, no local ones): spawn a
+  /// local fallback worker (true) or fail requests with `unavailable`.
+  bool fallback_local = true;
   std::size_t max_batch = 32;
   caf::timespan encoder_timeout = std::chrono::seconds{2};
   std::size_t max_attempts = 3;

@@ -31,6 +31,8 @@ result<model> make_model(const service_settings& s) {
 std::size_t worker_count(const service_settings& s) {
   if (s.workers > 0)
     return static_cast<std::size_t>(s.workers);
+  if (s.role == "gateway")
+    return 0; // a gateway with workers=0 uses remote nodes only
   auto n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : n;
 }
@@ -58,6 +60,8 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   supervisor_config sc;
   sc.m = m;
   sc.workers = worker_count(s);
+  sc.node_name = s.node_name.empty() ? "local" : s.node_name;
+  sc.fallback_local = s.cluster_fallback == "local";
   sc.max_batch = static_cast<std::size_t>(s.encoder_max_batch);
   sc.encoder_timeout = seconds(s.encoder_timeout_seconds);
   sc.max_attempts = static_cast<std::size_t>(s.encoder_max_attempts);

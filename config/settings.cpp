@@ -42,6 +42,27 @@ status fraction(const char* key, double v, double hi = 1.0) {
 
 } // namespace
 
+std::optional<std::pair<std::string, std::uint16_t>> split_host_port(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= s.size())
+    return std::nullopt;
+  auto port_text = s.substr(colon + 1);
+  if (port_text.find_first_not_of("0123456789") != std::string::npos || port_text.size() > 5)
+    return std::nullopt;
+  auto port = std::stol(port_text);
+  if (port < 1 || port > 65535)
+    return std::nullopt;
+  return std::make_pair(s.substr(0, colon), static_cast<std::uint16_t>(port));
+}
+
+namespace {
+
+bool valid_host_port(const std::string& s) {
+  return split_host_port(s).has_value();
+}
+
+} // namespace
+
 status validate(const service_settings& s, std::size_t input_dim) {
   const status checks[] = {
     int_range("port", s.port, 0, 65535),
@@ -72,6 +93,17 @@ status validate(const service_settings& s, std::size_t input_dim) {
     int_range("agent.recover-windows", s.agent_recover_windows, 1, 1000),
     int_range("agent.min-samples", s.agent_min_samples, 1, 1000000),
     seconds_range("agent.ttl-floor", s.agent_ttl_floor_seconds, 0.0, 31536000.0, false),
+    s.role == "standalone" || s.role == "gateway" || s.role == "worker"
+      ? ok()
+      : bad("role", "must be standalone, gateway or worker", s.role),
+    s.role != "worker" || valid_host_port(s.gateway)
+      ? ok()
+      : bad("gateway", "a worker needs --gateway=HOST:PORT",
+            s.gateway.empty() ? "(none)" : s.gateway),
+    int_range("cluster.port", s.cluster_port, 0, 65535),
+    s.cluster_fallback == "local" || s.cluster_fallback == "reject"
+      ? ok()
+      : bad("cluster.fallback", "must be local or reject", s.cluster_fallback),
     s.agent_recover_threshold < s.agent_ttl_threshold
         && s.agent_ttl_threshold < s.agent_disable_threshold
       ? ok()

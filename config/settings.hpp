@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "core/error.hpp"
 
@@ -57,9 +59,26 @@ struct service_settings {
   std::int64_t agent_min_samples = 3;
   double agent_ttl_floor_seconds = 1.0;
   double agent_entry_evict_threshold = 0.3;
+  // -- cluster (issue #6)
+  /// standalone (everything in one process), gateway (HTTP, cache, agent,
+  /// and a registry that remote encoder nodes join) or worker (encoders).
+  std::string role = "standalone";
+  /// worker: the gateway's registry, HOST:PORT.
+  std::string gateway;
+  /// gateway: where the registry listens for worker nodes.
+  std::string cluster_host = "127.0.0.1";
+  std::int64_t cluster_port = 7000;
+  /// gateway: with no worker reachable, encode locally ("local") or answer
+  /// 503 with Retry-After ("reject").
+  std::string cluster_fallback = "local";
+  /// This node's name in /stats and /metrics; empty: host:pid.
+  std::string node_name;
   // -- admin API
   std::string admin_token; // empty: admin routes answer 403
 };
+
+/// "HOST:PORT" split; nullopt unless the port is a number in [1, 65535].
+std::optional<std::pair<std::string, std::uint16_t>> split_host_port(const std::string& s);
 
 /// Checks every value; the error message names the offending key and the
 /// value. `input_dim` is the model's D, which bounds the prefix length.

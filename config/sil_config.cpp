@@ -74,6 +74,15 @@ sil_config::sil_config() {
     .add(s.agent_ttl_floor_seconds, "ttl-floor", "shortest TTL the agent sets, seconds")
     .add(s.agent_entry_evict_threshold, "entry-evict-threshold",
          "cosine divergence at which an audited entry is evicted at once");
+  opt_group{custom_options_, "global"}
+    .add(s.role, "role", "standalone (default), gateway or worker (see README: Cluster)")
+    .add(s.gateway, "gateway", "worker: the gateway's registry, HOST:PORT")
+    .add(s.node_name, "node-name", "this node's name in /stats and /metrics (default host:pid)");
+  opt_group{custom_options_, "cluster"}
+    .add(s.cluster_host, "host", "gateway: address the registry listens on for worker nodes")
+    .add(s.cluster_port, "port", "gateway: port of the registry (default 7000; 0 picks one)")
+    .add(s.cluster_fallback, "fallback",
+         "gateway with no worker reachable: local (encode here) or reject (503)");
   opt_group{custom_options_, "admin"}.add(s.admin_token, "token",
                                           "bearer token of the admin API; empty disables it");
   register_message_types(*this);

@@ -300,6 +300,18 @@ json agent_json(const agent_snapshot& a) {
           {"decisions", decisions}};
 }
 
+json nodes_json(const std::vector<node_info>& nodes) {
+  json out = json::array();
+  for (const auto& n : nodes)
+    out.push_back({{"name", n.name},
+                   {"state", n.state},
+                   {"workers", n.workers},
+                   {"outstanding", n.outstanding},
+                   {"encodes", n.encodes},
+                   {"changed_unix_ms", n.changed_unix_ms}});
+  return out;
+}
+
 json latency_json(const latency_summary& l) {
   return {{"count", l.count}, {"window", l.window}, {"mean", l.mean}, {"p50", l.p50},
           {"p95", l.p95},     {"p99", l.p99},       {"max", l.max}};
@@ -373,7 +385,9 @@ std::string encode_stats(const service_snapshot& s) {
       {"failures", s.pool.failures},
       {"restarts", s.pool.restarts},
       {"queued", s.pool.queued},
-      {"outstanding", s.pool.outstanding}}},
+      {"outstanding", s.pool.outstanding},
+      {"fallback_items", s.pool.fallback_items},
+      {"nodes", nodes_json(s.pool.nodes)}}},
     {"agent",
      {{"state", s.agent.mode.empty() ? s.pool.agent_mode : s.agent.mode},
       {"enabled", s.agent.acts},

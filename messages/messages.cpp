@@ -56,6 +56,8 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<admin_command>("sil::admin_command");
   cfg.add_message_type<encoder_worker_actor>("sil::encoder_worker_actor");
   cfg.add_message_type<supervisor_actor>("sil::supervisor_actor");
+  cfg.add_message_type<registry_actor>("sil::registry_actor");
+  cfg.add_message_type<node_info>("sil::node_info");
   cfg.add_error_category(error_category,
                          [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = "sil::";

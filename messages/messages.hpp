@@ -41,6 +41,7 @@ using report_atom = caf::atom_constant<caf::atom("report")>;
 using agent_atom = caf::atom_constant<caf::atom("agent")>;
 using admin_atom = caf::atom_constant<caf::atom("admin")>;
 using invalidate_atom = caf::atom_constant<caf::atom("invalidate")>;
+using join_atom = caf::atom_constant<caf::atom("join")>;
 
 // -- embeddings on the wire --------------------------------------------------------
 
@@ -320,6 +321,24 @@ enum class admin_command : std::uint8_t {
 // -- encoder pool / supervisor ------------------------------------------------------
 
 /// State of the encoder pool.
+/// One encoder node as the gateway sees it (issue #6).
+struct node_info {
+  std::string name;
+  /// "up" (has live workers), "down" (had workers, has none), "local".
+  std::string state;
+  std::uint32_t workers = 0;
+  std::uint64_t outstanding = 0;
+  std::uint64_t encodes = 0;
+  /// Wall-clock time of the last state change, ms since the epoch.
+  std::int64_t changed_unix_ms = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_info& x) {
+  return f(caf::meta::type_name("node_info"), x.name, x.state, x.workers, x.outstanding, x.encodes,
+           x.changed_unix_ms);
+}
+
 struct pool_snapshot {
   std::uint32_t workers = 0;
   std::uint64_t batches = 0;
@@ -331,12 +350,17 @@ struct pool_snapshot {
   std::uint64_t outstanding = 0;
   std::uint64_t max_batch_seen = 0;
   std::string agent_mode;
+  /// Encoder nodes: this one ("local") and every remote node that joined.
+  std::vector<node_info> nodes;
+  /// Requests encoded by the gateway's fallback worker (no node reachable).
+  std::uint64_t fallback_items = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_snapshot& x) {
   return f(caf::meta::type_name("pool_snapshot"), x.workers, x.batches, x.items, x.retries,
-           x.failures, x.restarts, x.queued, x.outstanding, x.max_batch_seen, x.agent_mode);
+           x.failures, x.restarts, x.queued, x.outstanding, x.max_batch_seen, x.agent_mode, x.nodes,
+           x.fallback_items);
 }
 
 // -- metrics -------------------------------------------------------------------------
@@ -424,12 +448,19 @@ using cache_actor = caf::typed_actor<
 
 /// The agent supervisor: owns the encoder workers (routing, batching, retry,
 /// restart) and the agent loop.
-using supervisor_actor
-  = caf::typed_actor<caf::replies_to<encode_atom, encode_item>::with<embedding>,
-                     caf::replies_to<stats_atom>::with<pool_snapshot>, caf::reacts_to<observe_atom>,
-                     caf::reacts_to<report_atom, divergence_report>,
-                     caf::replies_to<agent_atom>::with<agent_snapshot>,
-                     caf::replies_to<admin_atom, admin_command, double>::with<agent_snapshot>>;
+using supervisor_actor = caf::typed_actor<
+  caf::replies_to<encode_atom, encode_item>::with<embedding>,
+  caf::replies_to<stats_atom>::with<pool_snapshot>, caf::reacts_to<observe_atom>,
+  caf::reacts_to<report_atom, divergence_report>, caf::replies_to<agent_atom>::with<agent_snapshot>,
+  caf::replies_to<admin_atom, admin_command, double>::with<agent_snapshot>,
+  caf::replies_to<join_atom, std::string, std::string, encoder_worker_actor>::with<std::uint64_t>>;
+
+/// What a gateway publishes on cluster.port (the supervisor, seen through
+/// this narrow interface): a worker node joins with its name, its model
+/// version (which must match the gateway's) and one encoder worker per
+/// message; the answer is the worker's slot id.
+using registry_actor = caf::typed_actor<
+  caf::replies_to<join_atom, std::string, std::string, encoder_worker_actor>::with<std::uint64_t>>;
 
 /// Orchestrates predictions.
 using ingress_actor

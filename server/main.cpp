@@ -6,6 +6,7 @@
 // with one line that names the key.
 #include <caf/all.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -13,12 +14,40 @@
 #include "actors/service.hpp"
 #include "config/sil_config.hpp"
 #include "http/server.hpp"
+#include "server/cluster.hpp"
 
 namespace {
 
 int fail(const std::string& msg, int code = 2) {
   std::fprintf(stderr, "sil-server: %s\n", msg.c_str());
   return code;
+}
+
+/// The worker role: no HTTP, encoders only, until SIGINT/SIGTERM.
+int worker_main(sil::sil_config& cfg, const sil::model& m) {
+  // Block the signals before any thread starts, then wait for them here.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::atomic<bool> stop{false};
+  caf::actor_system sys{cfg};
+  const auto& s = cfg.settings;
+  std::fprintf(stderr,
+               "sil-server: worker node %s, model %s version %s, %zu encoder workers, "
+               "gateway %s\n",
+               sil::default_node_name(s).c_str(), m.name().c_str(), m.version().c_str(),
+               sil::worker_count(s), s.gateway.c_str());
+  int rc = 0;
+  std::thread node{[&] { rc = sil::run_worker_node(sys, s, m, stop); }};
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::fprintf(stderr, "sil-server: signal received, leaving the cluster\n");
+  stop = true;
+  node.join();
+  std::fprintf(stderr, "sil-server: stopped\n");
+  return rc;
 }
 
 } // namespace
@@ -35,18 +64,35 @@ int main(int argc, char** argv) {
     return fail(m.error().message);
   if (auto st = sil::validate(s, m->input_dim()); !st)
     return fail(st.error().message);
+  if (s.role != "standalone")
+    sil::prepare_cluster_config(cfg);
+  if (s.role == "worker")
+    return worker_main(cfg, *m);
 
   // The HTTP server outlives the actor system: a late callback from an actor
   // may still post to its (stopped) I/O context.
   std::unique_ptr<sil::http_server> server;
   caf::actor_system sys{cfg};
-  auto svc = sil::start_service(sys, s, *m);
+  auto settings = s;
+  settings.node_name = sil::default_node_name(s);
+  auto svc = sil::start_service(sys, settings, *m);
   if (!svc)
     return fail("cannot start the service: " + sys.render(svc.error()), 1);
-  // Listen only once the encoder workers are up, so that the first /health
-  // already says "ok" (the supervisor spawns them asynchronously).
-  for (int i = 0; i < 1000 && svc->board->workers_alive.load() == 0; ++i)
+  // Listen only once the local encoder workers are up, so that the first
+  // /health already says "ok" (the supervisor spawns them asynchronously).
+  // A gateway without local workers is degraded until a node joins.
+  for (int i = 0; i < 1000 && sil::worker_count(s) > 0 && svc->board->workers_alive.load() == 0;
+       ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  if (s.role == "gateway") {
+    auto port = sil::publish_registry(sys, *svc, s);
+    if (!port) {
+      sil::stop_service(*svc);
+      return fail(port.error().message, 1);
+    }
+    std::printf("registry on %s:%u\n", s.cluster_host.c_str(), static_cast<unsigned>(*port));
+    std::fflush(stdout);
+  }
   sil::http_config hc;
   hc.host = s.host;
   hc.port = static_cast<std::uint16_t>(s.port);

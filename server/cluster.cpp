@@ -1,0 +1,159 @@
+#include "server/cluster.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "actors/encoder_worker.hpp"
+
+namespace sil {
+
+using namespace std::chrono_literals;
+
+void prepare_cluster_config(sil_config& cfg) {
+  cfg.load<caf::io::middleman>();
+  // CAF 0.17 ships with heartbeats off: a frozen peer (SIGSTOP, a dead
+  // link) would never produce a down_msg. Defaults that detect one in ~2 s.
+  auto hb = caf::get_or(cfg, "middleman.heartbeat-interval", caf::timespan{0});
+  if (hb.count() == 0) {
+    cfg.set("middleman.heartbeat-interval", caf::timespan{500ms});
+    cfg.set("middleman.connection-timeout", caf::timespan{2s});
+  }
+}
+
+std::string default_node_name(const service_settings& s) {
+  if (!s.node_name.empty())
+    return s.node_name;
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  return s.role + "@" + host + ":" + std::to_string(getpid());
+}
+
+result<std::uint16_t> publish_registry(caf::actor_system& sys, const service_handles& h,
+                                       const service_settings& s) {
+  auto registry = caf::actor_cast<registry_actor>(h.supervisor);
+  auto port = sys.middleman().publish(registry, static_cast<std::uint16_t>(s.cluster_port),
+                                      s.cluster_host.c_str(), true);
+  if (!port)
+    return error{errc::io_error, "cannot publish the registry on " + s.cluster_host + ":"
+                                   + std::to_string(s.cluster_port) + ": "
+                                   + sys.render(port.error())};
+  return *port;
+}
+
+namespace {
+
+struct worker_node {
+  caf::actor_system& sys;
+  const service_settings& s;
+  const model& m;
+  const std::atomic<bool>& stop;
+  std::string name;
+  std::string host;
+  std::uint16_t port = 0;
+  std::vector<encoder_worker_actor> workers;
+
+  encoder_worker_actor spawn_worker() {
+    return sys.spawn<caf::detached>(encoder_worker, m);
+  }
+
+  /// Connects to the registry, retrying with exponential backoff (100 ms up
+  /// to 2 s) until it answers or `stop` is set.
+  caf::expected<registry_actor> connect() {
+    auto backoff = 100ms;
+    bool reported = false;
+    while (!stop) {
+      auto r = sys.middleman().remote_actor<registry_actor>(host, port);
+      if (r)
+        return r;
+      if (!reported) {
+        std::fprintf(stderr, "sil-server: gateway %s:%u not reachable (%s); retrying\n",
+                     host.c_str(), static_cast<unsigned>(port), sys.render(r.error()).c_str());
+        reported = true;
+      }
+      for (auto waited = 0ms; waited < backoff && !stop; waited += 50ms)
+        std::this_thread::sleep_for(50ms);
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 2s);
+    }
+    return caf::make_error(caf::sec::runtime_error, "stopped");
+  }
+
+  bool join(caf::scoped_actor& self, const registry_actor& reg, const encoder_worker_actor& w) {
+    bool ok = false;
+    self->request(reg, 5s, join_atom::value, name, m.version(), w)
+      .receive([&](std::uint64_t) { ok = true; },
+               [&](caf::error& e) {
+                 std::fprintf(stderr, "sil-server: the gateway refused a worker: %s\n",
+                              sys.render(e).c_str());
+               });
+    return ok;
+  }
+
+  int run() {
+    auto hp = split_host_port(s.gateway);
+    host = hp->first;
+    port = hp->second;
+    auto n = worker_count(s);
+    for (std::size_t i = 0; i < n; ++i)
+      workers.push_back(spawn_worker());
+    caf::scoped_actor self{sys};
+    for (auto& w : workers)
+      self->monitor(w);
+    while (!stop) {
+      auto reg = connect();
+      if (!reg)
+        break;
+      std::size_t joined = 0;
+      for (auto& w : workers)
+        joined += join(self, *reg, w) ? 1 : 0;
+      if (joined == 0) {
+        std::this_thread::sleep_for(1s); // refused (e.g. another model): retry later
+        continue;
+      }
+      std::printf("joined %s:%u as %s with %zu encoder workers\n", host.c_str(),
+                  static_cast<unsigned>(port), name.c_str(), joined);
+      std::fflush(stdout);
+      self->monitor(*reg);
+      bool gateway_up = true;
+      while (gateway_up && !stop) {
+        self->receive(
+          [&](caf::down_msg& dm) {
+            if (dm.source == reg->address()) {
+              std::fprintf(stderr, "sil-server: lost the gateway (%s); reconnecting\n",
+                           sys.render(dm.reason).c_str());
+              gateway_up = false;
+              return;
+            }
+            // One of our workers died (the gateway kills a hung one):
+            // replace it and join the new one.
+            for (auto& w : workers)
+              if (w.address() == dm.source) {
+                w = spawn_worker();
+                self->monitor(w);
+                join(self, *reg, w);
+              }
+          },
+          caf::after(200ms) >> [] {});
+      }
+    }
+    for (auto& w : workers)
+      caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
+    return 0;
+  }
+};
+
+} // namespace
+
+int run_worker_node(caf::actor_system& sys, const service_settings& s, const model& m,
+                    const std::atomic<bool>& stop) {
+  worker_node node{sys, s, m, stop, default_node_name(s), {}, 0, {}};
+  return node.run();
+}
+
+} // namespace sil
