@@ -32,6 +32,8 @@ struct worker_slot {
   bool remote = false;
   /// A local worker spawned only because no other worker was reachable.
   bool fallback = false;
+  /// Batches sent to it: ties between idle workers go to the one used least.
+  std::uint64_t dispatched = 0;
   /// The batch this worker is encoding, so that it can be retried the moment
   /// the worker dies, not only when the request times out.
   std::shared_ptr<std::vector<job>> jobs;
@@ -134,7 +136,7 @@ void add_fallback(self_ptr self) {
 
 /// A remote node's worker joins the pool.
 caf::result<std::uint64_t> join(self_ptr self, const std::string& node, const std::string& version,
-                                encoder_worker_actor h) {
+                                const encoder_worker_actor& h) {
   auto& st = self->state;
   if (version != st.cfg.m.version())
     return make_caf_error(errc::invalid_config, "model version " + version + " of node " + node
@@ -227,7 +229,8 @@ void dispatch(self_ptr self) {
     worker_slot* target = nullptr;
     for (auto& w : st.workers)
       if (!w.busy && (!w.fallback || !regular)
-          && (target == nullptr || w.outstanding < target->outstanding))
+          && (target == nullptr || w.outstanding < target->outstanding
+              || (w.outstanding == target->outstanding && w.dispatched < target->dispatched)))
         target = &w;
     if (target == nullptr)
       return; // every worker busy: requests wait and will leave as one batch
@@ -242,6 +245,7 @@ void dispatch(self_ptr self) {
       st.queue.pop_front();
     }
     target->busy = true;
+    ++target->dispatched;
     target->outstanding = n;
     target->jobs = jobs;
     st.stats.max_batch_seen = std::max<std::uint64_t>(st.stats.max_batch_seen, n);
@@ -516,9 +520,8 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
     },
     [=](agent_atom) { return agent_view(self); },
     [=](admin_atom, admin_command cmd, double value) { return admin(self, cmd, value); },
-    [=](join_atom, const std::string& node, const std::string& version, encoder_worker_actor h) {
-      return join(self, node, version, std::move(h));
-    },
+    [=](join_atom, const std::string& node, const std::string& version,
+        const encoder_worker_actor& h) { return join(self, node, version, h); },
   };
 }
 

@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -114,6 +115,11 @@ struct metrics_state {
   prom::Gauge* workers = nullptr;
   prom::Gauge* queue_depth = nullptr;
   prom::Gauge* uptime = nullptr;
+  // Per encoder node (issue #6); children added as nodes appear.
+  prom::Family<prom::Gauge>* node_up = nullptr;
+  prom::Family<prom::Gauge>* node_workers = nullptr;
+  prom::Family<prom::Gauge>* node_outstanding = nullptr;
+  prom::Family<prom::Gauge>* node_encodes = nullptr;
 
   cache_snapshot last_cache;
   pool_snapshot last_pool;
@@ -237,6 +243,22 @@ void build_registry(metrics_state& st) {
     st.duration_by_source[i] = &st.duration->Add({{"source", to_string(src)}}, latency_buckets());
     st.predictions_by_source[i] = &st.predictions->Add({{"source", to_string(src)}});
   }
+  st.node_up = &prom::BuildGauge()
+                  .Name("sil_node_up")
+                  .Help("1 if the encoder node has live workers (the gateway's own: state local)")
+                  .Register(reg);
+  st.node_workers = &prom::BuildGauge()
+                       .Name("sil_node_workers")
+                       .Help("Encoder workers of the node in the pool")
+                       .Register(reg);
+  st.node_outstanding = &prom::BuildGauge()
+                           .Name("sil_node_outstanding")
+                           .Help("Requests the node is encoding now")
+                           .Register(reg);
+  st.node_encodes = &prom::BuildGauge()
+                       .Name("sil_node_encodes")
+                       .Help("Requests the node has encoded since it first joined")
+                       .Register(reg);
   prom::BuildGauge()
     .Name("sil_model_info")
     .Help("The served model; the value is always 1")
@@ -257,6 +279,19 @@ void refresh(metrics_state& st) {
   st.cache_hit_ratio->Set(st.last_cache.hit_rate());
   st.workers->Set(st.last_pool.workers);
   st.queue_depth->Set(static_cast<double>(st.last_pool.queued));
+  for (const auto& n : st.last_pool.nodes) {
+    std::map<std::string, std::string> labels{{"node", n.name}, {"state", n.state}};
+    // One series per node: the state label of a node changes, so the old
+    // series is dropped when it does.
+    for (auto* fam : {st.node_up, st.node_workers, st.node_outstanding, st.node_encodes})
+      for (const char* other : {"up", "down", "local"})
+        if (n.state != other && fam->Has({{"node", n.name}, {"state", other}}))
+          fam->Remove(&fam->Add({{"node", n.name}, {"state", other}}));
+    st.node_up->Add(labels).Set(n.state == "down" ? 0.0 : 1.0);
+    st.node_workers->Add(labels).Set(n.workers);
+    st.node_outstanding->Add(labels).Set(static_cast<double>(n.outstanding));
+    st.node_encodes->Add(labels).Set(static_cast<double>(n.encodes));
+  }
   st.uptime->Set(
     std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count());
   for (auto& [c, field] : st.audit_counters)

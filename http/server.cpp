@@ -304,8 +304,11 @@ private:
   }
 
   void on_predict(caf::expected<predict_reply> r) {
-    if (!r)
-      return send_error(from_caf_error(r.error()));
+    if (!r) {
+      auto e = from_caf_error(r.error());
+      retry_after_ = e.code == errc::unavailable || e.code == errc::overloaded;
+      return send_error(e);
+    }
     source_ = r->source;
     cache_hit_ = r->cache_hit;
     send(200, http_api::encode_predict(*r, elapsed_ms()));

@@ -86,7 +86,7 @@ struct worker_node {
 
   bool join(caf::scoped_actor& self, const registry_actor& reg, const encoder_worker_actor& w) {
     bool ok = false;
-    self->request(reg, 5s, join_atom::value, name, m.version(), w)
+    self->request(reg, 2s, join_atom::value, name, m.version(), w)
       .receive([&](std::uint64_t) { ok = true; },
                [&](caf::error& e) {
                  std::fprintf(stderr, "sil-server: the gateway refused a worker: %s\n",

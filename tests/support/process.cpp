@@ -75,7 +75,8 @@ bool read_some(int fd, std::string& into, int ms) {
 std::optional<server_process> server_process::start(const std::string& binary,
                                                     const std::vector<std::string>& args,
                                                     const std::map<std::string, std::string>& env,
-                                                    std::chrono::seconds timeout) {
+                                                    std::chrono::seconds timeout,
+                                                    const std::string& ready) {
   server_process p;
   int err_fd = -1;
   p.pid_ = spawn(binary, args, env, &p.stdout_fd_, &err_fd);
@@ -92,24 +93,52 @@ std::optional<server_process> server_process::start(const std::string& binary,
     }
     close(err_fd);
   }).detach();
+  if (ready.empty())
+    return p;
   auto deadline = clock_type::now() + timeout;
-  std::string line;
+  std::size_t scanned = 0;
   while (clock_type::now() < deadline) {
-    if (!read_some(p.stdout_fd_, line, 100))
+    if (!read_some(p.stdout_fd_, p.out_, 100))
       break;
-    auto nl = line.find('\n');
-    if (nl == std::string::npos)
-      continue;
-    auto first = line.substr(0, nl);
-    auto colon = first.rfind(':');
-    if (first.rfind("listening on ", 0) == 0 && colon != std::string::npos) {
-      p.port_ = std::atoi(first.c_str() + colon + 1);
-      p.out_ = line.substr(nl + 1);
+    std::size_t nl;
+    while ((nl = p.out_.find('\n', scanned)) != std::string::npos) {
+      auto line = p.out_.substr(scanned, nl - scanned);
+      scanned = nl + 1;
+      if (line.rfind(ready, 0) != 0)
+        continue;
+      auto colon = line.rfind(':');
+      if (colon != std::string::npos)
+        p.port_ = std::atoi(line.c_str() + colon + 1);
       return p;
     }
-    break;
   }
   return std::nullopt; // p's destructor kills the child
+}
+
+bool server_process::wait_for_output(const std::string& needle, std::chrono::milliseconds timeout,
+                                     int times) {
+  auto count = [&] {
+    int n = 0;
+    for (auto at = out_.find(needle); at != std::string::npos; at = out_.find(needle, at + 1))
+      ++n;
+    return n;
+  };
+  auto deadline = clock_type::now() + timeout;
+  while (count() < times) {
+    if (clock_type::now() >= deadline || !read_some(stdout_fd_, out_, 50))
+      return false;
+  }
+  return true;
+}
+
+int server_process::port_after(const std::string& prefix) const {
+  auto at = out_.find(prefix);
+  if (at == std::string::npos)
+    return 0;
+  auto nl = out_.find('\n', at);
+  auto line = out_.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+  auto colon = line.rfind(':');
+  return colon == std::string::npos ? 0 : std::atoi(line.c_str() + colon + 1);
 }
 
 server_process::server_process(server_process&& other) noexcept

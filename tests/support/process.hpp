@@ -14,11 +14,22 @@ namespace sil::test {
 class server_process {
 public:
   /// Starts `binary` with `args` and `env` (added to the environment) and
-  /// waits up to `timeout` for the line "listening on HOST:PORT".
+  /// waits up to `timeout` for a stdout line starting with `ready` (by
+  /// default "listening on HOST:PORT", whose port port() returns). Earlier
+  /// lines are kept (output()). An empty `ready` returns at once.
   static std::optional<server_process>
   start(const std::string& binary, const std::vector<std::string>& args,
         const std::map<std::string, std::string>& env = {},
-        std::chrono::seconds timeout = std::chrono::seconds{20});
+        std::chrono::seconds timeout = std::chrono::seconds{20},
+        const std::string& ready = "listening on ");
+
+  /// Reads stdout until it holds `needle` at least `times` times; false
+  /// after `timeout`.
+  bool wait_for_output(const std::string& needle, std::chrono::milliseconds timeout, int times = 1);
+
+  /// The port in the first stdout line starting with `prefix` ("HOST:PORT"
+  /// at its end), 0 if none.
+  int port_after(const std::string& prefix) const;
 
   server_process(server_process&& other) noexcept;
   server_process& operator=(server_process&& other) noexcept;
@@ -39,7 +50,7 @@ public:
   /// -1 on timeout (or a signal number + 128 if it died of a signal).
   int wait(std::chrono::milliseconds timeout);
 
-  /// Everything the child wrote to stdout so far (after the listening line).
+  /// Everything the child wrote to stdout so far.
   const std::string& output() const {
     return out_;
   }

@@ -1,0 +1,291 @@
+// Multi-node tests (issue #6): a gateway and worker nodes as separate
+// sil-server processes on 127.0.0.1, bounded in time. Failover figures are
+// printed and recorded as test properties.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "experiments/load_generator.hpp"
+#include "experiments/workload.hpp"
+#include "tests/support/process.hpp"
+
+namespace sil::test {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+std::string predict_body(int i, bool use_cache = true) {
+  std::string s = "{\"features\":[[";
+  for (int k = 0; k < 32; ++k) {
+    s += k ? "," : "";
+    s += std::to_string(k < 4 ? i * 0.01 + k : (i % 7) * 0.1 - k * 0.01);
+  }
+  s += use_cache ? "]],\"use_cache\":true}" : "]],\"use_cache\":false}";
+  return s;
+}
+
+json get_json(int port, const std::string& path) {
+  http_client c{port};
+  auto r = c.request("GET", path, "");
+  auto j = json::parse(r.body, nullptr, false);
+  return j.is_discarded() ? json{} : j;
+}
+
+/// The node named `name` in /stats, or null.
+json node(int port, const std::string& name) {
+  auto s = get_json(port, "/stats");
+  if (s.is_object())
+    for (const auto& n : s["encoder"]["nodes"])
+      if (n["name"] == name)
+        return n;
+  return nullptr;
+}
+
+/// Polls until node `name` has `state`; returns the seconds it took, or -1.
+double wait_for_state(int port, const std::string& name, const std::string& state,
+                      std::chrono::milliseconds timeout) {
+  auto start = clock_type::now();
+  while (clock_type::now() - start < timeout) {
+    auto n = node(port, name);
+    if (n.is_object() && n["state"] == state)
+      return std::chrono::duration<double>(clock_type::now() - start).count();
+    std::this_thread::sleep_for(20ms);
+  }
+  return -1;
+}
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+struct Cluster : ::testing::Test {
+  std::optional<server_process> gateway;
+  int registry = 0;
+  std::map<std::string, server_process> workers;
+
+  void start_gateway(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--role=gateway",      "--port=0",       "--workers=0",
+                                  "--model.preset=seed", "--audit.rate=0", "--node-name=gw"};
+    if (std::none_of(extra.begin(), extra.end(),
+                     [](const std::string& a) { return a.rfind("--cluster.port", 0) == 0; }))
+      args.emplace_back("--cluster.port=0");
+    args.insert(args.end(), extra.begin(), extra.end());
+    gateway = server_process::start(SIL_SERVER_BINARY, args);
+    ASSERT_TRUE(gateway) << "the gateway did not start";
+    registry = gateway->port_after("registry on ");
+    ASSERT_GT(registry, 0);
+  }
+
+  /// Starts worker node `name` with one encoder; waits until it joined.
+  void start_worker(const std::string& name, int port = 0, bool wait = true) {
+    auto w = server_process::start(SIL_SERVER_BINARY,
+                                   {"--role=worker",
+                                    "--gateway=127.0.0.1:" + std::to_string(port ? port : registry),
+                                    "--workers=1", "--model.preset=seed", "--node-name=" + name},
+                                   {}, std::chrono::seconds{20}, wait ? "joined " : "");
+    ASSERT_TRUE(w) << "worker " << name << " did not join";
+    workers.emplace(name, std::move(*w));
+  }
+
+  int http() const {
+    return gateway->port();
+  }
+};
+
+TEST_F(Cluster, PredictionsMatchStandaloneModeAndSpreadOverNodes) {
+  auto standalone
+    = server_process::start(SIL_SERVER_BINARY, {"--port=0", "--model.preset=seed", "--workers=1"});
+  ASSERT_TRUE(standalone);
+  start_gateway();
+  start_worker("w1");
+  start_worker("w2");
+  http_client a{standalone->port()};
+  http_client b{http()};
+  for (int i = 0; i < 20; ++i) {
+    auto x = json::parse(a.request("POST", "/predict", predict_body(i, false)).body);
+    auto y = json::parse(b.request("POST", "/predict", predict_body(i, false)).body);
+    ASSERT_TRUE(y.contains("prediction")) << y.dump();
+    EXPECT_NEAR(x["prediction"].get<double>(), y["prediction"].get<double>(), 1e-6) << i;
+    EXPECT_EQ(x["model_version"], y["model_version"]);
+  }
+  // Idle workers take turns: both nodes encoded.
+  EXPECT_GE(node(http(), "w1")["encodes"].get<int>(), 5);
+  EXPECT_GE(node(http(), "w2")["encodes"].get<int>(), 5);
+  EXPECT_EQ(node(http(), "gw")["state"], "local");
+  EXPECT_EQ(get_json(http(), "/health")["status"], "ok");
+  // /metrics lists the nodes.
+  http_client m{http()};
+  auto metrics = m.request("GET", "/metrics", "").body;
+  EXPECT_NE(metrics.find("sil_node_up{node=\"w1\",state=\"up\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("sil_node_encodes{node=\"w2\",state=\"up\"}"), std::string::npos);
+}
+
+TEST_F(Cluster, KillingAWorkerUnderLoadFailsNoRequest) {
+  start_gateway();
+  start_worker("w1");
+  start_worker("w2");
+  // 300 req/s for 10 s, every request a miss (encoder work on the nodes).
+  lab::schedule_config sc;
+  sc.base_rate = 300;
+  sc.duration = 10;
+  lab::load_config lc;
+  lc.port = static_cast<std::uint16_t>(http());
+  lc.connections = 16;
+  lc.schedule = lab::make_schedule(sc, 1);
+  lc.body = [](std::size_t i) { return predict_body(static_cast<int>(i) + 1000); };
+  result<lab::load_result> r = error{errc::internal, "not run"};
+  std::thread load{[&] { r = lab::run_load(lc); }};
+  std::this_thread::sleep_for(3s);
+  auto w1_before = node(http(), "w1")["encodes"].get<int>();
+  workers.at("w1").signal(SIGKILL);
+  double detect = wait_for_state(http(), "w1", "down", 10s);
+  load.join();
+  ASSERT_TRUE(r) << r.error().message;
+  std::size_t ok = 0;
+  for (const auto& q : r->requests)
+    ok += q.status == 200 ? 1 : 0;
+  auto stats = get_json(http(), "/stats");
+  auto retries = stats["encoder"]["retries"].get<int>();
+  std::printf("[ failover ] kill -9: %zu requests sent, %zu failed, %zu dropped, %d retried; "
+              "node marked down after %.3f s\n",
+              r->requests.size(), r->failed, r->dropped, retries, detect);
+  RecordProperty("requests", static_cast<int>(r->requests.size()));
+  RecordProperty("retried", retries);
+  RecordProperty("detect_kill_ms", static_cast<int>(detect * 1000));
+  EXPECT_EQ(r->failed, 0u);
+  EXPECT_EQ(r->dropped, 0u);
+  EXPECT_EQ(ok, r->requests.size());
+  ASSERT_GE(detect, 0.0) << "w1 never marked down";
+  EXPECT_LT(detect, 3.0);
+  EXPECT_EQ(node(http(), "w1")["state"], "down");
+  // The load moved: w1 encoded at most the batch it finished while /stats
+  // was read, w2 everything after the kill.
+  EXPECT_LE(node(http(), "w1")["encodes"].get<int>(), w1_before + 32);
+  EXPECT_GT(node(http(), "w2")["encodes"].get<int>(), 1500);
+  EXPECT_EQ(stats["encoder"]["fallback_items"].get<int>(), 0);
+}
+
+TEST_F(Cluster, AFrozenWorkerIsMarkedDownAndRejoinsAfterItThaws) {
+  start_gateway();
+  start_worker("w1");
+  start_worker("w2");
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0};
+  std::atomic<int> failed{0};
+  std::thread client{[&] {
+    http_client c{http()};
+    for (int i = 0; !stop; ++i) {
+      auto res = c.request("POST", "/predict", predict_body(5000 + i));
+      ++sent;
+      failed += res.status == 200 ? 0 : 1;
+      std::this_thread::sleep_for(10ms);
+    }
+  }};
+  std::this_thread::sleep_for(500ms);
+  workers.at("w1").signal(SIGSTOP); // frozen: its sockets stay open
+  double detect = wait_for_state(http(), "w1", "down", 10s);
+  std::this_thread::sleep_for(500ms);
+  workers.at("w1").signal(SIGCONT);
+  bool rejoined = workers.at("w1").wait_for_output("joined ", 15s, 2);
+  double back = wait_for_state(http(), "w1", "up", 5s);
+  stop = true;
+  client.join();
+  std::printf("[ failover ] SIGSTOP: %d requests, %d failed; node marked down after %.3f s; "
+              "rejoined after SIGCONT: %s\n",
+              sent.load(), failed.load(), detect, rejoined ? "yes" : "no");
+  RecordProperty("detect_freeze_ms", static_cast<int>(detect * 1000));
+  ASSERT_GE(detect, 0.0) << "w1 never marked down";
+  // Heartbeats: 500 ms interval, 2 s connection timeout (or the 2 s encoder
+  // timeout of a batch it holds), plus slack for a loaded machine.
+  EXPECT_LT(detect, 5.0);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(sent.load(), 50);
+  EXPECT_TRUE(rejoined);
+  EXPECT_GE(back, 0.0);
+}
+
+TEST_F(Cluster, WithEveryWorkerGoneTheGatewayEncodesLocallyWhenAllowed) {
+  start_gateway(); // cluster.fallback=local (the default)
+  start_worker("w1");
+  workers.at("w1").signal(SIGKILL);
+  ASSERT_GE(wait_for_state(http(), "w1", "down", 5s), 0.0);
+  EXPECT_EQ(get_json(http(), "/health")["status"], "degraded");
+  http_client c{http()};
+  auto start = clock_type::now();
+  auto r = c.request("POST", "/predict", predict_body(1));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_LT(clock_type::now() - start, 2s);
+  EXPECT_GE(get_json(http(), "/stats")["encoder"]["fallback_items"].get<int>(), 1);
+  EXPECT_EQ(get_json(http(), "/health")["status"], "degraded"); // the fallback does not count
+}
+
+TEST_F(Cluster, WithEveryWorkerGoneARejectingGatewayAnswers503Fast) {
+  start_gateway({"--cluster.fallback=reject"});
+  EXPECT_EQ(get_json(http(), "/health")["status"], "degraded");
+  http_client c{http()};
+  auto start = clock_type::now();
+  auto r = c.request("POST", "/predict", predict_body(1));
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.headers["retry-after"], "1");
+  EXPECT_NE(r.body.find("no encoder node is reachable"), std::string::npos) << r.body;
+  EXPECT_LT(clock_type::now() - start, 1s);
+}
+
+TEST_F(Cluster, AWorkerStartedBeforeTheGatewayJoinsOnceItIsUp) {
+  int port = free_port();
+  start_worker("early", port, false);
+  std::this_thread::sleep_for(700ms); // it is retrying by now
+  start_gateway({"--cluster.port=" + std::to_string(port)});
+  ASSERT_EQ(registry, port);
+  EXPECT_TRUE(workers.at("early").wait_for_output("joined ", 10s));
+  EXPECT_GE(wait_for_state(http(), "early", "up", 5s), 0.0);
+  http_client c{http()};
+  EXPECT_EQ(c.request("POST", "/predict", predict_body(3)).status, 200);
+  EXPECT_EQ(node(http(), "early")["encodes"].get<int>(), 1);
+}
+
+TEST_F(Cluster, AWorkerWithAnotherModelIsRefused) {
+  start_gateway();
+  auto w = server_process::start(SIL_SERVER_BINARY,
+                                 {"--role=worker",
+                                  "--gateway=127.0.0.1:" + std::to_string(registry), "--workers=1",
+                                  "--model.preset=seed", "--model.seed=7", "--node-name=other"},
+                                 {}, std::chrono::seconds{3}, "joined ");
+  EXPECT_FALSE(w) << "a worker with other weights joined";
+  EXPECT_TRUE(node(http(), "other").is_null());
+}
+
+TEST(ClusterConfig, AWorkerNeedsAGatewayAddress) {
+  auto [rc, err] = run_to_exit(SIL_SERVER_BINARY, {"--role=worker", "--model.preset=seed"});
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(err.find("gateway"), std::string::npos) << err;
+  auto [rc2, err2] = run_to_exit(SIL_SERVER_BINARY, {"--role=leader"});
+  EXPECT_EQ(rc2, 2);
+  EXPECT_NE(err2.find("role"), std::string::npos) << err2;
+  auto [rc3, err3] = run_to_exit(SIL_SERVER_BINARY, {"--role=gateway", "--cluster.fallback=maybe"});
+  EXPECT_EQ(rc3, 2);
+  EXPECT_NE(err3.find("cluster.fallback"), std::string::npos) << err3;
+}
+
+} // namespace
+} // namespace sil::test
