@@ -148,8 +148,9 @@ const char* default_getenv(const char* name) {
 
 std::vector<std::string> sil_config::sil_option_keys() const {
   static const std::vector<std::string> ours{"cache", "model", "encoder", "http",
-                                             "agent", "audit", "admin"};
-  static const std::vector<std::string> our_globals{"host", "port", "workers"};
+                                             "agent", "audit", "admin",   "cluster"};
+  static const std::vector<std::string> our_globals{"host", "port",    "workers",
+                                                    "role", "gateway", "node-name"};
   std::vector<std::string> out;
   for (const auto& opt : custom_options_) {
     std::string cat{opt.category().data(), opt.category().size()};
@@ -181,9 +182,31 @@ status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(con
     {{"cache.enabled", &settings.cache_enabled, std::nullopt},
      {"cache.single-flight", &settings.cache_single_flight, std::nullopt},
      {"agent.enabled", &settings.agent_enabled, std::nullopt}}};
+  // SIL_<KEY> environment variables (e.g. SIL_CLUSTER_PORT, SIL_ROLE) set
+  // every option: they become flags placed before the real ones, so the
+  // command line still wins, and both win over the config file.
+  if (getenv_fn == nullptr)
+    getenv_fn = default_getenv;
+  std::vector<std::string> env_flags;
+  for (const auto& key : sil_option_keys()) {
+    auto flag_key = key.rfind("global.", 0) == 0 ? key.substr(7) : key;
+    std::string var = "SIL_";
+    for (char c : flag_key)
+      var += c == '.' || c == '-' ? '_'
+                                  : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (auto v = getenv_fn(var.c_str()); v != nullptr && !given_on_cli(argc, argv, flag_key))
+      env_flags.push_back("--" + flag_key + "=" + v);
+  }
+  std::vector<char*> all_args;
+  if (argc > 0)
+    all_args.push_back(argv[0]);
+  for (auto& f : env_flags)
+    all_args.push_back(f.data());
+  for (int i = 1; i < argc; ++i)
+    all_args.push_back(argv[i]);
   std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    std::string a = argv[i];
+  for (int i = 0; i < static_cast<int>(all_args.size()); ++i) {
+    std::string a = all_args[static_cast<std::size_t>(i)];
     bool taken = false;
     for (auto& b : bools) {
       auto flag = std::string{"--"} + b.key + "=";
@@ -197,7 +220,7 @@ status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(con
       taken = true;
     }
     if (!taken)
-      rest.push_back(argv[i]);
+      rest.push_back(all_args[static_cast<std::size_t>(i)]);
   }
   if (auto err = parse(static_cast<int>(rest.size()), rest.data()))
     return {errc::invalid_config, "invalid configuration: " + caf::to_string(err)};

@@ -171,6 +171,31 @@ TEST_F(ConfigTest, SingleFlightAndAgentSwitchesTakeValues) {
   EXPECT_NE(st.error().message.find("sometimes"), std::string::npos);
 }
 
+TEST_F(ConfigTest, SilEnvironmentVariablesSetEveryOptionAndTheCommandLineWins) {
+  fake_env = {{"SIL_ROLE", "gateway"},
+              {"SIL_NODE_NAME", "gw1"},
+              {"SIL_CLUSTER_PORT", "7100"},
+              {"SIL_CLUSTER_HOST", "0.0.0.0"},
+              {"SIL_CACHE_SINGLE_FLIGHT", "false"},
+              {"SIL_HTTP_MAX_ROWS", "9"}};
+  sil_config cfg;
+  args a{{"--http.max-rows=5"}};
+  ASSERT_TRUE(cfg.parse_all(a.argc(), a.argv(), fake_getenv));
+  const auto& s = cfg.settings;
+  EXPECT_EQ(s.role, "gateway");
+  EXPECT_EQ(s.node_name, "gw1");
+  EXPECT_EQ(s.cluster_port, 7100);
+  EXPECT_EQ(s.cluster_host, "0.0.0.0");
+  EXPECT_FALSE(s.cache_single_flight);
+  EXPECT_EQ(s.http_max_rows, 5); // the flag wins over SIL_HTTP_MAX_ROWS
+  fake_env = {{"SIL_CLUSTER_PORT", "lots"}};
+  sil_config bad;
+  args none{std::vector<std::string>{}};
+  auto st = bad.parse_all(none.argc(), none.argv(), fake_getenv);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("cluster.port"), std::string::npos) << st.error().message;
+}
+
 TEST_F(ConfigTest, UnknownArgumentsAreRejected) {
   sil_config cfg;
   args a{{"--no-such-option=1"}};
