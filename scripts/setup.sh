@@ -14,7 +14,9 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # independent reference model (tools/reference_model.py), plots, load tools
-  python3 python3-numpy python3-matplotlib wrk prometheus curl
+  python3 python3-numpy python3-matplotlib python3-yaml wrk prometheus curl
+  # deployment files: compose syntax check (no Docker engine needed)
+  docker-compose
 )
 
 missing=()
