@@ -90,6 +90,9 @@ void publish_workers(self_ptr self) {
   for (auto& [name, n] : st.nodes) {
     const char* state = n.state == "local" ? "local" : n.workers > 0 ? "up" : "down";
     if (n.state != state) {
+      if (!n.state.empty() && st.cfg.log_nodes)
+        std::fprintf(stderr, "sil-server: node %s is %s (%u workers in the pool)\n",
+                     n.name.c_str(), state, n.workers);
       n.state = state;
       n.changed_unix_ms = now_unix_ms();
     }
@@ -155,6 +158,8 @@ caf::result<std::uint64_t> join(self_ptr self, const std::string& node, const st
   slot.remote = true;
   st.workers.push_back(std::move(slot));
   st.nodes[node].name = node;
+  if (st.nodes[node].state.empty())
+    st.nodes[node].state = "new";
   auto id = st.workers.back().id;
   publish_workers(self);
   dispatch(self);
@@ -189,6 +194,9 @@ void fail_slot(self_ptr self, std::uint64_t id, const caf::error& why) {
   auto old = i->handle;
   auto jobs = std::move(i->jobs);
   bool local = !i->remote && !i->fallback;
+  if (i->remote && st.cfg.log_nodes)
+    std::fprintf(stderr, "sil-server: node %s lost a worker (%s); %zu requests retried elsewhere\n",
+                 i->node.c_str(), caf::to_string(why).c_str(), jobs ? jobs->size() : 0);
   st.workers.erase(i);
   self->demonitor(old.address());
   // A hung remote worker is killed too: its node sees it die, replaces it

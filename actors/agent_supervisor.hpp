@@ -38,6 +38,8 @@ struct supervisor_config {
   /// With no worker at all (every remote node gone, no local ones): spawn a
   /// local fallback worker (true) or fail requests with `unavailable`.
   bool fallback_local = true;
+  /// Log node state changes to stderr (off in deterministic tests).
+  bool log_nodes = false;
   std::size_t max_batch = 32;
   caf::timespan encoder_timeout = std::chrono::seconds{2};
   std::size_t max_attempts = 3;

@@ -62,6 +62,7 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   sc.workers = worker_count(s);
   sc.node_name = s.node_name.empty() ? "local" : s.node_name;
   sc.fallback_local = s.cluster_fallback == "local";
+  sc.log_nodes = s.role == "gateway";
   sc.max_batch = static_cast<std::size_t>(s.encoder_max_batch);
   sc.encoder_timeout = seconds(s.encoder_timeout_seconds);
   sc.max_attempts = static_cast<std::size_t>(s.encoder_max_attempts);
