@@ -91,8 +91,8 @@ void publish_workers(self_ptr self) {
     const char* state = n.state == "local" ? "local" : n.workers > 0 ? "up" : "down";
     if (n.state != state) {
       if (!n.state.empty() && st.cfg.log_nodes)
-        std::fprintf(stderr, "sil-server: node %s is %s (%u workers in the pool)\n",
-                     n.name.c_str(), state, n.workers);
+        std::fprintf(stderr, "sil-server: node %s is %s (%u workers in the pool)\n", n.name.c_str(),
+                     state, n.workers);
       n.state = state;
       n.changed_unix_ms = now_unix_ms();
     }
