@@ -228,6 +228,21 @@ TEST_F(Cluster, AFrozenWorkerIsMarkedDownAndRejoinsAfterItThaws) {
   EXPECT_GE(back, 0.0);
 }
 
+TEST_F(Cluster, TheConfiguredHeartbeatTimeoutDetectsAnIdleFrozenNode) {
+  // No traffic and a long encoder timeout: only heartbeats can notice.
+  start_gateway({"--middleman.heartbeat-interval=100ms", "--middleman.connection-timeout=600ms",
+                 "--encoder.timeout=30"});
+  start_worker("w1");
+  std::this_thread::sleep_for(300ms);
+  workers.at("w1").signal(SIGSTOP);
+  double detect = wait_for_state(http(), "w1", "down", 10s);
+  workers.at("w1").signal(SIGCONT);
+  std::printf("[ failover ] idle SIGSTOP, connection-timeout 600 ms: marked down after %.3f s\n",
+              detect);
+  ASSERT_GE(detect, 0.0) << "heartbeats never noticed the frozen node";
+  EXPECT_LT(detect, 1.6); // the default (2 s) would not make it
+}
+
 TEST_F(Cluster, WithEveryWorkerGoneTheGatewayEncodesLocallyWhenAllowed) {
   start_gateway(); // cluster.fallback=local (the default)
   start_worker("w1");
