@@ -52,7 +52,7 @@ void report_divergence(self_ptr self, prefix_key key, const embedding& cached, s
   r.shadow = shadow;
   if (shadow)
     ++st.audits.shadow_comparisons;
-  if (!shadow && r.cosine >= st.cfg.entry_evict_threshold)
+  if (!shadow && st.cfg.evict_far_entries && r.cosine >= st.cfg.entry_evict_threshold)
     caf::anon_send(st.cfg.cache, invalidate_atom::value, key);
   self->send(st.cfg.pool, report_atom::value, r);
   if (st.cfg.metrics)

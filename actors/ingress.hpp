@@ -41,6 +41,9 @@ struct ingress_config {
   audit_config audit;
   /// An audit at or above this cosine divergence evicts the entry at once.
   double entry_evict_threshold = 0.3;
+  /// Whether audits may evict entries at all (false with agent.enabled=false:
+  /// eviction is one of the agent's actions).
+  bool evict_far_entries = true;
 };
 
 /// Spawns an ingress actor.

@@ -102,9 +102,8 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   ic.audit.rate = s.audit_rate;
   ic.audit.max_share = s.audit_max_share;
   ic.audit.window = seconds(s.audit_window_seconds);
-  // Per-entry eviction is one of the agent's actions: off with the agent
-  // (cosine distance never exceeds 2).
-  ic.entry_evict_threshold = s.agent_enabled ? s.agent_entry_evict_threshold : 3.0;
+  ic.entry_evict_threshold = s.agent_entry_evict_threshold;
+  ic.evict_far_entries = s.agent_enabled;
   h.ingress = spawn_ingress(sys, std::move(ic));
   // The metrics aggregator pulls the audit counters from the ingress.
   caf::anon_send(h.metrics, h.ingress);

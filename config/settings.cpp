@@ -98,8 +98,8 @@ status validate(const service_settings& s, std::size_t input_dim) {
       : bad("role", "must be standalone, gateway or worker", s.role),
     s.role != "worker" || valid_host_port(s.gateway)
       ? ok()
-      : bad("gateway", "a worker needs --gateway=HOST:PORT",
-            s.gateway.empty() ? "(none)" : s.gateway),
+      : bad("gateway", "must be HOST:PORT for a worker (e.g. 127.0.0.1:7000)",
+            s.gateway.empty() ? "nothing" : s.gateway),
     int_range("cluster.port", s.cluster_port, 0, 65535),
     s.cluster_fallback == "local" || s.cluster_fallback == "reject"
       ? ok()

@@ -188,15 +188,25 @@ status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(con
   if (getenv_fn == nullptr)
     getenv_fn = default_getenv;
   std::vector<std::string> env_flags;
+  std::vector<std::string> env_vars; // env_vars[i] made env_flags[i]
   for (const auto& key : sil_option_keys()) {
     auto flag_key = key.rfind("global.", 0) == 0 ? key.substr(7) : key;
     std::string var = "SIL_";
     for (char c : flag_key)
       var += c == '.' || c == '-' ? '_'
                                   : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (auto v = getenv_fn(var.c_str()); v != nullptr && !given_on_cli(argc, argv, flag_key))
+    if (auto v = getenv_fn(var.c_str()); v != nullptr && !given_on_cli(argc, argv, flag_key)) {
       env_flags.push_back("--" + flag_key + "=" + v);
+      env_vars.push_back(var);
+    }
   }
+  // Errors about a value that came from the environment name the variable.
+  auto origin = [&](const std::string& text) {
+    for (std::size_t i = 0; i < env_flags.size(); ++i)
+      if (text.find(env_flags[i]) != std::string::npos)
+        return " (set by the environment variable " + env_vars[i] + ")";
+    return std::string{};
+  };
   std::vector<char*> all_args;
   if (argc > 0)
     all_args.push_back(argv[0]);
@@ -215,15 +225,17 @@ status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(con
       bool v = false;
       if (!parse_bool(a.c_str() + flag.size(), v))
         return {errc::invalid_config, std::string{b.key} + ": expected true or false, got '"
-                                        + a.substr(flag.size()) + "'"};
+                                        + a.substr(flag.size()) + "'" + origin(a)};
       b.value = v;
       taken = true;
     }
     if (!taken)
       rest.push_back(all_args[static_cast<std::size_t>(i)]);
   }
-  if (auto err = parse(static_cast<int>(rest.size()), rest.data()))
-    return {errc::invalid_config, "invalid configuration: " + caf::to_string(err)};
+  if (auto err = parse(static_cast<int>(rest.size()), rest.data())) {
+    auto text = caf::to_string(err);
+    return {errc::invalid_config, "invalid configuration: " + text + origin(text)};
+  }
   if (cli_helptext_printed)
     return ok();
   if (!remainder.empty())

@@ -194,6 +194,12 @@ TEST_F(ConfigTest, SilEnvironmentVariablesSetEveryOptionAndTheCommandLineWins) {
   auto st = bad.parse_all(none.argc(), none.argv(), fake_getenv);
   ASSERT_FALSE(st);
   EXPECT_NE(st.error().message.find("cluster.port"), std::string::npos) << st.error().message;
+  EXPECT_NE(st.error().message.find("SIL_CLUSTER_PORT"), std::string::npos) << st.error().message;
+  fake_env = {{"SIL_AGENT_ENABLED", "sometimes"}};
+  sil_config bad_bool;
+  st = bad_bool.parse_all(none.argc(), none.argv(), fake_getenv);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("SIL_AGENT_ENABLED"), std::string::npos) << st.error().message;
 }
 
 TEST_F(ConfigTest, UnknownArgumentsAreRejected) {
