@@ -264,13 +264,15 @@ void write_json(const fs::path& dir, const json& j) {
   std::ofstream{dir / "results.json"} << j.dump(2) << "\n";
 }
 
-void plot(const std::string& kind, const fs::path& dir) {
+void finish_experiment(const std::string& kind, const fs::path& dir, const std::string& note) {
   // The plot script lives in the source tree (SIL_SOURCE_DIR, set at build).
   auto cmd = std::string{"/usr/bin/python3 "} + SIL_SOURCE_DIR + "/experiments/plot.py " + kind
              + " '" + dir.string() + "'";
   if (std::system(cmd.c_str()) != 0)
     std::fprintf(stderr, "[%s] warning: plotting failed (is python3-matplotlib installed?)\n",
                  kind.c_str());
+  std::fprintf(stderr, "[%s] wrote %s%s%s\n", kind.c_str(), (dir / "results.json").string().c_str(),
+               note.empty() ? "" : " ", note.c_str());
 }
 
 std::optional<model> local_model_for(const std::string& version) {

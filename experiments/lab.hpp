@@ -105,8 +105,10 @@ json run_summary(const load_result& r, double target_rate, double duration);
 /// Writes `j` to dir/results.json.
 void write_json(const fs::path& dir, const json& j);
 
-/// Runs experiments/plot.py KIND DIR (matplotlib); warns if it fails.
-void plot(const std::string& kind, const fs::path& dir);
+/// Ends an experiment whose files are written and closed: runs
+/// experiments/plot.py KIND DIR (matplotlib; warns if it fails) and prints
+/// "[KIND] wrote DIR/results.json NOTE" on stderr.
+void finish_experiment(const std::string& kind, const fs::path& dir, const std::string& note = {});
 
 /// The local copy of the server's model (for divergence), if one of the
 /// presets with seed 42 has the server's model version.

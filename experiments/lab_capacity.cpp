@@ -114,8 +114,7 @@ int cmd_sweep_capacity(const options& o) {
   md << "\nPlot: `capacity.png`.\n";
   csv.close();
   md.close();
-  plot("sweep-capacity", *dir);
-  std::fprintf(stderr, "[sweep-capacity] wrote %s\n", (*dir / "results.json").string().c_str());
+  finish_experiment("sweep-capacity", *dir);
   return 0;
 }
 

@@ -172,10 +172,9 @@ int cmd_drift(const options& o) {
                     {"steps", rows}});
   csv.close(); // the plot script reads it next
   md.close();
-  plot("drift", *dir);
-  std::fprintf(stderr, "[drift] wrote %s (Spearman rho: resampled %.3f, shifted %.3f)\n",
-               (*dir / "results.json").string().c_str(), rho["resampled"].get<double>(),
-               rho["shifted"].get<double>());
+  finish_experiment("drift", *dir,
+                    "(Spearman rho: resampled " + fixed(rho["resampled"].get<double>(), 3)
+                      + ", shifted " + fixed(rho["shifted"].get<double>(), 3) + ")");
   return 0;
 }
 

@@ -212,8 +212,7 @@ int cmd_load(const options& o) {
   csv.close();
   tl.close();
   md.close();
-  plot("load", *dir);
-  std::fprintf(stderr, "[load] wrote %s\n", (*dir / "results.json").string().c_str());
+  finish_experiment("load", *dir);
   return 0;
 }
 

@@ -418,9 +418,8 @@ int cmd_correctness(const options& o) {
      << "Plots: `risk_table.png` (the table as bars), `divergence_vs_error.png` (scatter).\n";
   csv.close();
   md.close();
-  plot("correctness", *dir);
-  std::fprintf(stderr, "[correctness] wrote %s (Spearman rho %.3f on drifted hits)\n",
-               (*dir / "results.json").string().c_str(), rho_drifted);
+  finish_experiment("correctness", *dir,
+                    "(Spearman rho " + fixed(rho_drifted, 3) + " on drifted hits)");
   return 0;
 }
 
@@ -501,8 +500,7 @@ int cmd_sweep_ttl(const options& o) {
   md << "\nPlot: `ttl_tradeoff.png`.\n";
   csv.close();
   md.close();
-  plot("sweep-ttl", *dir);
-  std::fprintf(stderr, "[sweep-ttl] wrote %s\n", (*dir / "results.json").string().c_str());
+  finish_experiment("sweep-ttl", *dir);
   return 0;
 }
 

@@ -111,17 +111,22 @@ private:
   std::thread thread_;
 };
 
-TEST(LoadGenerator, LatencyCountsFromTheIntendedSendTime) {
-  stalling_server server{50, 300};
+/// A constant-rate schedule over one keep-alive connection to `port`.
+load_config one_connection(std::uint16_t port, double rate, double duration) {
   schedule_config sc;
-  sc.base_rate = 200.0; // one request every 5 ms
-  sc.duration = 1.0;
+  sc.base_rate = rate;
+  sc.duration = duration;
   load_config lc;
-  lc.port = server.port();
+  lc.port = port;
   lc.connections = 1;
   lc.schedule = make_schedule(sc, 1);
   lc.body = [](std::size_t) { return std::string{R"({"features":[[1]]})"}; };
-  auto r = run_load(lc);
+  return lc;
+}
+
+TEST(LoadGenerator, LatencyCountsFromTheIntendedSendTime) {
+  stalling_server server{50, 300};
+  auto r = run_load(one_connection(server.port(), 200.0, 1.0)); // one request every 5 ms
   ASSERT_TRUE(r) << r.error().message;
   ASSERT_EQ(r->requests.size(), 200u);
   EXPECT_EQ(r->failed, 0u);
@@ -154,15 +159,7 @@ TEST(LoadGenerator, LatencyCountsFromTheIntendedSendTime) {
 
 TEST(LoadGenerator, ReconnectsWhenTheServerClosesAndParsesTheAnswer) {
   stalling_server server{0, 0, 10}; // closes every connection after 10 answers
-  schedule_config sc;
-  sc.base_rate = 500.0;
-  sc.duration = 0.2; // 100 requests
-  load_config lc;
-  lc.port = server.port();
-  lc.connections = 1;
-  lc.schedule = make_schedule(sc, 1);
-  lc.body = [](std::size_t) { return std::string{R"({"features":[[1]]})"}; };
-  auto r = run_load(lc);
+  auto r = run_load(one_connection(server.port(), 500.0, 0.2)); // 100 requests
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->failed, 0u);
   EXPECT_EQ(r->dropped, 0u);
