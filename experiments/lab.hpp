@@ -92,6 +92,20 @@ result<target> open_target(const options& o, const std::vector<std::string>& arg
 json call_json(const target& t, const std::string& method, const std::string& path,
                const std::string& body = {});
 
+/// stats[group][key] of a /stats answer, or `fallback` if it is missing or
+/// of another type (e.g. --url points at something else).
+template <class T>
+T stat_value(const json& stats, const char* group, const char* key, T fallback = T{}) {
+  if (!stats.is_object() || !stats.contains(group) || !stats[group].is_object()
+      || !stats[group].contains(key))
+    return fallback;
+  try {
+    return stats[group][key].get<T>();
+  } catch (const json::exception&) {
+    return fallback;
+  }
+}
+
 /// One open-loop run: the schedule, one body per request, progress on
 /// stderr as "[experiment] phase  elapsed  done / planned requests".
 result<load_result> run_cell(const target& t, const std::string& experiment,

@@ -68,12 +68,6 @@ json timeline(const load_result& r, double bucket) {
   return out;
 }
 
-std::uint64_t stat(const json& stats, const char* group, const char* key) {
-  if (!stats.is_object() || !stats.contains(group) || !stats[group].contains(key))
-    return 0;
-  return stats[group][key].get<std::uint64_t>();
-}
-
 } // namespace
 
 int cmd_load(const options& o) {
@@ -139,9 +133,11 @@ int cmd_load(const options& o) {
         auto after = call_json(*t, "GET", "/stats");
         auto s
           = run_summary(*r, static_cast<double>(schedule.size()) / sh.sc.duration, sh.sc.duration);
-        s["encoder_items"] = stat(after, "encoder", "items") - stat(before, "encoder", "items");
-        s["single_flight_joins"] = stat(after, "cache", "single_flight_joins")
-                                   - stat(before, "cache", "single_flight_joins");
+        s["encoder_items"] = stat_value<std::uint64_t>(after, "encoder", "items")
+                             - stat_value<std::uint64_t>(before, "encoder", "items");
+        s["single_flight_joins"]
+          = stat_value<std::uint64_t>(after, "cache", "single_flight_joins")
+            - stat_value<std::uint64_t>(before, "cache", "single_flight_joins");
         runs[sh.name][v.name] = s;
         timelines[sh.name][v.name] = timeline(*r, 0.1);
       }

@@ -136,7 +136,7 @@ result<risk_outcome> run_risk_cell(const options& o, const fs::path& dir, const 
   risk_outcome out;
   auto src = attribute_sources(obs);
   std::size_t attributed = 0;
-  std::string version = stats.is_object() ? stats["model"]["version"].get<std::string>() : "";
+  auto version = stat_value<std::string>(stats, "model", "version");
   auto local = local_model_for(version);
   if (local) {
     std::unordered_map<std::string, embedding> memo; // distinct bodies only
@@ -191,7 +191,7 @@ result<risk_outcome> run_risk_cell(const options& o, const fs::path& dir, const 
                             {"spearman_cosine_vs_error", spearman(out.cos, out.err)}};
   std::uint64_t encodes = 0;
   if (stats.is_object()) {
-    encodes = stats["encoder"]["items"].get<std::uint64_t>();
+    encodes = stat_value<std::uint64_t>(stats, "encoder", "items");
     s["server"] = {{"hits", stats["cache"]["hits"]},
                    {"misses", stats["cache"]["misses"]},
                    {"expired", stats["cache"]["expired"]},
