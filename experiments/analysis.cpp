@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 
 namespace sil::lab {
@@ -43,6 +44,44 @@ double spearman(const std::vector<double>& x, const std::vector<double>& y) {
   if (sxx == 0.0 || syy == 0.0)
     return NAN;
   return sxy / std::sqrt(sxx * syy);
+}
+
+spread spread_of(const std::vector<double>& values) {
+  spread s;
+  double sum = 0.0;
+  for (double v : values) {
+    if (std::isnan(v))
+      continue;
+    s.min = s.n == 0 ? v : std::min(s.min, v);
+    s.max = s.n == 0 ? v : std::max(s.max, v);
+    sum += v;
+    ++s.n;
+  }
+  s.mean = s.n == 0 ? 0.0 : sum / static_cast<double>(s.n);
+  return s;
+}
+
+std::string format_spread(const spread& s, int digits) {
+  if (s.n == 0)
+    return "n/a";
+  char mean[64];
+  char lo[64];
+  char hi[64];
+  std::snprintf(mean, sizeof mean, "%.*f", digits, s.mean);
+  std::snprintf(lo, sizeof lo, "%.*f", digits, s.min);
+  std::snprintf(hi, sizeof hi, "%.*f", digits, s.max);
+  if (std::string{lo} == hi)
+    return mean;
+  return std::string{mean} + " [" + lo + ", " + hi + "]";
+}
+
+std::string rep_verdict(std::size_t holds, std::size_t reps) {
+  auto of = std::to_string(holds) + " of " + std::to_string(reps);
+  if (reps > 0 && holds == reps)
+    return "**Holds** (" + of + " repetitions)";
+  if (holds == 0)
+    return "**Does not hold here** (" + of + " repetitions)";
+  return "**Flips between repetitions**: holds in " + of;
 }
 
 } // namespace sil::lab

@@ -69,14 +69,21 @@ std::string parse_args(int argc, char** argv, options& o) {
         o.admin_token = v;
       else
         o.server_args.push_back(v);
-    } else if (a == "--levels" || a == "--ttls" || a == "--capacities") {
-      auto& dst = a == "--levels" ? o.levels : a == "--ttls" ? o.ttls : o.capacities;
+    } else if (a == "--levels" || a == "--ttls" || a == "--capacities" || a == "--deltas") {
+      auto& dst = a == "--levels"   ? o.levels
+                  : a == "--ttls"   ? o.ttls
+                  : a == "--deltas" ? o.deltas
+                                    : o.capacities;
       if (!value(v) || !parse_list(v, dst))
         return a + ": expected comma-separated non-negative numbers, e.g. 0,0.1,0.5";
       if (a == "--capacities")
         for (double c : dst)
           if (c < 1 || c != std::floor(c))
             return "--capacities: expected whole numbers >= 1";
+      if (a == "--deltas")
+        for (double x : dst)
+          if (x <= 0 || x > 1)
+            return "--deltas: expected rates in (0, 1]";
     } else if (a == "--arrival" || a == "--prefix") {
       if (!value(v))
         return a + " needs a value";
@@ -91,7 +98,8 @@ std::string parse_args(int argc, char** argv, options& o) {
     } else if (a == "--rate" || a == "--duration" || a == "--burst-rate" || a == "--burst-period"
                || a == "--burst-length" || a == "--zipf-s" || a == "--connections"
                || a == "--zipf-m" || a == "--seed" || a == "--steps" || a == "--strength"
-               || a == "--trials" || a == "--prefix-k" || a == "--tolerance" || a == "--noise") {
+               || a == "--trials" || a == "--prefix-k" || a == "--tolerance" || a == "--noise"
+               || a == "--reps") {
       if (!value(v) || !parse_double(v, d) || d < 0)
         return a + ": expected a non-negative number";
       if (a == "--rate")
@@ -123,7 +131,11 @@ std::string parse_args(int argc, char** argv, options& o) {
         o.prefix_k = d;
       else if (a == "--tolerance")
         o.tolerance = d;
-      else
+      else if (a == "--reps") {
+        if (d < 1 || d != std::floor(d))
+          return "--reps: expected a whole number >= 1";
+        o.reps = static_cast<std::size_t>(d);
+      } else
         o.noise = d;
     } else {
       return "unknown option '" + a + "'";
@@ -132,6 +144,21 @@ std::string parse_args(int argc, char** argv, options& o) {
   if (o.connections == 0)
     return "--connections must be at least 1";
   return {};
+}
+
+std::size_t reps_of(const options& o) {
+  return o.reps > 0 ? o.reps : (o.quick ? 1 : 3);
+}
+
+std::uint64_t rep_seed(const options& o, std::size_t rep) {
+  return o.seed + 1000 * rep;
+}
+
+const std::vector<std::string>& old_behaviour_args() {
+  static const std::vector<std::string> args{"--risk.guard=off",     "--agent.trigger=cosine",
+                                             "--audit.rate=0.05",    "--audit.max-share=0.05",
+                                             "--audit.per-second=0", "--audit.max-encoder-share=1"};
+  return args;
 }
 
 int fail(const std::string& msg) {
@@ -291,6 +318,36 @@ std::string fixed(double v, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
   return buf;
+}
+
+std::vector<std::vector<const json*>> groups_of(const json& cells) {
+  std::vector<std::vector<const json*>> out;
+  std::map<std::string, std::size_t> index;
+  for (const auto& c : cells) {
+    auto g = c.value("group", std::string{});
+    auto [it, added] = index.emplace(g, out.size());
+    if (added)
+      out.emplace_back();
+    out[it->second].push_back(&c);
+  }
+  return out;
+}
+
+spread spread_at(const std::vector<const json*>& cells, const std::string& ptr) {
+  std::vector<double> v;
+  json::json_pointer p{ptr};
+  for (const auto* c : cells)
+    if (c->contains(p) && c->at(p).is_number())
+      v.push_back(c->at(p).get<double>());
+  return spread_of(v);
+}
+
+json to_json(const spread& s) {
+  return {{"n", s.n}, {"mean", s.mean}, {"min", s.min}, {"max", s.max}};
+}
+
+std::string spread_text(const std::vector<const json*>& cells, const std::string& ptr, int digits) {
+  return format_spread(spread_at(cells, ptr), digits);
 }
 
 } // namespace sil::lab

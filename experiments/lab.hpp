@@ -12,6 +12,7 @@
 
 #include "core/error.hpp"
 #include "core/model.hpp"
+#include "experiments/analysis.hpp"
 #include "experiments/load_generator.hpp"
 #include "experiments/risk.hpp"
 #include "experiments/server_process.hpp"
@@ -56,7 +57,21 @@ struct options {
   std::vector<double> levels;     // correctness: drift strengths
   std::vector<double> ttls;       // sweep-ttl, seconds (0: no TTL)
   std::vector<double> capacities; // sweep-capacity, entries
+  std::vector<double> deltas;     // guard: target wrong-rates (risk.max-wrong-rate)
+  /// Repetitions with different workload seeds (0: 3, or 1 with --quick).
+  std::size_t reps = 0;
 };
+
+/// Repetitions to run: --reps, else 3 (1 with --quick).
+std::size_t reps_of(const options& o);
+
+/// The workload seed of repetition `rep` (0-based): --seed + 1000 x rep.
+std::uint64_t rep_seed(const options& o, std::size_t rep);
+
+/// Server flags that reproduce the service before the reuse guard: guard
+/// off, the p95-cosine agent trigger, audits of 5% of hits capped at 5% of
+/// requests, no per-second or encoder-share audit cap.
+const std::vector<std::string>& old_behaviour_args();
 
 /// Parses argv[2..]; returns an error message or "".
 std::string parse_args(int argc, char** argv, options& o);
@@ -131,11 +146,26 @@ std::optional<model> local_model_for(const std::string& version);
 /// "%.*f" formatting for tables.
 std::string fixed(double v, int digits);
 
+/// Cells of several repetitions grouped by their "group" field, in order of
+/// first appearance.
+std::vector<std::vector<const json*>> groups_of(const json& cells);
+
+/// The spread over `cells` of the number at JSON pointer `ptr` (e.g.
+/// "/counts/hit_rate"); cells without it are left out.
+spread spread_at(const std::vector<const json*>& cells, const std::string& ptr);
+
+/// {"n", "mean", "min", "max"}.
+json to_json(const spread& s);
+
+/// The spread at `ptr`, formatted as "mean [min, max]".
+std::string spread_text(const std::vector<const json*>& cells, const std::string& ptr, int digits);
+
 // -- subcommands ---------------------------------------------------------------------
 
 int cmd_load(const options& o);
 int cmd_drift(const options& o);
 int cmd_correctness(const options& o);
+int cmd_guard(const options& o);
 int cmd_sweep_ttl(const options& o);
 int cmd_sweep_capacity(const options& o);
 int cmd_all(const options& o);

@@ -1,6 +1,6 @@
 // sil-lab: the experiment runner (issue #5).
 //
-//   sil-lab load | drift | correctness | sweep-ttl | sweep-capacity | all
+//   sil-lab load | drift | correctness | guard | sweep-ttl | sweep-capacity | all
 //
 // Each experiment that needs a server starts its own sil-server (next to
 // this binary) on a free loopback port with the configuration it needs, or
@@ -22,8 +22,12 @@ void usage(FILE* out) {
     "                  steady and bursty open-loop traffic\n"
     "  drift           pure-model drift study: divergence and prediction error of a reused\n"
     "                  embedding as the suffix drifts (no server)\n"
-    "  correctness     hit / wrong-hit / miss table across drift levels, agent off and on;\n"
-    "                  Spearman rho between divergence and prediction error\n"
+    "  correctness     hit / wrong-hit / miss table across drift levels: the service before\n"
+    "                  the reuse guard (agent off, on, on_tight) and with it; Spearman rho\n"
+    "                  between divergence and prediction error; hit rate vs wrong rate of\n"
+    "                  the guard, static thresholds (replayed offline) and the oracle\n"
+    "  guard           the reuse guard: achieved vs target wrong-rate, a phased scenario\n"
+    "                  (harmless noise, sudden shift, one drifting feature), a timeline\n"
     "  sweep-ttl       TTL vs hit rate, entry age at hit and divergence under drift\n"
     "  sweep-capacity  capacity vs hit rate on Zipf prefixes, LRU+TTL vs plain LRU\n"
     "  all             every experiment, then OUT/REPORT.md with the findings\n"
@@ -38,12 +42,16 @@ void usage(FILE* out) {
     "  --admin-token T     the --url server's admin token (to read GET /agent)\n"
     "  --server PATH       sil-server binary (default: next to sil-lab)\n"
     "  --server-arg ARG    extra sil-server flag, repeatable\n"
-    "  --seed N            workload seed (default 1)\n"
+    "  --seed N            workload seed (default 1); repetition r uses seed + 1000 r\n"
+    "  --reps N            repetitions with different workload seeds (default 3, --quick 1)\n"
     "  --rate R --duration S --connections N --arrival constant|poisson\n"
     "  --prefix hot|zipf|unique --zipf-m M --zipf-s S\n"
     "load:           --burst-rate R --burst-period S --burst-length S\n"
     "drift:          --preset base|seed --steps N --strength S --trials N --prefix-k K\n"
     "correctness:    --levels 0,0.05,0.25 (drift per step) --steps N --tolerance T --noise S\n"
+    "                --strength S (the resampled row's drift per step, default 0.25)\n"
+    "guard:          --deltas 0.005,0.01,0.05 (risk.max-wrong-rate targets) --steps N\n"
+    "                --strength S (the timeline's drift per step, default 0.1)\n"
     "sweep-ttl:      --ttls 0.25,1,4,0 (seconds, 0 = no TTL) --strength S --steps N\n"
     "sweep-capacity: --capacities 16,64,256 (entries)\n");
 }
@@ -67,6 +75,8 @@ int main(int argc, char** argv) {
     return cmd_drift(o);
   if (o.command == "correctness")
     return cmd_correctness(o);
+  if (o.command == "guard")
+    return cmd_guard(o);
   if (o.command == "sweep-ttl")
     return cmd_sweep_ttl(o);
   if (o.command == "sweep-capacity")
@@ -76,6 +86,7 @@ int main(int argc, char** argv) {
   if (o.command == "report")
     return cmd_report(o);
   usage(stderr);
-  return fail("unknown command '" + o.command
-              + "' (available: load, drift, correctness, sweep-ttl, sweep-capacity, all, report)");
+  return fail(
+    "unknown command '" + o.command
+    + "' (available: load, drift, correctness, guard, sweep-ttl, sweep-capacity, all, report)");
 }

@@ -161,6 +161,10 @@ private:
                           if (auto at = body.find("\"source\":\""); at != std::string::npos)
                             r.source = body[at + 10];
                           r.cache_age_ms = number_after(body, "\"cache_age_ms\":");
+                          if (auto at = body.find("\"basis\":\""); at != std::string::npos)
+                            r.basis = body[at + 9];
+                          r.risk_distance = number_after(body, "\"distance\":");
+                          r.p_wrong_upper = number_after(body, "\"p_wrong_upper\":");
                           if (!res.keep_alive())
                             reconnect(c);
                           complete(c);

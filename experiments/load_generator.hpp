@@ -57,6 +57,12 @@ struct request_result {
   char source = 0;
   /// The "cache_age_ms" field (cache hits only), -1 if absent.
   double cache_age_ms = -1.0;
+  /// The reuse guard's "risk" object: its "basis" ('e'xact, 'c'ertified,
+  /// 'r'efused, 'u'nguarded; 0 if absent), "distance" and "p_wrong_upper"
+  /// (-1 if absent).
+  char basis = 0;
+  double risk_distance = -1.0;
+  double p_wrong_upper = -1.0;
 
   /// Latency from the intended send time, seconds; negative if unanswered.
   double latency() const noexcept {

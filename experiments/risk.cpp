@@ -36,15 +36,20 @@ std::vector<float> make_features(const feature_spec& spec, std::uint64_t prefix,
   std::vector<float> out(spec.dim);
   // Three independent streams: the prefix values and the base suffix depend
   // on the prefix id only, the noise on the request.
+  // A new suffix epoch moves the base stream only (epoch 0 is the original).
   splitmix64 pre{mix64(spec.seed * 0x9e3779b97f4a7c15ULL + prefix * 3 + 0)};
-  splitmix64 base{mix64(spec.seed * 0x9e3779b97f4a7c15ULL + prefix * 3 + 1)};
+  splitmix64 base{mix64(spec.seed * 0x9e3779b97f4a7c15ULL + prefix * 3 + 1
+                        + spec.suffix_epoch * 0xd1b54a32d192ed03ULL)};
   splitmix64 noise{mix64(~spec.seed + noise_draw * 0xbf58476d1ce4e5b9ULL)};
+  auto drift_end = spec.drifting == 0 ? spec.dim : spec.prefix_len + spec.drifting;
   for (std::size_t i = 0; i < spec.dim; ++i) {
     double v = 0.0;
     if (i < spec.prefix_len) {
       v = gaussian(pre);
+    } else if (spec.resampled) {
+      v = gaussian(noise) + step * spec.strength;
     } else {
-      v = gaussian(base) + step * spec.strength;
+      v = gaussian(base) + (i < drift_end ? step * spec.strength : 0.0);
       if (spec.noise > 0)
         v += spec.noise * gaussian(noise);
     }
@@ -139,6 +144,82 @@ risk_counts classify(const std::vector<observed_request>& requests,
   }
   c.mean_hit_error = c.hits == 0 ? 0.0 : sum / static_cast<double>(c.hits);
   return c;
+}
+
+double input_distance(const std::vector<float>& x, const std::vector<float>& source,
+                      std::size_t prefix_len) {
+  auto n = std::min(x.size(), source.size());
+  if (n <= prefix_len)
+    return 0.0;
+  double sum = 0.0;
+  for (std::size_t i = prefix_len; i < n; ++i) {
+    double d = static_cast<double>(x[i]) - static_cast<double>(source[i]);
+    sum += d * d;
+  }
+  return std::sqrt(sum / static_cast<double>(n - prefix_len));
+}
+
+double replay_outcome::hit_rate() const noexcept {
+  return requests == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(requests);
+}
+
+double replay_outcome::wrong_rate() const noexcept {
+  return hits == 0 ? 0.0 : static_cast<double>(wrong) / static_cast<double>(hits);
+}
+
+replay_outcome replay_threshold(const std::vector<replay_request>& requests,
+                                const pair_measure& score, double threshold,
+                                const pair_measure& error, double tolerance) {
+  replay_outcome out;
+  out.requests = requests.size();
+  std::unordered_map<std::uint64_t, std::size_t> entry; // prefix -> source request
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const auto& r = requests[i];
+    auto it = entry.find(r.prefix);
+    if (r.entry_live && it != entry.end() && score(i, it->second) <= threshold) {
+      ++out.hits;
+      out.wrong += error(i, it->second) > tolerance ? 1 : 0;
+      continue;
+    }
+    entry[r.prefix] = i; // computed fresh: it replaces the entry
+  }
+  return out;
+}
+
+std::vector<threshold_point> threshold_curve(const std::vector<replay_request>& requests,
+                                             const pair_measure& score,
+                                             const std::vector<double>& thresholds,
+                                             const pair_measure& error, double tolerance) {
+  std::vector<threshold_point> out;
+  out.reserve(thresholds.size());
+  for (double t : thresholds)
+    out.push_back({t, replay_threshold(requests, score, t, error, tolerance)});
+  return out;
+}
+
+const threshold_point* best_within(const std::vector<threshold_point>& curve,
+                                   double max_wrong_rate) {
+  const threshold_point* best = nullptr;
+  for (const auto& p : curve) {
+    if (p.outcome.wrong_rate() > max_wrong_rate)
+      continue;
+    if (best == nullptr || p.outcome.hit_rate() > best->outcome.hit_rate()
+        || (p.outcome.hit_rate() == best->outcome.hit_rate()
+            && (p.outcome.wrong_rate() < best->outcome.wrong_rate()
+                || (p.outcome.wrong_rate() == best->outcome.wrong_rate()
+                    && p.threshold < best->threshold))))
+      best = &p;
+  }
+  return best;
+}
+
+std::vector<double> log_thresholds(double lo, double hi, std::size_t n) {
+  std::vector<double> out{0.0};
+  for (std::size_t i = 0; i < n; ++i) {
+    double f = n == 1 ? 0.0 : static_cast<double>(i) / static_cast<double>(n - 1);
+    out.push_back(lo * std::pow(hi / lo, f));
+  }
+  return out;
 }
 
 double che_hit_rate(const std::vector<double>& popularity, double capacity) {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,14 +17,24 @@ namespace sil::lab {
 /// A request for prefix `p` at drift step `s` has 32 values: the first
 /// `prefix_len` come from `p` alone (so every request of `p` shares a cache
 /// key), the rest are the prefix's own base suffix plus `s x strength` in
-/// every position plus N(0, noise^2) per request. With strength 0 and noise 0
-/// a prefix always sends the same features, so a hit is exactly right.
+/// every drifting position plus N(0, noise^2) per request. With strength 0
+/// and noise 0 a prefix always sends the same features, so a hit is exactly
+/// right.
 struct feature_spec {
   std::size_t dim = 32;
   std::size_t prefix_len = 4;
   double strength = 0.0;
   double noise = 0.0;
   std::uint64_t seed = 1;
+  /// Which base suffix a prefix has: another epoch draws another one (a
+  /// sudden shift of every suffix value).
+  std::uint64_t suffix_epoch = 0;
+  /// How many suffix values drift, from the first one after the prefix;
+  /// 0: all of them.
+  std::size_t drifting = 0;
+  /// The drift study's original formulation: every request's suffix is a
+  /// new draw from N(s x strength, 1) (no base suffix; `noise` unused).
+  bool resampled = false;
 };
 
 /// The features of one request, rounded to what "%.6g" prints (the
@@ -87,6 +98,68 @@ struct risk_counts {
 /// whose fresh value is unknown, count as errors.
 risk_counts classify(const std::vector<observed_request>& requests,
                      const std::vector<double>& fresh, double tolerance);
+
+/// The input distance between a request and the request whose computation
+/// it reused: the root mean square of x[i] - source[i] over the values
+/// outside the key (i >= prefix_len). 0 when nothing lies outside the key.
+double input_distance(const std::vector<float>& x, const std::vector<float>& source,
+                      std::size_t prefix_len);
+
+/// One request of a recorded run, in send order, for replaying reuse
+/// policies offline.
+struct replay_request {
+  std::uint64_t prefix = 0;
+  /// The recorded run found a live entry for the key (the request was a
+  /// hit). A recorded miss is computed and stored in every replay.
+  bool entry_live = false;
+};
+
+/// score(i, j) or error(i, j): request i answered from the entry computed
+/// for request j (j < i, same prefix).
+using pair_measure = std::function<double(std::size_t, std::size_t)>;
+
+/// What a replayed policy served.
+struct replay_outcome {
+  std::size_t requests = 0;
+  std::size_t hits = 0;
+  /// Hits with error > tolerance.
+  std::size_t wrong = 0;
+
+  double hit_rate() const noexcept;
+  /// Wrong hits over hits.
+  double wrong_rate() const noexcept;
+};
+
+/// Replays a static-threshold policy: a request with a live entry reuses it
+/// iff score(i, entry) <= threshold; otherwise it is computed fresh and
+/// replaces the entry (as a refusing cache does), so later requests reuse
+/// the fresher result. The oracle is the replay with score = error and
+/// threshold = tolerance: it reuses exactly the answers within tolerance.
+replay_outcome replay_threshold(const std::vector<replay_request>& requests,
+                                const pair_measure& score, double threshold,
+                                const pair_measure& error, double tolerance);
+
+/// One point of a threshold sweep.
+struct threshold_point {
+  double threshold = 0.0;
+  replay_outcome outcome;
+};
+
+/// replay_threshold at every threshold.
+std::vector<threshold_point> threshold_curve(const std::vector<replay_request>& requests,
+                                             const pair_measure& score,
+                                             const std::vector<double>& thresholds,
+                                             const pair_measure& error, double tolerance);
+
+/// The point with the highest hit rate among those whose wrong rate is at
+/// most `max_wrong_rate` (ties: the lower wrong rate, then the lower
+/// threshold); nullptr if none qualifies.
+const threshold_point* best_within(const std::vector<threshold_point>& curve,
+                                   double max_wrong_rate);
+
+/// `n` thresholds from `lo` to `hi` (0 < lo < hi), equally spaced in log
+/// scale, after a leading 0 (exact reuse only).
+std::vector<double> log_thresholds(double lo, double hi, std::size_t n);
 
 /// Che's approximation of the hit rate of an LRU cache of `capacity`
 /// entries under independent requests with the given popularities (they

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/lru_ttl_cache.hpp"
+#include "experiments/analysis.hpp"
 #include "experiments/workload.hpp"
 
 namespace sil::lab {
@@ -62,6 +63,173 @@ TEST(Features, TheBodyCarriesExactlyTheLocalValues) {
     p = end + 1;
   }
   EXPECT_EQ(back, x);
+}
+
+TEST(Features, ANewSuffixEpochMovesEverySuffixValueButNotTheKey) {
+  feature_spec spec;
+  auto a = make_features(spec, 5, 0, 1);
+  spec.suffix_epoch = 1;
+  auto b = make_features(spec, 5, 0, 1);
+  for (std::size_t i = 0; i < 4; ++i)
+    EXPECT_EQ(a[i], b[i]) << i;
+  for (std::size_t i = 4; i < 32; ++i)
+    EXPECT_NE(a[i], b[i]) << i;
+  spec.suffix_epoch = 0;
+  EXPECT_EQ(make_features(spec, 5, 0, 1), a); // epoch 0 is the original suffix
+}
+
+TEST(Features, OnlyTheDriftingValuesMove) {
+  feature_spec spec;
+  spec.strength = 0.5;
+  spec.drifting = 1;
+  auto a0 = make_features(spec, 2, 0, 1);
+  auto a4 = make_features(spec, 2, 4, 1);
+  EXPECT_NEAR(a4[4] - a0[4], 2.0, 1e-4); // the first value after the key
+  for (std::size_t i = 0; i < 32; ++i)
+    if (i != 4)
+      EXPECT_EQ(a4[i], a0[i]) << i;
+}
+
+TEST(Features, TheResampledFormulationDrawsEverySuffixAround0StepTimesStrength) {
+  feature_spec spec;
+  spec.resampled = true;
+  spec.strength = 0.25;
+  auto x = make_features(spec, 1, 4, 10);
+  auto y = make_features(spec, 1, 4, 11);
+  EXPECT_EQ(std::vector<float>(x.begin(), x.begin() + 4),
+            std::vector<float>(y.begin(), y.begin() + 4));
+  double sum = 0;
+  double sq = 0;
+  std::size_t n = 0;
+  for (std::uint64_t draw = 0; draw < 200; ++draw) {
+    auto f = make_features(spec, 1, 4, draw);
+    for (std::size_t i = 4; i < f.size(); ++i) {
+      sum += f[i];
+      sq += static_cast<double>(f[i]) * f[i];
+      ++n;
+    }
+  }
+  double mean = sum / static_cast<double>(n);
+  EXPECT_NEAR(mean, 1.0, 0.05); // 4 steps x 0.25
+  EXPECT_NEAR(sq / static_cast<double>(n) - mean * mean, 1.0, 0.05);
+  EXPECT_NE(x, y);
+}
+
+TEST(InputDistance, IsTheRmsOfTheSuffixDifference) {
+  std::vector<float> a{9, 9, 1, 2, 3, 4};
+  std::vector<float> b{0, 0, 1, 2, 3, 4};
+  EXPECT_DOUBLE_EQ(input_distance(a, b, 2), 0.0); // the key does not count
+  std::vector<float> c{9, 9, 2, 0, 3, 4};         // differences 1, -2, 0, 0
+  EXPECT_DOUBLE_EQ(input_distance(c, b, 2), std::sqrt(5.0 / 4.0));
+  EXPECT_DOUBLE_EQ(input_distance(c, b, 2), input_distance(b, c, 2));
+  EXPECT_DOUBLE_EQ(input_distance(a, b, 6), 0.0); // nothing outside the key
+}
+
+/// Requests of one prefix whose values are a scalar "input"; the answer of
+/// request i from the entry of request j is off by |x[i] - x[j]|.
+struct scalar_run {
+  std::vector<replay_request> requests;
+  std::vector<double> x;
+  pair_measure distance() const {
+    return [this](std::size_t i, std::size_t j) { return std::abs(x[i] - x[j]); };
+  }
+};
+
+scalar_run drifting_run() {
+  // Request 0 is the recorded miss; every later one found a live entry.
+  scalar_run r;
+  for (double v : {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6})
+    r.x.push_back(v);
+  for (std::size_t i = 0; i < r.x.size(); ++i)
+    r.requests.push_back({7, i > 0});
+  return r;
+}
+
+TEST(Replay, ARefusedRequestIsComputedAndBecomesTheEntry) {
+  auto r = drifting_run();
+  // Threshold 0.15: 1 reuses 0 (0.1); 2 is 0.2 from 0: refused, new entry;
+  // 3 reuses 2; 4 refused; 5 reuses 4; 6 refused.
+  auto o = replay_threshold(r.requests, r.distance(), 0.15, r.distance(), 0.05);
+  EXPECT_EQ(o.requests, 7u);
+  EXPECT_EQ(o.hits, 3u);
+  EXPECT_EQ(o.wrong, 3u); // each off by 0.1 > 0.05
+  EXPECT_NEAR(o.hit_rate(), 3.0 / 7, 1e-12);
+  EXPECT_DOUBLE_EQ(o.wrong_rate(), 1.0);
+  // Without refreshing, everything from request 0 would be reused at 1.0.
+  auto all = replay_threshold(r.requests, r.distance(), 1.0, r.distance(), 0.05);
+  EXPECT_EQ(all.hits, 6u);
+  EXPECT_EQ(all.wrong, 6u);
+}
+
+TEST(Replay, TheOracleReusesExactlyTheAnswersWithinTolerance) {
+  auto r = drifting_run();
+  r.x = {0.0, 0.01, 0.03, 0.2, 0.21, 0.5, 0.5};
+  auto o = replay_threshold(r.requests, r.distance(), 0.05, r.distance(), 0.05);
+  // 1, 2 reuse 0; 3 refused (entry 3); 4 reuses 3; 5 refused; 6 reuses 5.
+  EXPECT_EQ(o.hits, 4u);
+  EXPECT_EQ(o.wrong, 0u);
+  EXPECT_DOUBLE_EQ(o.wrong_rate(), 0.0);
+}
+
+TEST(Replay, RecordedMissesAndOtherPrefixesNeverReuse) {
+  scalar_run r;
+  r.x = {0.0, 0.0, 0.0, 0.0};
+  r.requests = {{1, false}, {2, true}, {1, false}, {1, true}};
+  // 1: no entry of prefix 2 exists; 2: a recorded miss computes; 3 reuses 2.
+  auto o = replay_threshold(r.requests, r.distance(), 10.0, r.distance(), 0.05);
+  EXPECT_EQ(o.hits, 1u);
+  EXPECT_EQ(o.requests, 4u);
+  EXPECT_DOUBLE_EQ(replay_outcome{}.hit_rate(), 0.0);
+  EXPECT_DOUBLE_EQ(replay_outcome{}.wrong_rate(), 0.0);
+}
+
+TEST(Replay, TheBestThresholdWithinABudgetHasTheHighestHitRate) {
+  auto r = drifting_run();
+  r.x = {0.0, 0.01, 0.02, 0.03, 0.2, 0.21, 0.6};
+  auto curve = threshold_curve(r.requests, r.distance(), {0.0, 0.02, 0.05, 0.3, 1.0},
+                               r.distance(), 0.05);
+  ASSERT_EQ(curve.size(), 5u);
+  EXPECT_EQ(curve[0].outcome.hits, 0u); // 0: exact reuse only, and nothing is exact
+  for (std::size_t i = 1; i < curve.size(); ++i)
+    EXPECT_GE(curve[i].outcome.hit_rate(), curve[i - 1].outcome.hit_rate());
+  const auto* best = best_within(curve, 0.0);
+  ASSERT_NE(best, nullptr);
+  EXPECT_DOUBLE_EQ(best->threshold, 0.05); // 4 hits, none wrong
+  EXPECT_EQ(best->outcome.hits, 4u);
+  const auto* loose = best_within(curve, 1.0);
+  ASSERT_NE(loose, nullptr);
+  EXPECT_DOUBLE_EQ(loose->threshold, 1.0);
+  EXPECT_EQ(best_within({}, 1.0), nullptr);
+  std::vector<threshold_point> bad{{0.1, {10, 5, 5}}};
+  EXPECT_EQ(best_within(bad, 0.1), nullptr);
+}
+
+TEST(Replay, LogThresholdsStartAtZeroAndSpanTheRange) {
+  auto t = log_thresholds(1e-4, 1.0, 5);
+  ASSERT_EQ(t.size(), 6u);
+  EXPECT_EQ(t[0], 0.0);
+  EXPECT_DOUBLE_EQ(t[1], 1e-4);
+  EXPECT_NEAR(t[2], 1e-3, 1e-15);
+  EXPECT_NEAR(t[5], 1.0, 1e-12);
+}
+
+TEST(Repetitions, SpreadIsMeanMinAndMaxWithoutNaN) {
+  auto s = spread_of({0.2, 0.1, std::nan(""), 0.3});
+  EXPECT_EQ(s.n, 3u);
+  EXPECT_NEAR(s.mean, 0.2, 1e-12);
+  EXPECT_DOUBLE_EQ(s.min, 0.1);
+  EXPECT_DOUBLE_EQ(s.max, 0.3);
+  EXPECT_EQ(format_spread(s, 2), "0.20 [0.10, 0.30]");
+  EXPECT_EQ(format_spread(spread_of({0.5001, 0.4999}), 2), "0.50"); // one number
+  EXPECT_EQ(format_spread(spread_of({}), 2), "n/a");
+  EXPECT_EQ(spread_of({}).n, 0u);
+}
+
+TEST(Repetitions, AVerdictThatDisagreesBetweenRepetitionsSaysSo) {
+  EXPECT_EQ(rep_verdict(3, 3), "**Holds** (3 of 3 repetitions)");
+  EXPECT_EQ(rep_verdict(0, 3), "**Does not hold here** (0 of 3 repetitions)");
+  EXPECT_EQ(rep_verdict(2, 3), "**Flips between repetitions**: holds in 2 of 3");
+  EXPECT_EQ(rep_verdict(0, 0), "**Does not hold here** (0 of 0 repetitions)");
 }
 
 /// A request sent 0.1 s before its answer.
