@@ -17,7 +17,7 @@ int cmd_sweep_capacity(const options& o) {
   schedule_config sc;
   sc.kind = o.kind;
   sc.base_rate = o.rate > 0 ? o.rate : 2000.0;
-  sc.duration = o.duration > 0 ? o.duration : (o.quick ? 3.0 : 10.0);
+  sc.duration = o.duration > 0 ? o.duration : (o.quick ? 3.0 : 4.0);
   if (auto st = validate(sc); !st)
     return fail(st.error().message);
   std::size_t m = o.zipf_m > 0 ? o.zipf_m : 1000;
@@ -29,18 +29,10 @@ int cmd_sweep_capacity(const options& o) {
         ? o.capacities
         : (o.quick ? std::vector<double>{16, 64, 256, 1024}
                    : std::vector<double>{8, 16, 32, 64, 128, 256, 512, 1024, 2048});
-  auto schedule = make_schedule(sc, o.seed);
-  prefix_mix mix{prefix_kind::zipf, m, s, o.seed};
+  prefix_mix popular{prefix_kind::zipf, m, s, o.seed};
   std::vector<double> popularity(m);
   for (std::size_t i = 0; i < m; ++i)
-    popularity[i] = mix.zipf_probability(i);
-  feature_spec spec;
-  spec.noise = 1.0;
-  spec.seed = o.seed;
-  std::vector<std::string> bodies;
-  bodies.reserve(schedule.size());
-  for (std::size_t i = 0; i < schedule.size(); ++i)
-    bodies.push_back(predict_body(make_features(spec, mix.next(), 0.0, i), true));
+    popularity[i] = popular.zipf_probability(i);
   // Hit rates over the second half only: the first half warms the cache.
   auto second_half = [&](const load_result& r) {
     std::size_t hits = 0;
@@ -52,67 +44,94 @@ int cmd_sweep_capacity(const options& o) {
       }
     return n == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(n);
   };
+  const auto reps = reps_of(o);
   json cells = json::array();
-  for (double cap : capacities) {
-    auto c = static_cast<std::size_t>(cap);
-    for (bool plain : {false, true}) {
-      std::string policy = plain ? "lru" : "lru_ttl";
-      std::string name = policy + "-" + std::to_string(c);
-      // The seed preset: the sweep measures hit rates, and its cheap misses
-      // keep every run at its target rate. Audits and agent off.
-      std::vector<std::string> args{
-        "--model.preset=seed", "--audit.rate=0", "--agent.enabled=false",
-        "--cache.max-size=" + std::to_string(c),
-        "--cache.ttl-seconds=" + (plain ? std::string{"31536000"} : fixed(ttl, 3))};
-      auto t = open_target(o, args, *dir / ("server-" + name + ".log"));
-      if (!t)
-        return fail(t.error().message);
-      auto r = run_cell(*t, "sweep-capacity", name, schedule, bodies, o.connections);
-      if (!r)
-        return fail(r.error().message);
-      auto stats = call_json(*t, "GET", "/stats");
-      auto sum = run_summary(*r, sc.base_rate, sc.duration);
-      sum["policy"] = policy;
-      sum["capacity"] = c;
-      sum["ttl_seconds"] = plain ? json(nullptr) : json(ttl);
-      sum["hit_rate_second_half"] = second_half(*r);
-      sum["che_lru_hit_rate"] = che_hit_rate(popularity, static_cast<double>(c));
-      if (stats.is_object())
-        sum["server"] = {{"evictions", stats["cache"]["evictions"]},
-                         {"expired", stats["cache"]["expired"]},
-                         {"size_at_end", stats["cache"]["size"]}};
-      cells.push_back(std::move(sum));
+  for (std::size_t rep = 0; rep < reps; ++rep) {
+    auto seed = rep_seed(o, rep);
+    auto schedule = make_schedule(sc, seed);
+    prefix_mix mix{prefix_kind::zipf, m, s, seed};
+    feature_spec spec;
+    spec.noise = 1.0;
+    spec.seed = seed;
+    std::vector<std::string> bodies;
+    bodies.reserve(schedule.size());
+    for (std::size_t i = 0; i < schedule.size(); ++i)
+      bodies.push_back(predict_body(make_features(spec, mix.next(), 0.0, i), true));
+    for (double cap : capacities) {
+      auto c = static_cast<std::size_t>(cap);
+      for (bool plain : {false, true}) {
+        std::string policy = plain ? "lru" : "lru_ttl";
+        std::string group = policy + "-" + std::to_string(c);
+        auto name = group + (reps > 1 ? "-rep" + std::to_string(rep + 1) : "");
+        // The seed preset: the sweep measures hit rates, and its cheap misses
+        // keep every run at its target rate. Reuse guard (every suffix
+        // differs), audits and agent off.
+        std::vector<std::string> args{"--model.preset=seed",
+                                      "--risk.guard=off",
+                                      "--audit.rate=0",
+                                      "--agent.enabled=false",
+                                      "--cache.max-size=" + std::to_string(c),
+                                      "--cache.ttl-seconds="
+                                        + (plain ? std::string{"31536000"} : fixed(ttl, 3))};
+        auto t = open_target(o, args, *dir / ("server-" + name + ".log"));
+        if (!t)
+          return fail(t.error().message);
+        auto r = run_cell(*t, "sweep-capacity", name, schedule, bodies, o.connections);
+        if (!r)
+          return fail(r.error().message);
+        auto stats = call_json(*t, "GET", "/stats");
+        auto sum = run_summary(*r, sc.base_rate, sc.duration);
+        sum["group"] = group;
+        sum["rep"] = rep;
+        sum["seed"] = seed;
+        sum["policy"] = policy;
+        sum["capacity"] = c;
+        sum["ttl_seconds"] = plain ? json(nullptr) : json(ttl);
+        sum["hit_rate_second_half"] = second_half(*r);
+        sum["che_lru_hit_rate"] = che_hit_rate(popularity, static_cast<double>(c));
+        if (stats.is_object())
+          sum["server"] = {{"evictions", stats["cache"]["evictions"]},
+                           {"expired", stats["cache"]["expired"]},
+                           {"size_at_end", stats["cache"]["size"]}};
+        cells.push_back(std::move(sum));
+      }
     }
   }
-  json cfg = {{"rate", sc.base_rate}, {"duration_s", sc.duration}, {"zipf_m", m},
-              {"zipf_s", s},          {"ttl_seconds", ttl},        {"preset", "seed"},
-              {"seed", o.seed},       {"quick", o.quick},          {"connections", o.connections}};
+  json cfg = {{"rate", sc.base_rate}, {"duration_s", sc.duration},
+              {"zipf_m", m},          {"zipf_s", s},
+              {"ttl_seconds", ttl},   {"preset", "seed"},
+              {"seed", o.seed},       {"reps", reps},
+              {"quick", o.quick},     {"connections", o.connections}};
   write_json(*dir, {{"experiment", "sweep-capacity"}, {"config", cfg}, {"cells", cells}});
   std::ofstream csv{*dir / "results.csv"};
-  csv << "policy,capacity,hit_rate,hit_rate_second_half,che_lru_hit_rate,evictions,expired\n";
+  csv << "rep,policy,capacity,hit_rate,hit_rate_second_half,che_lru_hit_rate,evictions,expired\n";
+  for (const auto& c : cells)
+    csv << c["rep"] << ',' << c["policy"].get<std::string>() << ',' << c["capacity"] << ','
+        << c["hit_rate"] << ',' << c["hit_rate_second_half"] << ',' << c["che_lru_hit_rate"] << ','
+        << (c.contains("server") ? c["server"]["evictions"] : json(0)) << ','
+        << (c.contains("server") ? c["server"]["expired"] : json(0)) << "\n";
+  csv.close();
   std::ofstream md{*dir / "summary.md"};
   md << "# Capacity sweep: hit rate vs cache size\n\n"
      << sc.base_rate << " req/s for " << sc.duration << " s per point, prefixes Zipf(" << m << ", "
-     << s << "), same schedule and requests at every point. **lru_ttl**: TTL " << ttl
+     << s << "), the same schedule and requests at every point of a repetition, " << reps
+     << (reps == 1 ? " repetition" : " repetitions with different workload seeds (mean [min, max])")
+     << ". **lru_ttl**: TTL " << ttl
      << " s; **lru**: no TTL (plain LRU). Hit rates over the second half of each run (the first "
         "half warms the cache) and over the whole run; Che's approximation is the steady-state "
         "hit rate of a plain LRU under these popularities.\n\n"
      << "| capacity | LRU+TTL hit rate | plain LRU hit rate | Che (LRU) | LRU+TTL whole run | LRU "
         "whole run |\n|---|---|---|---|---|---|\n";
-  for (std::size_t i = 0; i + 1 < cells.size(); i += 2) {
-    const auto& a = cells[i];
-    const auto& b = cells[i + 1];
-    for (const auto* c : {&a, &b})
-      csv << (*c)["policy"].get<std::string>() << ',' << (*c)["capacity"] << ',' << (*c)["hit_rate"]
-          << ',' << (*c)["hit_rate_second_half"] << ',' << (*c)["che_lru_hit_rate"] << ','
-          << (c->contains("server") ? (*c)["server"]["evictions"] : json(0)) << ','
-          << (c->contains("server") ? (*c)["server"]["expired"] : json(0)) << "\n";
-    md << "| " << a["capacity"] << " | " << fixed(a["hit_rate_second_half"], 3) << " | "
-       << fixed(b["hit_rate_second_half"], 3) << " | " << fixed(a["che_lru_hit_rate"], 3) << " | "
-       << fixed(a["hit_rate"], 3) << " | " << fixed(b["hit_rate"], 3) << " |\n";
+  auto groups = groups_of(cells);
+  for (std::size_t i = 0; i + 1 < groups.size(); i += 2) {
+    const auto& a = groups[i];
+    const auto& b = groups[i + 1];
+    md << "| " << (*a.front())["capacity"] << " | " << spread_text(a, "/hit_rate_second_half", 3)
+       << " | " << spread_text(b, "/hit_rate_second_half", 3) << " | "
+       << fixed((*a.front())["che_lru_hit_rate"], 3) << " | " << spread_text(a, "/hit_rate", 3)
+       << " | " << spread_text(b, "/hit_rate", 3) << " |\n";
   }
   md << "\nPlot: `capacity.png`.\n";
-  csv.close();
   md.close();
   finish_experiment("sweep-capacity", *dir);
   return 0;

@@ -49,55 +49,113 @@ std::string cpu_model() {
   return "unknown CPU";
 }
 
-/// The lines of the first markdown table in `path`.
-std::string first_table(const fs::path& path) {
+/// The lines of the `n`-th (0-based) markdown table in `path`.
+std::string nth_table(const fs::path& path, std::size_t n) {
   std::ifstream in{path};
   std::string line;
   std::string out;
+  std::size_t seen = 0;
   bool in_table = false;
   while (std::getline(in, line)) {
-    if (line.rfind('|', 0) == 0) {
-      in_table = true;
+    bool row = line.rfind('|', 0) == 0;
+    if (row && seen == n)
       out += line + "\n";
-    } else if (in_table) {
+    if (in_table && !row && seen++ == n)
       break;
-    }
+    in_table = row;
   }
   return out;
-}
-
-const char* verdict(bool holds) {
-  return holds ? "**Holds.**" : "**Does not hold here.**";
 }
 
 double ms(const json& run, const char* p) {
   return run["latency_ms"][p].get<double>();
 }
 
-std::string ratio(double a, double b) {
-  return b > 0 ? fixed(a / b, 2) + "x" : "n/a";
+/// The cells of one repetition (0-based).
+std::vector<const json*> rep_cells(const json& cells, std::size_t rep) {
+  std::vector<const json*> out;
+  for (const auto& c : cells)
+    if (c.value("rep", std::size_t{0}) == rep)
+      out.push_back(&c);
+  return out;
+}
+
+std::size_t reps_in(const json& results) {
+  return results["config"].value("reps", std::size_t{1});
+}
+
+/// The cell of a repetition whose fields equal `match` (nullptr if none).
+const json* find_cell(const json& cells, std::size_t rep, const json& match) {
+  for (const auto* c : rep_cells(cells, rep)) {
+    bool all = true;
+    for (const auto& [k, v] : match.items())
+      all = all && c->contains(k) && (*c)[k] == v;
+    if (all)
+      return c;
+  }
+  return nullptr;
+}
+
+/// The cells of every repetition whose fields equal `match`.
+std::vector<const json*> matching(const json& cells, const json& match) {
+  std::vector<const json*> out;
+  for (const auto& c : cells) {
+    bool all = true;
+    for (const auto& [k, v] : match.items())
+      all = all && c.contains(k) && c[k] == v;
+    if (all)
+      out.push_back(&c);
+  }
+  return out;
+}
+
+std::string reps_note(std::size_t reps) {
+  return reps == 1 ? " (one repetition: a quick run, not a verdict)" : "";
 }
 
 void finding_latency(std::ostream& md, const json& load) {
   md << "### 1. Prefix caching cuts latency for repeated requests\n\n";
-  if (!load.is_object() || !load["runs"].contains("steady")) {
+  if (!load.is_object() || !load.contains("cells")) {
     md << "Not measured (load results missing).\n\n";
     return;
   }
-  const auto& on = load["runs"]["steady"]["cache_on"];
-  const auto& off = load["runs"]["steady"]["cache_off"];
-  // Rule: holds if the cache lowers both the mean and the median latency.
-  bool holds = ms(on, "mean") < ms(off, "mean") && ms(on, "p50") < ms(off, "p50");
-  md << verdict(holds) << " Steady traffic (" << load["config"]["steady_rate"]
-     << " req/s, Zipf prefixes, hit rate " << fixed(on["hit_rate"], 3) << "): mean latency "
-     << fixed(ms(on, "mean"), 3) << " ms with the cache vs " << fixed(ms(off, "mean"), 3)
-     << " ms without (" << ratio(ms(on, "mean"), ms(off, "mean")) << "), p50 "
-     << fixed(ms(on, "p50"), 3) << " vs " << fixed(ms(off, "p50"), 3) << " ms ("
-     << ratio(ms(on, "p50"), ms(off, "p50")) << "); the encoder did "
-     << fixed(on["encoder_items"].get<double>() / std::max(1.0, on["ok"].get<double>()), 3)
+  const auto& cells = load["cells"];
+  auto reps = reps_in(load);
+  // Rule, per repetition: holds if the cache lowers both the mean and the
+  // median latency under steady traffic.
+  std::size_t holds = 0;
+  for (std::size_t r = 0; r < reps; ++r) {
+    const auto* on = find_cell(cells, r, {{"shape", "steady"}, {"run", "cache_on"}});
+    const auto* off = find_cell(cells, r, {{"shape", "steady"}, {"run", "cache_off"}});
+    if (on != nullptr && off != nullptr && ms(*on, "mean") < ms(*off, "mean")
+        && ms(*on, "p50") < ms(*off, "p50"))
+      ++holds;
+  }
+  auto on = matching(cells, {{"shape", "steady"}, {"run", "cache_on"}});
+  auto off = matching(cells, {{"shape", "steady"}, {"run", "cache_off"}});
+  md << rep_verdict(holds, reps) << reps_note(reps) << " Steady traffic ("
+     << load["config"]["steady_rate"] << " req/s, Zipf prefixes, hit rate "
+     << spread_text(on, "/hit_rate", 3) << "): mean latency "
+     << spread_text(on, "/latency_ms/mean", 3) << " ms with the cache vs "
+     << spread_text(off, "/latency_ms/mean", 3) << " ms without, p50 "
+     << spread_text(on, "/latency_ms/p50", 3) << " vs " << spread_text(off, "/latency_ms/p50", 3)
+     << " ms (mean [min, max] over repetitions); the encoder did "
+     << spread_text(on, "/encodes_per_request", 3)
      << " encodes per request instead of 1. Condition: requests must share prefixes; the gain "
         "is the encoder time a hit skips (a hit's latency is mostly HTTP and actor hops, see "
         "[performance.md](performance.md)).\n\n";
+}
+
+/// The agent-off (or --url) cells of the shifted formulation, by drift level.
+std::vector<std::vector<const json*>> off_levels(const json& cor) {
+  std::vector<std::vector<const json*>> out;
+  for (const auto& g : groups_of(cor["cells"])) {
+    const auto& c = *g.front();
+    auto mode = c["agent"]["mode"].get<std::string>();
+    if ((mode == "off" || mode == "as_configured") && c.value("formulation", "") == "shifted")
+      out.push_back(g);
+  }
+  return out;
 }
 
 void finding_drift(std::ostream& md, const json& cor, const json& drift) {
@@ -106,46 +164,61 @@ void finding_drift(std::ostream& md, const json& cor, const json& drift) {
     md << "Not measured (correctness results missing).\n\n";
     return;
   }
-  std::vector<json> off;
-  std::vector<json> on;
-  for (const auto& c : cor["cells"]) {
-    auto mode = c["agent"]["mode"].get<std::string>();
-    if (mode == "off" || mode == "as_configured")
-      off.push_back(c);
-    else if (mode == "on")
-      on.push_back(c);
-  }
+  auto off = off_levels(cor);
   if (off.size() < 2) {
     md << "Not enough drift levels measured.\n\n";
     return;
   }
-  const auto& lo = off.front()["counts"];
-  const auto& hi = off.back()["counts"];
-  // Rule: holds if, with the agent off, the share of wrong answers at the
-  // strongest drift exceeds that at the weakest while the hit rate stays
-  // within 10% of it.
-  bool holds = hi["wrong_answer_rate"].get<double>() > lo["wrong_answer_rate"].get<double>()
-               && hi["hit_rate"].get<double>() >= 0.9 * lo["hit_rate"].get<double>();
-  md << verdict(holds) << " With the agent off, the hit rate stays at " << fixed(lo["hit_rate"], 3)
-     << " from drift " << off.front()["drift_strength"] << " to drift "
-     << off.back()["drift_strength"] << " per step (" << fixed(hi["hit_rate"], 3)
-     << "), while the share of wrong answers (prediction error > " << cor["config"]["tolerance"]
+  auto reps = reps_in(cor);
+  const auto& cells = cor["cells"];
+  auto lo_strength = (*off.front().front())["drift_strength"];
+  auto hi_strength = (*off.back().front())["drift_strength"];
+  // Rule, per repetition: holds if, with the agent off, the share of wrong
+  // answers at the strongest drift exceeds that at the weakest while the hit
+  // rate stays within 10% of it.
+  std::size_t holds = 0;
+  for (std::size_t r = 0; r < reps; ++r) {
+    const json* lo = nullptr;
+    const json* hi = nullptr;
+    for (const auto* c : rep_cells(cells, r)) {
+      if ((*c)["formulation"] != "shifted"
+          || (*c)["agent"]["mode"] != (*off.front().front())["agent"]["mode"])
+        continue;
+      if ((*c)["drift_strength"] == lo_strength)
+        lo = c;
+      if ((*c)["drift_strength"] == hi_strength)
+        hi = c;
+    }
+    if (lo != nullptr && hi != nullptr
+        && (*hi)["counts"]["wrong_answer_rate"].get<double>()
+             > (*lo)["counts"]["wrong_answer_rate"].get<double>()
+        && (*hi)["counts"]["hit_rate"].get<double>()
+             >= 0.9 * (*lo)["counts"]["hit_rate"].get<double>())
+      ++holds;
+  }
+  md << rep_verdict(holds, reps) << reps_note(reps) << " With the agent off, the hit rate is "
+     << spread_text(off.front(), "/counts/hit_rate", 3) << " at drift " << lo_strength
+     << " per step and " << spread_text(off.back(), "/counts/hit_rate", 3) << " at " << hi_strength
+     << ", while the share of wrong answers (prediction error > " << cor["config"]["tolerance"]
      << ") grows:";
-  for (const auto& c : off)
-    md << " " << fixed(c["counts"]["wrong_answer_rate"], 3) << " at " << c["drift_strength"] << ";";
+  for (const auto& g : off)
+    md << " " << spread_text(g, "/counts/wrong_answer_rate", 3) << " at "
+       << (*g.front())["drift_strength"] << ";";
   md << " the hit rate says nothing about it. ";
-  if (!on.empty()) {
-    const auto& h = on.back()["counts"];
-    md << "With the agent on (default thresholds), the strongest drift ends with "
-       << fixed(h["wrong_answer_rate"], 3) << " wrong answers at hit rate "
-       << fixed(h["hit_rate"], 3)
-       << " (agent state at the end: " << on.back()["agent"]["state_at_end"].get<std::string>()
-       << ")";
-    for (const auto& c : cor["cells"])
-      if (c["agent"]["mode"] == "on_tight" && c["drift_strength"] == on.back()["drift_strength"])
-        md << "; with tight thresholds " << fixed(c["counts"]["wrong_answer_rate"], 3)
-           << " at hit rate " << fixed(c["counts"]["hit_rate"], 3);
-    md << ". ";
+  for (const char* mode : {"on", "on_tight", "guard"}) {
+    auto g = matching(cells, {{"formulation", "shifted"}, {"drift_strength", hi_strength}});
+    std::vector<const json*> arm;
+    for (const auto* c : g)
+      if ((*c)["agent"]["mode"] == mode)
+        arm.push_back(c);
+    if (arm.empty())
+      continue;
+    md << "At the strongest drift, "
+       << (std::string{mode} == "guard" ? "with the reuse guard"
+           : std::string{mode} == "on"  ? "with the cosine agent (default thresholds)"
+                                        : "with the cosine agent's tight thresholds")
+       << ": wrong answers " << spread_text(arm, "/counts/wrong_answer_rate", 3) << " at hit rate "
+       << spread_text(arm, "/counts/hit_rate", 3) << ". ";
   }
   const auto& rho = cor["spearman_cosine_vs_error"];
   // Conventional bands for a rank correlation.
@@ -153,8 +226,9 @@ void finding_drift(std::ostream& md, const json& cor, const json& drift) {
   const char* strength = r >= 0.7 ? "strong" : r >= 0.4 ? "moderate" : "weak";
   md << "Is the divergence the audits measure a trustworthy proxy? Spearman rho(cosine "
         "divergence, prediction error) = **"
-     << fixed(r, 3) << "** over " << rho["drifted_pairs_agent_off"] << " drifted hits, a "
-     << strength << " rank correlation (" << fixed(rho["all"], 3) << " over all " << rho["pairs"]
+     << fixed(r, 3) << "** over " << rho["drifted_pairs_agent_off"]
+     << " drifted hits of all repetitions, a " << strength << " rank correlation ("
+     << fixed(rho["all"], 3) << " over all " << rho["pairs"]
      << " attributed hits, which include exact reuses with divergence 0 and no error): larger "
         "divergence does mean larger error, but the same divergence gives different errors on "
         "different inputs, so a threshold on it is a statistical bound, not a guarantee. ";
@@ -166,17 +240,18 @@ void finding_drift(std::ostream& md, const json& cor, const json& drift) {
       safe = c["cosine_threshold"].get<double>();
   if (safe > 0)
     md << "Its scale matters: hits with cosine divergence at or below " << safe
-       << " were wrong at most 5% of the time, well under the agent's default thresholds "
+       << " were wrong at most 5% of the time, well under the cosine agent's default thresholds "
           "(0.05 to shorten the TTL, 0.2 to disable), which let many wrong hits through. ";
   if (drift.is_object())
-    for (const auto& r : drift["steps"])
-      if (r["formulation"] == "resampled" && r["step"] == 0)
+    for (const auto& row : drift["steps"])
+      if (row["formulation"] == "resampled" && row["step"] == 0)
         md << "Condition: the risk comes from what the key leaves out. In the drift study's "
               "original formulation (suffix re-drawn per request) the p50 cosine divergence is "
-           << fixed(r["cosine_p50"], 3) << " already at step 0 and "
-           << fixed(r["share_err_over_tolerance"], 2)
+           << fixed(row["cosine_p50"], 3) << " already at step 0 and "
+           << fixed(row["share_err_over_tolerance"], 2)
            << " of reuses are wrong before any drift: with K=4 of 32 features as the key, reuse "
-              "across different suffixes is unsafe for this model regardless of drift.";
+              "across different suffixes is unsafe for this model regardless of drift (the "
+              "table's resampled row measures it against the server).";
   md << "\n\n";
 }
 
@@ -186,118 +261,236 @@ void finding_ttl(std::ostream& md, const json& ttl) {
     md << "Not measured (sweep-ttl results missing).\n\n";
     return;
   }
-  // Rule: holds if every finite TTL bounds the age of what hits are served
-  // (p95 age below the TTL), the shortest TTL serves less divergence than no
-  // TTL, and pays for it with more encodes per request.
-  bool bounded = true;
-  const json* shortest = nullptr;
-  const json* none = nullptr;
-  for (const auto& c : ttl["cells"]) {
-    if (c["ttl_seconds"].is_null()) {
-      none = &c;
-      continue;
+  // Rule, per repetition: holds if every finite TTL bounds the age of what
+  // hits are served (p95 age below the TTL), the shortest TTL serves less
+  // divergence than no TTL, and pays for it with more encodes per request.
+  auto reps = reps_in(ttl);
+  std::size_t holds = 0;
+  std::size_t bounded_reps = 0;
+  bool measured = false;
+  for (std::size_t r = 0; r < reps; ++r) {
+    bool bounded = true;
+    const json* shortest = nullptr;
+    const json* none = nullptr;
+    for (const auto* c : rep_cells(ttl["cells"], r)) {
+      if ((*c)["ttl_seconds"].is_null()) {
+        none = c;
+        continue;
+      }
+      if (shortest == nullptr)
+        shortest = c;
+      if ((*c)["age_at_hit_ms"]["p95"].get<double>() > (*c)["ttl_seconds"].get<double>() * 1000.0)
+        bounded = false;
     }
-    if (shortest == nullptr)
-      shortest = &c;
-    if (c["age_at_hit_ms"]["p95"].get<double>() > c["ttl_seconds"].get<double>() * 1000.0)
-      bounded = false;
+    if (shortest == nullptr || none == nullptr)
+      continue;
+    measured = true;
+    auto cos = [](const json* c) { return (*c)["divergence_at_hit"]["cosine_mean"].get<double>(); };
+    auto enc = [](const json* c) { return (*c)["encodes_per_request"].get<double>(); };
+    bounded_reps += bounded ? 1 : 0;
+    holds += bounded && cos(shortest) < cos(none) && enc(shortest) > enc(none) ? 1 : 0;
   }
-  if (shortest == nullptr || none == nullptr) {
+  if (!measured) {
     md << "Needs a finite TTL and the plain-LRU point.\n\n";
     return;
   }
-  auto cos = [](const json* c) { return (*c)["divergence_at_hit"]["cosine_mean"].get<double>(); };
-  auto enc = [](const json* c) { return (*c)["encodes_per_request"].get<double>(); };
-  bool holds = bounded && cos(shortest) < cos(none) && enc(shortest) > enc(none);
-  md << verdict(holds) << " Under drift of " << ttl["config"]["strength_per_step"] << " per "
-     << fixed(ttl["config"]["step_seconds"], 2) << " s, with nothing evicted:";
-  for (const auto& c : ttl["cells"]) {
+  md << rep_verdict(holds, reps) << reps_note(reps) << " Under drift of "
+     << ttl["config"]["strength_per_step"] << " per " << fixed(ttl["config"]["step_seconds"], 2)
+     << " s, with nothing evicted (mean [min, max] over repetitions):";
+  for (const auto& g : groups_of(ttl["cells"])) {
+    const auto& c = *g.front();
     std::string t
       = c["ttl_seconds"].is_null() ? "no TTL" : "TTL " + fixed(c["ttl_seconds"], 2) + " s";
-    md << " " << t << ": hit rate " << fixed(c["counts"]["hit_rate"], 3) << ", age at hit p95 "
-       << fixed(c["age_at_hit_ms"]["p95"], 0) << " ms, mean cosine at hit "
-       << fixed(c["divergence_at_hit"]["cosine_mean"], 4) << ", wrong answers "
-       << fixed(c["counts"]["wrong_answer_rate"], 3) << ", " << fixed(c["encodes_per_request"], 3)
-       << " encodes/request;";
+    md << " " << t << ": hit rate " << spread_text(g, "/counts/hit_rate", 3) << ", age at hit p95 "
+       << spread_text(g, "/age_at_hit_ms/p95", 0) << " ms, mean cosine at hit "
+       << spread_text(g, "/divergence_at_hit/cosine_mean", 4) << ", wrong answers "
+       << spread_text(g, "/counts/wrong_answer_rate", 3) << ", "
+       << spread_text(g, "/encodes_per_request", 3) << " encodes/request;";
   }
-  md << " Every finite TTL " << (bounded ? "kept" : "did NOT keep")
-     << " the p95 age of served entries under the TTL. Condition: the TTL bounds *age*, and age "
-        "bounds staleness only as fast as the inputs drift; the right TTL is the one at which "
-        "drift in that time stays under the tolerance.\n\n";
+  md << " Every finite TTL kept the p95 age of served entries under the TTL in " << bounded_reps
+     << " of " << reps
+     << " repetitions. Condition: the TTL bounds *age*, and age bounds staleness only as fast as "
+        "the inputs drift; the right TTL is the one at which drift in that time stays under the "
+        "tolerance.\n\n";
 }
 
 void finding_tail(std::ostream& md, const json& load) {
   md << "### 4. Caching helps tail latency under steady traffic but can hurt it under bursts; "
         "single-flight\n\n";
-  if (!load.is_object() || !load["runs"].contains("bursty")) {
+  if (!load.is_object() || !load.contains("cells")) {
     md << "Not measured (load results missing).\n\n";
     return;
   }
-  const auto& s = load["runs"]["steady"];
-  const auto& b = load["runs"]["bursty"];
-  // Rules: "helps under steady" if the cache lowers p99 under steady
-  // traffic; "hurts under bursts" if the cache's p99 under bursts is above
-  // the cache-off p99.
-  bool helps_steady = ms(s["cache_on"], "p99") < ms(s["cache_off"], "p99");
-  bool hurts_bursts = ms(b["cache_on"], "p99") > ms(b["cache_off"], "p99");
-  md << "Steady: p99 " << fixed(ms(s["cache_on"], "p99"), 3) << " ms with the cache vs "
-     << fixed(ms(s["cache_off"], "p99"), 3) << " ms without; p99.9 "
-     << fixed(ms(s["cache_on"], "p999"), 3) << " vs " << fixed(ms(s["cache_off"], "p999"), 3)
-     << " ms: " << (helps_steady ? "the cache helps the tail" : "the cache does not help the p99")
-     << ". Bursts (" << load["config"]["burst_rate"] << " req/s for "
-     << load["config"]["burst_length_s"] << " s every " << load["config"]["burst_period_s"]
-     << " s, each a flash crowd on new prefixes): p99 " << fixed(ms(b["cache_on"], "p99"), 3)
-     << " ms with the cache vs " << fixed(ms(b["cache_off"], "p99"), 3) << " ms without; p99.9 "
-     << fixed(ms(b["cache_on"], "p999"), 3) << " vs " << fixed(ms(b["cache_off"], "p999"), 3)
-     << " ms. So: helps under steady traffic: "
-     << (helps_steady ? "**holds**" : "**does not hold**")
-     << "; hurts under bursts: " << (hurts_bursts ? "**holds**" : "**does not hold here**") << ".";
-  if (b.contains("cache_on_no_single_flight")) {
-    const auto& nsf = b["cache_on_no_single_flight"];
-    auto per = [](const json& r) {
-      return r["encoder_items"].get<double>() / std::max(1.0, r["ok"].get<double>());
+  const auto& cells = load["cells"];
+  auto reps = reps_in(load);
+  // Rules, per repetition: "helps under steady" if the cache lowers p99
+  // under steady traffic; "hurts under bursts" if the cache's p99 under
+  // bursts is above the cache-off p99.
+  std::size_t helps = 0;
+  std::size_t hurts = 0;
+  for (std::size_t r = 0; r < reps; ++r) {
+    auto p99 = [&](const char* shape, const char* run) {
+      const auto* c = find_cell(cells, r, {{"shape", shape}, {"run", run}});
+      return c == nullptr ? NAN : ms(*c, "p99");
     };
-    md << " Single-flight: under bursts it merged " << b["cache_on"]["single_flight_joins"]
-       << " concurrent misses into their leaders' computations (" << fixed(per(b["cache_on"]), 3)
-       << " encodes per request vs " << fixed(per(nsf), 3) << " without it); p99 "
-       << fixed(ms(b["cache_on"], "p99"), 3) << " ms with vs " << fixed(ms(nsf, "p99"), 3)
-       << " ms without, p99.9 " << fixed(ms(b["cache_on"], "p999"), 3) << " vs "
-       << fixed(ms(nsf, "p999"), 3) << " ms.";
+    helps += p99("steady", "cache_on") < p99("steady", "cache_off") ? 1 : 0;
+    hurts += p99("bursty", "cache_on") > p99("bursty", "cache_off") ? 1 : 0;
+  }
+  auto g = [&](const char* shape, const char* run) {
+    return matching(cells, {{"shape", shape}, {"run", run}});
+  };
+  auto lat = [&](const char* shape, const char* run, const char* p) {
+    return spread_text(g(shape, run), std::string{"/latency_ms/"} + p, 3);
+  };
+  md << "Latencies are mean [min, max] over " << reps << " repetition" << (reps == 1 ? "" : "s")
+     << reps_note(reps) << ". Steady: p99 " << lat("steady", "cache_on", "p99")
+     << " ms with the cache vs " << lat("steady", "cache_off", "p99") << " ms without; p99.9 "
+     << lat("steady", "cache_on", "p999") << " vs " << lat("steady", "cache_off", "p999")
+     << " ms. Bursts (" << load["config"]["burst_rate"] << " req/s for "
+     << load["config"]["burst_length_s"] << " s every " << load["config"]["burst_period_s"]
+     << " s, each a flash crowd on new prefixes): p99 " << lat("bursty", "cache_on", "p99")
+     << " ms with the cache vs " << lat("bursty", "cache_off", "p99") << " ms without; p99.9 "
+     << lat("bursty", "cache_on", "p999") << " vs " << lat("bursty", "cache_off", "p999")
+     << " ms. So: helps the p99 under steady traffic: " << rep_verdict(helps, reps)
+     << "; hurts the p99 under bursts: " << rep_verdict(hurts, reps) << ".";
+  auto nsf = g("bursty", "cache_on_no_single_flight");
+  if (!nsf.empty()) {
+    auto on = g("bursty", "cache_on");
+    md << " Single-flight: under bursts it merged " << spread_text(on, "/single_flight_joins", 0)
+       << " concurrent misses into their leaders' computations ("
+       << spread_text(on, "/encodes_per_request", 3) << " encodes per request vs "
+       << spread_text(nsf, "/encodes_per_request", 3) << " without it); p99 "
+       << lat("bursty", "cache_on", "p99") << " ms with vs "
+       << lat("bursty", "cache_on_no_single_flight", "p99") << " ms without, p99.9 "
+       << lat("bursty", "cache_on", "p999") << " vs "
+       << lat("bursty", "cache_on_no_single_flight", "p999") << " ms.";
   }
   md << " Why: here a miss costs the same with the cache on as with it off (the lookup is a "
         "few microseconds), so the cache cannot make a burst worse than no cache; it sheds the "
         "encoder work of every hit, which is what keeps bursts from queueing. Single-flight only "
         "matters while a key's arrival rate times the encode time is well above 1; at these "
-        "rates a base-model encode (~0.5 ms) finishes before many duplicates arrive.\n\n";
+        "rates a base-model encode (~0.5 ms) finishes before many duplicates arrive. A verdict "
+        "that flips between repetitions means the difference is within run-to-run noise on "
+        "this machine.\n\n";
+}
+
+void guard_section(std::ostream& md, const fs::path& root, const json& cor, const json& guard) {
+  md << "## The reuse guard: wrong answers within an error budget\n\n";
+  if (cor.is_object()) {
+    auto reps = reps_in(cor);
+    double delta = cor["config"].value("max_wrong_rate", 0.01);
+    // Rule: holds if, in every row and every repetition, the guard's wrong
+    // hits are at most delta of its hits.
+    std::size_t rows = 0;
+    std::size_t rows_ok = 0;
+    std::vector<const json*> exact0;
+    for (const auto& g : groups_of(cor["cells"])) {
+      if ((*g.front())["agent"]["mode"] != "guard")
+        continue;
+      ++rows;
+      bool ok = true;
+      for (const auto* c : g)
+        ok = ok && (*c)["counts"]["wrong_hit_rate"].get<double>() <= delta;
+      rows_ok += ok ? 1 : 0;
+      if ((*g.front())["drift_strength"] == 0.0 && (*g.front())["formulation"] == "shifted")
+        exact0 = g;
+    }
+    if (rows > 0) {
+      md << "**Wrong / hits <= " << delta << " in every row of the correctness table:** "
+         << rep_verdict(rows_ok == rows ? reps : 0, reps) << reps_note(reps) << " (" << rows_ok
+         << " of " << rows << " rows in every repetition).";
+      if (!exact0.empty())
+        md << " Without drift (every request of a prefix repeats the same features) the guard's "
+              "hit rate is "
+           << spread_text(exact0, "/counts/hit_rate", 3) << ", "
+           << spread_text(exact0, "/counts/repeat_hit_rate", 3)
+           << " of the requests that repeat a prefix (a prefix's first request is always a "
+              "miss).";
+      md << "\n\n";
+    }
+    const auto& sp = cor["tradeoff"]["spread"];
+    if (sp.is_object() && !sp.empty()) {
+      auto f = [&](const char* k, int digits) {
+        if (!sp.contains(k))
+          return std::string{"n/a"};
+        const auto& j = sp[k];
+        return format_spread({j["n"].get<std::size_t>(), j["mean"].get<double>(),
+                              j["min"].get<double>(), j["max"].get<double>()},
+                             digits);
+      };
+      md << "**Against static thresholds and the oracle** (totals over the correctness table's "
+            "rows; static thresholds and the oracle are **replayed offline** on the agent-off "
+            "run of the same workload, the guard is measured live): the guard serves a hit rate "
+            "of "
+         << f("guard/hit_rate", 3) << " at wrong / hits " << f("guard/wrong_rate", 4)
+         << ". The best static threshold with wrong / hits <= " << delta << " reaches "
+         << f("best_cosine_within_delta/hit_rate", 3) << " (cosine divergence) or "
+         << f("best_distance_within_delta/hit_rate", 3)
+         << " (input distance); at wrong / hits no higher than the guard's achieved rate, "
+         << f("best_cosine_within_guard/hit_rate", 3) << " (cosine) or "
+         << f("best_distance_within_guard/hit_rate", 3) << " (input distance). The oracle "
+         << "(reuse exactly when the answer is within the tolerance) reaches "
+         << f("oracle/hit_rate", 3) << "; the guard gets **" << f("guard_over_oracle", 3)
+         << "** of it. A static threshold has to be chosen after the fact for one workload; "
+            "the guard learns its reach online and needs no threshold. Details: "
+            "[correctness/summary.md](correctness/summary.md).\n\n"
+         << "![hit rate vs wrong rate](correctness/tradeoff.png)\n\n";
+    }
+  }
+  if (!guard.is_object()) {
+    md << "Calibration, scenario and timeline not measured (guard results missing).\n\n";
+    return;
+  }
+  md << "### Calibration: achieved vs target wrong-rate\n\n"
+     << nth_table(root / "guard" / "summary.md", 0) << "\n"
+     << "![achieved vs target](guard/calibration.png)\n\n"
+     << "### Scenario: harmless noise, a sudden shift, one drifting feature\n\n"
+     << nth_table(root / "guard" / "summary.md", 1) << "\n";
+  const auto& sc = guard["scenario"];
+  std::vector<const json*> noise;
+  for (const auto& c : sc["cells"])
+    if (c["arm"] == "guard")
+      noise.push_back(&c);
+  if (!noise.empty())
+    md << "Harmless noise is still reused: in phase (i), where no two requests are "
+          "bit-identical, the guard's hit rate is "
+       << spread_text(noise, "/phases/noise/hit_rate", 3) << " and "
+       << spread_text(noise, "/phases/noise/certified_share_of_hits", 3)
+       << " of its hits are certified (not exact). Details: "
+          "[guard/summary.md](guard/summary.md).\n\n";
+  md << "![scenario](guard/scenario.png)\n\n"
+     << "### Timeline of one drifting run\n\n"
+     << "![errors of served hits, the guard's decisions and the agent's mode over "
+        "time](guard/timeline.png)\n\n";
 }
 
 std::string capacity_text(const json& cap) {
-  // Pairs of cells: lru_ttl then lru at each capacity.
-  const auto& cells = cap["cells"];
+  // Groups in pairs: lru_ttl then lru at each capacity; means over
+  // repetitions.
+  auto groups = groups_of(cap["cells"]);
   double m = cap["config"]["zipf_m"].get<double>();
   double worst_che = 0;
   double ttl_equal_up_to = 0;
   bool ttl_diverged = false;
   std::string first_gap;
-  for (std::size_t i = 0; i + 1 < cells.size(); i += 2) {
-    const auto& a = cells[i];
-    const auto& b = cells[i + 1];
-    double c = b["capacity"].get<double>();
+  for (std::size_t i = 0; i + 1 < groups.size(); i += 2) {
+    auto a = spread_at(groups[i], "/hit_rate_second_half").mean;
+    auto b = spread_at(groups[i + 1], "/hit_rate_second_half").mean;
+    const auto& cell = *groups[i + 1].front();
+    double c = cell["capacity"].get<double>();
     if (c <= m / 2)
-      worst_che = std::max(worst_che, std::abs(b["hit_rate_second_half"].get<double>()
-                                               - b["che_lru_hit_rate"].get<double>()));
-    double gap = b["hit_rate_second_half"].get<double>() - a["hit_rate_second_half"].get<double>();
+      worst_che = std::max(worst_che, std::abs(b - cell["che_lru_hit_rate"].get<double>()));
+    double gap = b - a;
     if (!ttl_diverged && gap <= 0.02) {
       ttl_equal_up_to = c;
     } else if (!ttl_diverged) {
       ttl_diverged = true;
-      first_gap = "at " + fixed(c, 0) + " entries plain LRU reaches "
-                  + fixed(b["hit_rate_second_half"], 3) + " and LRU+TTL "
-                  + fixed(a["hit_rate_second_half"], 3);
+      first_gap = "at " + fixed(c, 0) + " entries plain LRU reaches " + fixed(b, 3)
+                  + " and LRU+TTL " + fixed(a, 3);
     }
   }
-  std::string out = "Up to half as many entries as prefixes, the measured plain-LRU hit rate is "
-                    "within "
+  std::string out = "Up to half as many entries as prefixes, the measured plain-LRU hit rate "
+                    "(mean over repetitions) is within "
                     + fixed(worst_che, 3)
                     + " of Che's approximation (beyond that, the first requests of rare prefixes "
                       "are still compulsory misses in a run this short). ";
@@ -317,6 +510,7 @@ void write_report(const options& o, double seconds) {
   auto load = load_results(root, "load");
   auto drift = load_results(root, "drift");
   auto cor = load_results(root, "correctness");
+  auto guard = load_results(root, "guard");
   auto ttl = load_results(root, "sweep-ttl");
   auto cap = load_results(root, "sweep-capacity");
   std::ofstream md{root / "REPORT.md"};
@@ -334,14 +528,16 @@ void write_report(const options& o, double seconds) {
     md << " in " << fixed(seconds / 60.0, 1) << " minutes";
   md << "; commit " << (commit.empty() ? "unknown" : commit)
      << (dirty.empty() ? "" : " (with local changes)") << "; " << cpu_model() << ", "
-     << std::thread::hardware_concurrency()
-     << " hardware threads. Every number below comes from the `results.json` files next to this "
-        "report; the verdict rules are in `experiments/lab_report.cpp`.\n\n"
+     << std::thread::hardware_concurrency() << " hardware threads; " << reps_of(o) << " repetition"
+     << (reps_of(o) == 1 ? "" : "s")
+     << " with different workload seeds per experiment (numbers are mean [min, max] over them). "
+        "Every number below comes from the `results.json` files next to this report; the "
+        "verdict rules are in `experiments/lab_report.cpp`.\n\n"
      << "Reproduce (after the README's build command): `./build/sil-lab all` (full, about "
-        "15 minutes) or `./build/sil-lab all --quick` (under 5 minutes).\n\n";
+        "25 minutes) or `./build/sil-lab all --quick` (under 5 minutes, one repetition).\n\n";
   md << "## Headline: correctness risk under drift\n\n";
   if (cor.is_object()) {
-    md << first_table(root / "correctness" / "summary.md") << "\n"
+    md << nth_table(root / "correctness" / "summary.md", 0) << "\n"
        << "Wrong hit: |prediction - fresh| > " << cor["config"]["tolerance"]
        << ", the fresh answer from the same features with `use_cache: false`. Spearman rho "
           "between cosine divergence and prediction error: **"
@@ -352,6 +548,7 @@ void write_report(const options& o, double seconds) {
   } else {
     md << "Not measured.\n\n";
   }
+  guard_section(md, root, cor, guard);
   md << "## The original study's four findings, re-tested\n\n";
   finding_latency(md, load);
   finding_drift(md, cor, drift);
@@ -359,7 +556,7 @@ void write_report(const options& o, double seconds) {
   finding_tail(md, load);
   md << "## Capacity\n\n";
   if (cap.is_object()) {
-    md << first_table(root / "sweep-capacity" / "summary.md") << "\n"
+    md << nth_table(root / "sweep-capacity" / "summary.md", 0) << "\n"
        << capacity_text(cap) << "\n\n"
        << "![hit rate vs capacity](sweep-capacity/capacity.png)\n\n";
   }
@@ -371,7 +568,11 @@ void write_report(const options& o, double seconds) {
         "[divergence](drift/divergence.png), [prediction error](drift/prediction_error.png) |\n"
      << "| correctness | [correctness/summary.md](correctness/summary.md) | "
         "[table](correctness/risk_table.png), "
-        "[divergence vs error](correctness/divergence_vs_error.png) |\n"
+        "[divergence vs error](correctness/divergence_vs_error.png), "
+        "[hit rate vs wrong rate](correctness/tradeoff.png) |\n"
+     << "| guard | [guard/summary.md](guard/summary.md) | "
+        "[calibration](guard/calibration.png), [scenario](guard/scenario.png), "
+        "[timeline](guard/timeline.png) |\n"
      << "| sweep-ttl | [sweep-ttl/summary.md](sweep-ttl/summary.md) | "
         "[trade-off](sweep-ttl/ttl_tradeoff.png) |\n"
      << "| sweep-capacity | [sweep-capacity/summary.md](sweep-capacity/summary.md) | "
@@ -390,15 +591,14 @@ int cmd_report(const options& o) {
 
 int cmd_all(const options& o) {
   using cmd_fn = int (*)(const options&);
-  const std::pair<const char*, cmd_fn> steps[] = {{"load", cmd_load},
-                                                  {"drift", cmd_drift},
-                                                  {"correctness", cmd_correctness},
-                                                  {"sweep-ttl", cmd_sweep_ttl},
-                                                  {"sweep-capacity", cmd_sweep_capacity}};
+  const std::pair<const char*, cmd_fn> steps[]
+    = {{"load", cmd_load},   {"drift", cmd_drift},         {"correctness", cmd_correctness},
+       {"guard", cmd_guard}, {"sweep-ttl", cmd_sweep_ttl}, {"sweep-capacity", cmd_sweep_capacity}};
   auto started = lab_elapsed();
   for (const auto& [name, fn] : steps) {
     std::fprintf(stderr, "[all] %s (%.1f s so far)\n", name, lab_elapsed() - started);
-    if (!o.url.empty() && std::string{name}.rfind("sweep-", 0) == 0) {
+    if (!o.url.empty()
+        && (std::string{name}.rfind("sweep-", 0) == 0 || std::string{name} == "guard")) {
       std::fprintf(stderr, "[all] --url: skipping %s (it varies startup settings)\n", name);
       continue;
     }
@@ -408,8 +608,9 @@ int cmd_all(const options& o) {
       return fail(std::string{"all: "} + name + " failed");
   }
   write_report(o, lab_elapsed() - started);
-  std::fprintf(stderr, "[all] wrote %s in %.1f s\n",
-               (fs::path{o.out} / "REPORT.md").string().c_str(), lab_elapsed() - started);
+  auto took = lab_elapsed() - started;
+  std::fprintf(stderr, "[all] wrote %s in %.1f s (%.1f min)\n",
+               (fs::path{o.out} / "REPORT.md").string().c_str(), took, took / 60.0);
   return 0;
 }
 

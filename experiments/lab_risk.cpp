@@ -169,6 +169,11 @@ result<risk_outcome> run_risk_cell(const options& o, const fs::path& dir, const 
     }
   }
   auto counts = classify(obs, fresh, o.tolerance);
+  // Hit rate over repeats: a prefix's first answered request cannot hit.
+  std::set<std::uint64_t> seen;
+  for (auto i : answered)
+    seen.insert(prefix[i]);
+  auto repeats = counts.hits + counts.misses - std::min(seen.size(), counts.hits + counts.misses);
   auto version = stat_value<std::string>(stats, "model", "version");
   auto key_len = stat_value<std::size_t>(stats, "cache", "prefix_k", 4);
 
@@ -232,18 +237,21 @@ result<risk_outcome> run_risk_cell(const options& o, const fs::path& dir, const 
   s["seed"] = cell.seed;
   s["server_args"] = cell.server_args;
   s["external_server"] = t->external();
-  s["counts"] = {{"requests", counts.requests},
-                 {"errors", counts.errors},
-                 {"hits", counts.hits},
-                 {"correct_hits", counts.correct_hits},
-                 {"wrong_hits", counts.wrong_hits},
-                 {"misses", counts.misses},
-                 {"hit_rate", counts.hit_rate()},
-                 {"wrong_hit_rate", counts.wrong_hit_rate()},
-                 {"wrong_answer_rate", counts.wrong_answer_rate()},
-                 {"mean_hit_error", counts.mean_hit_error},
-                 {"max_hit_error", counts.max_hit_error},
-                 {"max_miss_error", counts.max_miss_error}};
+  s["counts"]
+    = {{"requests", counts.requests},
+       {"errors", counts.errors},
+       {"hits", counts.hits},
+       {"correct_hits", counts.correct_hits},
+       {"wrong_hits", counts.wrong_hits},
+       {"misses", counts.misses},
+       {"hit_rate", counts.hit_rate()},
+       {"wrong_hit_rate", counts.wrong_hit_rate()},
+       {"wrong_answer_rate", counts.wrong_answer_rate()},
+       {"mean_hit_error", counts.mean_hit_error},
+       {"max_hit_error", counts.max_hit_error},
+       {"max_miss_error", counts.max_miss_error},
+       {"repeat_hit_rate",
+        repeats == 0 ? 0.0 : static_cast<double>(counts.hits) / static_cast<double>(repeats)}};
   auto hits = static_cast<double>(std::max<std::size_t>(1, counts.hits));
   s["guard"] = {{"exact", basis['e']},
                 {"certified", basis['c']},

@@ -3,7 +3,8 @@
 
   plot.py drift DIR           divergence.png, prediction_error.png
   plot.py load DIR            latency.png, burst_timeline.png
-  plot.py correctness DIR     risk_table.png, divergence_vs_error.png
+  plot.py correctness DIR     risk_table.png, divergence_vs_error.png, tradeoff.png
+  plot.py guard DIR           calibration.png, scenario.png, timeline.png
   plot.py sweep-ttl DIR       ttl_tradeoff.png
   plot.py sweep-capacity DIR  capacity.png
 """
@@ -21,6 +22,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 def read(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def grouped(rows, key):
+    """Rows grouped by key(row), in order of first appearance (one group per
+    configuration, one row per repetition)."""
+    out = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
+def mean_range(rows, col):
+    """Mean of a column over repetitions and the distance to its min / max
+    (for error bars)."""
+    v = [float(r[col]) for r in rows]
+    m = sum(v) / len(v)
+    return m, m - min(v), max(v) - m
 
 
 def save(fig, path):
@@ -66,17 +84,19 @@ def load(d):
     rows = read(f"{d}/results.csv")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=False)
     for ax, shape in zip(axes, ("steady", "bursty")):
-        rs = [r for r in rows if r["shape"] == shape]
+        runs = grouped([r for r in rows if r["shape"] == shape], lambda r: r["run"])
         pcts = (("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
-        width = 0.8 / max(1, len(rs))
-        for i, r in enumerate(rs):
+        width = 0.8 / max(1, len(runs))
+        for i, (name, rs) in enumerate(runs.items()):
             xs = [j + i * width for j in range(len(pcts))]
-            ax.bar(xs, [float(r[k]) for k, _ in pcts], width, label=r["run"])
-        ax.set_xticks([j + width * (len(rs) - 1) / 2 for j in range(len(pcts))])
+            stats = [mean_range(rs, k) for k, _ in pcts]
+            ax.bar(xs, [m for m, _, _ in stats], width, label=name,
+                   yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], capsize=3)
+        ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(pcts))])
         ax.set_xticklabels([n for _, n in pcts])
         ax.set_yscale("log")
         ax.set_ylabel("latency from intended send, ms (log)")
-        ax.set_xlabel("percentile")
+        ax.set_xlabel("percentile (bars: mean over repetitions, whiskers: min-max)")
         ax.set_title(f"{shape} traffic")
         ax.legend(fontsize=8)
     save(fig, f"{d}/latency.png")
@@ -112,20 +132,23 @@ def load(d):
 
 def correctness(d):
     rows = read(f"{d}/results.csv")
-    labels = [f"{float(r['drift_strength']):g}\n{r['agent']}" for r in rows]
-    correct = [int(r["correct_hits"]) for r in rows]
-    wrong = [int(r["wrong_hits"]) for r in rows]
-    miss = [int(r["misses"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(max(7, len(rows) * 0.9), 4.5))
-    x = range(len(rows))
+    groups = grouped(rows, lambda r: (r["drift_strength"], r["formulation"], r["agent"]))
+    labels = [f"{float(s):g}{' res.' if f == 'resampled' else ''}\n{a}" for s, f, a in groups]
+
+    def avg(col):
+        return [sum(int(r[col]) for r in rs) / len(rs) for rs in groups.values()]
+
+    correct, wrong, miss = avg("correct_hits"), avg("wrong_hits"), avg("misses")
+    fig, ax = plt.subplots(figsize=(max(7, len(groups) * 0.8), 4.5))
+    x = range(len(groups))
     ax.bar(x, correct, label="correct hits", color="tab:green")
     ax.bar(x, wrong, bottom=correct, label="wrong hits", color="tab:red")
     ax.bar(x, miss, bottom=[c + w for c, w in zip(correct, wrong)], label="misses (fresh)",
            color="tab:gray")
     ax.set_xticks(list(x))
-    ax.set_xticklabels(labels, fontsize=8)
-    ax.set_xlabel("drift per step (feature units) / agent")
-    ax.set_ylabel("requests")
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_xlabel("drift per step (feature units; res. = resampled formulation) / arm")
+    ax.set_ylabel("requests (mean over repetitions)")
     ax.set_title("Correct hits, wrong hits and misses under drift")
     ax.legend(fontsize=8)
     save(fig, f"{d}/risk_table.png")
@@ -153,10 +176,58 @@ def correctness(d):
                  "cosine 0 not shown)", fontsize=10)
     ax.legend(fontsize=6, markerscale=2, ncol=2)
     save(fig, f"{d}/divergence_vs_error.png")
+    tradeoff(d)
+
+
+def tradeoff(d):
+    try:
+        rows = read(f"{d}/tradeoff.csv")
+    except OSError:
+        return
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    styles = {"static_cosine": ("tab:blue", "static cosine-divergence threshold (replayed)"),
+              "static_distance": ("tab:orange", "static input-distance threshold (replayed)")}
+    floor = 1e-4  # wrong rate 0 drawn at the axis floor (log scale)
+    for rep, rs in grouped(rows, lambda r: r["rep"]).items():
+        first = rep == rows[0]["rep"]
+        for policy, (color, label) in styles.items():
+            pts = [r for r in rs if r["policy"] == policy]
+            ax.plot([max(float(r["wrong_rate"]), floor) for r in pts],
+                    [float(r["hit_rate"]) for r in pts], ".-", color=color, alpha=0.6, ms=3,
+                    label=label if first else None)
+        for policy, marker, color, label in (("guard", "*", "tab:red", "reuse guard (live)"),
+                                             ("oracle", "D", "k", "oracle (replayed)")):
+            for r in (r for r in rs if r["policy"] == policy):
+                ax.plot(max(float(r["wrong_rate"]), floor), float(r["hit_rate"]), marker,
+                        color=color, ms=12 if marker == "*" else 7,
+                        label=label if first else None)
+    try:
+        with open(f"{d}/results.json") as f:
+            delta = float(json.load(f)["config"]["max_wrong_rate"])
+        ax.axvline(delta, ls=":", color="tab:red", label=f"delta = {delta:g} (target)")
+    except (OSError, KeyError, ValueError):
+        pass
+    ax.set_xscale("log")
+    ax.set_xlabel(f"achieved wrong rate, wrong hits / hits (log; 0 drawn at {floor:g})")
+    ax.set_ylabel("hit rate, hits / requests")
+    ax.set_title("Hit rate vs wrong rate: guard, static thresholds, oracle\n"
+                 "(totals over the correctness table's rows; one curve per repetition)",
+                 fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    save(fig, f"{d}/tradeoff.png")
 
 
 def sweep_ttl(d):
-    rows = read(f"{d}/results.csv")
+    # One row per TTL: the mean over repetitions.
+    rows = []
+    for rs in grouped(read(f"{d}/results.csv"), lambda r: (r["ttl_s"], r["plain_lru"])).values():
+        row = dict(rs[0])
+        for k in rs[0]:
+            if k not in ("rep", "ttl_s", "plain_lru"):
+                row[k] = mean_range(rs, k)[0]
+        rows.append(row)
     finite = [r for r in rows if r["plain_lru"] == "0"]
     plain = [r for r in rows if r["plain_lru"] == "1"]
     x = [float(r["ttl_s"]) for r in finite]
@@ -197,11 +268,13 @@ def sweep_capacity(d):
     rows = read(f"{d}/results.csv")
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for policy, style, label in (("lru_ttl", "o-", "LRU+TTL"), ("lru", "s-", "plain LRU")):
-        rs = [r for r in rows if r["policy"] == policy]
-        ax.plot([int(r["capacity"]) for r in rs], [float(r["hit_rate_second_half"]) for r in rs],
-                style, label=f"{label}, measured (warm half)")
-    rs = [r for r in rows if r["policy"] == "lru"]
-    ax.plot([int(r["capacity"]) for r in rs], [float(r["che_lru_hit_rate"]) for r in rs], "k:",
+        caps = grouped([r for r in rows if r["policy"] == policy], lambda r: int(r["capacity"]))
+        stats = [mean_range(rs, "hit_rate_second_half") for rs in caps.values()]
+        ax.errorbar(list(caps), [m for m, _, _ in stats],
+                    yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], fmt=style,
+                    capsize=3, label=f"{label}, measured (warm half; min-max over repetitions)")
+    caps = grouped([r for r in rows if r["policy"] == "lru"], lambda r: int(r["capacity"]))
+    ax.plot(list(caps), [float(rs[0]["che_lru_hit_rate"]) for rs in caps.values()], "k:",
             label="LRU, Che's approximation")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("cache capacity, entries (log2)")
@@ -212,8 +285,111 @@ def sweep_capacity(d):
     save(fig, f"{d}/capacity.png")
 
 
-KINDS = {"drift": drift, "load": load, "correctness": correctness, "sweep-ttl": sweep_ttl,
-         "sweep-capacity": sweep_capacity}
+def guard(d):
+    rows = read(f"{d}/results.csv")
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    levels = sorted({r["drift_strength"] for r in rows}, key=float)
+    top = max([float(r["delta"]) for r in rows] + [1e-3])
+    for i, level in enumerate(levels):
+        rs = [r for r in rows if r["drift_strength"] == level]
+        ax.plot([float(r["delta"]) * (1 + 0.04 * (i - (len(levels) - 1) / 2)) for r in rs],
+                [float(r["wrong_hit_rate"]) for r in rs], "o", alpha=0.7,
+                label=f"drift {float(level):g} / step (one point per repetition)")
+        top = max([top] + [float(r["wrong_hit_rate"]) for r in rs])
+    ax.plot([0, top * 1.1], [0, top * 1.1], "k--", label="y = x (achieved = target)")
+    ax.set_xlabel("target max wrong-rate delta (--risk.max-wrong-rate)")
+    ax.set_ylabel("achieved wrong rate, wrong hits / hits")
+    ax.set_title("Calibration of the reuse guard")
+    ax.legend(fontsize=8)
+    save(fig, f"{d}/calibration.png")
+
+    rows = read(f"{d}/scenario.csv")
+    phases = list(grouped(rows, lambda r: r["phase"]))
+    arms = list(grouped(rows, lambda r: r["arm"]))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.8 / max(1, len(arms))
+    for i, arm in enumerate(arms):
+        for ax, col in ((a1, "hit_rate"), (a2, "wrong_hit_rate")):
+            stats = [mean_range([r for r in rows if r["arm"] == arm and r["phase"] == p], col)
+                     for p in phases]
+            ax.bar([j + i * width for j in range(len(phases))], [m for m, _, _ in stats], width,
+                   yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], capsize=3,
+                   label=arm)
+    for ax, ylabel in ((a1, "hit rate"), (a2, "wrong hits / hits")):
+        ax.set_xticks([j + width * (len(arms) - 1) / 2 for j in range(len(phases))])
+        ax.set_xticklabels(phases)
+        ax.set_xlabel("phase (mean over repetitions, whiskers: min-max)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    a1.set_title("Hit rate per phase")
+    a2.set_title("Wrong rate of served hits per phase")
+    save(fig, f"{d}/scenario.png")
+
+    timeline(d)
+
+
+def timeline(d):
+    rows = read(f"{d}/timeline.csv")
+    with open(f"{d}/results.json") as f:
+        res = json.load(f)
+    tol = float(res["config"]["tolerance"])
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+    hits = [r for r in rows if r["hit"] == "1" and r["error"] not in ("", "nan")]
+    for basis, color in (("exact", "tab:green"), ("certified", "tab:blue"),
+                         ("unguarded", "tab:gray"), ("hit", "tab:gray")):
+        pts = [r for r in hits if r["basis"] == basis]
+        if pts:
+            a1.scatter([float(r["t_s"]) for r in pts],
+                       [max(float(r["error"]), 1e-9) for r in pts], s=5, alpha=0.5, color=color,
+                       label=f"served hit ({basis})")
+    a1.axhline(tol, ls="--", color="tab:red", label=f"tolerance tau = {tol:g}")
+    a1.set_yscale("log")
+    a1.set_ylabel("|cached - fresh| per served hit (log)")
+    a1.set_title("Errors of served hits over time (one drifting run)")
+    a1.legend(fontsize=7, loc="lower right")
+    end = max((float(r["t_s"]) for r in rows), default=0.0)
+    seconds = int(end) + 1
+    for basis, color in (("refused", "tab:red"), ("certified", "tab:blue"),
+                         ("exact", "tab:green")):
+        counts = [0] * seconds
+        for r in rows:
+            if r["basis"] == basis:
+                counts[int(float(r["t_s"]))] += 1
+        a2.plot([s + 0.5 for s in range(seconds)], counts, "o-", color=color, label=basis)
+    a2.set_ylabel("decisions per second")
+    a2.set_xlabel("time since the start of the run, s")
+    b2 = a2.twinx()
+    order = ["normal", "short_ttl", "disabled"]
+    mode, ts, ms = "normal", [0.0], ["normal"]
+    try:
+        for r in read(f"{d}/decisions.csv"):
+            t = float(r["t_s"])
+            if 0 <= t <= end + 1:
+                ts.append(t)
+                ms.append(mode)
+                mode = r["to"]
+                ts.append(t)
+                ms.append(mode)
+    except OSError:
+        pass
+    ts.append(end)
+    ms.append(mode)
+    for m in ms:
+        if m not in order:
+            order.append(m)
+    b2.plot(ts, [order.index(m) for m in ms], color="k", lw=1.5, label="agent mode")
+    b2.set_yticks(range(len(order)))
+    b2.set_yticklabels(order, fontsize=8)
+    b2.set_ylabel("agent mode")
+    h1, l1 = a2.get_legend_handles_labels()
+    h2, l2 = b2.get_legend_handles_labels()
+    a2.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+    a2.set_title("The guard's decisions per second and the agent's mode")
+    save(fig, f"{d}/timeline.png")
+
+
+KINDS = {"drift": drift, "load": load, "correctness": correctness, "guard": guard,
+         "sweep-ttl": sweep_ttl, "sweep-capacity": sweep_capacity}
 
 
 def main():
