@@ -52,6 +52,8 @@ struct supervisor_state {
   std::vector<double> window;
   /// Reports in the window that came from audits of hits (not shadow ones).
   std::uint64_t window_audits = 0;
+  /// Labels of served (or would-be-served) answers: the served wrong-rate.
+  label_window served{1};
   std::uint64_t reports = 0;
   /// Cache counters at the previous observation, for per-window deltas.
   std::uint64_t last_hits = 0;
@@ -346,6 +348,8 @@ void observe(self_ptr self) {
         s.window.clear();
         obs.audits = s.window_audits;
         s.window_audits = 0;
+        obs.labels = s.served.size();
+        obs.wrong = s.served.wrong();
         obs.hits = snap.hits - std::min(snap.hits, s.last_hits);
         obs.misses = snap.misses - std::min(snap.misses, s.last_misses);
         s.last_hits = snap.hits;
@@ -358,6 +362,8 @@ void observe(self_ptr self) {
         if (d.action == agent_action::keep)
           return;
         act(self, d.action, d.next.ttl_seconds);
+        // Evidence gathered under the old mode says little about the new one.
+        s.served.clear();
         ++s.action_counts[static_cast<std::size_t>(d.action)];
         decision_record rec;
         rec.unix_ms = now_unix_ms();
@@ -372,6 +378,8 @@ void observe(self_ptr self) {
         rec.hits = obs.hits;
         rec.misses = obs.misses;
         rec.ttl_seconds = d.next.ttl_seconds;
+        rec.labels = obs.labels;
+        rec.wrong = obs.wrong;
         append_log(self, std::move(rec));
       },
       [](caf::error&) {
@@ -398,6 +406,14 @@ agent_snapshot agent_view(self_ptr self) {
   out.base_ttl_seconds = p.base_ttl_seconds;
   out.ttl_floor_seconds = p.ttl_floor_seconds;
   out.interval_seconds = std::chrono::duration<double>(st.cfg.agent_interval).count();
+  out.trigger = to_string(p.trigger);
+  out.max_wrong_rate = p.max_wrong_rate;
+  out.disable_wrong_rate = p.disable_wrong_rate;
+  out.confidence = p.confidence;
+  out.served_labels = st.served.size();
+  out.served_wrong = st.served.wrong();
+  out.served_lower = st.served.lower(p.confidence);
+  out.served_upper = st.served.upper(p.confidence);
   out.decisions.assign(st.log.begin(), st.log.end());
   out.action_counts = st.action_counts;
   return out;
@@ -466,6 +482,7 @@ caf::result<agent_snapshot> admin(self_ptr self, admin_command cmd, double value
 supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  st.served = label_window{st.cfg.label_window};
   st.agent.ttl_seconds = st.cfg.policy.base_ttl_seconds;
   auto& local = st.nodes[st.cfg.node_name];
   local.name = st.cfg.node_name;
@@ -521,10 +538,16 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
       self->delayed_send(self, self->state.cfg.agent_interval, observe_atom::value);
     },
     [=](report_atom, const divergence_report& r) {
-      self->state.window.push_back(r.cosine);
-      if (!r.shadow)
-        ++self->state.window_audits;
-      ++self->state.reports;
+      auto& s = self->state;
+      // The cosine window keeps its meaning: audits and shadow comparisons.
+      if (r.kind != comparison_kind::refusal) {
+        s.window.push_back(r.cosine);
+        if (r.kind == comparison_kind::audit)
+          ++s.window_audits;
+      }
+      if (r.served)
+        s.served.add(r.wrong);
+      ++s.reports;
     },
     [=](agent_atom) { return agent_view(self); },
     [=](admin_atom, admin_command cmd, double value) { return admin(self, cmd, value); },

@@ -52,6 +52,10 @@ struct supervisor_config {
   /// false: the agent observes (GET /agent shows the windows) but never acts.
   bool agent_acts = true;
   policy_config policy;
+  /// wrong_rate trigger: how many served labels (audits, and shadow
+  /// comparisons the guard would have served) the agent weighs; the window
+  /// starts empty again after every action.
+  std::size_t label_window = 500;
   /// Shown by GET /agent (the ingress applies it).
   double entry_evict_threshold = 0.3;
   std::shared_ptr<service_board> board;

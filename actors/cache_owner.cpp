@@ -1,5 +1,6 @@
 #include "actors/cache_owner.hpp"
 
+#include <limits>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -8,19 +9,68 @@ namespace sil {
 
 namespace {
 
+struct waiter {
+  caf::typed_response_promise<cache_lookup> promise;
+  std::vector<float> suffix;
+  /// The guard's verdict on reusing the leader's embedding.
+  reuse_info verdict;
+};
+
 struct flight {
   caf::actor_clock::time_point started;
-  std::vector<caf::typed_response_promise<cache_lookup>> waiters;
+  std::vector<waiter> waiters;
+  /// The leader's values outside the key: a waiter joins only if the guard
+  /// would reuse the leader's embedding for its own input.
+  std::vector<float> suffix;
 };
 
 struct cache_owner_state {
   std::optional<lru_ttl_cache> cache;
+  std::optional<reuse_estimator> guard;
   std::unordered_map<prefix_key, flight> flights;
   std::uint64_t joins = 0;
   std::uint64_t invalidations = 0;
+  /// Lookups that found a live entry (or a flight), by verdict.
+  std::uint64_t verdicts[4] = {0, 0, 0, 0};
   cache_owner_config cfg;
   static inline const char* name = "cache_owner";
 };
+
+/// The guard's verdict for `q` against an entry computed from `source`.
+reuse_info judge(const cache_owner_state& st, const lookup_query& q, const float* source,
+                 std::size_t source_size, float wrong_distance) {
+  reuse_info out;
+  out.present = true;
+  if (!st.cfg.guard.enabled) {
+    out.basis = reuse_basis::unguarded;
+    return out;
+  }
+  if (source == nullptr || source_size != q.suffix.size()) {
+    // No source to compare with (cannot happen for entries this owner
+    // inserted with the guard on): refuse, the cautious answer.
+    out.basis = reuse_basis::refused;
+    out.p_wrong_upper = 1.0;
+    out.distance = std::numeric_limits<double>::infinity();
+    return out;
+  }
+  double budget = st.cfg.guard.max_wrong_rate;
+  if (q.max_wrong_rate > 0.0 && q.max_wrong_rate < budget)
+    budget = q.max_wrong_rate;
+  double d = rms_distance(q.suffix.data(), source, q.suffix.size());
+  auto v = st.guard->decide(q.rows, d, budget, wrong_distance);
+  out.basis = v.basis;
+  out.distance = v.distance;
+  out.p_wrong_upper = v.p_wrong_upper;
+  return out;
+}
+
+void count(cache_owner_state& st, reuse_basis b) {
+  ++st.verdicts[static_cast<std::size_t>(b)];
+}
+
+bool reuses(const reuse_info& r) {
+  return r.basis != reuse_basis::refused;
+}
 
 using self_ptr = cache_actor::stateful_pointer<cache_owner_state>;
 
@@ -37,7 +87,8 @@ bool promote(self_ptr self, flight& f) {
   auto next = std::move(f.waiters.front());
   f.waiters.erase(f.waiters.begin());
   f.started = self->clock().now();
-  next.deliver(cache_lookup{lookup_kind::lead, embedding{}, 0});
+  f.suffix = std::move(next.suffix);
+  next.promise.deliver(cache_lookup{lookup_kind::lead, embedding{}, 0, {}});
   return true;
 }
 
@@ -61,53 +112,107 @@ cache_snapshot snapshot(self_ptr self) {
   out.single_flight = st.cfg.single_flight;
   out.ttl_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(s.ttl).count();
   out.prefix_k = st.cfg.prefix_k;
+  auto& g = out.guard;
+  g.enabled = st.cfg.guard.enabled;
+  g.tolerance = st.cfg.guard.tolerance;
+  g.max_wrong_rate = st.cfg.guard.max_wrong_rate;
+  g.confidence = st.cfg.guard.confidence;
+  g.prefix_unit = to_string(st.cfg.unit);
+  g.exact = st.verdicts[static_cast<std::size_t>(reuse_basis::exact)];
+  g.certified = st.verdicts[static_cast<std::size_t>(reuse_basis::certified)];
+  g.refused = st.verdicts[static_cast<std::size_t>(reuse_basis::refused)];
+  g.unguarded = st.verdicts[static_cast<std::size_t>(reuse_basis::unguarded)];
+  g.labels = st.guard->labels();
+  g.wrong_labels = st.guard->wrong_labels();
+  for (auto rows : st.guard->shapes()) {
+    guard_shape shape;
+    shape.rows = rows;
+    for (const auto& b : *st.guard->bins(rows)) {
+      shape.labels += b.n;
+      shape.wrong += b.wrong;
+    }
+    shape.reach = st.guard->reach(rows);
+    g.shapes.push_back(shape);
+  }
   return out;
 }
 
 cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lru_ttl_cache c) {
   self->state.cfg = std::move(cfg);
   self->state.cache.emplace(std::move(c));
+  self->state.guard.emplace(self->state.cfg.guard);
   publish_enabled(self);
   self->delayed_send(self, self->state.cfg.sweep_interval, sweep_atom::value);
   return {
-    [=](lookup_atom, prefix_key key, std::int64_t max_age_ns) -> caf::result<cache_lookup> {
+    [=](lookup_atom, prefix_key key, lookup_query& q) -> caf::result<cache_lookup> {
       auto& st = self->state;
       if (!st.cache->enabled()) {
         st.cache->get(key); // counted as a bypass
         // Hand out what is still stored, so that the fresh result can be
         // compared with it for free: that is how the agent sees when reuse
-        // would be safe again.
-        cache_lookup out{lookup_kind::bypass, embedding{}, 0};
+        // would be safe again (and whether the guard would have served it).
+        cache_lookup out{lookup_kind::bypass, embedding{}, 0, {}};
         if (auto pk = st.cache->peek(key); pk && !pk->expired) {
           out.value = std::move(pk->value);
           out.age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(pk->age).count();
+          out.risk = judge(st, q, pk->source.data(), pk->source.size(), pk->wrong_distance);
         }
         return out;
       }
-      auto r = max_age_ns >= 0 ? st.cache->get(key, std::chrono::nanoseconds{max_age_ns})
-                               : st.cache->get(key);
-      if (r.hit())
-        return cache_lookup{lookup_kind::hit, std::move(r.value),
-                            std::chrono::duration_cast<std::chrono::nanoseconds>(r.age).count()};
+      cache_duration max_age{q.max_age_ns};
+      reuse_info verdict;
+      auto r = st.cache->get_if(key, q.max_age_ns >= 0 ? &max_age : nullptr,
+                                [&](const lookup_result& e) {
+                                  verdict = judge(st, q, e.source.data(), e.source.size(),
+                                                  e.wrong_distance);
+                                  return reuses(verdict);
+                                });
+      auto age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(r.age).count();
+      if (r.hit()) {
+        count(st, verdict.basis);
+        return cache_lookup{lookup_kind::hit, std::move(r.value), age_ns, verdict};
+      }
+      if (r.status == lookup_status::refused) {
+        count(st, verdict.basis);
+        return cache_lookup{lookup_kind::refresh, std::move(r.value), age_ns, verdict};
+      }
       if (!st.cfg.single_flight)
-        return cache_lookup{lookup_kind::lead, embedding{}, 0};
+        return cache_lookup{lookup_kind::lead, embedding{}, 0, {}};
       if (auto i = st.flights.find(key); i != st.flights.end()) {
+        auto& f = i->second;
+        auto v = judge(st, q, f.suffix.data(), f.suffix.size(),
+                       std::numeric_limits<float>::infinity());
+        if (!reuses(v)) {
+          // The leader's input is too far from this one: compute it apart.
+          count(st, v.basis);
+          return cache_lookup{lookup_kind::refresh, embedding{}, 0, v};
+        }
         auto rp = self->make_response_promise<cache_lookup>();
-        i->second.waiters.push_back(rp);
+        count(st, v.basis);
+        f.waiters.push_back(waiter{rp, std::move(q.suffix), v});
         return rp;
       }
-      st.flights.emplace(key, flight{self->clock().now(), {}});
-      return cache_lookup{lookup_kind::lead, embedding{}, 0};
+      st.flights.emplace(key, flight{self->clock().now(), {}, std::move(q.suffix)});
+      return cache_lookup{lookup_kind::lead, embedding{}, 0, {}};
     },
-    [=](insert_atom, prefix_key key, const embedding& value) {
+    [=](insert_atom, prefix_key key, const embedding& value, const embedding& source) {
       auto& st = self->state;
-      st.cache->put(key, value);
+      st.cache->put(key, value, source);
       if (auto i = st.flights.find(key); i != st.flights.end()) {
-        for (auto& rp : i->second.waiters)
-          rp.deliver(cache_lookup{lookup_kind::joined, value, 0});
+        for (auto& w : i->second.waiters)
+          w.promise.deliver(cache_lookup{lookup_kind::joined, value, 0, w.verdict});
         st.joins += i->second.waiters.size();
         st.flights.erase(i);
       }
+    },
+    [=](label_atom, prefix_key key, const reuse_label& l) {
+      auto& st = self->state;
+      if (!st.cfg.guard.enabled)
+        return;
+      st.guard->observe(l.rows, l.distance, l.wrong);
+      // An entry that served a wrong answer is not reused that far again.
+      if (l.wrong && l.served)
+        st.cache->mark_wrong(key, static_cast<float>(l.distance));
     },
     [=](abandon_atom, prefix_key key) {
       auto& st = self->state;
@@ -168,6 +273,8 @@ caf::expected<cache_actor> spawn_cache_owner(caf::actor_system& sys,
   auto c = lru_ttl_cache::make(cfg.cache, [clk] { return clk->now(); });
   if (!c)
     return to_caf_error(c.error());
+  if (auto st = validate(cfg.guard); !st)
+    return to_caf_error(st.error());
   return sys.spawn(cache_owner, cfg, std::move(*c));
 }
 

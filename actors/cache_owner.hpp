@@ -1,8 +1,11 @@
 // The cache owner actor: the only user of the LRU+TTL structure.
 //
 // Owns: the cache (core/lru_ttl_cache), single-flight bookkeeping, the
-// periodic TTL sweep. Lookups for a key whose embedding is being computed
-// wait, through response promises, for that one result.
+// periodic TTL sweep, and the reuse guard (core/reuse_guard): it decides,
+// per lookup, whether a live entry may answer this input, and learns from
+// the labels the ingress sends back. Lookups for a key whose embedding is
+// being computed wait, through response promises, for that one result (if
+// the guard would reuse the leader's input for theirs).
 // Does not own: the decision to enable/disable (the agent sends those).
 #pragma once
 
@@ -18,6 +21,9 @@ namespace sil {
 struct cache_owner_config {
   cache_config cache;
   std::uint32_t prefix_k = 4;
+  prefix_unit unit = prefix_unit::values;
+  /// The reuse guard (enabled = false: pure prefix reuse).
+  guard_config guard;
   /// Concurrent misses on one key wait for one computation (the leader's).
   /// Off: every miss computes on its own (for experiments that measure what
   /// single-flight is worth).

@@ -1,6 +1,7 @@
 #include "actors/ingress.hpp"
 
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -23,139 +24,236 @@ struct ingress_state {
 using self_ptr = ingress_actor::stateful_pointer<ingress_state>;
 using done_fn = std::function<void(caf::expected<predict_reply>)>;
 
+/// A request in flight, with what the cache needs to know about its input.
+struct job {
+  predict_request req;
+  prefix_key key = 0;
+  /// Index of the first value outside the key.
+  std::size_t suffix_begin = 0;
+
+  const float* suffix() const noexcept {
+    return req.features.data() + suffix_begin;
+  }
+
+  std::size_t suffix_size() const noexcept {
+    return req.features.size() - suffix_begin;
+  }
+};
+
+using job_ptr = std::shared_ptr<const job>;
+
 predict_reply make_reply(self_ptr self, const embedding& e, embedding_source src,
-                         std::int64_t age_ns) {
+                         std::int64_t age_ns, const reuse_info& risk = {}) {
   predict_reply r;
   r.prediction = self->state.cfg.m.head(e);
   r.cache_hit = src != embedding_source::encoder;
   r.source = src;
   r.cache_age_ns = age_ns;
   r.model_version = self->state.version;
+  r.risk = risk;
   return r;
 }
 
-/// Compares a stored embedding with a fresh one for the same input and
-/// reports it; invalidates the entry if it is too far off (audits only).
-void report_divergence(self_ptr self, prefix_key key, const embedding& cached, std::int64_t age_ns,
-                       const embedding& fresh, bool shadow) {
+/// Compares a stored embedding with a fresh one for the same input, reports
+/// it (agent, metrics) and labels it for the guard. Audits beyond the evict
+/// threshold invalidate the entry.
+void compare(self_ptr self, const job& j, const embedding& cached, std::int64_t age_ns,
+             const embedding& fresh, comparison_kind kind, const reuse_info& risk) {
   auto& st = self->state;
   auto d = measure_divergence(cached, fresh);
   if (!d)
     return;
   divergence_report r;
-  r.key = key;
+  r.key = j.key;
   r.entry_age_ns = age_ns;
   r.cosine = d->cosine;
   r.l2 = d->l2;
   r.prediction_delta = std::abs(static_cast<double>(st.cfg.m.head(cached))
                                 - static_cast<double>(st.cfg.m.head(fresh)));
-  r.shadow = shadow;
-  if (shadow)
+  r.kind = kind;
+  r.wrong = r.prediction_delta > st.cfg.guard.tolerance;
+  // Audits measure served answers; a shadow comparison counts as served if
+  // the guard would have served it.
+  r.served = kind == comparison_kind::audit
+             || (kind == comparison_kind::shadow && risk.present
+                 && risk.basis != reuse_basis::refused);
+  r.distance = risk.distance;
+  if (kind == comparison_kind::shadow)
     ++st.audits.shadow_comparisons;
-  if (!shadow && st.cfg.evict_far_entries && r.cosine >= st.cfg.entry_evict_threshold)
-    caf::anon_send(st.cfg.cache, invalidate_atom::value, key);
+  if (kind == comparison_kind::audit && st.cfg.evict_far_entries
+      && r.cosine >= st.cfg.entry_evict_threshold)
+    caf::anon_send(st.cfg.cache, invalidate_atom::value, j.key);
+  if (st.cfg.guard.enabled && risk.present && std::isfinite(risk.distance))
+    self->send(st.cfg.cache, label_atom::value, j.key,
+               reuse_label{j.req.rows, risk.distance, r.wrong, kind == comparison_kind::audit});
   self->send(st.cfg.pool, report_atom::value, r);
   if (st.cfg.metrics)
     self->send(st.cfg.metrics, report_atom::value, r);
 }
 
-/// Re-encodes the input of a hit off the request path and reports how far
-/// the cached embedding is from the fresh one.
-void audit(self_ptr self, const std::shared_ptr<predict_request>& req, prefix_key key,
-           const embedding& cached, std::int64_t age_ns) {
+/// Re-encodes the input of a hit off the request path and compares.
+void audit(self_ptr self, const job_ptr& j, const embedding& cached, std::int64_t age_ns,
+           const reuse_info& risk) {
   auto& cfg = self->state.cfg;
+  auto started = self->clock().now();
   self
     ->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
-              encode_item{req->features, req->rows})
-    .then([=](embedding& fresh) { report_divergence(self, key, cached, age_ns, fresh, false); },
-          [=](caf::error&) { ++self->state.audits.failed; });
+              encode_item{j->req.features, j->req.rows})
+    .then(
+      [=](embedding& fresh) {
+        auto now = self->clock().now();
+        self->state.budget.on_audit_done(
+          now, std::chrono::duration_cast<std::chrono::nanoseconds>(now - started));
+        compare(self, *j, cached, age_ns, fresh, comparison_kind::audit, risk);
+      },
+      [=](caf::error&) {
+        ++self->state.audits.failed;
+        auto now = self->clock().now();
+        self->state.budget.on_audit_done(
+          now, std::chrono::duration_cast<std::chrono::nanoseconds>(now - started));
+      });
 }
 
-/// Encodes `req` at the pool; on success optionally inserts under `key`.
-void encode_fresh(self_ptr self, const std::shared_ptr<predict_request>& req, prefix_key key,
-                  bool insert, bool leader, const done_fn& done,
-                  const cache_lookup* stored = nullptr) {
+/// What to do with a fresh result besides answering.
+struct fresh_plan {
+  /// Insert it under the key (with its source).
+  bool insert = false;
+  /// This request leads a single-flight computation (abandon on failure).
+  bool leader = false;
+  /// A stored entry to compare with (empty: none), and how.
+  embedding stored;
+  std::int64_t stored_age_ns = 0;
+  comparison_kind kind = comparison_kind::shadow;
+  /// The guard's verdict on the stored entry (for the label).
+  reuse_info risk;
+  /// Whether the answer shows that verdict (not while reuse is disabled:
+  /// the answer did not weigh reuse).
+  bool answer_shows_risk = false;
+};
+
+/// Encodes the request at the pool and answers with the fresh result.
+void encode_fresh(self_ptr self, const job_ptr& j, const fresh_plan& plan, const done_fn& done) {
   auto& cfg = self->state.cfg;
-  embedding old;
-  std::int64_t old_age = 0;
-  if (stored != nullptr) {
-    old = stored->value;
-    old_age = stored->age_ns;
-  }
   self
     ->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
-              encode_item{req->features, req->rows})
+              encode_item{j->req.features, j->req.rows})
     .then(
       [=](embedding& e) {
-        done(make_reply(self, e, embedding_source::encoder, 0));
-        if (old) // reuse is off: compare with the stored entry for free
-          report_divergence(self, key, old, old_age, e, true);
-        if (insert)
-          self->send(self->state.cfg.cache, insert_atom::value, key, e);
+        done(make_reply(self, e, embedding_source::encoder, 0,
+                        plan.answer_shows_risk ? plan.risk : reuse_info{}));
+        if (plan.stored) // a free labelled comparison with the stored entry
+          compare(self, *j, plan.stored, plan.stored_age_ns, e, plan.kind, plan.risk);
+        if (plan.insert) {
+          embedding source;
+          if (self->state.cfg.guard.enabled)
+            source = embedding::copy_of(j->suffix(), j->suffix_size());
+          self->send(self->state.cfg.cache, insert_atom::value, j->key, e, source);
+        }
       },
       [=](caf::error& err) {
-        if (leader)
-          self->send(self->state.cfg.cache, abandon_atom::value, key);
+        if (plan.leader)
+          self->send(self->state.cfg.cache, abandon_atom::value, j->key);
         done(std::move(err));
       });
 }
 
+void on_hit(self_ptr self, const job_ptr& j, cache_lookup& r, const done_fn& done) {
+  done(make_reply(self, r.value, embedding_source::cache, r.age_ns, r.risk));
+  auto& st = self->state;
+  double u = std::uniform_real_distribution<double>{0.0, 1.0}(st.rng);
+  switch (st.budget.on_hit(j->key, self->clock().now(), u)) {
+    case audit_verdict::audit:
+      ++st.audits.audits;
+      audit(self, j, r.value, r.age_ns, r.risk);
+      break;
+    case audit_verdict::over_budget:
+    case audit_verdict::over_key_share:
+    case audit_verdict::over_encoder_share:
+      ++st.audits.skipped;
+      break;
+    case audit_verdict::not_sampled:
+    case audit_verdict::paced:
+      break;
+  }
+}
+
+/// Saturating milliseconds -> nanoseconds (-1 stays "no limit").
+std::int64_t max_age_ns_of(std::int64_t ms) {
+  if (ms < 0)
+    return -1;
+  constexpr std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 1000000;
+  return ms >= limit ? std::numeric_limits<std::int64_t>::max() : ms * 1000000;
+}
+
 void handle(self_ptr self, predict_request&& in, const done_fn& done) {
   auto& cfg = self->state.cfg;
-  auto req = std::make_shared<predict_request>(std::move(in));
-  auto key = make_prefix_key({cfg.m.name(), self->state.version}, cfg.prefix_k,
-                             req->features.data(), req->features.size());
+  auto j = std::make_shared<job>();
+  j->req = std::move(in);
+  const auto& req = j->req;
+  prefix_spec spec{cfg.unit, cfg.prefix_k};
+  auto key = make_prefix_key({cfg.m.name(), self->state.version}, spec, req.features.data(),
+                             req.features.size(), req.rows);
   if (!key) {
     done(make_caf_error(errc::bad_request, key.error().message));
     return;
   }
+  j->key = *key;
+  j->suffix_begin = *prefix_values(spec, req.features.size(), req.rows);
+  job_ptr jp = j;
   self->state.budget.on_request(self->clock().now());
-  if (!req->use_cache) {
-    encode_fresh(self, req, *key, false, false, done);
+  if (!req.use_cache) {
+    encode_fresh(self, jp, fresh_plan{}, done);
     return;
   }
-  std::int64_t max_age_ns = req->max_age_ms < 0 ? -1 : req->max_age_ms * 1000000;
+  lookup_query q;
+  q.max_age_ns = max_age_ns_of(req.max_age_ms);
+  q.max_wrong_rate = req.max_wrong_rate;
+  q.rows = req.rows;
+  if (cfg.guard.enabled)
+    q.suffix.assign(jp->suffix(), jp->suffix() + jp->suffix_size());
   // No timeout on the hit path: a finite one costs a round trip through
   // CAF's clock thread per request (a context switch on a busy 2-core
   // box), and the local cache owner always answers; if it dies, the
   // request fails at once with request_receiver_down and we compute fresh.
-  self->request(cfg.cache, caf::infinite, lookup_atom::value, *key, max_age_ns)
+  self->request(cfg.cache, caf::infinite, lookup_atom::value, j->key, std::move(q))
     .then(
       [=](cache_lookup& r) {
+        fresh_plan plan;
         switch (r.kind) {
-          case lookup_kind::hit: {
-            done(make_reply(self, r.value, embedding_source::cache, r.age_ns));
-            auto& st = self->state;
-            double u = std::uniform_real_distribution<double>{0.0, 1.0}(st.rng);
-            switch (st.budget.on_hit(*key, self->clock().now(), u)) {
-              case audit_verdict::audit:
-                ++st.audits.audits;
-                audit(self, req, *key, r.value, r.age_ns);
-                break;
-              case audit_verdict::over_budget:
-              case audit_verdict::over_key_share:
-                ++st.audits.skipped;
-                break;
-              case audit_verdict::not_sampled:
-                break;
-            }
-            break;
-          }
+          case lookup_kind::hit:
+            on_hit(self, jp, r, done);
+            return;
           case lookup_kind::joined:
-            done(make_reply(self, r.value, embedding_source::single_flight, 0));
-            break;
+            done(make_reply(self, r.value, embedding_source::single_flight, 0, r.risk));
+            return;
           case lookup_kind::lead:
-            encode_fresh(self, req, *key, true, true, done);
+            plan.insert = true;
+            plan.leader = true;
             break;
           case lookup_kind::bypass:
-            encode_fresh(self, req, *key, true, false, done, &r);
+            // Reuse is off: keep the cache current, compare with what is
+            // stored (would the guard have served it?).
+            plan.insert = true;
+            plan.stored = std::move(r.value);
+            plan.stored_age_ns = r.age_ns;
+            plan.kind = comparison_kind::shadow;
+            plan.risk = r.risk;
+            break;
+          case lookup_kind::refresh:
+            plan.insert = true;
+            plan.stored = std::move(r.value);
+            plan.stored_age_ns = r.age_ns;
+            plan.kind = comparison_kind::refusal;
+            plan.risk = r.risk;
+            plan.answer_shows_risk = true;
             break;
         }
+        encode_fresh(self, jp, plan, done);
       },
       [=](caf::error& err) {
         // The cache is an optimization, never a dependency: compute fresh.
         (void)err;
-        encode_fresh(self, req, *key, false, false, done);
+        encode_fresh(self, jp, fresh_plan{}, done);
       });
 }
 

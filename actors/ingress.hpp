@@ -9,12 +9,19 @@
 //     bypass -> encode -> insert (keeps the cache current) -> head -> reply
 //   use_cache: false -> encode -> head -> reply (the cache is not touched)
 //
-// Correctness risk (issue #4): after answering a hit, the ingress may audit
-// it: within the audit budget it encodes the same input fresh, off the
-// request path, and reports the cosine and L2 divergence and the prediction
-// delta to the agent and to the metrics; an entry beyond the evict threshold
-// is invalidated at once. While reuse is disabled, each fresh result is
-// compared for free with the entry still stored, and reported the same way.
+//     refresh -> the reuse guard refused the stored entry for this input:
+//              encode -> head -> reply (fresh, never wrong) -> label the
+//              comparison with the stored entry -> insert (the entry now
+//              remembers this input as its source)
+//
+// Correctness risk: after answering a hit, the ingress may audit it: within
+// the audit budget it encodes the same input fresh, off the request path,
+// reports the cosine and L2 divergence and the prediction delta to the
+// agent and to the metrics, and sends the label (distance, wrong) to the
+// cache owner, whose guard learns from it. An entry beyond the evict
+// threshold (cosine) is invalidated at once. While reuse is disabled, each
+// fresh result is compared for free with the entry still stored, reported
+// and labelled the same way.
 //
 // Owns: the model's head (cheap) and the prefix length. Knows nothing of
 // HTTP: requests come as predict_request, answers leave as predict_reply or
@@ -31,6 +38,10 @@ namespace sil {
 struct ingress_config {
   model m;
   std::uint32_t prefix_k = 4;
+  prefix_unit unit = prefix_unit::values;
+  /// The guard's settings (the cache owner decides; the ingress labels
+  /// comparisons with `tolerance` and keeps sources only if enabled).
+  guard_config guard;
   cache_actor cache;
   supervisor_actor pool;
   /// Deadline for an encode, retries included.

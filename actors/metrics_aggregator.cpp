@@ -86,7 +86,20 @@ struct metrics_state {
   prom::Histogram* cosine_hist = nullptr;
   prom::Histogram* l2_hist = nullptr;
   prom::Histogram* delta_hist = nullptr;
-  std::array<prom::Counter*, 2> reports_by_kind{};
+  std::array<prom::Counter*, 3> reports_by_kind{};
+  /// The served wrong-rate: the last labels of served answers (audits, and
+  /// shadow comparisons the guard would have served), and totals.
+  label_window served{1000};
+  std::uint64_t served_total = 0;
+  std::uint64_t served_wrong_total = 0;
+  std::array<prom::Counter*, 2> served_labels{}; // right, wrong
+  prom::Gauge* served_rate = nullptr;
+  prom::Gauge* served_lower = nullptr;
+  prom::Gauge* served_upper = nullptr;
+  prom::Gauge* risk_budget = nullptr;
+  prom::Gauge* risk_tolerance = nullptr;
+  prom::Gauge* guard_enabled = nullptr;
+  std::vector<std::pair<mirrored_counter, std::uint64_t guard_snapshot::*>> guard_counters;
   std::vector<std::pair<mirrored_counter, std::uint64_t audit_snapshot::*>> audit_counters;
   std::vector<mirrored_counter> decision_counters;
   prom::Gauge* agent_mode = nullptr;
@@ -210,10 +223,43 @@ void build_registry(metrics_state& st) {
                      .Add({}, div_buckets);
   auto& reports = prom::BuildCounter()
                     .Name("sil_divergence_reports_total")
-                    .Help("Divergence comparisons, by kind (audit of a hit, or shadow "
-                          "comparison while reuse is disabled)")
+                    .Help("Divergence comparisons, by kind (audit of a hit, shadow comparison "
+                          "while reuse is disabled, or refusal: the guard chose a fresh result)")
                     .Register(reg);
-  st.reports_by_kind = {&reports.Add({{"kind", "audit"}}), &reports.Add({{"kind", "shadow"}})};
+  st.reports_by_kind = {&reports.Add({{"kind", "audit"}}), &reports.Add({{"kind", "shadow"}}),
+                        &reports.Add({{"kind", "refusal"}})};
+  auto& served = prom::BuildCounter()
+                   .Name("sil_served_labels_total")
+                   .Help("Audited served cached answers (and shadow comparisons the guard would "
+                         "have served), by result: wrong means off by more than risk.tolerance")
+                   .Register(reg);
+  st.served_labels = {&served.Add({{"result", "right"}}), &served.Add({{"result", "wrong"}})};
+  st.served_rate = gauge("sil_served_wrong_rate",
+                         "Share of audited served cached answers that were wrong (recent labels)");
+  st.served_lower = gauge("sil_served_wrong_rate_lower",
+                          "Lower confidence bound of sil_served_wrong_rate (risk.confidence)");
+  st.served_upper = gauge("sil_served_wrong_rate_upper",
+                          "Upper confidence bound of sil_served_wrong_rate (risk.confidence)");
+  st.risk_budget = gauge("sil_risk_max_wrong_rate",
+                         "The error budget: largest share of served cached answers that may be "
+                         "wrong (risk.max-wrong-rate)");
+  st.risk_tolerance
+    = gauge("sil_risk_tolerance", "Largest prediction difference that is not wrong (risk.tolerance)");
+  st.guard_enabled = gauge("sil_risk_guard_enabled", "1 if the reuse guard decides reuse");
+  auto& verdicts = prom::BuildCounter()
+                     .Name("sil_reuse_decisions_total")
+                     .Help("Lookups that found a live entry, by the guard's verdict: exact (same "
+                           "input), certified, refused (computed fresh), unguarded (guard off)")
+                     .Register(reg);
+  st.guard_counters = {
+    {mirrored_counter{&verdicts.Add({{"basis", "exact"}}), 0}, &guard_snapshot::exact},
+    {mirrored_counter{&verdicts.Add({{"basis", "certified"}}), 0}, &guard_snapshot::certified},
+    {mirrored_counter{&verdicts.Add({{"basis", "refused"}}), 0}, &guard_snapshot::refused},
+    {mirrored_counter{&verdicts.Add({{"basis", "unguarded"}}), 0}, &guard_snapshot::unguarded},
+    {counter("sil_guard_labels_total",
+             "Labelled comparisons (cached vs fresh) the reuse guard learned from"),
+     &guard_snapshot::labels},
+  };
   auto& audits = prom::BuildCounter()
                    .Name("sil_audits_total")
                    .Help("Audit decisions on cache hits, by result")
@@ -267,11 +313,34 @@ void build_registry(metrics_state& st) {
     .Set(1);
 }
 
+served_estimate served_of(const metrics_state& st) {
+  served_estimate e;
+  e.total_labels = st.served_total;
+  e.total_wrong = st.served_wrong_total;
+  e.labels = st.served.size();
+  e.wrong = st.served.wrong();
+  double conf = st.last_cache.guard.confidence > 0.0 ? st.last_cache.guard.confidence : 0.95;
+  e.lower = st.served.lower(conf);
+  e.upper = st.served.upper(conf);
+  return e;
+}
+
 void refresh(metrics_state& st) {
   for (auto& [c, field] : st.cache_counters)
     c.update(st.last_cache.*field);
   for (auto& [c, field] : st.pool_counters)
     c.update(st.last_pool.*field);
+  for (auto& [c, field] : st.guard_counters)
+    c.update(st.last_cache.guard.*field);
+  auto est = served_of(st);
+  st.served_rate->Set(est.labels == 0 ? 0.0
+                                      : static_cast<double>(est.wrong)
+                                          / static_cast<double>(est.labels));
+  st.served_lower->Set(est.lower);
+  st.served_upper->Set(est.upper);
+  st.risk_budget->Set(st.last_cache.guard.max_wrong_rate);
+  st.risk_tolerance->Set(st.last_cache.guard.tolerance);
+  st.guard_enabled->Set(st.last_cache.guard.enabled ? 1.0 : 0.0);
   st.cache_entries->Set(static_cast<double>(st.last_cache.size));
   st.cache_max_entries->Set(static_cast<double>(st.last_cache.max_size));
   st.cache_enabled->Set(st.last_cache.enabled ? 1.0 : 0.0);
@@ -366,6 +435,7 @@ service_snapshot make_snapshot(metrics_state& st) {
   s.model_name = st.cfg.model_name;
   s.model_version = st.cfg.model_version;
   s.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count();
+  s.served = served_of(st);
   return s;
 }
 
@@ -413,7 +483,14 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
       s.cosine_hist->Observe(r.cosine);
       s.l2_hist->Observe(r.l2);
       s.delta_hist->Observe(r.prediction_delta);
-      s.reports_by_kind[r.shadow ? 1 : 0]->Increment();
+      s.reports_by_kind[static_cast<std::size_t>(r.kind) % s.reports_by_kind.size()]->Increment();
+      if (r.served) {
+        s.served.add(r.wrong);
+        ++s.served_total;
+        if (r.wrong)
+          ++s.served_wrong_total;
+        s.served_labels[r.wrong ? 1 : 0]->Increment();
+      }
     },
     [=](ingress_actor& h) { self->state.ingress = std::move(h); },
     [=](stats_atom) -> caf::result<service_snapshot> {

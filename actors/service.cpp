@@ -48,6 +48,11 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   cc.cache.enabled = s.cache_enabled;
   cc.single_flight = s.cache_single_flight;
   cc.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
+  cc.unit = s.cache_prefix_unit == "rows" ? prefix_unit::rows : prefix_unit::values;
+  cc.guard.enabled = guard_on(s.risk_guard).value_or(true);
+  cc.guard.tolerance = s.risk_tolerance;
+  cc.guard.max_wrong_rate = s.risk_max_wrong_rate;
+  cc.guard.confidence = s.risk_confidence;
   cc.sweep_interval = seconds(s.cache_sweep_interval_seconds);
   cc.flight_timeout
     = seconds(s.encoder_timeout_seconds * static_cast<double>(s.encoder_max_attempts) + 1.0);
@@ -71,6 +76,12 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   sc.cache = h.cache;
   sc.agent_interval = seconds(s.agent_interval_seconds);
   sc.agent_acts = s.agent_enabled;
+  sc.policy.trigger
+    = s.agent_trigger == "cosine" ? agent_trigger::cosine : agent_trigger::wrong_rate;
+  sc.policy.max_wrong_rate = s.risk_max_wrong_rate;
+  sc.policy.disable_wrong_rate = s.agent_disable_wrong_rate;
+  sc.policy.confidence = s.risk_confidence;
+  sc.label_window = static_cast<std::size_t>(s.agent_label_window);
   sc.policy.recover_threshold = s.agent_recover_threshold;
   sc.policy.ttl_threshold = s.agent_ttl_threshold;
   sc.policy.disable_threshold = s.agent_disable_threshold;
@@ -85,7 +96,9 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
 
   ingress_config ic;
   ic.m = m;
-  ic.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
+  ic.prefix_k = cc.prefix_k;
+  ic.unit = cc.unit;
+  ic.guard = cc.guard;
   ic.cache = h.cache;
   ic.pool = h.supervisor;
   ic.encode_timeout
@@ -102,6 +115,9 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   ic.audit.rate = s.audit_rate;
   ic.audit.max_share = s.audit_max_share;
   ic.audit.window = seconds(s.audit_window_seconds);
+  ic.audit.per_second = s.audit_per_second;
+  ic.audit.max_encoder_share = s.audit_max_encoder_share;
+  ic.audit.encoder_capacity = static_cast<double>(std::max<std::size_t>(1, worker_count(s)));
   ic.entry_evict_threshold = s.agent_entry_evict_threshold;
   ic.evict_far_entries = s.agent_enabled;
   h.ingress = spawn_ingress(sys, std::move(ic));

@@ -118,7 +118,7 @@ void bm_request(benchmark::State& state, bool hit) {
   auto x = random_rows(1, m.input_dim(), 3);
   model_identity id{m.name(), m.version()};
   for (auto _ : state) {
-    auto key = *make_prefix_key(id, 4, x.data(), x.size());
+    auto key = *make_prefix_key(id, {prefix_unit::values, 4}, x.data(), x.size(), 1);
     auto r = c.get(key);
     embedding e = r.value;
     if (!r.hit()) {

@@ -55,7 +55,21 @@ std::optional<std::pair<std::string, std::uint16_t>> split_host_port(const std::
   return std::make_pair(s.substr(0, colon), static_cast<std::uint16_t>(port));
 }
 
+std::optional<bool> guard_on(const std::string& value) {
+  if (value == "on" || value == "true")
+    return true;
+  if (value == "off" || value == "false")
+    return false;
+  return std::nullopt;
+}
+
 namespace {
+
+status open_fraction(const char* key, double v, double hi) {
+  if (!std::isfinite(v) || v <= 0.0 || v >= hi)
+    return bad(key, "must be in (0, " + str(hi) + ")", str(v));
+  return ok();
+}
 
 bool valid_host_port(const std::string& s) {
   return split_host_port(s).has_value();
@@ -83,6 +97,27 @@ status validate(const service_settings& s, std::size_t input_dim) {
     int_range("http.max-rows", s.http_max_rows, 1, 4096),
     seconds_range("http.drain-timeout", s.http_drain_timeout_seconds, 0.0, 3600.0, true),
     seconds_range("agent.interval", s.agent_interval_seconds, 0.0, 3600.0, false),
+    s.cache_prefix_unit == "values" || s.cache_prefix_unit == "rows"
+      ? ok()
+      : bad("cache.prefix-unit", "must be values or rows", s.cache_prefix_unit),
+    guard_on(s.risk_guard) ? ok() : bad("risk.guard", "must be on or off", s.risk_guard),
+    open_fraction("risk.tolerance", s.risk_tolerance, 1.0),
+    open_fraction("risk.max-wrong-rate", s.risk_max_wrong_rate, 1.0),
+    std::isfinite(s.risk_confidence) && s.risk_confidence >= 0.5 && s.risk_confidence < 1.0
+      ? ok()
+      : bad("risk.confidence", "must be in [0.5, 1)", str(s.risk_confidence)),
+    s.agent_trigger == "wrong-rate" || s.agent_trigger == "cosine"
+      ? ok()
+      : bad("agent.trigger", "must be wrong-rate or cosine", s.agent_trigger),
+    s.agent_disable_wrong_rate > s.risk_max_wrong_rate && s.agent_disable_wrong_rate <= 1.0
+      ? ok()
+      : bad("agent.disable-wrong-rate", "must lie in (risk.max-wrong-rate, 1]",
+            str(s.agent_disable_wrong_rate)),
+    int_range("agent.label-window", s.agent_label_window, 10, 1000000),
+    std::isfinite(s.audit_per_second) && s.audit_per_second >= 0.0 && s.audit_per_second <= 1e6
+      ? ok()
+      : bad("audit.per-second", "must be in [0, 1000000]", str(s.audit_per_second)),
+    fraction("audit.max-encoder-share", s.audit_max_encoder_share),
     fraction("audit.rate", s.audit_rate),
     fraction("audit.max-share", s.audit_max_share),
     seconds_range("audit.window", s.audit_window_seconds, 0.0, 86400.0, false),

@@ -26,6 +26,8 @@ struct service_settings {
   /// Concurrent misses on one key wait for one computation.
   bool cache_single_flight = true;
   std::int64_t cache_prefix_k = 4;
+  /// What K counts: "values" (the first K values) or "rows" (the first K rows).
+  std::string cache_prefix_unit = "values";
   double cache_sweep_interval_seconds = 1.0;
   // -- model
   std::string model_preset = "base";
@@ -43,14 +45,26 @@ struct service_settings {
   std::int64_t http_max_inflight = 1024;
   std::int64_t http_max_rows = 64;
   double http_drain_timeout_seconds = 10.0;
-  // -- audit sampling
-  double audit_rate = 0.05;
-  double audit_max_share = 0.05;
+  // -- reuse under an error budget
+  /// "on": reuse only what the guard certifies; "off": pure prefix reuse.
+  std::string risk_guard = "on";
+  double risk_tolerance = 0.05;
+  double risk_max_wrong_rate = 0.01;
+  double risk_confidence = 0.95;
+  // -- audit sampling: sized by what the estimates need, capped by encoder time
+  double audit_rate = 1.0;
+  double audit_max_share = 1.0;
   double audit_window_seconds = 10.0;
+  double audit_per_second = 20.0;
+  double audit_max_encoder_share = 0.05;
   // -- agent
   /// false: audits still measure, but the agent never acts (no TTL changes,
   /// no disabling, no per-entry eviction). For experiments and incidents.
   bool agent_enabled = true;
+  /// "wrong-rate" (the served wrong-rate's bounds) or "cosine" (p95 cosine).
+  std::string agent_trigger = "wrong-rate";
+  double agent_disable_wrong_rate = 0.05;
+  std::int64_t agent_label_window = 500;
   double agent_interval_seconds = 1.0;
   double agent_recover_threshold = 0.01;
   double agent_ttl_threshold = 0.05;
@@ -76,6 +90,9 @@ struct service_settings {
   // -- admin API
   std::string admin_token; // empty: admin routes answer 403
 };
+
+/// Whether risk.guard means on; nullopt unless on/off/true/false.
+std::optional<bool> guard_on(const std::string& value);
 
 /// "HOST:PORT" split; nullopt unless the port is a number in [1, 65535].
 std::optional<std::pair<std::string, std::uint16_t>> split_host_port(const std::string& s);

@@ -37,6 +37,8 @@ sil_config::sil_config() {
     .add(s.cache_single_flight, "single-flight",
          "concurrent misses on one key share one computation (default true)")
     .add(s.cache_prefix_k, "prefix-k", "number of leading feature values in the key (env PREFIX_K)")
+    .add(s.cache_prefix_unit, "prefix-unit",
+         "what K counts: values (the first K values, default) or rows (the first K rows)")
     .add(s.cache_sweep_interval_seconds, "sweep-interval",
          "seconds between sweeps of expired entries");
   opt_group{custom_options_, "model"}
@@ -55,14 +57,30 @@ sil_config::sil_config() {
     .add(s.http_max_rows, "max-rows", "most rows per request")
     .add(s.http_drain_timeout_seconds, "drain-timeout",
          "seconds to finish in-flight requests on SIGINT/SIGTERM");
+  opt_group{custom_options_, "risk"}
+    .add(s.risk_guard, "guard",
+         "on (default): reuse only exact or certified inputs; off: any input sharing the key")
+    .add(s.risk_tolerance, "tolerance",
+         "largest |cached - fresh| prediction difference that is not wrong (default 0.05)")
+    .add(s.risk_max_wrong_rate, "max-wrong-rate",
+         "largest share of served cached answers that may be wrong (default 0.01)")
+    .add(s.risk_confidence, "confidence", "confidence of the guard's bounds (default 0.95)");
   opt_group{custom_options_, "audit"}
-    .add(s.audit_rate, "rate", "probability that a cache hit is audited (recomputed off-path)")
+    .add(s.audit_per_second, "per-second", "target audits of served hits per second (0: no pacing)")
+    .add(s.audit_max_encoder_share, "max-encoder-share",
+         "largest share of encoder time audits may take (default 0.05)")
+    .add(s.audit_rate, "rate", "probability that a cache hit is a candidate for an audit")
     .add(s.audit_max_share, "max-share", "audits per request served, at most, over the window")
     .add(s.audit_window_seconds, "window", "seconds of the audit budget's sliding window");
   opt_group{custom_options_, "agent"}
     .add(s.agent_enabled, "enabled",
          "the agent acts on what audits measure (false: measure only, never act)")
     .add(s.agent_interval_seconds, "interval", "seconds between agent observations")
+    .add(s.agent_trigger, "trigger",
+         "wrong-rate (default: the served wrong-rate's bounds vs risk.max-wrong-rate) or cosine")
+    .add(s.agent_disable_wrong_rate, "disable-wrong-rate",
+         "served wrong-rate whose lower bound disables reuse (default 0.05)")
+    .add(s.agent_label_window, "label-window", "served labels the agent weighs (default 500)")
     .add(s.agent_recover_threshold, "recover-threshold",
          "p95 cosine divergence below which a window is clean")
     .add(s.agent_ttl_threshold, "ttl-threshold", "p95 cosine divergence that shortens the TTL")
@@ -147,8 +165,8 @@ const char* default_getenv(const char* name) {
 } // namespace
 
 std::vector<std::string> sil_config::sil_option_keys() const {
-  static const std::vector<std::string> ours{"cache", "model", "encoder", "http",
-                                             "agent", "audit", "admin",   "cluster"};
+  static const std::vector<std::string> ours{"cache", "model", "encoder", "http",   "agent",
+                                             "audit", "admin", "cluster", "risk"};
   static const std::vector<std::string> our_globals{"host", "port",    "workers",
                                                     "role", "gateway", "node-name"};
   std::vector<std::string> out;

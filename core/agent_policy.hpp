@@ -6,7 +6,16 @@
 // Does not own: gathering observations, timers, or applying actions (the
 // agent supervisor actor does that), nor per-entry eviction after an audit.
 //
-// The risk signal is the p95 of the cosine distances reported in one window.
+// Two triggers (policy_config::trigger):
+//  - wrong_rate (the service's default): the risk is the served wrong-rate,
+//    measured by audits of served hits (and by shadow comparisons the reuse
+//    guard would have served) over the agent's label window. Acting needs
+//    evidence: the rate's lower confidence bound must exceed the budget
+//    (max_wrong_rate) to shorten the TTL, and disable_wrong_rate to disable
+//    reuse. A window is clean when the point estimate is at most half the
+//    budget. Fewer than min_samples labels carry no evidence.
+//  - cosine: the risk is the p95 of the cosine distances reported in one
+//    window, with the thresholds below.
 //  - risk > disable_threshold           -> DISABLED (from any mode)
 //  - risk > ttl_threshold, mode NORMAL  -> SHORT_TTL, TTL scaled by risk
 //  - risk < recover_threshold           -> a clean window; after
@@ -41,8 +50,26 @@ enum class agent_action : std::uint8_t {
 const char* to_string(agent_mode m) noexcept;
 const char* to_string(agent_action a) noexcept;
 
+/// What the agent watches.
+enum class agent_trigger : std::uint8_t {
+  /// p95 cosine divergence of the window's reports.
+  cosine,
+  /// The served wrong-rate's confidence bounds.
+  wrong_rate,
+};
+
+const char* to_string(agent_trigger t) noexcept;
+
 /// Thresholds and limits of the policy.
 struct policy_config {
+  /// The signal (the service configures wrong_rate by default).
+  agent_trigger trigger = agent_trigger::cosine;
+  /// wrong_rate: the budget (delta); a lower bound above it shortens the TTL.
+  double max_wrong_rate = 0.01;
+  /// wrong_rate: a lower bound above this disables reuse.
+  double disable_wrong_rate = 0.05;
+  /// wrong_rate: confidence of the bounds.
+  double confidence = 0.95;
   /// A window whose p95 cosine distance is below this is clean.
   double recover_threshold = 0.002;
   /// Above this p95, NORMAL shortens the TTL.
@@ -79,6 +106,10 @@ struct observation {
   std::uint64_t hits = 0;
   std::uint64_t misses = 0;
   std::uint64_t audits = 0;
+  /// wrong_rate: labels of served answers in the agent's window, and how
+  /// many of them were wrong.
+  std::uint64_t labels = 0;
+  std::uint64_t wrong = 0;
   agent_state state;
 };
 
@@ -93,7 +124,8 @@ struct decision {
 
 /// The TTL for risk `p95` while shortening: the base TTL at ttl_threshold,
 /// falling linearly to the floor at disable_threshold, clamped to
-/// [ttl_floor, base_ttl].
+/// [ttl_floor, base_ttl]. (wrong_rate: the same between max_wrong_rate and
+/// disable_wrong_rate, for the rate's lower bound.)
 double scaled_ttl(double p95, const policy_config& cfg) noexcept;
 
 /// Decides what to do after one window. Pure: no side effects, no clock.

@@ -12,6 +12,12 @@ status validate(const audit_config& cfg) {
     return {errc::invalid_config, "audit.max-share must be in [0, 1]"};
   if (cfg.window <= std::chrono::steady_clock::duration::zero())
     return {errc::invalid_config, "audit.window must be positive"};
+  if (!(std::isfinite(cfg.per_second) && cfg.per_second >= 0.0))
+    return {errc::invalid_config, "audit.per-second must be a number >= 0"};
+  if (!(cfg.max_encoder_share >= 0.0 && cfg.max_encoder_share <= 1.0))
+    return {errc::invalid_config, "audit.max-encoder-share must be in [0, 1]"};
+  if (!(std::isfinite(cfg.encoder_capacity) && cfg.encoder_capacity > 0.0))
+    return {errc::invalid_config, "audit encoder capacity must be > 0"};
   return ok();
 }
 
@@ -25,12 +31,14 @@ audit_budget::bucket& audit_budget::current(time_point now) {
       auto& b = ring_[static_cast<std::size_t>(i % buckets)];
       requests_total_ -= b.requests;
       audits_total_ -= b.audits;
-      b = bucket{i, 0, 0};
+      audit_ns_total_ -= b.audit_ns;
+      b = bucket{i, 0, 0, 0};
     }
     if (index - last_index_ >= buckets) {
       // Everything left the window.
       requests_total_ = 0;
       audits_total_ = 0;
+      audit_ns_total_ = 0;
     }
     last_index_ = index;
   }
@@ -63,7 +71,26 @@ std::size_t audit_budget::budget() const noexcept {
          + 1;
 }
 
+void audit_budget::on_audit_done(time_point now, std::chrono::nanoseconds busy) {
+  auto ns = std::max<std::int64_t>(0, busy.count());
+  current(now).audit_ns += ns;
+  audit_ns_total_ += ns;
+}
+
 audit_verdict audit_budget::on_hit(prefix_key key, time_point now, double u) {
+  if (cfg_.per_second > 0.0) {
+    // Token bucket: one second's worth at most, refilled by elapsed time.
+    double cap = std::max(1.0, cfg_.per_second);
+    if (refilled_) {
+      std::chrono::duration<double> dt = now - last_refill_;
+      if (dt.count() > 0.0)
+        tokens_ = std::min(cap, tokens_ + dt.count() * cfg_.per_second);
+    }
+    last_refill_ = now;
+    refilled_ = true;
+    if (tokens_ < 1.0)
+      return audit_verdict::paced;
+  }
   expire(now);
   current(now);
   auto& ks = keys_[key];
@@ -73,6 +100,12 @@ audit_verdict audit_budget::on_hit(prefix_key key, time_point now, double u) {
     ks.audits.pop_front();
   if (!(u < cfg_.rate))
     return audit_verdict::not_sampled;
+  std::chrono::duration<double> window = cfg_.window;
+  double encoder_ns = cfg_.max_encoder_share * window.count() * 1e9 * cfg_.encoder_capacity;
+  if (static_cast<double>(audit_ns_total_) >= encoder_ns) {
+    ++skipped_;
+    return audit_verdict::over_encoder_share;
+  }
   auto total = budget();
   if (audits_total_ >= total) {
     ++skipped_;
@@ -90,6 +123,8 @@ audit_verdict audit_budget::on_hit(prefix_key key, time_point now, double u) {
   ++audits_total_;
   ks.audits.push_back(now);
   ++audited_;
+  if (cfg_.per_second > 0.0)
+    tokens_ -= 1.0;
   return audit_verdict::audit;
 }
 

@@ -3,6 +3,14 @@
 //
 // Owns: the sliding-window budget and its fair spread over keys. Pure: the
 // caller passes the time and a uniform random number, so tests are exact.
+// Audits are sized by what the estimates need, not by traffic: a target
+// number per second, capped by a share of encoder time.
+//  - Pace: at most `per_second` audits per second on average (a token
+//    bucket holding one second's worth); 0 turns pacing off. A hit that
+//    finds no token costs two comparisons and nothing else.
+//  - Encoder time: the audits' encoder time (as measured by the caller,
+//    on_audit_done) over the window stays below max_encoder_share x window
+//    x encoder_capacity.
 //  - Rate: a hit is a candidate with probability `rate`.
 //  - Budget: over the last `window`, audits <= floor(max_share * requests) + 1
 //    (the +1 lets the first audit of a quiet service happen). The window
@@ -32,9 +40,17 @@ struct audit_config {
   double max_share = 0.05;
   /// Length of the sliding window.
   std::chrono::steady_clock::duration window = std::chrono::seconds{10};
+  /// Target audits per second (0: no pacing).
+  double per_second = 0.0;
+  /// Largest share of encoder time audits may take, in [0, 1].
+  double max_encoder_share = 1.0;
+  /// Encoder time available per second of wall time (the number of
+  /// encoder workers), > 0.
+  double encoder_capacity = 1.0;
 };
 
-/// Checks 0 <= rate <= 1, 0 <= max_share <= 1 and window > 0.
+/// Checks 0 <= rate <= 1, 0 <= max_share <= 1, window > 0, per_second >= 0,
+/// 0 <= max_encoder_share <= 1 and encoder_capacity > 0 (all finite).
 status validate(const audit_config& cfg);
 
 /// Why a hit was or was not audited.
@@ -46,6 +62,10 @@ enum class audit_verdict : std::uint8_t {
   over_budget,
   /// This key used its fair share.
   over_key_share,
+  /// No token: the target audits per second are reached.
+  paced,
+  /// Audits used their share of encoder time.
+  over_encoder_share,
 };
 
 /// The sliding-window audit budget. Not thread-safe (one owner: ingress).
@@ -64,6 +84,15 @@ public:
   /// Decides whether the hit on `key` at `now` is audited; `u` is a uniform
   /// random number in [0, 1). An admitted audit is counted at once.
   audit_verdict on_hit(prefix_key key, time_point now, double u);
+
+  /// Records that an audit admitted earlier kept an encoder busy for
+  /// `busy` (the caller's measurement), finishing at `now`.
+  void on_audit_done(time_point now, std::chrono::nanoseconds busy);
+
+  /// Encoder time of the audits inside the current window.
+  std::chrono::nanoseconds encoder_time_in_window() const noexcept {
+    return std::chrono::nanoseconds{audit_ns_total_};
+  }
 
   /// Requests and audits inside the current window.
   std::size_t requests_in_window() const noexcept {
@@ -101,6 +130,7 @@ private:
     std::int64_t index = -1;
     std::size_t requests = 0;
     std::size_t audits = 0;
+    std::int64_t audit_ns = 0;
   };
 
   /// Number of slices: the window moves in steps of window / buckets.
@@ -116,6 +146,10 @@ private:
   std::int64_t last_index_ = -1;
   std::size_t requests_total_ = 0;
   std::size_t audits_total_ = 0;
+  std::int64_t audit_ns_total_ = 0;
+  double tokens_ = 1.0;
+  time_point last_refill_{};
+  bool refilled_ = false;
   std::unordered_map<prefix_key, key_state> keys_;
   time_point last_key_prune_{};
   std::uint64_t audited_ = 0;

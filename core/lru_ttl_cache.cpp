@@ -1,6 +1,7 @@
 #include "core/lru_ttl_cache.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -20,11 +21,15 @@ const char* to_string(lookup_status s) noexcept {
       return "too_old";
     case lookup_status::disabled:
       return "disabled";
+    case lookup_status::refused:
+      return "refused";
   }
   return "unknown";
 }
 
 namespace {
+
+constexpr float never_wrong = std::numeric_limits<float>::infinity();
 
 constexpr std::size_t max_capacity = std::size_t{1} << 30;
 
@@ -154,6 +159,7 @@ void lru_ttl_cache::remove(std::uint32_t idx, std::size_t slot) noexcept {
   fifo_unlink(idx);
   auto& n = nodes_[idx];
   n.value = embedding{};
+  n.source = embedding{};
   n.lru_next = free_head_;
   free_head_ = idx;
   --size_;
@@ -170,17 +176,21 @@ lookup_result lru_ttl_cache::get(prefix_key key, cache_duration max_age) {
 }
 
 lookup_result lru_ttl_cache::lookup(prefix_key key, const cache_duration* max_age) {
-  lookup_result res;
+  return get_if(key, max_age, [](const lookup_result&) { return true; });
+}
+
+std::uint32_t lru_ttl_cache::locate(prefix_key key, const cache_duration* max_age,
+                                    lookup_result& res) {
   if (!enabled_) {
     ++counters_.bypasses;
     res.status = lookup_status::disabled;
-    return res;
+    return nil;
   }
   auto slot = find_slot(key);
   if (slot == table_.size()) {
     ++counters_.misses;
     res.status = lookup_status::absent;
-    return res;
+    return nil;
   }
   auto idx = table_[slot];
   auto t = now();
@@ -190,22 +200,44 @@ lookup_result lru_ttl_cache::lookup(prefix_key key, const cache_duration* max_ag
     ++counters_.expirations;
     ++counters_.misses;
     res.status = lookup_status::expired;
-    return res;
+    return nil;
   }
   if (max_age != nullptr && res.age > *max_age) {
     ++counters_.misses;
     res.status = lookup_status::too_old;
-    return res;
+    return nil;
   }
+  return idx;
+}
+
+void lru_ttl_cache::fill(std::uint32_t idx, lookup_result& res) const {
+  const auto& n = nodes_[idx];
+  res.status = lookup_status::hit;
+  res.value = n.value;
+  res.source = n.source;
+  res.wrong_distance = n.wrong_distance;
+}
+
+void lru_ttl_cache::touch(std::uint32_t idx) noexcept {
   lru_unlink(idx);
   lru_push_front(idx);
   ++counters_.hits;
-  res.status = lookup_status::hit;
-  res.value = nodes_[idx].value;
-  return res;
 }
 
 put_result lru_ttl_cache::put(prefix_key key, embedding value) {
+  return put(key, std::move(value), embedding{});
+}
+
+bool lru_ttl_cache::mark_wrong(prefix_key key, float distance) {
+  auto slot = find_slot(key);
+  if (slot == table_.size())
+    return false;
+  auto& n = nodes_[table_[slot]];
+  n.wrong_distance = std::min(n.wrong_distance, distance);
+  return true;
+}
+
+put_result lru_ttl_cache::put(prefix_key key, embedding value, embedding source) {
   put_result res;
   ++counters_.inserts;
   auto t = now();
@@ -213,6 +245,8 @@ put_result lru_ttl_cache::put(prefix_key key, embedding value) {
     auto idx = table_[slot];
     auto& n = nodes_[idx];
     n.value = std::move(value);
+    n.source = std::move(source);
+    n.wrong_distance = never_wrong;
     n.inserted = t;
     lru_unlink(idx);
     lru_push_front(idx);
@@ -247,6 +281,8 @@ put_result lru_ttl_cache::put(prefix_key key, embedding value) {
   n.key = key;
   n.inserted = t;
   n.value = std::move(value);
+  n.source = std::move(source);
+  n.wrong_distance = never_wrong;
   lru_push_front(idx);
   fifo_push_back(idx);
   table_insert(idx);
@@ -260,7 +296,7 @@ std::optional<peek_result> lru_ttl_cache::peek(prefix_key key) const {
     return std::nullopt;
   const auto& n = nodes_[table_[slot]];
   auto t = now();
-  return peek_result{n.value, age_of(n, t), is_expired(n, t)};
+  return peek_result{n.value, n.source, n.wrong_distance, age_of(n, t), is_expired(n, t)};
 }
 
 bool lru_ttl_cache::erase(prefix_key key) {

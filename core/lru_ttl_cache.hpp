@@ -12,9 +12,12 @@
 // and insertion order (FIFO). An open-addressing table of 32-bit slab indices
 // finds a key. get/put/erase/evict are O(1); sweep is O(expired entries),
 // because with one TTL for all entries, insertion order is expiry order.
-// Per entry this costs a 40-byte slab node, 8 to 16 bytes of table (load
+// Per entry this costs a 56-byte slab node, 8 to 16 bytes of table (load
 // factor 1/4 to 1/2), and the embedding block's 8-byte header plus the
-// allocator's chunk header: about 64 bytes beyond the floats.
+// allocator's chunk header: about 80 bytes beyond the floats. An entry that
+// keeps its source (the request values outside the key, for the reuse
+// guard) adds that block: 8 bytes of header, the allocator's chunk header
+// and 4 bytes per value.
 #pragma once
 
 #include <chrono>
@@ -55,6 +58,10 @@ enum class lookup_status : std::uint8_t {
   /// The entry is younger than the TTL but older than the caller's max_age;
   /// it is kept for other callers but not served.
   too_old,
+  /// The entry is live, but the caller's acceptance test refused it (the
+  /// reuse guard); counts as a miss and as a refusal. The result carries the
+  /// entry so that the caller can compare it with a fresh result.
+  refused,
   /// Reuse is disabled; nothing is served (counts as bypass, not as miss).
   disabled,
 };
@@ -65,9 +72,15 @@ const char* to_string(lookup_status s) noexcept;
 /// What `get` returns.
 struct lookup_result {
   lookup_status status = lookup_status::absent;
-  /// The cached embedding; set only when status == hit.
+  /// The cached embedding; set when status is hit or refused.
   embedding value;
-  /// Age of the entry at lookup time (hit, expired, too_old), else zero.
+  /// What the entry was computed from (see put); set with value.
+  embedding source;
+  /// Smallest distance at which this entry was seen wrong (mark_wrong);
+  /// infinity if never.
+  float wrong_distance = 0.0f;
+  /// Age of the entry at lookup time (hit, expired, too_old, refused), else
+  /// zero.
   cache_duration age{0};
 
   bool hit() const noexcept {
@@ -78,6 +91,8 @@ struct lookup_result {
 /// What `peek` returns: the entry as stored, without side effects.
 struct peek_result {
   embedding value;
+  embedding source;
+  float wrong_distance = 0.0f;
   cache_duration age{0};
   bool expired = false;
 };
@@ -107,6 +122,8 @@ struct cache_stats {
   std::uint64_t erasures = 0;
   /// Lookups while disabled.
   std::uint64_t bypasses = 0;
+  /// Live entries an acceptance test refused (also counted as misses).
+  std::uint64_t refusals = 0;
   std::size_t size = 0;
   std::size_t max_size = 0;
   bool enabled = true;
@@ -137,11 +154,42 @@ public:
   /// `max_age`, without removing it.
   lookup_result get(prefix_key key, cache_duration max_age);
 
+  /// Like get, with an optional max_age (nullptr: none) and an acceptance
+  /// test: `accept(const lookup_result&)` sees the live entry (status hit,
+  /// value, source, wrong_distance, age) before it is served; if it returns
+  /// false the entry is not served (status refused, counted as a miss and a
+  /// refusal, recency untouched) and stays stored.
+  template <class Accept>
+  lookup_result get_if(prefix_key key, const cache_duration* max_age, Accept&& accept) {
+    lookup_result res;
+    auto idx = locate(key, max_age, res);
+    if (idx == nil)
+      return res;
+    fill(idx, res);
+    if (!accept(static_cast<const lookup_result&>(res))) {
+      ++counters_.misses;
+      ++counters_.refusals;
+      res.status = lookup_status::refused;
+      return res;
+    }
+    touch(idx);
+    return res;
+  }
+
   /// Inserts or replaces the entry for `key` (also while disabled, so fresh
   /// results keep the cache current). The insertion time is now. When full,
   /// an expired entry is removed if there is one (the oldest inserted),
   /// otherwise the least recently used entry is evicted.
   put_result put(prefix_key key, embedding value);
+
+  /// Like put, and keeps `source` (what the value was computed from) with
+  /// the entry. A replaced entry forgets its wrong_distance.
+  put_result put(prefix_key key, embedding value, embedding source);
+
+  /// Records that the entry for `key` gave a wrong answer for a request at
+  /// `distance` from its source: wrong_distance becomes the smaller of the
+  /// two. Returns whether the key was present.
+  bool mark_wrong(prefix_key key, float distance);
 
   /// Returns the entry for `key` without touching recency, stats or expiry.
   std::optional<peek_result> peek(prefix_key key) const;
@@ -189,13 +237,15 @@ private:
     prefix_key key = 0;
     cache_time inserted{};
     embedding value;
+    embedding source;
     std::uint32_t lru_prev = nil;  // towards the most recently used
     std::uint32_t lru_next = nil;  // towards the least recently used
     std::uint32_t fifo_prev = nil; // towards the oldest inserted
     std::uint32_t fifo_next = nil; // towards the newest inserted
+    float wrong_distance = 0.0f;   // see lookup_result::wrong_distance
   };
-  // The per-entry memory budget (DESIGN.md §9) depends on this.
-  static_assert(sizeof(node) == 40, "cache node grew");
+  // The per-entry memory cost (README, Benchmarks) depends on this.
+  static_assert(sizeof(node) == 56, "cache node grew");
 
   lru_ttl_cache(const cache_config& cfg, clock_fn clock);
 
@@ -212,6 +262,17 @@ private:
   }
 
   lookup_result lookup(prefix_key key, const cache_duration* max_age);
+
+  /// Finds a live entry for a lookup: counts and reports absent, expired
+  /// (removing it) and too_old in `res` and returns nil, or returns the
+  /// entry's index with res.age set.
+  std::uint32_t locate(prefix_key key, const cache_duration* max_age, lookup_result& res);
+
+  /// Copies the entry's value, source, wrong_distance into `res` (status hit).
+  void fill(std::uint32_t idx, lookup_result& res) const;
+
+  /// Serves the entry: most recently used, counted as a hit.
+  void touch(std::uint32_t idx) noexcept;
 
   // Hash table of slab indices (linear probing, backward-shift deletion).
   std::size_t home_of(prefix_key key) const noexcept;

@@ -15,6 +15,16 @@ using json = nlohmann::json;
 
 /// SAX handler that parses straight into the request's float buffer: no DOM,
 /// one pass, and it stops at the first problem.
+std::string fmt_double(const char* pattern, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, pattern, v);
+  return buf;
+}
+
+std::string fmt_number(double v) {
+  return fmt_double("%.17g", v);
+}
+
 class predict_sax {
 public:
   explicit predict_sax(const decode_limits& limits)
@@ -95,6 +105,8 @@ public:
       state_ = state::use_cache_value;
     } else if (k == "max_age_ms") {
       state_ = state::max_age_value;
+    } else if (k == "max_wrong_rate") {
+      state_ = state::max_wrong_rate_value;
     } else {
       state_ = state::skip_value; // unknown fields are ignored
     }
@@ -178,6 +190,7 @@ private:
     in_row,
     use_cache_value,
     max_age_value,
+    max_wrong_rate_value,
     skip_value,
     done,
   };
@@ -219,6 +232,8 @@ private:
         return fail(std::string{"'use_cache' must be true or false, not "} + what);
       case state::max_age_value:
         return fail(std::string{"'max_age_ms' must be a non-negative integer, not "} + what);
+      case state::max_wrong_rate_value:
+        return fail(std::string{"'max_wrong_rate' must be a number in (0, 1], not "} + what);
       default:
         return fail(std::string{"unexpected "} + what);
     }
@@ -243,6 +258,12 @@ private:
         req_.max_age_ms = static_cast<std::int64_t>(v);
         state_ = state::top;
         return true;
+      case state::max_wrong_rate_value:
+        if (!(v > 0.0 && v <= 1.0))
+          return fail("'max_wrong_rate' must be a number in (0, 1], got " + fmt_number(v));
+        req_.max_wrong_rate = v;
+        state_ = state::top;
+        return true;
       default:
         return scalar("a number");
     }
@@ -258,11 +279,6 @@ private:
   std::string error_;
 };
 
-std::string fmt_double(const char* pattern, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, pattern, v);
-  return buf;
-}
 
 json agent_json(const agent_snapshot& a) {
   json decisions = json::array();
@@ -279,7 +295,9 @@ json agent_json(const agent_snapshot& a) {
                            {"p95", d.p95},
                            {"max", d.max},
                            {"hits", d.hits},
-                           {"misses", d.misses}}},
+                           {"misses", d.misses},
+                           {"labels", d.labels},
+                           {"wrong", d.wrong}}},
                          {"ttl_seconds", d.ttl_seconds}});
   return {{"state", a.mode},
           {"enabled", a.acts},
@@ -287,6 +305,17 @@ json agent_json(const agent_snapshot& a) {
           {"ttl_seconds", a.ttl_seconds},
           {"clean_windows", a.clean_windows},
           {"reports", a.reports},
+          {"trigger", a.trigger},
+          {"served",
+           {{"labels", a.served_labels},
+            {"wrong", a.served_wrong},
+            {"rate", a.served_labels == 0 ? 0.0
+                                          : static_cast<double>(a.served_wrong)
+                                              / static_cast<double>(a.served_labels)},
+            {"lower", a.served_lower},
+            {"upper", a.served_upper},
+            {"confidence", a.confidence},
+            {"max_wrong_rate", a.max_wrong_rate}}},
           {"thresholds",
            {{"recover", a.recover_threshold},
             {"ttl", a.ttl_threshold},
@@ -296,7 +325,9 @@ json agent_json(const agent_snapshot& a) {
             {"min_samples", a.min_samples},
             {"base_ttl_seconds", a.base_ttl_seconds},
             {"ttl_floor_seconds", a.ttl_floor_seconds},
-            {"interval_seconds", a.interval_seconds}}},
+            {"interval_seconds", a.interval_seconds},
+            {"max_wrong_rate", a.max_wrong_rate},
+            {"disable_wrong_rate", a.disable_wrong_rate}}},
           {"decisions", decisions}};
 }
 
@@ -315,6 +346,36 @@ json nodes_json(const std::vector<node_info>& nodes) {
 json latency_json(const latency_summary& l) {
   return {{"count", l.count}, {"window", l.window}, {"mean", l.mean}, {"p50", l.p50},
           {"p95", l.p95},     {"p99", l.p99},       {"max", l.max}};
+}
+
+json risk_json(const service_snapshot& s) {
+  const auto& g = s.cache.guard;
+  const auto& v = s.served;
+  json shapes = json::array();
+  for (const auto& sh : g.shapes)
+    shapes.push_back(
+      {{"rows", sh.rows}, {"labels", sh.labels}, {"wrong", sh.wrong}, {"reach", sh.reach}});
+  return {{"guard", g.enabled},
+          {"tolerance", g.tolerance},
+          {"max_wrong_rate", g.max_wrong_rate},
+          {"confidence", g.confidence},
+          {"prefix_unit", g.prefix_unit},
+          {"exact", g.exact},
+          {"certified", g.certified},
+          {"refused", g.refused},
+          {"unguarded", g.unguarded},
+          {"labels", g.labels},
+          {"wrong_labels", g.wrong_labels},
+          {"shapes", shapes},
+          {"served",
+           {{"audits", v.total_labels},
+            {"wrong", v.total_wrong},
+            {"window", v.labels},
+            {"window_wrong", v.wrong},
+            {"rate", v.labels == 0 ? 0.0
+                                   : static_cast<double>(v.wrong) / static_cast<double>(v.labels)},
+            {"lower", v.lower},
+            {"upper", v.upper}}}};
 }
 
 } // namespace
@@ -341,6 +402,13 @@ std::string encode_predict(const predict_reply& r, double latency_ms) {
   std::string out(buf, static_cast<std::size_t>(n > 0 ? std::min<int>(n, sizeof buf - 1) : 0));
   if (r.source == embedding_source::cache)
     out += ",\"cache_age_ms\":" + fmt_double("%.3f", static_cast<double>(r.cache_age_ns) / 1e6);
+  if (r.risk.present) {
+    auto num = [](double v) { return std::isfinite(v) ? fmt_double("%.6g", v) : "null"; };
+    out += ",\"risk\":{\"basis\":\"";
+    out += to_string(r.risk.basis);
+    out += "\",\"distance\":" + num(r.risk.distance);
+    out += ",\"p_wrong_upper\":" + num(r.risk.p_wrong_upper) + '}';
+  }
   out += '}';
   return out;
 }
@@ -408,6 +476,7 @@ std::string encode_stats(const service_snapshot& s) {
       {"audit_rate", s.audit.rate},
       {"audit_max_share", s.audit.max_share},
       {"invalidations", s.cache.invalidations}}},
+    {"risk", risk_json(s)},
     {"model", {{"name", s.model_name}, {"version", s.model_version}}},
     {"uptime_seconds", s.uptime_s},
   };

@@ -14,6 +14,18 @@ const char* to_string(embedding_source s) noexcept {
   return "unknown";
 }
 
+const char* to_string(comparison_kind k) noexcept {
+  switch (k) {
+    case comparison_kind::audit:
+      return "audit";
+    case comparison_kind::shadow:
+      return "shadow";
+    case comparison_kind::refusal:
+      return "refusal";
+  }
+  return "unknown";
+}
+
 caf::error to_caf_error(const sil::error& err) {
   return caf::error{static_cast<std::uint8_t>(err.code), error_category,
                     caf::make_message(err.message)};
@@ -45,6 +57,8 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<encode_batch>("sil::encode_batch");
   cfg.add_message_type<encoded_batch>("sil::encoded_batch");
   cfg.add_message_type<cache_lookup>("sil::cache_lookup");
+  cfg.add_message_type<lookup_query>("sil::lookup_query");
+  cfg.add_message_type<reuse_label>("sil::reuse_label");
   cfg.add_message_type<cache_snapshot>("sil::cache_snapshot");
   cfg.add_message_type<pool_snapshot>("sil::pool_snapshot");
   cfg.add_message_type<request_outcome>("sil::request_outcome");

@@ -17,6 +17,7 @@
 #include "core/embedding.hpp"
 #include "core/error.hpp"
 #include "core/prefix_key.hpp"
+#include "core/reuse_guard.hpp"
 
 namespace sil {
 
@@ -42,6 +43,7 @@ using agent_atom = caf::atom_constant<caf::atom("agent")>;
 using admin_atom = caf::atom_constant<caf::atom("admin")>;
 using invalidate_atom = caf::atom_constant<caf::atom("invalidate")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
+using label_atom = caf::atom_constant<caf::atom("label")>;
 
 // -- embeddings on the wire --------------------------------------------------------
 
@@ -75,11 +77,32 @@ struct predict_request {
   bool use_cache = true;
   /// Refuse cached entries older than this (milliseconds); -1: no limit.
   std::int64_t max_age_ms = -1;
+  /// This request's own error budget, in (0, 1]; 0: the configured one.
+  /// It can only tighten the configured budget.
+  double max_wrong_rate = 0.0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, predict_request& x) {
-  return f(caf::meta::type_name("predict_request"), x.features, x.rows, x.use_cache, x.max_age_ms);
+  return f(caf::meta::type_name("predict_request"), x.features, x.rows, x.use_cache, x.max_age_ms,
+           x.max_wrong_rate);
+}
+
+/// Why an answer did or did not reuse a cached entry (present only when
+/// an entry for the key existed).
+struct reuse_info {
+  bool present = false;
+  reuse_basis basis = reuse_basis::unguarded;
+  /// RMS distance between the request's and the entry source's values
+  /// outside the key (0 when the guard is off and did not measure it).
+  double distance = 0.0;
+  /// Upper confidence bound on P(|cached - fresh| > tolerance).
+  double p_wrong_upper = 0.0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reuse_info& x) {
+  return f(caf::meta::type_name("reuse_info"), x.present, x.basis, x.distance, x.p_wrong_upper);
 }
 
 /// Where a prediction's embedding came from.
@@ -103,12 +126,15 @@ struct predict_reply {
   /// Age of the reused embedding (cache hits), nanoseconds.
   std::int64_t cache_age_ns = 0;
   std::string model_version;
+  /// The reuse decision's basis (cache hits, and fresh answers the guard
+  /// chose over a stored entry).
+  reuse_info risk;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, predict_reply& x) {
   return f(caf::meta::type_name("predict_reply"), x.prediction, x.cache_hit, x.source,
-           x.cache_age_ns, x.model_version);
+           x.cache_age_ns, x.model_version, x.risk);
 }
 
 /// Completion callback for requests from outside the actor system (the HTTP
@@ -160,20 +186,98 @@ enum class lookup_kind : std::uint8_t {
   joined = 2,
   /// Reuse is disabled: compute fresh (and insert to keep the cache current).
   bypass = 3,
+  /// An entry exists but the reuse guard refused it for this input: compute
+  /// fresh, answer with that, label the comparison, and insert.
+  refresh = 4,
 };
+
+/// What a lookup asks besides the key.
+struct lookup_query {
+  /// Refuse entries older than this (ns); -1: no limit.
+  std::int64_t max_age_ns = -1;
+  /// The request's own error budget (0: the configured one).
+  double max_wrong_rate = 0.0;
+  /// The input's number of rows (the guard learns per shape).
+  std::uint32_t rows = 0;
+  /// The input's values outside the key.
+  std::vector<float> suffix;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lookup_query& x) {
+  return f(caf::meta::type_name("lookup_query"), x.max_age_ns, x.max_wrong_rate, x.rows, x.suffix);
+}
 
 /// The cache owner's answer to a lookup.
 struct cache_lookup {
   lookup_kind kind = lookup_kind::lead;
-  /// hit/joined: the embedding to use. bypass: the entry still stored (if
-  /// any, and not expired), for a free comparison with the fresh result.
+  /// hit/joined: the embedding to use. bypass/refresh: the entry still
+  /// stored (if any, and not expired), for a free comparison with the fresh
+  /// result.
   embedding value;
   std::int64_t age_ns = 0;
+  /// hit, refresh, and bypass with a stored entry: the guard's verdict (for
+  /// bypass: what it would have decided).
+  reuse_info risk;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_lookup& x) {
-  return f(caf::meta::type_name("cache_lookup"), x.kind, x.value, x.age_ns);
+  return f(caf::meta::type_name("cache_lookup"), x.kind, x.value, x.age_ns, x.risk);
+}
+
+/// A labelled observation: a cached prediction compared with the fresh one
+/// for the same request.
+struct reuse_label {
+  std::uint32_t rows = 0;
+  double distance = 0.0;
+  /// |cached - fresh| > tolerance.
+  bool wrong = false;
+  /// The cached answer was served (an audit of a hit).
+  bool served = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reuse_label& x) {
+  return f(caf::meta::type_name("reuse_label"), x.rows, x.distance, x.wrong, x.served);
+}
+
+/// How far reuse is certified for one input shape.
+struct guard_shape {
+  std::uint32_t rows = 0;
+  std::uint64_t labels = 0;
+  std::uint64_t wrong = 0;
+  /// Requests closer than this to an entry's source are reused.
+  double reach = 0.0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, guard_shape& x) {
+  return f(caf::meta::type_name("guard_shape"), x.rows, x.labels, x.wrong, x.reach);
+}
+
+/// The reuse guard's settings and counters.
+struct guard_snapshot {
+  bool enabled = true;
+  double tolerance = 0.0;
+  double max_wrong_rate = 0.0;
+  double confidence = 0.0;
+  std::string prefix_unit;
+  /// Lookups that found a live entry, by verdict.
+  std::uint64_t exact = 0;
+  std::uint64_t certified = 0;
+  std::uint64_t refused = 0;
+  std::uint64_t unguarded = 0;
+  std::uint64_t labels = 0;
+  std::uint64_t wrong_labels = 0;
+  std::vector<guard_shape> shapes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, guard_snapshot& x) {
+  return f(caf::meta::type_name("guard_snapshot"), x.enabled, x.tolerance, x.max_wrong_rate,
+           x.confidence, x.prefix_unit, x.exact, x.certified, x.refused, x.unguarded, x.labels,
+           x.wrong_labels, x.shapes);
 }
 
 /// The cache's counters and settings at one moment.
@@ -196,6 +300,7 @@ struct cache_snapshot {
   bool single_flight = true;
   std::int64_t ttl_ns = 0;
   std::uint32_t prefix_k = 0;
+  guard_snapshot guard;
 
   double hit_rate() const noexcept {
     auto n = hits + misses;
@@ -207,10 +312,22 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_snapshot& x) {
   return f(caf::meta::type_name("cache_snapshot"), x.hits, x.misses, x.expirations, x.evictions,
            x.inserts, x.erasures, x.bypasses, x.single_flight_joins, x.invalidations, x.in_flight,
-           x.size, x.max_size, x.enabled, x.single_flight, x.ttl_ns, x.prefix_k);
+           x.size, x.max_size, x.enabled, x.single_flight, x.ttl_ns, x.prefix_k, x.guard);
 }
 
 // -- correctness risk -------------------------------------------------------------------
+
+/// What made a comparison of a cached and a fresh embedding.
+enum class comparison_kind : std::uint8_t {
+  /// A sampled re-check of a served hit.
+  audit = 0,
+  /// A free comparison while reuse was disabled.
+  shadow = 1,
+  /// A free comparison after the guard refused reuse.
+  refusal = 2,
+};
+
+const char* to_string(comparison_kind k) noexcept;
 
 /// One comparison of a cached embedding with a fresh one.
 struct divergence_report {
@@ -221,15 +338,21 @@ struct divergence_report {
   double l2 = 0.0;
   /// |head(cached) - head(fresh)|.
   double prediction_delta = 0.0;
-  /// True for a free comparison made while reuse was disabled; false for a
-  /// sampled audit of a hit.
-  bool shadow = false;
+  comparison_kind kind = comparison_kind::audit;
+  /// prediction_delta > risk.tolerance.
+  bool wrong = false;
+  /// The cached answer was served (audit), or would have been (a shadow
+  /// comparison the guard would have certified): such reports measure the
+  /// served wrong-rate.
+  bool served = false;
+  /// The request's distance from the entry's source (guard on), else 0.
+  double distance = 0.0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, divergence_report& x) {
   return f(caf::meta::type_name("divergence_report"), x.key, x.entry_age_ns, x.cosine, x.l2,
-           x.prediction_delta, x.shadow);
+           x.prediction_delta, x.kind, x.wrong, x.served, x.distance);
 }
 
 /// Audit sampling counters (from the ingress).
@@ -267,12 +390,16 @@ struct decision_record {
   std::uint64_t hits = 0;
   std::uint64_t misses = 0;
   double ttl_seconds = 0.0;
+  /// wrong_rate trigger: served labels weighed, and the wrong ones.
+  std::uint64_t labels = 0;
+  std::uint64_t wrong = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
   return f(caf::meta::type_name("decision_record"), x.unix_ms, x.from, x.to, x.action, x.manual,
-           x.reason, x.samples, x.p50, x.p95, x.max, x.hits, x.misses, x.ttl_seconds);
+           x.reason, x.samples, x.p50, x.p95, x.max, x.hits, x.misses, x.ttl_seconds, x.labels,
+           x.wrong);
 }
 
 /// What GET /agent shows.
@@ -299,6 +426,16 @@ struct agent_snapshot {
   /// Decisions taken since start, by action: keep (never logged),
   /// shorten_ttl, restore_ttl, disable, enable, manual.
   std::vector<std::uint64_t> action_counts;
+  /// "wrong-rate" or "cosine".
+  std::string trigger;
+  double max_wrong_rate = 0.0;
+  double disable_wrong_rate = 0.0;
+  double confidence = 0.0;
+  /// The served wrong-rate the agent weighs: labels, wrong ones, bounds.
+  std::uint64_t served_labels = 0;
+  std::uint64_t served_wrong = 0;
+  double served_lower = 0.0;
+  double served_upper = 1.0;
 };
 
 template <class Inspector>
@@ -306,7 +443,9 @@ typename Inspector::result_type inspect(Inspector& f, agent_snapshot& x) {
   return f(caf::meta::type_name("agent_snapshot"), x.mode, x.acts, x.manual_override, x.ttl_seconds,
            x.clean_windows, x.reports, x.recover_threshold, x.ttl_threshold, x.disable_threshold,
            x.entry_evict_threshold, x.recover_windows, x.min_samples, x.base_ttl_seconds,
-           x.ttl_floor_seconds, x.interval_seconds, x.decisions, x.action_counts);
+           x.ttl_floor_seconds, x.interval_seconds, x.decisions, x.action_counts, x.trigger,
+           x.max_wrong_rate, x.disable_wrong_rate, x.confidence, x.served_labels, x.served_wrong,
+           x.served_lower, x.served_upper);
 }
 
 /// An operator's command (admin API).
@@ -401,6 +540,24 @@ typename Inspector::result_type inspect(Inspector& f, latency_summary& x) {
            x.max);
 }
 
+/// The served wrong-rate as audits measure it.
+struct served_estimate {
+  /// Labels of served (or would-be-served) answers since start, and wrong.
+  std::uint64_t total_labels = 0;
+  std::uint64_t total_wrong = 0;
+  /// The same over the most recent labels, with confidence bounds.
+  std::uint64_t labels = 0;
+  std::uint64_t wrong = 0;
+  double lower = 0.0;
+  double upper = 1.0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, served_estimate& x) {
+  return f(caf::meta::type_name("served_estimate"), x.total_labels, x.total_wrong, x.labels,
+           x.wrong, x.lower, x.upper);
+}
+
 /// Everything /stats shows.
 struct service_snapshot {
   cache_snapshot cache;
@@ -420,13 +577,14 @@ struct service_snapshot {
   std::string model_name;
   std::string model_version;
   double uptime_s = 0.0;
+  served_estimate served;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, service_snapshot& x) {
   return f(caf::meta::type_name("service_snapshot"), x.cache, x.pool, x.audit, x.agent, x.cosine,
            x.l2, x.prediction_delta, x.latency, x.hit_latency, x.miss_latency, x.requests, x.errors,
-           x.rejected_overload, x.model_name, x.model_version, x.uptime_s);
+           x.rejected_overload, x.model_name, x.model_version, x.uptime_s, x.served);
 }
 
 // -- typed actor handles ---------------------------------------------------------------
@@ -437,8 +595,9 @@ using encoder_worker_actor
 
 /// Owns the LRU+TTL cache and single-flight.
 using cache_actor = caf::typed_actor<
-  caf::replies_to<lookup_atom, prefix_key, std::int64_t>::with<cache_lookup>,
-  caf::reacts_to<insert_atom, prefix_key, embedding>, caf::reacts_to<abandon_atom, prefix_key>,
+  caf::replies_to<lookup_atom, prefix_key, lookup_query>::with<cache_lookup>,
+  caf::reacts_to<insert_atom, prefix_key, embedding, embedding>,
+  caf::reacts_to<label_atom, prefix_key, reuse_label>, caf::reacts_to<abandon_atom, prefix_key>,
   caf::replies_to<invalidate_atom, prefix_key>::with<bool>,
   caf::replies_to<enable_atom>::with<bool>, caf::replies_to<disable_atom>::with<bool>,
   caf::replies_to<set_ttl_atom, std::int64_t>::with<std::int64_t>,

@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -107,7 +108,10 @@ struct ServiceTest : ::testing::Test, test_coordinator_fixture<sil_config> {
   }
 };
 
+// With the guard off (the seed's pure prefix semantics), any input that
+// shares the key reuses the entry.
 TEST_F(ServiceTest, MissThenHitForTheSamePrefixWithADifferentSuffix) {
+  settings.risk_guard = "off";
   start();
   auto a = make_request(1.0f, 0.0f);
   auto b = make_request(1.0f, 5.0f); // same first 4 values, different suffix
@@ -220,6 +224,7 @@ TEST_F(ServiceTest, UseCacheFalseNeitherReadsNorWritesTheCache) {
 }
 
 TEST_F(ServiceTest, SingleFlightFiftyConcurrentMissesEncodeOnce) {
+  settings.risk_guard = "off"; // different suffixes join only without the guard
   start();
   std::vector<decltype(self->request(svc.ingress, caf::infinite, predict_atom::value,
                                      predict_request{}))>
@@ -443,8 +448,11 @@ TEST_F(ServiceTest, EmbeddingsSurviveSerialization) {
 namespace sil {
 namespace {
 
+// The cosine trigger (the first version's rule), with pure prefix reuse.
 struct AgentTest : ServiceTest {
   AgentTest() {
+    settings.risk_guard = "off";
+    settings.agent_trigger = "cosine";
     settings.agent_interval_seconds = 1.0;
     settings.agent_recover_threshold = 0.01;
     settings.agent_ttl_threshold = 0.05;
@@ -643,6 +651,268 @@ TEST_F(AgentTest, ADisabledAgentMeasuresButNeverActs) {
   EXPECT_TRUE(s.decisions.empty());
   EXPECT_TRUE(cache_stats().enabled);
   EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{30s}.count());
+}
+
+} // namespace
+} // namespace sil
+
+// -- reuse under an error budget ----------------------------------------------------
+
+namespace sil {
+namespace {
+
+/// The guard at its defaults (on, tolerance 0.05, budget 0.01).
+struct GuardTest : ServiceTest {
+  /// Sends `req` with its last value set to `last`.
+  caf::expected<predict_reply> predict_last(predict_request req, float last) {
+    req.features.back() = last;
+    return predict(req);
+  }
+
+  guard_snapshot guard() {
+    return cache_stats().guard;
+  }
+};
+
+TEST_F(GuardTest, StartsSafeOnlyExactInputsReuse) {
+  start();
+  auto a = make_request(1.0f, 0.0f);
+  auto b = make_request(1.0f, 0.25f); // same key, other suffix
+  ASSERT_FALSE(predict(a)->cache_hit);
+  auto rb = predict(b);
+  ASSERT_TRUE(rb);
+  // No label yet: the guard refuses and the answer is b's own, fresh.
+  EXPECT_FALSE(rb->cache_hit);
+  EXPECT_EQ(rb->source, embedding_source::encoder);
+  EXPECT_FLOAT_EQ(rb->prediction, direct(b));
+  ASSERT_TRUE(rb->risk.present);
+  EXPECT_EQ(rb->risk.basis, reuse_basis::refused);
+  EXPECT_NEAR(rb->risk.distance, 0.25 / std::sqrt(28.0), 1e-6);
+  EXPECT_EQ(rb->risk.p_wrong_upper, 1.0);
+  // The entry now remembers b: b again is an exact reuse.
+  auto again = predict(b);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->cache_hit);
+  EXPECT_EQ(again->risk.basis, reuse_basis::exact);
+  EXPECT_EQ(again->risk.distance, 0.0);
+  EXPECT_FLOAT_EQ(again->prediction, direct(b));
+  auto g = guard();
+  EXPECT_TRUE(g.enabled);
+  EXPECT_EQ(g.refused, 1u);
+  EXPECT_EQ(g.exact, 1u);
+  EXPECT_EQ(g.labels, 1u); // the refusal compared a's entry with b's fresh result
+  EXPECT_EQ(pool_stats().items, 2u);
+}
+
+TEST_F(GuardTest, FreshResultsTeachItToReuseHarmlessDifferences) {
+  start();
+  auto req = make_request(2.0f, 0.0f);
+  predict(req);
+  // Alternate the last value by 1e-3: every request is 1e-3/sqrt(28) from the
+  // entry's source, far below anything that moves the prediction by 0.05.
+  int first_certified = -1;
+  for (int i = 1; i <= 400 && first_certified < 0; ++i) {
+    auto r = predict_last(req, i % 2 == 0 ? 0.0f : 1e-3f);
+    ASSERT_TRUE(r);
+    if (r->cache_hit) {
+      EXPECT_EQ(r->risk.basis, reuse_basis::certified);
+      EXPECT_LE(r->risk.p_wrong_upper, 0.01);
+      EXPECT_NEAR(r->prediction, direct(req), 0.05);
+      first_certified = i;
+    }
+  }
+  // 299 clean labels certify a 1% budget at 95% confidence, not fewer.
+  EXPECT_GE(first_certified, 300);
+  EXPECT_LE(first_certified, 302);
+  auto g = guard();
+  EXPECT_GE(g.labels, 299u);
+  EXPECT_EQ(g.wrong_labels, 0u);
+  ASSERT_EQ(g.shapes.size(), 1u);
+  EXPECT_EQ(g.shapes[0].rows, 1u);
+  EXPECT_GT(g.shapes[0].reach, 1e-3 / std::sqrt(28.0));
+  // Far inputs stay refused ...
+  auto far = predict_last(req, 3.0f);
+  EXPECT_FALSE(far->cache_hit);
+  EXPECT_EQ(far->risk.basis, reuse_basis::refused);
+  // ... and a request may tighten the budget for itself.
+  auto tight = make_request(2.0f, 3.0f + 1e-3f);
+  tight.max_wrong_rate = 0.001;
+  auto rt = predict(tight);
+  EXPECT_FALSE(rt->cache_hit);
+  EXPECT_FLOAT_EQ(rt->prediction, direct(tight));
+  auto loose = make_request(2.0f, 3.0f);
+  EXPECT_TRUE(predict(loose)->cache_hit);
+}
+
+TEST_F(GuardTest, WrongLabelsWithdrawACertification) {
+  start();
+  auto req = make_request(3.0f, 0.0f);
+  predict(req);
+  for (int i = 1; i <= 310; ++i)
+    predict_last(req, i % 2 == 0 ? 0.0f : 1e-3f);
+  ASSERT_TRUE(predict_last(req, 1e-3f)->cache_hit);
+  // Wrong answers observed at that distance (as audits would report them).
+  auto key = *make_prefix_key({m.name(), m.version()}, {prefix_unit::values, 4},
+                              req.features.data(), req.features.size(), 1);
+  for (int i = 0; i < 5; ++i)
+    caf::anon_send(svc.cache, label_atom::value, key,
+                   reuse_label{1, 1e-3 / std::sqrt(28.0), true, true});
+  sched.run();
+  auto r = predict_last(req, 0.0f);
+  EXPECT_FALSE(r->cache_hit);
+  EXPECT_EQ(r->risk.basis, reuse_basis::refused);
+  EXPECT_EQ(guard().wrong_labels, 5u);
+}
+
+TEST_F(GuardTest, AuditsOfServedHitsAreLabelsForTheGuardAndTheAgent) {
+  settings.audit_rate = 1.0;
+  settings.audit_max_share = 1.0;
+  settings.audit_per_second = 0.0;
+  start();
+  auto req = make_request(4.0f);
+  predict(req);
+  ASSERT_TRUE(predict(req)->cache_hit); // exact
+  sched.run();                          // the audit runs after the answer
+  auto g = guard();
+  EXPECT_EQ(g.labels, 1u);
+  EXPECT_EQ(g.wrong_labels, 0u);
+  auto a = ask<agent_snapshot>(svc.supervisor, agent_atom::value);
+  EXPECT_EQ(a.trigger, "wrong-rate");
+  EXPECT_EQ(a.served_labels, 1u);
+  EXPECT_EQ(a.served_wrong, 0u);
+  EXPECT_EQ(ask<audit_snapshot>(svc.ingress, stats_atom::value).audits, 1u);
+}
+
+TEST_F(GuardTest, ConcurrentIdenticalMissesStillEncodeOnceOthersComputeApart) {
+  start();
+  auto req = make_request(6.0f, 1.0f);
+  std::vector<decltype(self->request(svc.ingress, caf::infinite, predict_atom::value, req))> hs;
+  for (int i = 0; i < 10; ++i)
+    hs.push_back(self->request(svc.ingress, caf::infinite, predict_atom::value, req));
+  auto other = make_request(6.0f, 2.0f); // same key, far suffix: must not join
+  hs.push_back(self->request(svc.ingress, caf::infinite, predict_atom::value, other));
+  sched.run();
+  int joined = 0;
+  std::vector<float> got;
+  for (auto& h : hs)
+    h.receive(
+      [&](predict_reply& r) {
+        joined += r.source == embedding_source::single_flight ? 1 : 0;
+        got.push_back(r.prediction);
+      },
+      [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+  ASSERT_EQ(got.size(), 11u);
+  EXPECT_EQ(joined, 9);
+  EXPECT_FLOAT_EQ(got.back(), direct(other));
+  EXPECT_EQ(pool_stats().items, 2u);
+}
+
+TEST_F(GuardTest, AnInputOfAnotherShapeNeverReusesAnEmbedding) {
+  for (const char* unit : {"values", "rows"}) {
+    SCOPED_TRACE(unit);
+    settings.risk_guard = "off"; // even with pure prefix reuse
+    settings.cache_prefix_unit = unit;
+    settings.cache_prefix_k = 1;
+    start();
+    auto one = make_request(7.0f, 0.5f, 1);
+    auto two = make_request(7.0f, 0.5f, 2); // [A, C]: row 0 equals one's row 0 but its last
+    two.features[31] = 0.5f;                // value, which is set in row 1 here
+    ASSERT_FALSE(predict(one)->cache_hit);
+    auto r2 = predict(two);
+    EXPECT_FALSE(r2->cache_hit);
+    EXPECT_FLOAT_EQ(r2->prediction, direct(two));
+    EXPECT_TRUE(predict(one)->cache_hit);
+    EXPECT_TRUE(predict(two)->cache_hit);
+    stop_service(svc);
+    sched.run();
+    started = false;
+  }
+}
+
+TEST_F(GuardTest, RowsUnitKeysOnTheFirstKRows) {
+  settings.risk_guard = "off";
+  settings.cache_prefix_unit = "rows";
+  settings.cache_prefix_k = 1;
+  start();
+  auto a = make_request(8.0f, 0.0f, 2);
+  auto b = make_request(8.0f, 0.0f, 2);
+  b.features[40] = 9.0f; // row 1 differs: same first row
+  auto c = make_request(8.0f, 0.0f, 2);
+  c.features[5] = 9.0f; // row 0 differs beyond the 4th value
+  predict(a);
+  EXPECT_TRUE(predict(b)->cache_hit);
+  EXPECT_FALSE(predict(c)->cache_hit);
+  EXPECT_EQ(cache_stats().guard.prefix_unit, "rows");
+}
+
+/// The agent's wrong-rate trigger: served labels, not cosine.
+struct RateAgentTest : GuardTest {
+  RateAgentTest() {
+    settings.agent_recover_windows = 2;
+    settings.agent_min_samples = 10;
+    settings.cache_ttl_seconds = 30.0;
+    settings.agent_ttl_floor_seconds = 2.0;
+  }
+
+  void labels(int n, int wrong) {
+    for (int i = 0; i < n; ++i) {
+      divergence_report r;
+      r.key = 1;
+      r.served = true;
+      r.wrong = i < wrong;
+      caf::anon_send(svc.supervisor, report_atom::value, r);
+    }
+    sched.run();
+    advance_time(std::chrono::seconds{1});
+    sched.run();
+  }
+
+  agent_snapshot agent() {
+    return ask<agent_snapshot>(svc.supervisor, agent_atom::value);
+  }
+};
+
+TEST_F(RateAgentTest, ActsOnlyWhenTheLowerBoundExceedsTheBudget) {
+  start();
+  labels(50, 1); // 2%: above the budget, but the lower bound is not
+  EXPECT_EQ(agent().mode, "normal");
+  labels(50, 4); // 5/100: lower bound ~2% > 1%
+  auto a = agent();
+  EXPECT_EQ(a.mode, "short_ttl");
+  EXPECT_LT(a.ttl_seconds, 30.0);
+  ASSERT_EQ(a.decisions.size(), 1u);
+  EXPECT_NE(a.decisions[0].reason.find("served wrong-rate 5/100"), std::string::npos)
+    << a.decisions[0].reason;
+  EXPECT_EQ(a.served_labels, 0u); // the window starts again after acting
+  labels(20, 10);                 // lower bound far above 5%: disable
+  EXPECT_EQ(agent().mode, "disabled");
+  EXPECT_FALSE(cache_stats().enabled);
+  labels(20, 0); // clean: 1 of 2
+  EXPECT_EQ(agent().mode, "disabled");
+  labels(20, 0); // 2 of 2: re-enable at the floor TTL
+  EXPECT_EQ(agent().mode, "short_ttl");
+  EXPECT_TRUE(cache_stats().enabled);
+}
+
+TEST_F(RateAgentTest, FewLabelsAreNoEvidence) {
+  start();
+  labels(5, 5);
+  EXPECT_EQ(agent().mode, "normal");
+  EXPECT_TRUE(agent().decisions.empty());
+}
+
+TEST_F(RateAgentTest, WhileDisabledShadowComparisonsCountAsServedIfTheGuardWouldServe) {
+  start();
+  auto req = make_request(9.0f);
+  predict(req);
+  ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::disable_cache, 0.0);
+  predict(req); // exact: the guard would serve it
+  auto other = make_request(9.0f, 3.0f);
+  predict(other); // far: it would not (the entry is req's fresh copy)
+  sched.run();
+  auto a = agent();
+  EXPECT_EQ(a.reports, 2u);
+  EXPECT_EQ(a.served_labels, 1u);
 }
 
 } // namespace
