@@ -107,7 +107,7 @@ def main():
             assert nodes.get(name) == "up", nodes
         # Traffic with repeats, so that the hit rate is above 0.
         for i in range(40):
-            feats = [float(i % 5)] * 4 + [0.1 * i] * 28
+            feats = [float(i % 5)] * 4 + [0.1 * (i % 5)] * 28  # exact repeats
             status, r = post(base + "/predict", json.dumps({"features": [feats]}))
             assert status == 200 and 0.0 <= r["prediction"] <= 1.0, r
         print(f"compose topology: gateway :{http}, registry :{cluster_port}, nodes {nodes}")

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -93,8 +94,9 @@ TEST_F(E2E, EveryRouteAnswers) {
   EXPECT_NE(metrics.body.find("sil_request_duration_seconds_bucket"), std::string::npos);
 }
 
+// The seed's contract, pure prefix reuse: --risk.guard=off.
 TEST_F(E2E, TheOriginalClientContract) {
-  start();
+  start({"--risk.guard=off"});
   http_client c{port()};
   // Exactly the seed README's request: no use_cache field.
   auto first = c.request("POST", "/predict", body(1.0f));
@@ -118,6 +120,115 @@ TEST_F(E2E, TheOriginalClientContract) {
     c.request("POST", "/predict", features({row(1.0f, 9.0f)}) + ",\"use_cache\":false}").body);
   EXPECT_FALSE(off["cache_hit"].get<bool>());
   EXPECT_NE(off["prediction"].get<double>(), pred); // its own suffix counts now
+}
+
+// With the guard on (the default), an unproven reuse is refused and the
+// answer says so; the same input again is an exact reuse.
+TEST_F(E2E, TheGuardRefusesUnprovenReuseAndSaysWhy) {
+  start();
+  http_client c{port()};
+  auto a = json::parse(c.request("POST", "/predict", body(1.0f)).body);
+  EXPECT_FALSE(a["cache_hit"].get<bool>());
+  EXPECT_FALSE(a.contains("risk")); // no entry: nothing was weighed
+  auto b = json::parse(c.request("POST", "/predict", body(1.0f, 9.0f)).body);
+  EXPECT_FALSE(b["cache_hit"].get<bool>());
+  EXPECT_EQ(b["source"], "encoder");
+  EXPECT_EQ(b["risk"]["basis"], "refused");
+  EXPECT_NEAR(b["risk"]["distance"].get<double>(), 9.0 / std::sqrt(28.0), 1e-4);
+  EXPECT_DOUBLE_EQ(b["risk"]["p_wrong_upper"].get<double>(), 1.0);
+  auto fresh = json::parse(
+    c.request("POST", "/predict", features({row(1.0f, 9.0f)}) + ",\"use_cache\":false}").body);
+  EXPECT_DOUBLE_EQ(b["prediction"].get<double>(), fresh["prediction"].get<double>());
+  auto again = json::parse(c.request("POST", "/predict", body(1.0f, 9.0f)).body);
+  EXPECT_TRUE(again["cache_hit"].get<bool>());
+  EXPECT_EQ(again["risk"]["basis"], "exact");
+  EXPECT_DOUBLE_EQ(again["risk"]["distance"].get<double>(), 0.0);
+  auto s = json::parse(c.request("GET", "/stats").body);
+  EXPECT_TRUE(s["risk"]["guard"].get<bool>());
+  EXPECT_DOUBLE_EQ(s["risk"]["tolerance"].get<double>(), 0.05);
+  EXPECT_DOUBLE_EQ(s["risk"]["max_wrong_rate"].get<double>(), 0.01);
+  EXPECT_EQ(s["risk"]["refused"], 1);
+  EXPECT_EQ(s["risk"]["exact"], 1);
+  EXPECT_EQ(s["risk"]["labels"], 1);
+  EXPECT_EQ(s["risk"]["prefix_unit"], "values");
+  auto metrics = c.request("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("sil_risk_max_wrong_rate 0.01"), std::string::npos);
+  EXPECT_NE(metrics.find("sil_reuse_decisions_total{basis=\"refused\"} 1"), std::string::npos);
+}
+
+TEST_F(E2E, TheGuardIsOffThroughTheEnvironmentToo) {
+  server_ = server_process::start(SIL_SERVER_BINARY, {"--port=0", "--model.preset=seed"},
+                                  {{"SIL_RISK_GUARD", "off"}});
+  ASSERT_TRUE(server_);
+  http_client c{port()};
+  c.request("POST", "/predict", body(1.0f));
+  auto b = json::parse(c.request("POST", "/predict", body(1.0f, 9.0f)).body);
+  EXPECT_TRUE(b["cache_hit"].get<bool>());
+  EXPECT_EQ(b["risk"]["basis"], "unguarded");
+}
+
+TEST_F(E2E, BadRiskRequestsAndSettingsAreRefused) {
+  start();
+  http_client c{port()};
+  for (const char* v : {"0", "-0.1", "1.5", "\"x\"", "null", "true"}) {
+    auto r
+      = c.request("POST", "/predict", features({row(1.0f)}) + ",\"max_wrong_rate\":" + v + "}");
+    EXPECT_EQ(r.status, 400) << v;
+    EXPECT_NE(json::parse(r.body)["error"]["message"].get<std::string>().find("max_wrong_rate"),
+              std::string::npos)
+      << r.body;
+  }
+  auto ok = c.request("POST", "/predict", features({row(1.0f)}) + ",\"max_wrong_rate\":0.001}");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  for (const char* flag : {"--risk.max-wrong-rate=0", "--risk.max-wrong-rate=1",
+                           "--risk.tolerance=-1", "--risk.confidence=0.2", "--risk.guard=maybe",
+                           "--cache.prefix-unit=cols", "--agent.trigger=p95"}) {
+    auto [rc, err] = run_to_exit(SIL_SERVER_BINARY, {flag, "--port=0"});
+    EXPECT_EQ(rc, 2) << flag;
+    std::string key{flag + 2, static_cast<std::size_t>(std::strchr(flag, '=') - flag - 2)};
+    EXPECT_NE(err.find(key), std::string::npos) << err;
+  }
+}
+
+// A drifting client, the guard at its defaults: every answer is checked
+// against a fresh computation; wrong cached answers stay within the budget,
+// and the guard still reuses (exact repeats, and certified near inputs).
+TEST_F(E2E, UnderDriftWrongCachedAnswersStayWithinTheBudget) {
+  start();
+  http_client c{port()};
+  auto suffix_body = [](int prefix, double shift, bool use_cache) {
+    std::string s = "{\"features\":[[" + std::to_string(prefix) + ",0.25,-0.5,0.75";
+    for (int i = 4; i < 32; ++i) {
+      char buf[40];
+      std::snprintf(buf, sizeof buf, ",%.6f", std::cos(i * 0.7 + prefix) + shift);
+      s += buf;
+    }
+    return s + "]],\"use_cache\":" + (use_cache ? "true" : "false") + "}";
+  };
+  int hits = 0;
+  int wrong = 0;
+  int certified = 0;
+  const int n = 3000;
+  for (int i = 0; i < n; ++i) {
+    int prefix = i % 8;
+    // Every prefix drifts by 0.002 per request of its own, with small noise;
+    // one request in four carries no noise.
+    int step = i / 8;
+    double shift = 0.002 * step + (i % 4 == 3 ? 0.0 : 1e-4 * ((i * 7919) % 13));
+    auto r = json::parse(c.request("POST", "/predict", suffix_body(prefix, shift, true)).body);
+    if (!r["cache_hit"].get<bool>())
+      continue;
+    ++hits;
+    if (r["risk"]["basis"] == "certified")
+      ++certified;
+    auto f = json::parse(c.request("POST", "/predict", suffix_body(prefix, shift, false)).body);
+    if (std::abs(r["prediction"].get<double>() - f["prediction"].get<double>()) > 0.05)
+      ++wrong;
+  }
+  std::printf("[ guard ] %d requests, %d hits (%d certified), %d wrong\n", n, hits, certified,
+              wrong);
+  EXPECT_GT(hits, n / 10);
+  EXPECT_LE(wrong, 0.01 * hits);
 }
 
 struct bad_input {
@@ -347,8 +458,10 @@ http_response admin(http_client& c, const std::string& method, const std::string
   return c.raw(req);
 }
 
+// The cosine trigger with pure prefix reuse (the first version's agent).
 TEST_F(E2E, DriftDisablesReuseAndUndriftedTrafficBringsItBack) {
-  start({"--admin.token=t0k3n", "--audit.rate=1", "--audit.max-share=1", "--agent.interval=0.1",
+  start({"--risk.guard=off", "--agent.trigger=cosine", "--admin.token=t0k3n", "--audit.rate=1",
+         "--audit.max-share=1", "--audit.per-second=0", "--agent.interval=0.1",
          "--agent.recover-threshold=0.001", "--agent.ttl-threshold=0.003",
          "--agent.disable-threshold=0.01", "--agent.min-samples=3", "--agent.recover-windows=2",
          "--agent.entry-evict-threshold=2"});
@@ -391,7 +504,7 @@ TEST_F(E2E, DriftDisablesReuseAndUndriftedTrafficBringsItBack) {
 }
 
 TEST_F(E2E, AuditsStayWithinTheirShareOfEncoderWork) {
-  start({"--audit.rate=1", "--audit.max-share=0.05"});
+  start({"--audit.rate=1", "--audit.max-share=0.05", "--audit.per-second=0"});
   http_client c{port()};
   const int n = 600;
   for (int i = 0; i < n; ++i)
@@ -407,6 +520,37 @@ TEST_F(E2E, AuditsStayWithinTheirShareOfEncoderWork) {
   EXPECT_EQ(s["encoder"]["items"].get<int>(), 1 + audits);
   EXPECT_EQ(s["divergence"]["cosine"]["count"].get<int>(), audits);
   EXPECT_LT(s["divergence"]["cosine"]["max"].get<double>(), 1e-9); // same input: rounding only
+}
+
+// The defaults size audits by need: a target per second, whatever the
+// traffic; and a zero share of encoder time means none at all.
+TEST_F(E2E, AuditsArePacedPerSecondAndCappedByEncoderTime) {
+  start({"--audit.rate=1"}); // the default pacing: 20 per second
+  http_client c{port()};
+  auto t0 = std::chrono::steady_clock::now();
+  int n = 0;
+  while (std::chrono::steady_clock::now() - t0 < 1500ms) {
+    ASSERT_EQ(c.request("POST", "/predict", body(1.0f)).status, 200);
+    ++n;
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::this_thread::sleep_for(200ms);
+  auto s = get_json(c, "/stats");
+  auto audits = s["divergence"]["audits"].get<int>();
+  std::printf("[ audits ] %d requests in %.2f s, %d audits\n", n, secs, audits);
+  EXPECT_GE(audits, 10);
+  EXPECT_LE(audits, static_cast<int>(20 * secs) + 21); // the bucket holds one second
+  EXPECT_LT(audits, n / 5);
+  EXPECT_EQ(s["risk"]["served"]["audits"].get<int>(), audits);
+  EXPECT_EQ(s["risk"]["served"]["wrong"].get<int>(), 0);
+
+  server_.reset();
+  start({"--audit.rate=1", "--audit.max-encoder-share=0"});
+  http_client c2{port()};
+  for (int i = 0; i < 50; ++i)
+    c2.request("POST", "/predict", body(1.0f));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(get_json(c2, "/stats")["divergence"]["audits"].get<int>(), 0);
 }
 
 TEST_F(E2E, AdminApiIsClosedWithoutAToken) {
@@ -462,54 +606,86 @@ TEST_F(E2E, AdminApiNeedsTheRightTokenAndWorksWithIt) {
   EXPECT_EQ(log.back()["action"], "resume");
 }
 
+/// The cells of a sil-lab results.json whose values at the JSON pointers of
+/// `match` equal the given ones.
+std::vector<json> cells_where(const json& results,
+                              const std::vector<std::pair<std::string, json>>& match) {
+  std::vector<json> out;
+  for (const auto& c : results["cells"]) {
+    bool all = true;
+    for (const auto& [ptr, v] : match) {
+      json::json_pointer p{ptr};
+      all = all && c.contains(p) && c.at(p) == v;
+    }
+    if (all)
+      out.push_back(c);
+  }
+  return out;
+}
+
 TEST(Lab, LoadQuickWritesValidResults) {
   std::string out = std::string{SIL_TEST_TMPDIR} + "/lab-load";
   auto [rc, err]
     = run_to_exit(SIL_LAB_BINARY,
                   {"load", "--quick", "--duration", "2", "--rate", "200", "--burst-rate", "600",
-                   "--server-arg", "--model.preset=seed", "--out", out},
+                   "--server-arg", "--model.preset=seed", "--reps", "2", "--out", out},
                   {}, 90);
   ASSERT_EQ(rc, 0) << err;
-  EXPECT_NE(err.find("[load] steady cache_on"), std::string::npos); // progress on stderr
+  EXPECT_NE(err.find("[load] steady cache_on rep2"), std::string::npos); // progress on stderr
   EXPECT_NE(err.find(" requests"), std::string::npos);
   std::ifstream in{out + "/load/results.json"};
   ASSERT_TRUE(in);
   auto j = json::parse(in, nullptr, false);
   ASSERT_FALSE(j.is_discarded());
   EXPECT_EQ(j["experiment"], "load");
-  for (const char* shape : {"steady", "bursty"}) {
-    for (const char* run : {"cache_off", "cache_on", "cache_on_no_single_flight"}) {
-      SCOPED_TRACE(std::string{shape} + " " + run);
-      ASSERT_TRUE(j["runs"][shape].contains(run));
-      const auto& r = j["runs"][shape][run];
-      for (const char* k : {"target_rate", "achieved_rate", "status_counts", "hit_rate",
-                            "generator_max_lag_ms", "dropped", "failed", "encoder_items"})
-        EXPECT_TRUE(r.contains(k)) << k;
-      for (const char* k : {"mean", "p50", "p90", "p95", "p99", "p999", "max"})
-        EXPECT_TRUE(r["latency_ms"].contains(k)) << k;
-      EXPECT_GT(r["achieved_rate"].get<double>(), 0.8 * r["target_rate"].get<double>());
-      EXPECT_EQ(r["failed"].get<int>(), 0);
-      EXPECT_EQ(r["dropped"].get<int>(), 0);
-      EXPECT_EQ(r["status_counts"]["200"].get<int>(), r["ok"].get<int>());
-      EXPECT_LE(r["latency_ms"]["p50"].get<double>(), r["latency_ms"]["p99"].get<double>());
+  EXPECT_EQ(j["config"]["reps"], 2);
+  ASSERT_EQ(j["cells"].size(), 12u); // 2 repetitions x 2 shapes x 3 runs
+  for (int rep : {0, 1}) {
+    for (const char* shape : {"steady", "bursty"}) {
+      auto find = [&](const char* run) {
+        auto v = cells_where(j, {{"/rep", rep}, {"/shape", shape}, {"/run", run}});
+        return v.size() == 1 ? v.front() : json(nullptr);
+      };
+      for (const char* run : {"cache_off", "cache_on", "cache_on_no_single_flight"}) {
+        SCOPED_TRACE(std::string{shape} + " " + run + " rep " + std::to_string(rep));
+        auto r = find(run);
+        ASSERT_TRUE(r.is_object());
+        EXPECT_EQ(r["seed"].get<int>(), 1 + 1000 * rep); // a different workload per repetition
+        for (const char* k : {"target_rate", "achieved_rate", "status_counts", "hit_rate",
+                              "generator_max_lag_ms", "dropped", "failed", "encoder_items"})
+          EXPECT_TRUE(r.contains(k)) << k;
+        for (const char* k : {"mean", "p50", "p90", "p95", "p99", "p999", "max"})
+          EXPECT_TRUE(r["latency_ms"].contains(k)) << k;
+        EXPECT_GT(r["achieved_rate"].get<double>(), 0.8 * r["target_rate"].get<double>());
+        EXPECT_EQ(r["failed"].get<int>(), 0);
+        EXPECT_EQ(r["dropped"].get<int>(), 0);
+        EXPECT_EQ(r["status_counts"]["200"].get<int>(), r["ok"].get<int>());
+        EXPECT_LE(r["latency_ms"]["p50"].get<double>(), r["latency_ms"]["p99"].get<double>());
+      }
+      auto off = find("cache_off");
+      auto on = find("cache_on");
+      EXPECT_EQ(off["hit_rate"].get<double>(), 0.0);
+      // With the cache off every request is encoded exactly once.
+      EXPECT_EQ(off["encoder_items"].get<int>(), off["ok"].get<int>());
+      EXPECT_GT(on["hit_rate"].get<double>(), 0.5);
+      EXPECT_LT(on["encoder_items"].get<int>(), on["ok"].get<int>() / 2);
+      EXPECT_EQ(find("cache_on_no_single_flight")["single_flight_joins"].get<int>(), 0);
     }
-    const auto& off = j["runs"][shape]["cache_off"];
-    const auto& on = j["runs"][shape]["cache_on"];
-    EXPECT_EQ(off["hit_rate"].get<double>(), 0.0);
-    // With the cache off every request is encoded exactly once.
-    EXPECT_EQ(off["encoder_items"].get<int>(), off["ok"].get<int>());
-    EXPECT_GT(on["hit_rate"].get<double>(), 0.5);
-    EXPECT_LT(on["encoder_items"].get<int>(), on["ok"].get<int>() / 2);
-    EXPECT_EQ(j["runs"][shape]["cache_on_no_single_flight"]["single_flight_joins"].get<int>(), 0);
+    // Bursts raise the offered rate above the steady base.
+    EXPECT_GT(cells_where(j, {{"/rep", rep}, {"/shape", "bursty"}, {"/run", "cache_on"}})
+                .front()["target_rate"]
+                .get<double>(),
+              j["config"]["bursty_base_rate"].get<double>());
   }
-  // Bursts raise the offered rate above the steady base.
-  EXPECT_GT(j["runs"]["bursty"]["cache_on"]["target_rate"].get<double>(),
-            j["config"]["bursty_base_rate"].get<double>());
   for (const char* f : {"/load/results.csv", "/load/timeline.csv", "/load/summary.md",
                         "/load/latency.png", "/load/burst_timeline.png"}) {
     std::ifstream file{out + f, std::ios::binary};
     EXPECT_TRUE(file) << f;
   }
+  std::ifstream summary{out + "/load/summary.md"};
+  std::string text(std::istreambuf_iterator<char>{summary}, {});
+  EXPECT_NE(text.find("2 repetitions with different workload seeds (mean [min, max])"),
+            std::string::npos);
 }
 
 TEST(Lab, DriftWritesResultsAndPlots) {
@@ -546,24 +722,45 @@ json read_results(const std::string& path) {
   return json::parse(in, nullptr, false);
 }
 
+/// The lines of a CSV file, split at commas (the header first).
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+  std::ifstream in{path};
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    rows.emplace_back();
+    std::size_t at = 0;
+    for (auto comma = line.find(','); comma != std::string::npos; comma = line.find(',', at)) {
+      rows.back().push_back(line.substr(at, comma - at));
+      at = comma + 1;
+    }
+    rows.back().push_back(line.substr(at));
+  }
+  return rows;
+}
+
 // A small `sil-lab all`: every experiment with tiny settings, then
 // REPORT.md. Checks the files and the invariants of each experiment.
 TEST(Lab, AllWritesEveryReportFileAndTheFindings) {
   std::string out = std::string{SIL_TEST_TMPDIR} + "/lab-all";
   std::filesystem::remove_all(out);
-  auto [rc, err]
-    = run_to_exit(SIL_LAB_BINARY,
-                  {"all", "--quick", "--duration", "1.5", "--levels", "0,0.5", "--ttls", "0.2,0",
-                   "--capacities", "8,512", "--trials", "10", "--steps", "3", "--out", out},
-                  {}, 150);
+  auto [rc, err] = run_to_exit(SIL_LAB_BINARY,
+                               {"all", "--quick", "--duration", "1.5", "--levels", "0,0.5",
+                                "--ttls", "0.2,0", "--capacities", "8,512", "--trials", "10",
+                                "--steps", "3", "--deltas", "0.01,0.05", "--out", out},
+                               {}, 150);
   ASSERT_EQ(rc, 0) << err;
-  for (const char* exp : {"load", "drift", "correctness", "sweep-ttl", "sweep-capacity"})
+  EXPECT_NE(err.find("[all] wrote"), std::string::npos);
+  EXPECT_NE(err.find(" min)"), std::string::npos); // the elapsed time
+  for (const char* exp : {"load", "drift", "correctness", "guard", "sweep-ttl", "sweep-capacity"})
     for (const char* f : {"results.json", "results.csv", "summary.md"}) {
       std::ifstream file{out + "/" + exp + "/" + f};
       EXPECT_TRUE(file) << exp << "/" << f;
     }
-  for (const char* png : {"correctness/risk_table.png", "correctness/divergence_vs_error.png",
-                          "sweep-ttl/ttl_tradeoff.png", "sweep-capacity/capacity.png"}) {
+  for (const char* png :
+       {"correctness/risk_table.png", "correctness/divergence_vs_error.png",
+        "correctness/tradeoff.png", "guard/calibration.png", "guard/scenario.png",
+        "guard/timeline.png", "sweep-ttl/ttl_tradeoff.png", "sweep-capacity/capacity.png"}) {
     std::ifstream file{out + "/" + png};
     EXPECT_TRUE(file) << png;
   }
@@ -572,35 +769,114 @@ TEST(Lab, AllWritesEveryReportFileAndTheFindings) {
   // strong drift and the agent off, some are; misses are fresh.
   auto c = read_results(out + "/correctness/results.json");
   ASSERT_FALSE(c.is_discarded());
-  ASSERT_EQ(c["cells"].size(), 4u); // 2 levels x agent off/on
+  // (2 levels + the resampled row) x arms off, on, guard; one repetition
+  ASSERT_EQ(c["cells"].size(), 9u);
   for (const auto& cell : c["cells"]) {
     SCOPED_TRACE(cell["cell"].get<std::string>());
     const auto& k = cell["counts"];
+    const auto& g = cell["guard"];
     EXPECT_EQ(k["correct_hits"].get<int>() + k["wrong_hits"].get<int>(), k["hits"].get<int>());
     EXPECT_EQ(k["hits"].get<int>() + k["misses"].get<int>() + k["errors"].get<int>(),
               k["requests"].get<int>());
     EXPECT_EQ(k["errors"].get<int>(), 0);
     EXPECT_LT(k["max_miss_error"].get<double>(), 1e-4);
+    bool guarded = cell["agent"]["mode"] == "guard";
+    // Every answer says why it was (not) reused: hits are exact or
+    // certified with the guard, unguarded without; refusals are misses.
+    if (guarded) {
+      EXPECT_EQ(g["exact"].get<int>() + g["certified"].get<int>(), k["hits"].get<int>());
+      EXPECT_LE(g["refused"].get<int>(), k["misses"].get<int>());
+      EXPECT_EQ(g["unguarded"].get<int>(), 0);
+      EXPECT_TRUE(cell["server"]["risk"]["guard"].get<bool>());
+    } else {
+      EXPECT_EQ(g["unguarded"].get<int>(), k["hits"].get<int>());
+      EXPECT_EQ(g["refused"].get<int>(), 0);
+    }
     if (cell["drift_strength"].get<double>() == 0.0) {
       EXPECT_EQ(k["wrong_hits"].get<int>(), 0);
       EXPECT_GT(k["hit_rate"].get<double>(), 0.5);
+      if (guarded) // identical features: every hit is exact
+        EXPECT_EQ(g["exact"].get<int>(), k["hits"].get<int>());
     }
     // Hits are attributed to the computation they reused.
     EXPECT_EQ(cell["divergence_at_hit"]["attributed_hits"].get<int>(), k["hits"].get<int>());
   }
-  const auto& drifted_off = c["cells"][2];
-  EXPECT_EQ(drifted_off["agent"]["mode"], "off");
-  EXPECT_GT(drifted_off["counts"]["wrong_hits"].get<int>(), 0);
-  EXPECT_TRUE(drifted_off["agent"]["decisions"].empty()); // agent.enabled=false never acts
+  auto drifted_off = cells_where(
+    c, {{"/drift_strength", 0.5}, {"/formulation", "shifted"}, {"/agent/mode", "off"}});
+  ASSERT_EQ(drifted_off.size(), 1u);
+  EXPECT_GT(drifted_off[0]["counts"]["wrong_hits"].get<int>(), 0);
+  EXPECT_TRUE(drifted_off[0]["agent"]["decisions"].empty()); // agent.enabled=false never acts
   EXPECT_TRUE(c["spearman_cosine_vs_error"]["agent_off_drifted"].is_number());
+  auto resampled = cells_where(c, {{"/formulation", "resampled"}});
+  ASSERT_EQ(resampled.size(), 3u);
+  EXPECT_EQ(resampled[0]["drift_strength"].get<double>(), 0.25); // the drift study's strength
+
+  // The trade-off: the oracle serves no wrong answer and never more hits
+  // than the recorded run had live entries; the loosest static threshold
+  // reuses every recorded hit.
+  std::size_t off_hits = 0;
+  std::size_t oracle_hits = 0;
+  for (const auto& cell : c["cells"])
+    if (cell["agent"]["mode"] == "off") {
+      off_hits += cell["counts"]["hits"].get<std::size_t>();
+      EXPECT_EQ(cell["oracle"]["wrong"].get<int>(), 0);
+      oracle_hits += cell["oracle"]["hits"].get<std::size_t>();
+    }
+  EXPECT_LE(oracle_hits, off_hits);
+  ASSERT_EQ(c["tradeoff"]["reps"].size(), 1u);
+  const auto& t = c["tradeoff"]["reps"][0];
+  EXPECT_EQ(t["oracle"]["hits"].get<std::size_t>(), oracle_hits);
+  EXPECT_EQ(t["guard"]["wrong_rate"].get<double>() * t["guard"]["hits"].get<double>(),
+            t["guard"]["wrong"].get<double>());
+  EXPECT_GT(t["guard_over_oracle"].get<double>(), 0.0);
+  auto curve = read_csv(out + "/correctness/tradeoff.csv");
+  ASSERT_GT(curve.size(), 1u);
+  EXPECT_EQ(curve[0][1], "policy");
+  std::size_t loosest_cosine_hits = 0;
+  for (const auto& row : curve)
+    if (row[1] == "static_cosine")
+      loosest_cosine_hits = std::stoul(row[5]); // rows ascend by threshold
+  EXPECT_EQ(loosest_cosine_hits, off_hits);
+
+  // The guard experiment: calibration cells per target, a scenario in three
+  // phases per arm, a timeline with the agent's log.
+  auto g = read_results(out + "/guard/results.json");
+  ASSERT_FALSE(g.is_discarded());
+  ASSERT_EQ(g["calibration"]["cells"].size(), 2u);
+  for (const auto& cell : g["calibration"]["cells"]) {
+    auto args = cell["server_args"].dump(); // "...=0.010000" or "...=0.050000"
+    auto flag = "--risk.max-wrong-rate=" + std::string{cell["delta"] == 0.01 ? "0.01" : "0.05"};
+    EXPECT_NE(args.find(flag), std::string::npos) << args;
+    EXPECT_DOUBLE_EQ(cell["server"]["risk"]["max_wrong_rate"].get<double>(),
+                     cell["delta"].get<double>());
+  }
+  ASSERT_EQ(g["scenario"]["cells"].size(), 2u);
+  for (const auto& cell : g["scenario"]["cells"]) {
+    SCOPED_TRACE(cell["arm"].get<std::string>());
+    std::size_t requests = 0;
+    for (const char* phase : {"noise", "shift", "one_feature"}) {
+      const auto& p = cell["phases"][phase];
+      requests += p["requests"].get<std::size_t>();
+      EXPECT_EQ(p["exact"].get<int>(), 0) << phase; // noise: no two requests are identical
+      EXPECT_LE(p["hits"].get<int>(), p["requests"].get<int>());
+    }
+    EXPECT_EQ(requests, cell["counts"]["requests"].get<std::size_t>());
+  }
+  EXPECT_TRUE(g["timeline"]["agent"].contains("decisions"));
+  EXPECT_EQ(g["timeline"]["agent"]["trigger"], "wrong-rate");
+  auto tl = read_csv(out + "/guard/timeline.csv");
+  ASSERT_GT(tl.size(), 100u);
+  EXPECT_EQ(tl[0], (std::vector<std::string>{"t_s", "hit", "basis", "error"}));
+  std::ifstream decisions{out + "/guard/decisions.csv"};
+  EXPECT_TRUE(decisions);
 
   // sweep-ttl: a 0.2 s TTL serves nothing older; no TTL hits more.
-  auto t = read_results(out + "/sweep-ttl/results.json");
-  ASSERT_EQ(t["cells"].size(), 2u);
-  EXPECT_LT(t["cells"][0]["age_at_hit_ms"]["p95"].get<double>(), 200.0);
-  EXPECT_TRUE(t["cells"][1]["ttl_seconds"].is_null());
-  EXPECT_GT(t["cells"][1]["counts"]["hit_rate"].get<double>(),
-            t["cells"][0]["counts"]["hit_rate"].get<double>());
+  auto ttl = read_results(out + "/sweep-ttl/results.json");
+  ASSERT_EQ(ttl["cells"].size(), 2u);
+  EXPECT_LT(ttl["cells"][0]["age_at_hit_ms"]["p95"].get<double>(), 200.0);
+  EXPECT_TRUE(ttl["cells"][1]["ttl_seconds"].is_null());
+  EXPECT_GT(ttl["cells"][1]["counts"]["hit_rate"].get<double>(),
+            ttl["cells"][0]["counts"]["hit_rate"].get<double>());
 
   // sweep-capacity: LRU+TTL then plain LRU per capacity; more room, more hits.
   auto cap = read_results(out + "/sweep-capacity/results.json");
@@ -613,8 +889,10 @@ TEST(Lab, AllWritesEveryReportFileAndTheFindings) {
   ASSERT_TRUE(report);
   std::string text(std::istreambuf_iterator<char>{report}, {});
   for (const char* s : {"## Headline: correctness risk under drift", "| drift / step | agent |",
-                        "Spearman rho", "### 1. Prefix caching", "### 2. Drift raises",
-                        "### 3. TTL bounds", "### 4. Caching helps tail latency"})
+                        "| 0.250 resampled |", "Spearman rho", "## The reuse guard",
+                        "replayed offline", "### Calibration", "### Scenario", "guard/timeline.png",
+                        "### 1. Prefix caching", "### 2. Drift raises", "### 3. TTL bounds",
+                        "### 4. Caching helps tail latency", "one repetition"})
     EXPECT_NE(text.find(s), std::string::npos) << s;
 }
 
