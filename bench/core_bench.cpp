@@ -1,7 +1,9 @@
 // Micro benchmarks of the pure core: encoder forward per preset and batch
 // size, cache operations at 10k and 1M entries, and the in-process cost of
-// a request that misses vs one that hits. After the run it prints the
-// default preset's miss-to-hit cost ratio (DESIGN.md §3 asks for >= 20x).
+// a request that misses vs one that hits, and the reuse guard's decision on
+// the hit path. After the run it prints the default preset's miss-to-hit
+// cost ratio (a miss should cost at least 20 hits) and the cache's memory
+// per entry, with and without the source the guard keeps.
 //
 //   build/bench/sil_core_bench [--benchmark_filter=REGEX]
 #include <benchmark/benchmark.h>
@@ -16,6 +18,7 @@
 #include "core/lru_ttl_cache.hpp"
 #include "core/model.hpp"
 #include "core/prefix_key.hpp"
+#include "core/reuse_guard.hpp"
 
 namespace {
 
@@ -133,9 +136,50 @@ void bm_request(benchmark::State& state, bool hit) {
 BENCHMARK_CAPTURE(bm_request, miss_default_preset, false);
 BENCHMARK_CAPTURE(bm_request, hit_default_preset, true);
 
+// -- the reuse guard's decision (hit path) ------------------------------------------------
+
+/// What the guard adds to a hit: the RMS distance over the 28 values
+/// outside a K=4 key of one 32-value row, and the estimator's verdict (one
+/// hash lookup by shape and one bin), with a trained estimator.
+void bm_guard_decide(benchmark::State& state) {
+  reuse_estimator est{guard_config{}};
+  std::mt19937 rng{5};
+  std::uniform_real_distribution<double> dist{1e-4, 1.0};
+  for (int i = 0; i < 20000; ++i) {
+    double d = dist(rng);
+    est.observe(1, d, d > 0.3);
+  }
+  auto a = random_rows(1, 28, 6);
+  auto b = a;
+  b[27] += 1e-3f;
+  std::size_t reused = 0;
+  for (auto _ : state) {
+    double d = rms_distance(a.data(), b.data(), a.size());
+    auto v = est.decide(1, d, 0.01, 1e30);
+    reused += v.reuse ? 1 : 0;
+    benchmark::DoNotOptimize(v);
+  }
+  benchmark::DoNotOptimize(reused);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_guard_decide);
+
+/// One label: bin update, the exact bound, the suffix minimum.
+void bm_guard_observe(benchmark::State& state) {
+  reuse_estimator est{guard_config{}};
+  std::mt19937 rng{7};
+  std::uniform_real_distribution<double> dist{1e-4, 1.0};
+  for (auto _ : state)
+    est.observe(1, dist(rng), false);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_guard_observe);
+
 /// Heap bytes a full cache of `n` entries costs beyond the embeddings' floats,
-/// per entry (DESIGN.md §9 budgets 64), measured with glibc's mallinfo2.
-double cache_overhead_per_entry(std::size_t n, std::size_t dim) {
+/// per entry, measured with glibc's mallinfo2. With `source_values` > 0
+/// every entry also keeps a source of that many floats (the guard's), which
+/// is counted too.
+double cache_overhead_per_entry(std::size_t n, std::size_t dim, std::size_t source_values = 0) {
   auto heap = [] {
     auto m = mallinfo2(); // small blocks + mmapped large ones (slab, table)
     return static_cast<double>(m.uordblks + m.hblkhd);
@@ -144,9 +188,11 @@ double cache_overhead_per_entry(std::size_t n, std::size_t dim) {
   {
     auto c = std::move(*lru_ttl_cache::make(cache_config{n, std::chrono::hours{1}, true}));
     std::vector<float> values(dim, 1.0f);
+    std::vector<float> source(source_values, 0.5f);
     for (std::size_t k = 0; k < n; ++k) {
       values[0] = static_cast<float>(k);
-      c.put(k * 0x9e3779b97f4a7c15ULL, embedding::copy_of(values));
+      c.put(k * 0x9e3779b97f4a7c15ULL, embedding::copy_of(values),
+            source_values > 0 ? embedding::copy_of(source) : embedding{});
     }
     double after = heap();
     return (after - before) / static_cast<double>(n) - static_cast<double>(dim * sizeof(float));
@@ -187,10 +233,15 @@ int main(int argc, char** argv) {
                 "(miss %.1f us, hit %.3f us)\n",
                 std::string{default_preset()}.c_str(), miss->second / hit->second,
                 miss->second / 1e3, hit->second / 1e3);
-  for (std::size_t n : {std::size_t{256}, std::size_t{1} << 20})
+  for (std::size_t n : {std::size_t{256}, std::size_t{1} << 20}) {
     std::printf("cache memory: %.1f bytes per entry beyond its 256 floats (%zu entries, "
                 "heap measured with mallinfo2)\n",
                 cache_overhead_per_entry(n, 256), n);
+    // The guard keeps the 28 values outside a K=4 key of one row (112 bytes).
+    std::printf("cache memory with the guard's source (28 floats): %.1f bytes per entry beyond "
+                "the 256 embedding floats (%zu entries)\n",
+                cache_overhead_per_entry(n, 256, 28), n);
+  }
   benchmark::Shutdown();
   return 0;
 }
