@@ -1,7 +1,8 @@
 // Reuse under an error budget: the per-request decision whether a cached
 // embedding may answer a request whose input differs from the entry's source.
 //
-// Owns: the statistics of that decision (the math is in docs/reuse-guard.md).
+// Owns: the statistics of that decision (the math: docs/design.md, "Reuse
+// under an error budget").
 //  - A *label* is one comparison of a cached prediction with the fresh one
 //    for the same request: (shape, distance, wrong), where distance is the
 //    RMS difference between the request's suffix (the values outside the
