@@ -3,7 +3,7 @@
 //
 // Owns: nothing but a model reference. Workers run detached (their own
 // thread) in production so that encoding, which is long and CPU-bound, never
-// occupies the scheduler threads that serve cache hits (DESIGN.md §5).
+// occupies the scheduler threads that serve cache hits.
 #pragma once
 
 #include "core/model.hpp"

@@ -128,7 +128,7 @@ struct metrics_state {
   prom::Gauge* workers = nullptr;
   prom::Gauge* queue_depth = nullptr;
   prom::Gauge* uptime = nullptr;
-  // Per encoder node (issue #6); children added as nodes appear.
+  // Per encoder node (cluster roles); children added as nodes appear.
   prom::Family<prom::Gauge>* node_up = nullptr;
   prom::Family<prom::Gauge>* node_workers = nullptr;
   prom::Family<prom::Gauge>* node_outstanding = nullptr;

@@ -1,4 +1,4 @@
-// The baseline of the HTTP benchmark (DESIGN.md §9): a bare Boost.Beast
+// The baseline of the HTTP benchmark: a bare Boost.Beast
 // keep-alive server that reads each request (body included) and answers with
 // a fixed JSON body. sil-server's hit path is measured against it.
 //

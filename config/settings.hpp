@@ -73,7 +73,7 @@ struct service_settings {
   std::int64_t agent_min_samples = 3;
   double agent_ttl_floor_seconds = 1.0;
   double agent_entry_evict_threshold = 0.3;
-  // -- cluster (issue #6)
+  // -- cluster
   /// standalone (everything in one process), gateway (HTTP, cache, agent,
   /// and a registry that remote encoder nodes join) or worker (encoders).
   std::string role = "standalone";

@@ -1,5 +1,5 @@
 // The agent's decision rule: a pure function from what it observed to what
-// it should do (DESIGN.md §5, the seed's Observe -> Decide -> Act loop).
+// it should do (the Observe -> Decide -> Act loop).
 //
 // Owns: the state machine NORMAL -> SHORT_TTL -> DISABLED and back, with
 // hysteresis, and the explanation of each decision.

@@ -1,5 +1,5 @@
 // Which cache hits get audited (recomputed off the request path to measure
-// divergence), within a budget of extra encoder work (issue #4, DESIGN §5).
+// divergence), within a budget of extra encoder work.
 //
 // Owns: the sliding-window budget and its fair spread over keys. Pure: the
 // caller passes the time and a uniform random number, so tests are exact.

@@ -1,5 +1,5 @@
 // Divergence between a cached and a fresh embedding: the correctness-risk
-// proxy (DESIGN.md §1, §5).
+// proxy.
 //
 // Owns: cosine distance and L2 distance, computed in double precision.
 // Both are defined for zero vectors (see each function).

@@ -6,7 +6,7 @@
 // cache hands out on a hit, so a hit costs no allocation and no copy.
 //
 // Why not std::shared_ptr<const std::vector<float>>: that costs two or three
-// allocations and 40+ bytes of control block per entry, and DESIGN.md §9
+// allocations and 40+ bytes of control block per entry, and the design
 // budgets 64 bytes of overhead per cache entry. Here the handle is 8 bytes and
 // the block header 8 bytes.
 #pragma once

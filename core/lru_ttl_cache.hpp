@@ -1,4 +1,4 @@
-// The hybrid LRU + TTL embedding cache (DESIGN.md §4).
+// The hybrid LRU + TTL embedding cache.
 //
 // Owns: the data structure only. LRU bounds memory (at most max_size entries,
 // the least recently used is evicted first); TTL bounds staleness (an entry

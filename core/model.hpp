@@ -1,5 +1,5 @@
 // The two-stage model: a small Eigen transformer encoder (expensive) and a
-// logistic head (cheap). DESIGN.md §3; the math is specified in
+// logistic head (cheap). The math is specified in
 // docs/model.md and the weights file format in docs/weights-format.md.
 //
 // Owns: model configuration and presets, deterministic weight

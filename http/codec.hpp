@@ -1,4 +1,4 @@
-// JSON <-> message codec of the HTTP API (DESIGN.md §2), and the one
+// JSON <-> message codec of the HTTP API, and the one
 // function that maps errors to HTTP statuses.
 //
 // Owns: decoding and validating /predict bodies (one place), encoding every

@@ -1,9 +1,9 @@
-// Message types and typed actor handles of the service (DESIGN.md §5).
+// Message types and typed actor handles of the service.
 //
 // Owns: every struct that travels between actors, its inspect() overload,
 // the atoms, and the typed handle of each actor. No logic lives here.
 // Everything an encoder worker sends or receives is serializable, so workers
-// can move to other nodes (issue #6); `register_message_types` announces the
+// can move to other nodes (cluster roles); `register_message_types` announces the
 // types and must run on every node.
 #pragma once
 
@@ -460,7 +460,7 @@ enum class admin_command : std::uint8_t {
 // -- encoder pool / supervisor ------------------------------------------------------
 
 /// State of the encoder pool.
-/// One encoder node as the gateway sees it (issue #6).
+/// One encoder node as the gateway sees it.
 struct node_info {
   std::string name;
   /// "up" (has live workers), "down" (had workers, has none), "local".

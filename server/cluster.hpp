@@ -1,4 +1,4 @@
-// Multi-node roles of sil-server (issue #6, DESIGN.md §6), on CAF's own
+// Multi-node roles of sil-server (gateway and worker), on CAF's own
 // distribution layer (the middleman): a gateway publishes its supervisor as a
 // registry; worker nodes connect to it and join their encoder workers.
 #pragma once

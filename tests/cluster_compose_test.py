@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs deploy/docker-compose.cluster.yml's topology without Docker (issue #6).
+"""Runs deploy/docker-compose.cluster.yml's topology without Docker.
 
 Every sil-server service of the compose file is started with exactly its
 `command` and `environment`; only addresses change (service names and

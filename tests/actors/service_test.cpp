@@ -425,7 +425,7 @@ TEST_F(ServiceTest, StatsAreCountedCorrectly) {
 }
 
 TEST_F(ServiceTest, EmbeddingsSurviveSerialization) {
-  // Workers move to other nodes (issue #6): their messages must round-trip.
+  // Workers move to other nodes (cluster roles): their messages must round-trip.
   start();
   encode_batch batch;
   batch.items.push_back(encode_item{make_request(1.0f).features, 1});
@@ -443,7 +443,7 @@ TEST_F(ServiceTest, EmbeddingsSurviveSerialization) {
 } // namespace
 } // namespace sil
 
-// -- the agent (issue #4) ---------------------------------------------------------
+// -- the agent (cosine trigger) -----------------------------------------------------
 
 namespace sil {
 namespace {

@@ -1,4 +1,4 @@
-// Multi-node tests (issue #6): a gateway and worker nodes as separate
+// Multi-node tests: a gateway and worker nodes as separate
 // sil-server processes on 127.0.0.1, bounded in time. Failover figures are
 // printed and recorded as test properties.
 #include <gtest/gtest.h>

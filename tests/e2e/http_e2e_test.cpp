@@ -427,7 +427,7 @@ TEST_F(E2E, EnvironmentVariablesOfTheOriginalAreHonoured) {
   EXPECT_FALSE(again["cache_hit"].get<bool>());
 }
 
-// -- the agent, audits and the admin API (issue #4) -------------------------------
+// -- the agent, audits and the admin API ---------------------------
 
 std::string drift_body(int step) {
   // A fixed prefix; the suffix moves further from its start at every step.
@@ -795,8 +795,9 @@ TEST(Lab, AllWritesEveryReportFileAndTheFindings) {
     if (cell["drift_strength"].get<double>() == 0.0) {
       EXPECT_EQ(k["wrong_hits"].get<int>(), 0);
       EXPECT_GT(k["hit_rate"].get<double>(), 0.5);
-      if (guarded) // identical features: every hit is exact
+      if (guarded) { // identical features: every hit is exact
         EXPECT_EQ(g["exact"].get<int>(), k["hits"].get<int>());
+      }
     }
     // Hits are attributed to the computation they reused.
     EXPECT_EQ(cell["divergence_at_hit"]["attributed_hits"].get<int>(), k["hits"].get<int>());

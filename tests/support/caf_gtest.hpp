@@ -2,7 +2,7 @@
 // GoogleTest: CAF's check macros report to gtest, and the DSL's engine
 // symbols are defined here without CAF's own main(). Include this header in
 // exactly one translation unit per test binary (unit_test_impl.hpp has
-// non-inline definitions). Adapted from ../shared/notes/caf-0.17.
+// non-inline definitions).
 #pragma once
 
 // dsl.hpp uses a FAIL(msg) macro of its own; keep gtest's as GTEST_FAIL().
