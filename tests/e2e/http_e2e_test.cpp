@@ -553,6 +553,34 @@ TEST_F(E2E, AuditsArePacedPerSecondAndCappedByEncoderTime) {
   EXPECT_EQ(get_json(c2, "/stats")["divergence"]["audits"].get<int>(), 0);
 }
 
+// Every series the Grafana dashboard queries is one the server exports.
+TEST_F(E2E, TheDashboardQueriesOnlyExportedMetrics) {
+  start();
+  http_client c{port()};
+  c.request("POST", "/predict", body(1.0f));
+  auto metrics = c.request("GET", "/metrics").body;
+  std::ifstream in{std::string{SIL_SOURCE_DIR} + "/deploy/grafana/dashboards/sil.json"};
+  ASSERT_TRUE(in);
+  auto dashboard = json::parse(in);
+  int checked = 0;
+  for (const auto& panel : dashboard["panels"])
+    for (const auto& target : panel["targets"]) {
+      auto expr = target["expr"].get<std::string>();
+      for (std::size_t i = expr.find("sil_"); i != std::string::npos; i = expr.find("sil_", i)) {
+        auto end = expr.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", i);
+        auto name = expr.substr(i, end == std::string::npos ? std::string::npos : end - i);
+        i += name.size();
+        for (const char* suffix : {"_bucket", "_count", "_sum"})
+          if (name.size() > std::strlen(suffix)
+              && name.compare(name.size() - std::strlen(suffix), std::string::npos, suffix) == 0)
+            name.erase(name.size() - std::strlen(suffix));
+        EXPECT_NE(metrics.find("# TYPE " + name + " "), std::string::npos) << name;
+        ++checked;
+      }
+    }
+  EXPECT_GT(checked, 15);
+}
+
 TEST_F(E2E, AdminApiIsClosedWithoutAToken) {
   start();
   http_client c{port()};
