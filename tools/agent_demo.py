@@ -3,8 +3,9 @@
 
 Reproduces the "A real run" example of the README's "How the agent decides":
 
-  ./build/sil-server --port=8000 --model.preset=seed --admin.token=t0k3n --audit.rate=1 \
-      --audit.max-share=1 --agent.interval=0.2 --agent.recover-threshold=0.001 \
+  ./build/sil-server --port=8000 --model.preset=seed --risk.guard=off --agent.trigger=cosine \
+      --audit.per-second=0 --admin.token=t0k3n --audit.rate=1 --audit.max-share=1 \
+      --agent.interval=0.2 --agent.recover-threshold=0.001 \
       --agent.ttl-threshold=0.003 --agent.disable-threshold=0.01 --agent.recover-windows=2 \
       --agent.entry-evict-threshold=2 &
   /usr/bin/python3 tools/agent_demo.py 8000 t0k3n
