@@ -161,12 +161,11 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
       }
       cache_duration max_age{q.max_age_ns};
       reuse_info verdict;
-      auto r = st.cache->get_if(key, q.max_age_ns >= 0 ? &max_age : nullptr,
-                                [&](const lookup_result& e) {
-                                  verdict = judge(st, q, e.source.data(), e.source.size(),
-                                                  e.wrong_distance);
-                                  return reuses(verdict);
-                                });
+      auto r = st.cache->get_if(
+        key, q.max_age_ns >= 0 ? &max_age : nullptr, [&](const lookup_result& e) {
+          verdict = judge(st, q, e.source.data(), e.source.size(), e.wrong_distance);
+          return reuses(verdict);
+        });
       auto age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(r.age).count();
       if (r.hit()) {
         count(st, verdict.basis);
@@ -180,8 +179,8 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
         return cache_lookup{lookup_kind::lead, embedding{}, 0, {}};
       if (auto i = st.flights.find(key); i != st.flights.end()) {
         auto& f = i->second;
-        auto v = judge(st, q, f.suffix.data(), f.suffix.size(),
-                       std::numeric_limits<float>::infinity());
+        auto v
+          = judge(st, q, f.suffix.data(), f.suffix.size(), std::numeric_limits<float>::infinity());
         if (!reuses(v)) {
           // The leader's input is too far from this one: compute it apart.
           count(st, v.basis);

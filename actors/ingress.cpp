@@ -74,9 +74,9 @@ void compare(self_ptr self, const job& j, const embedding& cached, std::int64_t 
   r.wrong = r.prediction_delta > st.cfg.guard.tolerance;
   // Audits measure served answers; a shadow comparison counts as served if
   // the guard would have served it.
-  r.served = kind == comparison_kind::audit
-             || (kind == comparison_kind::shadow && risk.present
-                 && risk.basis != reuse_basis::refused);
+  r.served
+    = kind == comparison_kind::audit
+      || (kind == comparison_kind::shadow && risk.present && risk.basis != reuse_basis::refused);
   r.distance = risk.distance;
   if (kind == comparison_kind::shadow)
     ++st.audits.shadow_comparisons;

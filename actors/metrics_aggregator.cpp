@@ -243,8 +243,8 @@ void build_registry(metrics_state& st) {
   st.risk_budget = gauge("sil_risk_max_wrong_rate",
                          "The error budget: largest share of served cached answers that may be "
                          "wrong (risk.max-wrong-rate)");
-  st.risk_tolerance
-    = gauge("sil_risk_tolerance", "Largest prediction difference that is not wrong (risk.tolerance)");
+  st.risk_tolerance = gauge("sil_risk_tolerance",
+                            "Largest prediction difference that is not wrong (risk.tolerance)");
   st.guard_enabled = gauge("sil_risk_guard_enabled", "1 if the reuse guard decides reuse");
   auto& verdicts = prom::BuildCounter()
                      .Name("sil_reuse_decisions_total")
@@ -333,9 +333,8 @@ void refresh(metrics_state& st) {
   for (auto& [c, field] : st.guard_counters)
     c.update(st.last_cache.guard.*field);
   auto est = served_of(st);
-  st.served_rate->Set(est.labels == 0 ? 0.0
-                                      : static_cast<double>(est.wrong)
-                                          / static_cast<double>(est.labels));
+  st.served_rate->Set(
+    est.labels == 0 ? 0.0 : static_cast<double>(est.wrong) / static_cast<double>(est.labels));
   st.served_lower->Set(est.lower);
   st.served_upper->Set(est.upper);
   st.risk_budget->Set(st.last_cache.guard.max_wrong_rate);

@@ -165,7 +165,7 @@ const char* default_getenv(const char* name) {
 } // namespace
 
 std::vector<std::string> sil_config::sil_option_keys() const {
-  static const std::vector<std::string> ours{"cache", "model", "encoder", "http",   "agent",
+  static const std::vector<std::string> ours{"cache", "model", "encoder", "http", "agent",
                                              "audit", "admin", "cluster", "risk"};
   static const std::vector<std::string> our_globals{"host", "port",    "workers",
                                                     "role", "gateway", "node-name"};

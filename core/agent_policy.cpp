@@ -100,15 +100,14 @@ std::string fmt(const char* pattern, double a, double b) {
 std::string describe_rate(const observation& obs, const char* verdict, double lo, double hi) {
   char buf[256];
   double n = static_cast<double>(obs.labels);
-  std::snprintf(buf, sizeof buf,
-                "%s: served wrong-rate %llu/%llu = %.4g (bounds %.4g..%.4g; hits=%llu misses=%llu "
-                "audits=%llu)",
-                verdict, static_cast<unsigned long long>(obs.wrong),
-                static_cast<unsigned long long>(obs.labels),
-                n > 0 ? static_cast<double>(obs.wrong) / n : 0.0, lo, hi,
-                static_cast<unsigned long long>(obs.hits),
-                static_cast<unsigned long long>(obs.misses),
-                static_cast<unsigned long long>(obs.audits));
+  std::snprintf(
+    buf, sizeof buf,
+    "%s: served wrong-rate %llu/%llu = %.4g (bounds %.4g..%.4g; hits=%llu misses=%llu "
+    "audits=%llu)",
+    verdict, static_cast<unsigned long long>(obs.wrong),
+    static_cast<unsigned long long>(obs.labels), n > 0 ? static_cast<double>(obs.wrong) / n : 0.0,
+    lo, hi, static_cast<unsigned long long>(obs.hits), static_cast<unsigned long long>(obs.misses),
+    static_cast<unsigned long long>(obs.audits));
   return buf;
 }
 
@@ -142,8 +141,8 @@ reading read(const observation& obs, const policy_config& cfg) {
   r.evidence = obs.labels >= cfg.min_samples;
   double lo = binomial_lower_bound(obs.wrong, obs.labels, cfg.confidence);
   double hi = binomial_upper_bound(obs.wrong, obs.labels, cfg.confidence);
-  double est = obs.labels == 0 ? 0.0
-                               : static_cast<double>(obs.wrong) / static_cast<double>(obs.labels);
+  double est
+    = obs.labels == 0 ? 0.0 : static_cast<double>(obs.wrong) / static_cast<double>(obs.labels);
   r.risk = lo;
   r.disable = lo > cfg.disable_wrong_rate;
   r.shorten = lo > cfg.max_wrong_rate;
@@ -176,9 +175,9 @@ decision decide(const observation& obs, const policy_config& cfg) {
       d.next.mode = agent_mode::disabled;
       // Re-enabling starts cautious, at the floor TTL.
       d.next.ttl_seconds = cfg.ttl_floor_seconds;
-      d.reason = describe("above disable threshold")
-                 + fmt(" > %.4g; reuse off, ttl on re-enable %.3gs", rd.disable_at,
-                       cfg.ttl_floor_seconds);
+      d.reason
+        = describe("above disable threshold")
+          + fmt(" > %.4g; reuse off, ttl on re-enable %.3gs", rd.disable_at, cfg.ttl_floor_seconds);
     } else {
       d.reason = describe("still above disable threshold, stay disabled");
     }

@@ -32,9 +32,8 @@ status check_prefix_k(std::size_t k, std::size_t min_values) {
 
 result<std::size_t> prefix_values(const prefix_spec& spec, std::size_t n, std::size_t rows) {
   if (rows == 0 || n % rows != 0)
-    return error{errc::invalid_config, "an input of " + std::to_string(n)
-                                         + " values cannot have " + std::to_string(rows)
-                                         + " rows"};
+    return error{errc::invalid_config, "an input of " + std::to_string(n) + " values cannot have "
+                                         + std::to_string(rows) + " rows"};
   if (spec.unit == prefix_unit::values) {
     if (auto st = check_prefix_k(spec.k, n); !st)
       return st.error();

@@ -131,12 +131,13 @@ const char* to_string(reuse_basis b) noexcept {
 // -- reuse_estimator ----------------------------------------------------------------
 
 reuse_estimator::reuse_estimator(const guard_config& cfg)
-  : cfg_(cfg), log_ratio_(std::log(cfg.bin_ratio)) {
+  : cfg_(cfg)
+  , log_ratio_(std::log(cfg.bin_ratio)) {
   // nop
 }
 
 std::size_t reuse_estimator::bin_of(double distance) const noexcept {
-  if (!(distance >= cfg_.min_distance)) // also catches NaN: the most cautious bin is
+  if (!(distance >= cfg_.min_distance))              // also catches NaN: the most cautious bin is
     return std::isnan(distance) ? cfg_.bins - 1 : 0; // the last one
   double b = 1.0 + std::floor(std::log(distance / cfg_.min_distance) / log_ratio_);
   if (b >= static_cast<double>(cfg_.bins - 1))
@@ -179,9 +180,9 @@ void reuse_estimator::observe(std::uint32_t rows, double distance, bool wrong) {
   // keep the sums short); above the budget a normal approximation, floored
   // just above the budget, only feeds the reported p_wrong_upper.
   if (certifies(s.wrong, s.n, cfg_.max_wrong_rate, cfg_.confidence)) {
-    s.upper = solve_upper(s.wrong, s.n, 1.0 - cfg_.confidence,
-                          static_cast<double>(s.wrong) / static_cast<double>(s.n),
-                          cfg_.max_wrong_rate);
+    s.upper
+      = solve_upper(s.wrong, s.n, 1.0 - cfg_.confidence,
+                    static_cast<double>(s.wrong) / static_cast<double>(s.n), cfg_.max_wrong_rate);
   } else {
     double n = s.n;
     double p = s.wrong / n;

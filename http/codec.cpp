@@ -279,7 +279,6 @@ private:
   std::string error_;
 };
 
-
 json agent_json(const agent_snapshot& a) {
   json decisions = json::array();
   for (const auto& d : a.decisions)
@@ -355,27 +354,27 @@ json risk_json(const service_snapshot& s) {
   for (const auto& sh : g.shapes)
     shapes.push_back(
       {{"rows", sh.rows}, {"labels", sh.labels}, {"wrong", sh.wrong}, {"reach", sh.reach}});
-  return {{"guard", g.enabled},
-          {"tolerance", g.tolerance},
-          {"max_wrong_rate", g.max_wrong_rate},
-          {"confidence", g.confidence},
-          {"prefix_unit", g.prefix_unit},
-          {"exact", g.exact},
-          {"certified", g.certified},
-          {"refused", g.refused},
-          {"unguarded", g.unguarded},
-          {"labels", g.labels},
-          {"wrong_labels", g.wrong_labels},
-          {"shapes", shapes},
-          {"served",
-           {{"audits", v.total_labels},
-            {"wrong", v.total_wrong},
-            {"window", v.labels},
-            {"window_wrong", v.wrong},
-            {"rate", v.labels == 0 ? 0.0
-                                   : static_cast<double>(v.wrong) / static_cast<double>(v.labels)},
-            {"lower", v.lower},
-            {"upper", v.upper}}}};
+  return {
+    {"guard", g.enabled},
+    {"tolerance", g.tolerance},
+    {"max_wrong_rate", g.max_wrong_rate},
+    {"confidence", g.confidence},
+    {"prefix_unit", g.prefix_unit},
+    {"exact", g.exact},
+    {"certified", g.certified},
+    {"refused", g.refused},
+    {"unguarded", g.unguarded},
+    {"labels", g.labels},
+    {"wrong_labels", g.wrong_labels},
+    {"shapes", shapes},
+    {"served",
+     {{"audits", v.total_labels},
+      {"wrong", v.total_wrong},
+      {"window", v.labels},
+      {"window_wrong", v.wrong},
+      {"rate", v.labels == 0 ? 0.0 : static_cast<double>(v.wrong) / static_cast<double>(v.labels)},
+      {"lower", v.lower},
+      {"upper", v.upper}}}};
 }
 
 } // namespace
