@@ -17,7 +17,7 @@ int cmd_sweep_capacity(const options& o) {
   schedule_config sc;
   sc.kind = o.kind;
   sc.base_rate = o.rate > 0 ? o.rate : 2000.0;
-  sc.duration = o.duration > 0 ? o.duration : (o.quick ? 3.0 : 4.0);
+  sc.duration = o.duration > 0 ? o.duration : 3.0;
   if (auto st = validate(sc); !st)
     return fail(st.error().message);
   std::size_t m = o.zipf_m > 0 ? o.zipf_m : 1000;

@@ -17,7 +17,7 @@ namespace {
 /// Phase (i) noise: per value, around the prefix's fixed suffix.
 constexpr double kHarmlessNoise = 1e-3;
 /// Phase (iii): how fast the one drifting value moves, per second.
-constexpr double kFeatureDriftPerSecond = 1.0;
+constexpr double kFeatureDriftPerSecond = 0.5;
 constexpr const char* kPhaseNames[] = {"noise", "shift", "one_feature"};
 
 /// Hits, wrong hits and the guard's bases over some requests.
@@ -73,7 +73,7 @@ std::string rate(double v) {
 
 /// Calibration: achieved wrong / hits at each target max wrong-rate.
 result<json> calibration(const options& o, const fs::path& dir, std::ostream& md) {
-  auto w = workload_for(o, 8.0);
+  auto w = workload_for(o, 7.0);
   std::vector<double> deltas
     = !o.deltas.empty() ? o.deltas : std::vector<double>{0.005, 0.01, 0.05};
   std::vector<double> levels = o.quick ? std::vector<double>{0.1} : std::vector<double>{0.05, 0.1};
@@ -89,7 +89,10 @@ result<json> calibration(const options& o, const fs::path& dir, std::ostream& md
         auto group = cell.name;
         if (reps > 1)
           cell.name += "-rep" + std::to_string(rep + 1);
-        cell.server_args = {"--risk.max-wrong-rate=" + fixed(delta, 6)};
+        // The agent disables reuse at 5 x delta, as the defaults do (0.05
+        // for 0.01); it must lie above delta.
+        cell.server_args = {"--risk.max-wrong-rate=" + fixed(delta, 6),
+                            "--agent.disable-wrong-rate=" + fixed(std::min(1.0, 5 * delta), 6)};
         cell.seed = rep_seed(o, rep);
         cell.features = drifting_features(w, cell.seed, level, step_seconds);
         auto r = run_risk_cell(o, dir, cell, w);
@@ -113,8 +116,9 @@ result<json> calibration(const options& o, const fs::path& dir, std::ostream& md
         << "\n";
   }
   md << "## Calibration: achieved wrong-rate vs target\n\n"
-     << "Guard on (server defaults) with `--risk.max-wrong-rate` = delta, the correctness "
-        "workload ("
+     << "Guard on (server defaults) with `--risk.max-wrong-rate` = delta and "
+        "`--agent.disable-wrong-rate` = 5 x delta (as the defaults: 0.05 for 0.01), the "
+        "correctness workload ("
      << w.sc.base_rate << " req/s for " << w.sc.duration << " s, drift per step as listed, "
      << steps_of(o) << " steps), " << reps
      << (reps == 1 ? " repetition" : " repetitions (mean [min, max])")
@@ -136,7 +140,7 @@ result<json> calibration(const options& o, const fs::path& dir, std::ostream& md
 
 /// The scenario: one run per arm in three phases.
 result<json> scenario(const options& o, const fs::path& dir, std::ostream& md) {
-  auto w = workload_for(o, 15.0);
+  auto w = workload_for(o, 15.0, 9.0);
   double phase_s = w.sc.duration / 3.0;
   const auto reps = reps_of(o);
   std::vector<std::pair<std::string, std::vector<std::string>>> arms{
@@ -232,9 +236,13 @@ result<json> scenario(const options& o, const fs::path& dir, std::ostream& md) {
 
 /// The timeline: one drifting run, guard defaults, with the agent's log.
 result<json> timeline(const options& o, const fs::path& dir, std::ostream& md) {
-  auto w = workload_for(o, 20.0);
+  auto w = workload_for(o, 20.0, 8.0);
   double strength = o.strength_given ? o.strength : 0.1;
   double step_seconds = w.sc.duration / steps_of(o);
+  // Harmless per-request noise on top of the drift, so that reuse needs
+  // certification, not only exact repeats.
+  if (w.noise <= 0)
+    w.noise = kHarmlessNoise;
   risk_cell cell;
   cell.experiment = "guard";
   cell.name = "timeline";
@@ -274,7 +282,8 @@ result<json> timeline(const options& o, const fs::path& dir, std::ostream& md) {
   md << "## Timeline of one drifting run\n\n"
      << "Guard and agent at the server's defaults (agent trigger: "
      << r->summary["agent"]["trigger"].dump() << "), drift " << strength << " per "
-     << fixed(step_seconds, 2) << " s step, " << w.sc.base_rate << " req/s for " << w.sc.duration
+     << fixed(step_seconds, 2) << " s step plus N(0, " << w.noise << "^2) noise per value and "
+     << "request, " << w.sc.base_rate << " req/s for " << w.sc.duration
      << " s (one run: a picture, not a verdict). " << k["hits"] << " hits, " << k["wrong_hits"]
      << " of them wrong (" << rate(k["wrong_hit_rate"].get<double>()) << "); " << k["exact"]
      << " exact, " << k["certified"] << " certified, " << k["refused"] << " refused; " << decisions
@@ -283,6 +292,7 @@ result<json> timeline(const options& o, const fs::path& dir, std::ostream& md) {
   return json{{"strength_per_step", strength},
               {"step_seconds", step_seconds},
               {"duration_s", w.sc.duration},
+              {"noise", w.noise},
               {"totals", k},
               {"agent", r->agent},
               {"cell", r->summary}};
@@ -297,7 +307,7 @@ int cmd_guard(const options& o) {
   if (!o.url.empty())
     return fail("guard starts servers with the settings it varies (risk.max-wrong-rate); it "
                 "does not take --url");
-  if (auto st = validate(workload_for(o, 8.0).sc); !st)
+  if (auto st = validate(workload_for(o, 7.0).sc); !st)
     return fail(st.error().message);
   std::ofstream md{*dir / "summary.md"};
   md << "# The reuse guard: calibration, a phased scenario, a timeline\n\n"

@@ -62,11 +62,11 @@ json outcome_json(const replay_outcome& r) {
 
 } // namespace
 
-risk_workload workload_for(const options& o, double full_seconds) {
+risk_workload workload_for(const options& o, double full_seconds, double quick_seconds) {
   risk_workload w;
   w.sc.kind = o.kind;
   w.sc.base_rate = o.rate > 0 ? o.rate : 300.0;
-  w.sc.duration = o.duration > 0 ? o.duration : (o.quick ? 5.0 : full_seconds);
+  w.sc.duration = o.duration > 0 ? o.duration : (o.quick ? quick_seconds : full_seconds);
   w.zipf_m = o.zipf_m > 0 ? o.zipf_m : 100;
   w.zipf_s = o.zipf_s > 0 ? o.zipf_s : 1.1;
   w.noise = o.noise;
@@ -89,12 +89,23 @@ feature_fn drifting_features(const risk_workload& w, std::uint64_t seed, double 
   };
 }
 
+namespace {
+
+/// Log-spaced thresholds, then infinity: the loosest point reuses every hit
+/// (pure prefix reuse).
+std::vector<double> with_everything(std::vector<double> t) {
+  t.push_back(std::numeric_limits<double>::infinity());
+  return t;
+}
+
+} // namespace
+
 std::vector<double> cosine_thresholds() {
-  return log_thresholds(1e-7, 1.0, 43);
+  return with_everything(log_thresholds(1e-7, 1.0, 43));
 }
 
 std::vector<double> distance_thresholds() {
-  return log_thresholds(1e-4, 4.0, 47);
+  return with_everything(log_thresholds(1e-4, 4.0, 47));
 }
 
 result<risk_outcome> run_risk_cell(const options& o, const fs::path& dir, const risk_cell& cell,
@@ -411,7 +422,7 @@ int cmd_correctness(const options& o) {
   auto dir = experiment_dir(o, "correctness");
   if (!dir)
     return fail(dir.error().message);
-  auto w = workload_for(o, 8.0);
+  auto w = workload_for(o, 7.0);
   if (auto st = validate(w.sc); !st)
     return fail(st.error().message);
   std::vector<double> levels = !o.levels.empty()
@@ -757,7 +768,7 @@ int cmd_sweep_ttl(const options& o) {
   if (!o.url.empty())
     return fail("sweep-ttl starts a server per TTL (cache.ttl-seconds is a startup setting); "
                 "it does not take --url");
-  auto w = workload_for(o, 8.0);
+  auto w = workload_for(o, 7.0);
   if (auto st = validate(w.sc); !st)
     return fail(st.error().message);
   double step_seconds = w.sc.duration / steps_of(o);

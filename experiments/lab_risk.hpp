@@ -67,9 +67,9 @@ struct risk_workload {
   double noise = 0.0;
 };
 
-/// The workload from the options; `full_seconds` is the default duration
-/// of a full run (--quick: 5 s).
-risk_workload workload_for(const options& o, double full_seconds);
+/// The workload from the options; a run lasts --duration, else
+/// `full_seconds` (`quick_seconds` with --quick).
+risk_workload workload_for(const options& o, double full_seconds, double quick_seconds = 5.0);
 
 /// Drift steps per run (--steps, default 10).
 double steps_of(const options& o);
@@ -80,7 +80,8 @@ double steps_of(const options& o);
 feature_fn drifting_features(const risk_workload& w, std::uint64_t seed, double strength,
                              double step_seconds, bool resampled = false);
 
-/// Thresholds replayed for the static policies.
+/// Thresholds replayed for the static policies, ascending, the last one
+/// infinite (every hit reused).
 std::vector<double> cosine_thresholds();
 std::vector<double> distance_thresholds();
 
