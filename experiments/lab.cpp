@@ -346,6 +346,14 @@ json to_json(const spread& s) {
   return {{"n", s.n}, {"mean", s.mean}, {"min", s.min}, {"max", s.max}};
 }
 
+std::string spread_text(const json& s, int digits) {
+  if (!s.is_object() || !s.contains("n"))
+    return "n/a";
+  return format_spread({s["n"].get<std::size_t>(), s["mean"].get<double>(), s["min"].get<double>(),
+                        s["max"].get<double>()},
+                       digits);
+}
+
 std::string spread_text(const std::vector<const json*>& cells, const std::string& ptr, int digits) {
   return format_spread(spread_at(cells, ptr), digits);
 }

@@ -157,6 +157,10 @@ spread spread_at(const std::vector<const json*>& cells, const std::string& ptr);
 /// {"n", "mean", "min", "max"}.
 json to_json(const spread& s);
 
+/// A spread stored with to_json, formatted as "mean [min, max]" ("n/a" if
+/// it is not one).
+std::string spread_text(const json& s, int digits);
+
 /// The spread at `ptr`, formatted as "mean [min, max]".
 std::string spread_text(const std::vector<const json*>& cells, const std::string& ptr, int digits);
 

@@ -140,7 +140,7 @@ result<json> calibration(const options& o, const fs::path& dir, std::ostream& md
 
 /// The scenario: one run per arm in three phases.
 result<json> scenario(const options& o, const fs::path& dir, std::ostream& md) {
-  auto w = workload_for(o, 15.0, 9.0);
+  auto w = workload_for(o, 12.0, 9.0);
   double phase_s = w.sc.duration / 3.0;
   const auto reps = reps_of(o);
   std::vector<std::pair<std::string, std::vector<std::string>>> arms{

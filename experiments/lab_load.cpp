@@ -74,7 +74,7 @@ int cmd_load(const options& o) {
   auto dir = experiment_dir(o, "load");
   if (!dir)
     return fail(dir.error().message);
-  double duration = o.duration > 0 ? o.duration : (o.quick ? 5.0 : 8.0);
+  double duration = o.duration > 0 ? o.duration : (o.quick ? 5.0 : 7.0);
   std::vector<shape> shapes;
   {
     shape steady{"steady", {}};

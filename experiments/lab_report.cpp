@@ -416,12 +416,7 @@ void guard_section(std::ostream& md, const fs::path& root, const json& cor, cons
     const auto& sp = cor["tradeoff"]["spread"];
     if (sp.is_object() && !sp.empty()) {
       auto f = [&](const char* k, int digits) {
-        if (!sp.contains(k))
-          return std::string{"n/a"};
-        const auto& j = sp[k];
-        return format_spread({j["n"].get<std::size_t>(), j["mean"].get<double>(),
-                              j["min"].get<double>(), j["max"].get<double>()},
-                             digits);
+        return spread_text(sp.contains(k) ? sp[k] : json(nullptr), digits);
       };
       md << "**Against static thresholds and the oracle** (totals over the correctness table's "
             "rows; static thresholds and the oracle are **replayed offline** on the agent-off "

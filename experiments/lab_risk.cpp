@@ -699,12 +699,7 @@ int cmd_correctness(const options& o) {
     }
   }
   if (!tradeoff.empty()) {
-    auto sp = [&](const char* k, int digits) {
-      const auto& j = tradeoff_spread[k];
-      return format_spread({j["n"].get<std::size_t>(), j["mean"].get<double>(),
-                            j["min"].get<double>(), j["max"].get<double>()},
-                           digits);
-    };
+    auto sp = [&](const char* k, int digits) { return spread_text(tradeoff_spread[k], digits); };
     md << "\n## Hit rate vs wrong rate: the guard, static thresholds and the oracle\n\n"
        << "Totals over every row of the table, per repetition. **Static thresholds are replayed "
           "offline** on the agent-off run of the same workload (same requests, same order): a "
@@ -768,7 +763,7 @@ int cmd_sweep_ttl(const options& o) {
   if (!o.url.empty())
     return fail("sweep-ttl starts a server per TTL (cache.ttl-seconds is a startup setting); "
                 "it does not take --url");
-  auto w = workload_for(o, 7.0);
+  auto w = workload_for(o, 6.0);
   if (auto st = validate(w.sc); !st)
     return fail(st.error().message);
   double step_seconds = w.sc.duration / steps_of(o);

@@ -41,6 +41,13 @@ def mean_range(rows, col):
     return m, m - min(v), max(v) - m
 
 
+def twin_legend(ax, twin):
+    """One legend for an axis and its twinx."""
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = twin.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+
+
 def save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -257,9 +264,7 @@ def sweep_ttl(d):
     b2.plot(x, [float(r["cosine_at_hit_mean"]) for r in finite], "^--", color="tab:red",
             label="cosine at hit, mean")
     b2.set_ylabel("cosine distance at hit")
-    h1, l1 = a2.get_legend_handles_labels()
-    h2, l2 = b2.get_legend_handles_labels()
-    a2.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+    twin_legend(a2, b2)
     a2.set_title("Staleness of what hits are served")
     save(fig, f"{d}/ttl_tradeoff.png")
 
@@ -381,9 +386,7 @@ def timeline(d):
     b2.set_yticks(range(len(order)))
     b2.set_yticklabels(order, fontsize=8)
     b2.set_ylabel("agent mode")
-    h1, l1 = a2.get_legend_handles_labels()
-    h2, l2 = b2.get_legend_handles_labels()
-    a2.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper left")
+    twin_legend(a2, b2)
     a2.set_title("The guard's decisions per second and the agent's mode")
     save(fig, f"{d}/timeline.png")
 

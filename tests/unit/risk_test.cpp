@@ -85,9 +85,11 @@ TEST(Features, OnlyTheDriftingValuesMove) {
   auto a0 = make_features(spec, 2, 0, 1);
   auto a4 = make_features(spec, 2, 4, 1);
   EXPECT_NEAR(a4[4] - a0[4], 2.0, 1e-4); // the first value after the key
-  for (std::size_t i = 0; i < 32; ++i)
-    if (i != 4)
+  for (std::size_t i = 0; i < 32; ++i) {
+    if (i != 4) {
       EXPECT_EQ(a4[i], a0[i]) << i;
+    }
+  }
 }
 
 TEST(Features, TheResampledFormulationDrawsEverySuffixAround0StepTimesStrength) {
@@ -186,8 +188,8 @@ TEST(Replay, RecordedMissesAndOtherPrefixesNeverReuse) {
 TEST(Replay, TheBestThresholdWithinABudgetHasTheHighestHitRate) {
   auto r = drifting_run();
   r.x = {0.0, 0.01, 0.02, 0.03, 0.2, 0.21, 0.6};
-  auto curve = threshold_curve(r.requests, r.distance(), {0.0, 0.02, 0.05, 0.3, 1.0},
-                               r.distance(), 0.05);
+  auto curve
+    = threshold_curve(r.requests, r.distance(), {0.0, 0.02, 0.05, 0.3, 1.0}, r.distance(), 0.05);
   ASSERT_EQ(curve.size(), 5u);
   EXPECT_EQ(curve[0].outcome.hits, 0u); // 0: exact reuse only, and nothing is exact
   for (std::size_t i = 1; i < curve.size(); ++i)
