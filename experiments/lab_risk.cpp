@@ -67,7 +67,7 @@ risk_workload workload_for(const options& o, double full_seconds, double quick_s
   w.sc.kind = o.kind;
   w.sc.base_rate = o.rate > 0 ? o.rate : 300.0;
   w.sc.duration = o.duration > 0 ? o.duration : (o.quick ? quick_seconds : full_seconds);
-  w.zipf_m = o.zipf_m > 0 ? o.zipf_m : 100;
+  w.zipf_m = o.zipf_m > 0 ? o.zipf_m : 50;
   w.zipf_s = o.zipf_s > 0 ? o.zipf_s : 1.1;
   w.noise = o.noise;
   return w;

@@ -62,7 +62,7 @@ struct risk_outcome {
 /// Rate, duration and prefix mix of the drifting-client experiments.
 struct risk_workload {
   schedule_config sc;
-  std::size_t zipf_m = 100;
+  std::size_t zipf_m = 50;
   double zipf_s = 1.1;
   double noise = 0.0;
 };
