@@ -231,21 +231,16 @@ void handle(self_ptr self, predict_request&& in, const done_fn& done) {
             plan.leader = true;
             break;
           case lookup_kind::bypass:
-            // Reuse is off: keep the cache current, compare with what is
-            // stored (would the guard have served it?).
-            plan.insert = true;
-            plan.stored = std::move(r.value);
-            plan.stored_age_ns = r.age_ns;
-            plan.kind = comparison_kind::shadow;
-            plan.risk = r.risk;
-            break;
           case lookup_kind::refresh:
+            // Reuse is off (bypass: would the guard have served it?) or the
+            // guard refused: keep the cache current and compare the fresh
+            // result with what is stored.
             plan.insert = true;
             plan.stored = std::move(r.value);
             plan.stored_age_ns = r.age_ns;
-            plan.kind = comparison_kind::refusal;
             plan.risk = r.risk;
-            plan.answer_shows_risk = true;
+            plan.answer_shows_risk = r.kind == lookup_kind::refresh;
+            plan.kind = plan.answer_shows_risk ? comparison_kind::refusal : comparison_kind::shadow;
             break;
         }
         encode_fresh(self, jp, plan, done);
