@@ -29,9 +29,10 @@ done
 command -v wrk >/dev/null || { echo "wrk not found: run scripts/setup.sh" >&2; exit 1; }
 
 tmp=$(mktemp -d)
-pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # start() runs in a command substitution (a subshell): it records each
+  # server's pid in a file, not in a variable of this shell.
+  for f in "$tmp"/*.pid; do [[ -e $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$tmp"
 }
@@ -42,7 +43,7 @@ start() {
   local name=$1
   shift
   "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pids+=($!)
+  echo $! >"$tmp/$name.pid"
   for _ in $(seq 100); do
     if grep -q '^listening on ' "$tmp/$name.out" 2>/dev/null; then
       sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$tmp/$name.out"
@@ -75,7 +76,7 @@ MODE=hit wrk -t1 -c1 -d1s -s "$lua" "http://127.0.0.1:$quiet_port" >/dev/null
 read -r bare_rps bare_p50 bare_p99 bare_err <<<"$(run "$bare_port" hit)"
 read -r hit_rps hit_p50 hit_p99 hit_err <<<"$(run "$sil_port" hit)"
 read -r quiet_rps quiet_p50 quiet_p99 quiet_err <<<"$(run "$quiet_port" hit)"
-kill "${pids[2]}" 2>/dev/null || true # the audits-off server is done
+kill "$(cat "$tmp/quiet.pid")" 2>/dev/null || true # the audits-off server is done
 read -r miss_rps miss_p50 miss_p99 miss_err <<<"$(run "$sil_port" miss)"
 stats=$(curl -s "http://127.0.0.1:$sil_port/stats")
 
