@@ -81,7 +81,8 @@ TEST(ReuseEstimator, NeverCertifiesATooRiskyBinMoreOftenThanItsConfidenceAllows)
   double slack = 3.0 * std::sqrt(0.05 * 0.95 / trials);
   for (double p : {0.01, 0.012, 0.02, 0.05})
     for (std::uint32_t n : {300u, 600u, 1500u}) {
-      double rate = certify_rate(p, n, trials, 1000 * n + static_cast<std::uint64_t>(p * 1e4));
+      double rate
+        = certify_rate(p, n, trials, std::uint64_t{1000} * n + static_cast<std::uint64_t>(p * 1e4));
       EXPECT_LE(rate, 0.05 + slack) << "p=" << p << " n=" << n;
     }
 }
