@@ -430,6 +430,7 @@ int cmd_correctness(const options& o) {
                                  : (o.quick ? std::vector<double>{0.0, 0.05, 0.25}
                                             : std::vector<double>{0.0, 0.02, 0.05, 0.1, 0.25});
   std::vector<drift_row> rows;
+  rows.reserve(levels.size() + 1);
   for (double l : levels)
     rows.push_back({l, false});
   // The drift study's original formulation, at the drift study's strength.

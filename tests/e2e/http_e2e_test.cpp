@@ -354,8 +354,8 @@ TEST_F(E2E, MetricsPassPromtool) {
 TEST_F(E2E, SigtermDrainsRequestsInFlightAndExitsZero) {
   // A generous encoder timeout: this test is about draining, and a sanitizer
   // build encodes the batch below slower than the default 2 s allow.
-  server_ = server_process::start(SIL_SERVER_BINARY,
-                                  {"--port=0", "--workers=1", "--encoder.timeout=20"});
+  server_
+    = server_process::start(SIL_SERVER_BINARY, {"--port=0", "--workers=1", "--encoder.timeout=20"});
   ASSERT_TRUE(server_);
   // Twelve slow requests (64 rows each through the default, heavier preset,
   // one worker): tens of milliseconds of encoding in all.
