@@ -1,4 +1,4 @@
-// Shared plumbing of sil-lab's subcommands (issue #5): options, the server an
+// Shared plumbing of sil-lab's subcommands: options, the server an
 // experiment talks to, one open-loop traffic run ("cell") with progress on
 // stderr, and the JSON / CSV / plot output.
 #pragma once

@@ -1,4 +1,4 @@
-// sil-lab: the experiment runner (issue #5).
+// sil-lab: the experiment runner.
 //
 //   sil-lab load | drift | correctness | guard | sweep-ttl | sweep-capacity | all
 //

@@ -1,4 +1,4 @@
-// Open-loop HTTP load generator (issue #5).
+// Open-loop HTTP load generator.
 //
 // Owns: sending requests on a fixed schedule over keep-alive connections and
 // timing them. Latency is measured from each request's *intended* send time,

@@ -1,4 +1,4 @@
-// Pure pieces of the correctness-risk experiments (issue #5): the features a
+// Pure pieces of the correctness-risk experiments: the features a
 // drifting client sends, which cached entry a hit was served from, the
 // hit / wrong-hit / miss classification, and Che's approximation of an LRU
 // cache's hit rate. No CAF, no Beast, no I/O.

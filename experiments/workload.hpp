@@ -1,4 +1,4 @@
-// Open-loop workload generation for the experiments (issue #5).
+// Open-loop workload generation for the experiments.
 //
 // Owns: send schedules (when each request is *intended* to leave) and prefix
 // mixes (which prefix each request uses). Pure and seeded: the same config
