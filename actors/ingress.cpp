@@ -96,21 +96,23 @@ void audit(self_ptr self, const job_ptr& j, const embedding& cached, std::int64_
            const reuse_info& risk) {
   auto& cfg = self->state.cfg;
   auto started = self->clock().now();
+  // The audit's encoder time counts against its budget, failed or not.
+  auto done = [self, started] {
+    auto now = self->clock().now();
+    self->state.budget.on_audit_done(
+      now, std::chrono::duration_cast<std::chrono::nanoseconds>(now - started));
+  };
   self
     ->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
               encode_item{j->req.features, j->req.rows})
     .then(
       [=](embedding& fresh) {
-        auto now = self->clock().now();
-        self->state.budget.on_audit_done(
-          now, std::chrono::duration_cast<std::chrono::nanoseconds>(now - started));
+        done();
         compare(self, *j, cached, age_ns, fresh, comparison_kind::audit, risk);
       },
       [=](caf::error&) {
+        done();
         ++self->state.audits.failed;
-        auto now = self->clock().now();
-        self->state.budget.on_audit_done(
-          now, std::chrono::duration_cast<std::chrono::nanoseconds>(now - started));
       });
 }
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/divergence.hpp"
+
 namespace sil {
 
 namespace {
@@ -104,14 +106,7 @@ bool certifies(std::uint64_t wrong, std::uint64_t n, double delta, double confid
 }
 
 double rms_distance(const float* a, const float* b, std::size_t n) noexcept {
-  if (n == 0)
-    return 0.0;
-  double sum = 0.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
-    sum += d * d;
-  }
-  return std::sqrt(sum / static_cast<double>(n));
+  return n == 0 ? 0.0 : l2_distance(a, b, n) / std::sqrt(static_cast<double>(n));
 }
 
 const char* to_string(reuse_basis b) noexcept {
