@@ -49,7 +49,7 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   cc.single_flight = s.cache_single_flight;
   cc.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
   cc.unit = s.cache_prefix_unit == "rows" ? prefix_unit::rows : prefix_unit::values;
-  cc.guard.enabled = guard_on(s.risk_guard).value_or(true);
+  cc.guard.enabled = s.risk_guard;
   cc.guard.tolerance = s.risk_tolerance;
   cc.guard.max_wrong_rate = s.risk_max_wrong_rate;
   cc.guard.confidence = s.risk_confidence;

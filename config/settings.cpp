@@ -55,14 +55,6 @@ std::optional<std::pair<std::string, std::uint16_t>> split_host_port(const std::
   return std::make_pair(s.substr(0, colon), static_cast<std::uint16_t>(port));
 }
 
-std::optional<bool> guard_on(const std::string& value) {
-  if (value == "on" || value == "true")
-    return true;
-  if (value == "off" || value == "false")
-    return false;
-  return std::nullopt;
-}
-
 namespace {
 
 status open_fraction(const char* key, double v, double hi) {
@@ -100,7 +92,6 @@ status validate(const service_settings& s, std::size_t input_dim) {
     s.cache_prefix_unit == "values" || s.cache_prefix_unit == "rows"
       ? ok()
       : bad("cache.prefix-unit", "must be values or rows", s.cache_prefix_unit),
-    guard_on(s.risk_guard) ? ok() : bad("risk.guard", "must be on or off", s.risk_guard),
     open_fraction("risk.tolerance", s.risk_tolerance, 1.0),
     open_fraction("risk.max-wrong-rate", s.risk_max_wrong_rate, 1.0),
     std::isfinite(s.risk_confidence) && s.risk_confidence >= 0.5 && s.risk_confidence < 1.0

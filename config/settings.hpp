@@ -46,8 +46,9 @@ struct service_settings {
   std::int64_t http_max_rows = 64;
   double http_drain_timeout_seconds = 10.0;
   // -- reuse under an error budget
-  /// "on": reuse only what the guard certifies; "off": pure prefix reuse.
-  std::string risk_guard = "on";
+  /// true: reuse only what the guard certifies; false: pure prefix reuse.
+  /// Like every bool flag, `--risk.guard=off` / `SIL_RISK_GUARD=off` work.
+  bool risk_guard = true;
   double risk_tolerance = 0.05;
   double risk_max_wrong_rate = 0.01;
   double risk_confidence = 0.95;
@@ -90,9 +91,6 @@ struct service_settings {
   // -- admin API
   std::string admin_token; // empty: admin routes answer 403
 };
-
-/// Whether risk.guard means on; nullopt unless on/off/true/false.
-std::optional<bool> guard_on(const std::string& value);
 
 /// "HOST:PORT" split; nullopt unless the port is a number in [1, 65535].
 std::optional<std::pair<std::string, std::uint16_t>> split_host_port(const std::string& s);

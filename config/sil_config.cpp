@@ -59,7 +59,8 @@ sil_config::sil_config() {
          "seconds to finish in-flight requests on SIGINT/SIGTERM");
   opt_group{custom_options_, "risk"}
     .add(s.risk_guard, "guard",
-         "on (default): reuse only exact or certified inputs; off: any input sharing the key")
+         "true (default): reuse only exact or certified inputs; false (or off): any input "
+         "sharing the key")
     .add(s.risk_tolerance, "tolerance",
          "largest |cached - fresh| prediction difference that is not wrong (default 0.05)")
     .add(s.risk_max_wrong_rate, "max-wrong-rate",
@@ -196,10 +197,11 @@ status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(con
     bool* target;
     std::optional<bool> value;
   };
-  std::array<bool_flag, 3> bools{
+  std::array<bool_flag, 4> bools{
     {{"cache.enabled", &settings.cache_enabled, std::nullopt},
      {"cache.single-flight", &settings.cache_single_flight, std::nullopt},
-     {"agent.enabled", &settings.agent_enabled, std::nullopt}}};
+     {"agent.enabled", &settings.agent_enabled, std::nullopt},
+     {"risk.guard", &settings.risk_guard, std::nullopt}}};
   // SIL_<KEY> environment variables (e.g. SIL_CLUSTER_PORT, SIL_ROLE) set
   // every option: they become flags placed before the real ones, so the
   // command line still wins, and both win over the config file.

@@ -111,7 +111,7 @@ struct ServiceTest : ::testing::Test, test_coordinator_fixture<sil_config> {
 // With the guard off (the seed's pure prefix semantics), any input that
 // shares the key reuses the entry.
 TEST_F(ServiceTest, MissThenHitForTheSamePrefixWithADifferentSuffix) {
-  settings.risk_guard = "off";
+  settings.risk_guard = false;
   start();
   auto a = make_request(1.0f, 0.0f);
   auto b = make_request(1.0f, 5.0f); // same first 4 values, different suffix
@@ -224,7 +224,7 @@ TEST_F(ServiceTest, UseCacheFalseNeitherReadsNorWritesTheCache) {
 }
 
 TEST_F(ServiceTest, SingleFlightFiftyConcurrentMissesEncodeOnce) {
-  settings.risk_guard = "off"; // different suffixes join only without the guard
+  settings.risk_guard = false; // different suffixes join only without the guard
   start();
   std::vector<decltype(self->request(svc.ingress, caf::infinite, predict_atom::value,
                                      predict_request{}))>
@@ -451,7 +451,7 @@ namespace {
 // The cosine trigger (the first version's rule), with pure prefix reuse.
 struct AgentTest : ServiceTest {
   AgentTest() {
-    settings.risk_guard = "off";
+    settings.risk_guard = false;
     settings.agent_trigger = "cosine";
     settings.agent_interval_seconds = 1.0;
     settings.agent_recover_threshold = 0.01;
@@ -810,7 +810,7 @@ TEST_F(GuardTest, ConcurrentIdenticalMissesStillEncodeOnceOthersComputeApart) {
 TEST_F(GuardTest, AnInputOfAnotherShapeNeverReusesAnEmbedding) {
   for (const char* unit : {"values", "rows"}) {
     SCOPED_TRACE(unit);
-    settings.risk_guard = "off"; // even with pure prefix reuse
+    settings.risk_guard = false; // even with pure prefix reuse
     settings.cache_prefix_unit = unit;
     settings.cache_prefix_k = 1;
     start();
@@ -830,7 +830,7 @@ TEST_F(GuardTest, AnInputOfAnotherShapeNeverReusesAnEmbedding) {
 }
 
 TEST_F(GuardTest, RowsUnitKeysOnTheFirstKRows) {
-  settings.risk_guard = "off";
+  settings.risk_guard = false;
   settings.cache_prefix_unit = "rows";
   settings.cache_prefix_k = 1;
   start();
