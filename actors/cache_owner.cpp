@@ -39,25 +39,12 @@ struct cache_owner_state {
 /// The guard's verdict for `q` against an entry computed from `source`.
 reuse_info judge(const cache_owner_state& st, const lookup_query& q, const float* source,
                  std::size_t source_size, float wrong_distance) {
+  double d = st.cfg.guard.enabled ? reuse_estimator::distance_of(q.suffix.data(), q.suffix.size(),
+                                                                 source, source_size)
+                                  : 0.0;
+  auto v = st.guard->judge(q.rows, d, wrong_distance, q.max_wrong_rate);
   reuse_info out;
   out.present = true;
-  if (!st.cfg.guard.enabled) {
-    out.basis = reuse_basis::unguarded;
-    return out;
-  }
-  if (source == nullptr || source_size != q.suffix.size()) {
-    // No source to compare with (cannot happen for entries this owner
-    // inserted with the guard on): refuse, the cautious answer.
-    out.basis = reuse_basis::refused;
-    out.p_wrong_upper = 1.0;
-    out.distance = std::numeric_limits<double>::infinity();
-    return out;
-  }
-  double budget = st.cfg.guard.max_wrong_rate;
-  if (q.max_wrong_rate > 0.0 && q.max_wrong_rate < budget)
-    budget = q.max_wrong_rate;
-  double d = rms_distance(q.suffix.data(), source, q.suffix.size());
-  auto v = st.guard->decide(q.rows, d, budget, wrong_distance);
   out.basis = v.basis;
   out.distance = v.distance;
   out.p_wrong_upper = v.p_wrong_upper;
@@ -122,6 +109,18 @@ cache_snapshot snapshot(self_ptr self) {
   g.certified = st.verdicts[static_cast<std::size_t>(reuse_basis::certified)];
   g.refused = st.verdicts[static_cast<std::size_t>(reuse_basis::refused)];
   g.unguarded = st.verdicts[static_cast<std::size_t>(reuse_basis::unguarded)];
+  if (st.cfg.view) {
+    // Hits served on the read path: counted there, added here.
+    auto v = st.cfg.view->counters();
+    out.hits += v.hits;
+    out.read_path_hits = v.hits;
+    out.access_batches = v.access_batches;
+    out.accesses_applied = v.accesses_applied;
+    out.accesses_dropped = v.accesses_dropped;
+    g.exact += v.by_basis[static_cast<std::size_t>(reuse_basis::exact)];
+    g.certified += v.by_basis[static_cast<std::size_t>(reuse_basis::certified)];
+    g.unguarded += v.by_basis[static_cast<std::size_t>(reuse_basis::unguarded)];
+  }
   g.labels = st.guard->labels();
   g.wrong_labels = st.guard->wrong_labels();
   for (auto rows : st.guard->shapes()) {
@@ -141,6 +140,8 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
   self->state.cfg = std::move(cfg);
   self->state.cache.emplace(std::move(c));
   self->state.guard.emplace(self->state.cfg.guard);
+  if (self->state.cfg.view)
+    self->state.cache->attach(self->state.cfg.view);
   publish_enabled(self);
   self->delayed_send(self, self->state.cfg.sweep_interval, sweep_atom::value);
   return {
@@ -209,9 +210,19 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
       if (!st.cfg.guard.enabled)
         return;
       st.guard->observe(l.rows, l.distance, l.wrong);
+      if (st.cfg.view)
+        st.cfg.view->publish(*st.guard);
       // An entry that served a wrong answer is not reused that far again.
       if (l.wrong && l.served)
         st.cache->mark_wrong(key, static_cast<float>(l.distance));
+    },
+    [=](access_atom, const std::vector<prefix_key>& keys) {
+      // Hits served on the read path, in the order their threads saw them.
+      auto& st = self->state;
+      for (auto key : keys)
+        st.cache->record_access(key);
+      if (st.cfg.view)
+        st.cfg.view->applied(keys.size());
     },
     [=](abandon_atom, prefix_key key) {
       auto& st = self->state;

@@ -6,6 +6,11 @@
 // the labels the ingress sends back. Lookups for a key whose embedding is
 // being computed wait, through response promises, for that one result (if
 // the guard would reuse the leader's input for theirs).
+// It also keeps the cache's read view (core/read_view.hpp) current: every
+// change it makes is mirrored there, and the guard's estimator is
+// republished after each label, so that I/O threads serve hits without a
+// message (actors/hit_path.hpp). Their accesses come back in batches
+// (access_atom), which the owner replays against the LRU order.
 // Does not own: the decision to enable/disable (the agent sends those).
 #pragma once
 
@@ -34,6 +39,8 @@ struct cache_owner_config {
   /// leader (the first waiter).
   caf::timespan flight_timeout = std::chrono::seconds{10};
   std::shared_ptr<service_board> board;
+  /// The read view to keep current (null: no read path).
+  std::shared_ptr<read_view> view;
 };
 
 /// Spawns the cache owner. Fails if the cache config is invalid.

@@ -1,5 +1,6 @@
 #include "actors/ingress.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -159,14 +160,14 @@ void encode_fresh(self_ptr self, const job_ptr& j, const fresh_plan& plan, const
       });
 }
 
-void on_hit(self_ptr self, const job_ptr& j, cache_lookup& r, const done_fn& done) {
-  done(make_reply(self, r.value, embedding_source::cache, r.age_ns, r.risk));
+/// Audits the hit if the budget admits it; `u` is the sampling draw.
+void consider_audit(self_ptr self, const job_ptr& j, const embedding& value, std::int64_t age_ns,
+                    const reuse_info& risk, double u) {
   auto& st = self->state;
-  double u = std::uniform_real_distribution<double>{0.0, 1.0}(st.rng);
   switch (st.budget.on_hit(j->key, self->clock().now(), u)) {
     case audit_verdict::audit:
       ++st.audits.audits;
-      audit(self, j, r.value, r.age_ns, r.risk);
+      audit(self, j, value, age_ns, risk);
       break;
     case audit_verdict::over_budget:
     case audit_verdict::over_key_share:
@@ -179,12 +180,24 @@ void on_hit(self_ptr self, const job_ptr& j, cache_lookup& r, const done_fn& don
   }
 }
 
-/// Saturating milliseconds -> nanoseconds (-1 stays "no limit").
-std::int64_t max_age_ns_of(std::int64_t ms) {
-  if (ms < 0)
-    return -1;
-  constexpr std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 1000000;
-  return ms >= limit ? std::numeric_limits<std::int64_t>::max() : ms * 1000000;
+void on_hit(self_ptr self, const job_ptr& j, cache_lookup& r, const done_fn& done) {
+  done(make_reply(self, r.value, embedding_source::cache, r.age_ns, r.risk));
+  double u = std::uniform_real_distribution<double>{0.0, 1.0}(self->state.rng);
+  consider_audit(self, j, r.value, r.age_ns, r.risk, u);
+}
+
+/// Hits the read path answered: they count as requests for the audit
+/// budget, and the ones it offers (already sampled) may be audited.
+void on_read_path_hits(self_ptr self, hit_batch& b) {
+  auto& st = self->state;
+  st.budget.on_requests(self->clock().now(), static_cast<std::size_t>(b.requests));
+  for (auto& c : b.candidates) {
+    auto j = std::make_shared<job>();
+    j->key = c.key;
+    j->suffix_begin = std::min<std::size_t>(c.suffix_begin, c.req.features.size());
+    j->req = std::move(c.req);
+    consider_audit(self, j, c.value, c.age_ns, c.risk, 0.0);
+  }
 }
 
 void handle(self_ptr self, predict_request&& in, const done_fn& done) {
@@ -272,6 +285,7 @@ ingress_actor::behavior_type ingress(self_ptr self, ingress_config cfg) {
     [=](predict_atom, predict_request& req, predict_callback& cb) {
       handle(self, std::move(req), cb);
     },
+    [=](hits_atom, hit_batch& b) { on_read_path_hits(self, b); },
     [=](stats_atom) {
       auto& st = self->state;
       auto out = st.audits;

@@ -438,6 +438,32 @@ service_snapshot make_snapshot(metrics_state& st) {
   return s;
 }
 
+/// Counts one request's outcome.
+void record(metrics_state& s, const request_outcome& o) {
+  // "predict#200" fits std::string's small buffer: no allocation.
+  auto& counter = s.http_by_route_status[o.route + '#' + std::to_string(o.status)];
+  if (counter == nullptr)
+    counter = &s.http_requests->Add({{"route", o.route}, {"status", std::to_string(o.status)}});
+  counter->Increment();
+  if (o.route != "predict")
+    return;
+  ++s.requests;
+  if (o.error_code != 0) {
+    ++s.errors;
+    if (static_cast<errc>(o.error_code) == errc::overloaded)
+      ++s.rejected;
+    return;
+  }
+  double ms = static_cast<double>(o.latency_ns) / 1e6;
+  s.all.push(ms);
+  (o.cache_hit ? s.hits : s.misses).push(ms);
+  auto src = static_cast<std::size_t>(o.source);
+  if (src >= s.duration_by_source.size())
+    return;
+  s.duration_by_source[src]->Observe(static_cast<double>(o.latency_ns) / 1e9);
+  s.predictions_by_source[src]->Increment();
+}
+
 metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
   auto& st = self->state;
   st.cosine = ring{cfg.latency_window};
@@ -449,30 +475,17 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
   st.cfg = std::move(cfg);
   build_registry(st);
   return {
-    [=](outcome_atom, const request_outcome& o) {
-      auto& s = self->state;
-      // "predict#200" fits std::string's small buffer: no allocation.
-      auto& counter = s.http_by_route_status[o.route + '#' + std::to_string(o.status)];
-      if (counter == nullptr)
-        counter = &s.http_requests->Add({{"route", o.route}, {"status", std::to_string(o.status)}});
-      counter->Increment();
-      if (o.route != "predict")
-        return;
-      ++s.requests;
-      if (o.error_code != 0) {
-        ++s.errors;
-        if (static_cast<errc>(o.error_code) == errc::overloaded)
-          ++s.rejected;
-        return;
+    [=](outcome_atom, const request_outcome& o) { record(self->state, o); },
+    [=](outcome_atom, const hit_outcomes& batch) {
+      // Hits answered on the read path: each a /predict 200 from the cache.
+      request_outcome o;
+      o.route = "predict";
+      o.source = embedding_source::cache;
+      o.cache_hit = true;
+      for (auto ns : batch.latency_ns) {
+        o.latency_ns = ns;
+        record(self->state, o);
       }
-      double ms = static_cast<double>(o.latency_ns) / 1e6;
-      s.all.push(ms);
-      (o.cache_hit ? s.hits : s.misses).push(ms);
-      auto src = static_cast<std::size_t>(o.source);
-      if (src >= s.duration_by_source.size())
-        return;
-      s.duration_by_source[src]->Observe(static_cast<double>(o.latency_ns) / 1e9);
-      s.predictions_by_source[src]->Increment();
     },
     [=](report_atom, const divergence_report& r) {
       auto& s = self->state;

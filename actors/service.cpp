@@ -57,6 +57,8 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   cc.flight_timeout
     = seconds(s.encoder_timeout_seconds * static_cast<double>(s.encoder_max_attempts) + 1.0);
   cc.board = h.board;
+  if (s.cache_read_path)
+    cc.view = std::make_shared<read_view>(cc.guard);
   auto cache = spawn_cache_owner(sys, cc);
   if (!cache)
     return std::move(cache.error());
@@ -123,6 +125,18 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   h.ingress = spawn_ingress(sys, std::move(ic));
   // The metrics aggregator pulls the audit counters from the ingress.
   caf::anon_send(h.metrics, h.ingress);
+  if (cc.view) {
+    hit_path_config hc;
+    hc.m = m;
+    hc.spec = prefix_spec{cc.unit, cc.prefix_k};
+    hc.view = cc.view;
+    hc.cache = h.cache;
+    hc.ingress = h.ingress;
+    hc.metrics = h.metrics;
+    hc.audit_rate = s.audit_rate;
+    hc.audit_per_second = s.audit_per_second;
+    h.hits = std::make_shared<hit_path>(std::move(hc));
+  }
   return h;
 }
 

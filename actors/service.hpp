@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "actors/agent_supervisor.hpp"
+#include "actors/hit_path.hpp"
 #include "actors/service_board.hpp"
 #include "config/settings.hpp"
 #include "core/model.hpp"
@@ -21,6 +22,8 @@ struct service_handles {
   supervisor_actor supervisor;
   metrics_actor metrics;
   std::shared_ptr<service_board> board;
+  /// Answers hits on the caller's thread (null with cache.read-path=false).
+  std::shared_ptr<hit_path> hits;
 };
 
 /// Knobs that only tests change.

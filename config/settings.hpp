@@ -25,6 +25,9 @@ struct service_settings {
   bool cache_enabled = true;
   /// Concurrent misses on one key wait for one computation.
   bool cache_single_flight = true;
+  /// Hits are answered on the I/O thread from the cache's read view; false:
+  /// every lookup asks the cache owner (for experiments that compare).
+  bool cache_read_path = true;
   std::int64_t cache_prefix_k = 4;
   /// What K counts: "values" (the first K values) or "rows" (the first K rows).
   std::string cache_prefix_unit = "values";

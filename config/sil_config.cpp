@@ -36,6 +36,8 @@ sil_config::sil_config() {
     .add(s.cache_enabled, "enabled", "whether cached embeddings are reused (env CACHE_ENABLED)")
     .add(s.cache_single_flight, "single-flight",
          "concurrent misses on one key share one computation (default true)")
+    .add(s.cache_read_path, "read-path",
+         "answer hits on the I/O thread from the cache's read view (default true)")
     .add(s.cache_prefix_k, "prefix-k", "number of leading feature values in the key (env PREFIX_K)")
     .add(s.cache_prefix_unit, "prefix-unit",
          "what K counts: values (the first K values, default) or rows (the first K rows)")
@@ -197,9 +199,10 @@ status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(con
     bool* target;
     std::optional<bool> value;
   };
-  std::array<bool_flag, 4> bools{
+  std::array<bool_flag, 5> bools{
     {{"cache.enabled", &settings.cache_enabled, std::nullopt},
      {"cache.single-flight", &settings.cache_single_flight, std::nullopt},
+     {"cache.read-path", &settings.cache_read_path, std::nullopt},
      {"agent.enabled", &settings.agent_enabled, std::nullopt},
      {"risk.guard", &settings.risk_guard, std::nullopt}}};
   // SIL_<KEY> environment variables (e.g. SIL_CLUSTER_PORT, SIL_ROLE) set

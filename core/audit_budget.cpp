@@ -61,9 +61,13 @@ void audit_budget::expire(time_point now) {
 }
 
 void audit_budget::on_request(time_point now) {
+  on_requests(now, 1);
+}
+
+void audit_budget::on_requests(time_point now, std::size_t n) {
   expire(now);
-  ++current(now).requests;
-  ++requests_total_;
+  current(now).requests += n;
+  requests_total_ += n;
 }
 
 std::size_t audit_budget::budget() const noexcept {

@@ -81,6 +81,9 @@ public:
   /// Counts one request served (hit or miss) at `now`.
   void on_request(time_point now);
 
+  /// Counts `n` requests served by `now` (a batch reported at once).
+  void on_requests(time_point now, std::size_t n);
+
   /// Decides whether the hit on `key` at `now` is audited; `u` is a uniform
   /// random number in [0, 1). An admitted audit is counted at once.
   audit_verdict on_hit(prefix_key key, time_point now, double u);

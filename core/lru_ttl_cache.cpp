@@ -154,6 +154,8 @@ void lru_ttl_cache::fifo_push_back(std::uint32_t idx) noexcept {
 }
 
 void lru_ttl_cache::remove(std::uint32_t idx, std::size_t slot) noexcept {
+  if (view_)
+    view_->erase(nodes_[idx].key);
   table_erase(slot);
   lru_unlink(idx);
   fifo_unlink(idx);
@@ -234,6 +236,8 @@ bool lru_ttl_cache::mark_wrong(prefix_key key, float distance) {
     return false;
   auto& n = nodes_[table_[slot]];
   n.wrong_distance = std::min(n.wrong_distance, distance);
+  if (view_)
+    view_->mark_wrong(key, distance);
   return true;
 }
 
@@ -252,6 +256,8 @@ put_result lru_ttl_cache::put(prefix_key key, embedding value, embedding source)
     lru_push_front(idx);
     fifo_unlink(idx);
     fifo_push_back(idx);
+    if (view_)
+      view_->store(key, n.value, n.source, t);
     res.replaced = true;
     return res;
   }
@@ -287,6 +293,8 @@ put_result lru_ttl_cache::put(prefix_key key, embedding value, embedding source)
   fifo_push_back(idx);
   table_insert(idx);
   ++size_;
+  if (view_)
+    view_->store(key, n.value, n.source, t);
   return res;
 }
 
@@ -309,6 +317,8 @@ bool lru_ttl_cache::erase(prefix_key key) {
 }
 
 void lru_ttl_cache::clear() {
+  if (view_)
+    view_->clear();
   nodes_.clear();
   std::fill(table_.begin(), table_.end(), nil);
   free_head_ = lru_head_ = lru_tail_ = fifo_head_ = fifo_tail_ = nil;
@@ -331,7 +341,33 @@ status lru_ttl_cache::ttl(cache_duration value) {
   if (value < cache_duration::zero())
     return {errc::invalid_argument, "cache ttl must not be negative"};
   ttl_ = value;
+  if (view_)
+    view_->ttl(value);
   return ok();
+}
+
+void lru_ttl_cache::attach(std::shared_ptr<read_view> view) {
+  view_ = std::move(view);
+  if (!view_)
+    return;
+  view_->clear();
+  view_->enabled(enabled_);
+  view_->ttl(ttl_);
+  for (auto idx = lru_head_; idx != nil; idx = nodes_[idx].lru_next) {
+    const auto& n = nodes_[idx];
+    view_->store(n.key, n.value, n.source, n.inserted);
+    if (n.wrong_distance != never_wrong)
+      view_->mark_wrong(n.key, n.wrong_distance);
+  }
+}
+
+void lru_ttl_cache::record_access(prefix_key key) noexcept {
+  auto slot = find_slot(key);
+  if (slot == table_.size())
+    return;
+  auto idx = table_[slot];
+  lru_unlink(idx);
+  lru_push_front(idx);
 }
 
 cache_stats lru_ttl_cache::stats() const noexcept {

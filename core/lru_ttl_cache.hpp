@@ -5,7 +5,9 @@
 // is served only while its age since insertion is below the TTL). It keeps
 // the counters the service reports.
 // Does not own: single-flight, timers, threading. The cache owner actor wraps
-// one instance and is its only user, so this class has no locks.
+// one instance and is its only user, so this class has no locks. Other
+// threads read a mirror of it (core/read_view.hpp, attach()): every change
+// made here is mirrored there before the call returns.
 //
 // Layout (why it looks like this): entries live in a slab (std::vector) and
 // link to each other by 32-bit index in two intrusive lists, recency (LRU)
@@ -24,12 +26,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "core/embedding.hpp"
 #include "core/error.hpp"
 #include "core/prefix_key.hpp"
+#include "core/read_view.hpp"
 
 namespace sil {
 
@@ -206,7 +210,22 @@ public:
   /// Turns reuse on or off. Entries are kept either way.
   void enabled(bool value) noexcept {
     enabled_ = value;
+    if (view_)
+      view_->enabled(value);
   }
+
+  /// Mirrors every entry, and every later change, into `view` (null:
+  /// stop mirroring). The view must use this cache's clock.
+  void attach(std::shared_ptr<read_view> view);
+
+  const std::shared_ptr<read_view>& view() const noexcept {
+    return view_;
+  }
+
+  /// Replays an access made through the read view: the entry for `key`, if
+  /// any, becomes most recently used. Not counted (the view counted the
+  /// hit) and no expiry check (the sweep removes dead entries).
+  void record_access(prefix_key key) noexcept;
 
   bool enabled() const noexcept {
     return enabled_;
@@ -306,6 +325,7 @@ private:
   std::uint32_t fifo_tail_ = nil; // newest inserted
 
   cache_stats counters_;
+  std::shared_ptr<read_view> view_;
 };
 
 } // namespace sil

@@ -218,6 +218,32 @@ reuse_verdict reuse_estimator::decide(std::uint32_t rows, double distance, doubl
   return v;
 }
 
+reuse_verdict reuse_estimator::judge(std::uint32_t rows, double distance,
+                                     double entry_wrong_distance, double request_budget) const {
+  reuse_verdict v;
+  if (!cfg_.enabled) {
+    v.reuse = true;
+    v.basis = reuse_basis::unguarded;
+    v.p_wrong_upper = 0.0;
+    return v;
+  }
+  if (!std::isfinite(distance)) {
+    v.distance = std::numeric_limits<double>::infinity();
+    return v; // refused, p_wrong_upper 1
+  }
+  double budget = cfg_.max_wrong_rate;
+  if (request_budget > 0.0 && request_budget < budget)
+    budget = request_budget;
+  return decide(rows, distance, budget, entry_wrong_distance);
+}
+
+double reuse_estimator::distance_of(const float* suffix, std::size_t n, const float* source,
+                                    std::size_t source_size) noexcept {
+  if (source == nullptr || source_size != n)
+    return std::numeric_limits<double>::infinity();
+  return rms_distance(suffix, source, n);
+}
+
 double reuse_estimator::reach(std::uint32_t rows) const {
   auto i = tables_.find(rows);
   if (i == tables_.end())

@@ -126,6 +126,21 @@ public:
   reuse_verdict decide(std::uint32_t rows, double distance, double max_wrong_rate,
                        double entry_wrong_distance) const;
 
+  /// The whole decision for one request against one entry, as the cache's
+  /// owner and its readers both make it. `distance` comes from
+  /// distance_of(); `request_budget` is a request's own max_wrong_rate (0:
+  /// none), which can only tighten the configured one. With the guard off
+  /// the basis is unguarded; without a comparable source (distance
+  /// infinite) it is refused.
+  reuse_verdict judge(std::uint32_t rows, double distance, double entry_wrong_distance,
+                      double request_budget) const;
+
+  /// The distance judge() takes: the RMS difference between a request's
+  /// values outside the key and the entry's source, or infinity when the
+  /// entry keeps no source of that size (nothing to compare: refuse).
+  static double distance_of(const float* suffix, std::size_t n, const float* source,
+                            std::size_t source_size) noexcept;
+
   /// The largest distance below which reuse is certified for `rows` at the
   /// configured budget (0: only exact reuse).
   double reach(std::uint32_t rows) const;

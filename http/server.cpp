@@ -42,6 +42,11 @@ struct http_server::impl {
   asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   tcp::acceptor acceptor;
   asio::signal_set signals;
+  /// Sends the read path's batches at most `flush_delay` after its first
+  /// unsent event (armed on demand: an idle server never wakes for it).
+  asio::strand<asio::io_context::executor_type> flush_strand{ioc.get_executor()};
+  asio::steady_timer flush_timer{flush_strand};
+  static constexpr std::chrono::milliseconds flush_delay{5};
   std::vector<std::thread> threads;
   /// Predictions accepted and not yet written back (the in-flight cap).
   std::atomic<std::size_t> inflight{0};
@@ -54,6 +59,24 @@ struct http_server::impl {
   bool signalled = false; // guarded by mu
 
   void do_accept();
+
+  /// Arms the flush timer (the read path asks when events wait).
+  void schedule_flush() {
+    asio::post(flush_strand, [this] {
+      flush_timer.expires_after(flush_delay);
+      flush_timer.async_wait([this](beast::error_code ec) {
+        if (!ec)
+          svc.hits->flush();
+      });
+    });
+  }
+
+  /// Hands what the read path holds to the actors now (before a snapshot,
+  /// so that /stats and /metrics count every answered hit).
+  void flush_hits() {
+    if (svc.hits)
+      svc.hits->flush();
+  }
 };
 
 namespace {
@@ -271,6 +294,16 @@ private:
     auto decoded = http_api::decode_predict(req.body(), {srv_.cfg.input_dim, srv_.cfg.max_rows});
     if (!decoded)
       return send_error(decoded.error());
+    if (srv_.svc.hits) {
+      // A hit is answered here, on this I/O thread; the read path records
+      // its outcome in batches.
+      if (auto hit = srv_.svc.hits->serve(*decoded, start_)) {
+        reported_ = true;
+        source_ = hit->source;
+        cache_hit_ = true;
+        return send(200, http_api::encode_predict(*hit, elapsed_ms()));
+      }
+    }
     auto self = shared_from_this();
     auto ex = stream_.get_executor();
     caf::anon_send(
@@ -315,6 +348,7 @@ private:
   }
 
   void ask_stats() {
+    srv_.flush_hits();
     auto self = shared_from_this();
     auto ex = stream_.get_executor();
     ask<service_snapshot>(
@@ -330,6 +364,7 @@ private:
   }
 
   void ask_metrics() {
+    srv_.flush_hits();
     auto self = shared_from_this();
     auto ex = stream_.get_executor();
     ask<std::string>(
@@ -494,6 +529,8 @@ http_server::start(caf::actor_system& sys, const http_config& cfg, const service
   if (ec)
     return fail("cannot listen on");
   auto* raw = p.get();
+  if (p->svc.hits)
+    p->svc.hits->on_pending([raw] { raw->schedule_flush(); });
   p->signals.async_wait([raw](beast::error_code e, int) {
     if (e)
       return;
@@ -558,6 +595,10 @@ std::size_t http_server::shutdown(std::chrono::milliseconds drain) {
   for (auto& t : p.threads)
     t.join();
   p.threads.clear();
+  if (p.svc.hits) {
+    p.svc.hits->on_pending({});
+    p.svc.hits->flush();
+  }
   return left;
 }
 

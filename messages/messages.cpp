@@ -1,5 +1,7 @@
 #include "messages/messages.hpp"
 
+#include <limits>
+
 namespace sil {
 
 const char* to_string(embedding_source s) noexcept {
@@ -62,6 +64,10 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<cache_snapshot>("sil::cache_snapshot");
   cfg.add_message_type<pool_snapshot>("sil::pool_snapshot");
   cfg.add_message_type<request_outcome>("sil::request_outcome");
+  cfg.add_message_type<audit_candidate>("sil::audit_candidate");
+  cfg.add_message_type<hit_batch>("sil::hit_batch");
+  cfg.add_message_type<hit_outcomes>("sil::hit_outcomes");
+  cfg.add_message_type<std::vector<prefix_key>>("std::vector<sil::prefix_key>");
   cfg.add_message_type<service_snapshot>("sil::service_snapshot");
   cfg.add_message_type<divergence_report>("sil::divergence_report");
   cfg.add_message_type<audit_snapshot>("sil::audit_snapshot");
@@ -82,6 +88,13 @@ void register_message_types(caf::actor_system_config& cfg) {
                            }
                            return out;
                          });
+}
+
+std::int64_t max_age_ns_of(std::int64_t ms) noexcept {
+  if (ms < 0)
+    return -1;
+  constexpr std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 1000000;
+  return ms >= limit ? std::numeric_limits<std::int64_t>::max() : ms * 1000000;
 }
 
 } // namespace sil

@@ -44,6 +44,8 @@ using admin_atom = caf::atom_constant<caf::atom("admin")>;
 using invalidate_atom = caf::atom_constant<caf::atom("invalidate")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using label_atom = caf::atom_constant<caf::atom("label")>;
+using access_atom = caf::atom_constant<caf::atom("access")>;
+using hits_atom = caf::atom_constant<caf::atom("hits")>;
 
 // -- embeddings on the wire --------------------------------------------------------
 
@@ -135,6 +137,52 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, predict_reply& x) {
   return f(caf::meta::type_name("predict_reply"), x.prediction, x.cache_hit, x.source,
            x.cache_age_ns, x.model_version, x.risk);
+}
+
+/// Saturating milliseconds -> nanoseconds of a request's max_age_ms
+/// (negative stays -1: no limit).
+std::int64_t max_age_ns_of(std::int64_t ms) noexcept;
+
+/// A hit served on the read path that may be audited: the ingress decides
+/// within its budget and, if so, encodes the input fresh and compares.
+struct audit_candidate {
+  prefix_key key = 0;
+  predict_request req;
+  /// Index of the first value outside the key.
+  std::uint32_t suffix_begin = 0;
+  embedding value;
+  std::int64_t age_ns = 0;
+  reuse_info risk;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, audit_candidate& x) {
+  return f(caf::meta::type_name("audit_candidate"), x.key, x.req, x.suffix_begin, x.value,
+           x.age_ns, x.risk);
+}
+
+/// What the read path tells the ingress, in one message per batch: how many
+/// requests it answered (for the audit budget's request share) and the hits
+/// it offers for audit.
+struct hit_batch {
+  std::uint64_t requests = 0;
+  std::vector<audit_candidate> candidates;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, hit_batch& x) {
+  return f(caf::meta::type_name("hit_batch"), x.requests, x.candidates);
+}
+
+/// Latencies of hits answered on the read path (each one a /predict 200
+/// served from the cache), in one message per batch.
+struct hit_outcomes {
+  std::vector<std::int64_t> latency_ns;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, hit_outcomes& x) {
+  return f(caf::meta::type_name("hit_outcomes"), x.latency_ns);
 }
 
 /// Completion callback for requests from outside the actor system (the HTTP
@@ -301,6 +349,13 @@ struct cache_snapshot {
   std::int64_t ttl_ns = 0;
   std::uint32_t prefix_k = 0;
   guard_snapshot guard;
+  /// Of `hits`: served on the read path (the I/O thread, no actor hop).
+  std::uint64_t read_path_hits = 0;
+  /// Access events of read-path hits: batches and events the owner replayed
+  /// against the LRU order, and events dropped on the way (lossy buffers).
+  std::uint64_t access_batches = 0;
+  std::uint64_t accesses_applied = 0;
+  std::uint64_t accesses_dropped = 0;
 
   double hit_rate() const noexcept {
     auto n = hits + misses;
@@ -312,7 +367,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_snapshot& x) {
   return f(caf::meta::type_name("cache_snapshot"), x.hits, x.misses, x.expirations, x.evictions,
            x.inserts, x.erasures, x.bypasses, x.single_flight_joins, x.invalidations, x.in_flight,
-           x.size, x.max_size, x.enabled, x.single_flight, x.ttl_ns, x.prefix_k, x.guard);
+           x.size, x.max_size, x.enabled, x.single_flight, x.ttl_ns, x.prefix_k, x.guard,
+           x.read_path_hits, x.access_batches, x.accesses_applied, x.accesses_dropped);
 }
 
 // -- correctness risk -------------------------------------------------------------------
@@ -598,6 +654,7 @@ using cache_actor = caf::typed_actor<
   caf::replies_to<lookup_atom, prefix_key, lookup_query>::with<cache_lookup>,
   caf::reacts_to<insert_atom, prefix_key, embedding, embedding>,
   caf::reacts_to<label_atom, prefix_key, reuse_label>, caf::reacts_to<abandon_atom, prefix_key>,
+  caf::reacts_to<access_atom, std::vector<prefix_key>>,
   caf::replies_to<invalidate_atom, prefix_key>::with<bool>,
   caf::replies_to<enable_atom>::with<bool>, caf::replies_to<disable_atom>::with<bool>,
   caf::replies_to<set_ttl_atom, std::int64_t>::with<std::int64_t>,
@@ -625,11 +682,13 @@ using registry_actor = caf::typed_actor<
 using ingress_actor
   = caf::typed_actor<caf::replies_to<predict_atom, predict_request>::with<predict_reply>,
                      caf::reacts_to<predict_atom, predict_request, predict_callback>,
+                     caf::reacts_to<hits_atom, hit_batch>,
                      caf::replies_to<stats_atom>::with<audit_snapshot>>;
 
 /// Collects request outcomes; answers /stats and /metrics.
 using metrics_actor
   = caf::typed_actor<caf::reacts_to<outcome_atom, request_outcome>,
+                     caf::reacts_to<outcome_atom, hit_outcomes>,
                      caf::reacts_to<report_atom, divergence_report>, caf::reacts_to<ingress_actor>,
                      caf::replies_to<stats_atom>::with<service_snapshot>,
                      caf::replies_to<metrics_atom>::with<std::string>>;
