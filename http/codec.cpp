@@ -1,6 +1,7 @@
 #include "http/codec.hpp"
 
 #include <cfloat>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -377,6 +378,23 @@ json risk_json(const service_snapshot& s) {
       {"upper", v.upper}}}};
 }
 
+/// Appends `v` as printf would with %.<precision>g (general) or
+/// %.<precision>f (fixed), or null if it is not finite. std::to_chars
+/// formats exactly as printf does, several times faster: this runs once
+/// per answer.
+void append_number(std::string& out, double v, std::chars_format format, int precision) {
+  if (!std::isfinite(v)) {
+    out += "null";
+    return;
+  }
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, format, precision);
+  if (ec == std::errc{})
+    out.append(buf, end);
+  else
+    out += fmt_double("%.17g", v);
+}
+
 } // namespace
 
 result<predict_request> decode_predict(std::string_view body, const decode_limits& limits) {
@@ -392,21 +410,30 @@ result<predict_request> decode_predict(std::string_view body, const decode_limit
 }
 
 std::string encode_predict(const predict_reply& r, double latency_ms) {
-  char buf[320];
-  int n = std::snprintf(buf, sizeof buf,
-                        "{\"prediction\":%.9g,\"cache_hit\":%s,\"latency_ms\":%.4f,"
-                        "\"source\":\"%s\",\"model_version\":\"%s\"",
-                        static_cast<double>(r.prediction), r.cache_hit ? "true" : "false",
-                        latency_ms, to_string(r.source), r.model_version.c_str());
-  std::string out(buf, static_cast<std::size_t>(n > 0 ? std::min<int>(n, sizeof buf - 1) : 0));
-  if (r.source == embedding_source::cache)
-    out += ",\"cache_age_ms\":" + fmt_double("%.3f", static_cast<double>(r.cache_age_ns) / 1e6);
+  std::string out;
+  out.reserve(256);
+  out += "{\"prediction\":";
+  append_number(out, static_cast<double>(r.prediction), std::chars_format::general, 9);
+  out += r.cache_hit ? ",\"cache_hit\":true" : ",\"cache_hit\":false";
+  out += ",\"latency_ms\":";
+  append_number(out, latency_ms, std::chars_format::fixed, 4);
+  out += ",\"source\":\"";
+  out += to_string(r.source);
+  out += "\",\"model_version\":\"";
+  out += r.model_version;
+  out += '"';
+  if (r.source == embedding_source::cache) {
+    out += ",\"cache_age_ms\":";
+    append_number(out, static_cast<double>(r.cache_age_ns) / 1e6, std::chars_format::fixed, 3);
+  }
   if (r.risk.present) {
-    auto num = [](double v) { return std::isfinite(v) ? fmt_double("%.6g", v) : "null"; };
     out += ",\"risk\":{\"basis\":\"";
     out += to_string(r.risk.basis);
-    out += "\",\"distance\":" + num(r.risk.distance);
-    out += ",\"p_wrong_upper\":" + num(r.risk.p_wrong_upper) + '}';
+    out += "\",\"distance\":";
+    append_number(out, r.risk.distance, std::chars_format::general, 6);
+    out += ",\"p_wrong_upper\":";
+    append_number(out, r.risk.p_wrong_upper, std::chars_format::general, 6);
+    out += '}';
   }
   out += '}';
   return out;

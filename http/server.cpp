@@ -152,7 +152,9 @@ private:
       }
       return close();
     }
-    stream_.expires_never();
+    // The read deadline stays armed while the request is handled: no socket
+    // operation waits on it, and the next read or a blocked write re-arms
+    // it (a timer change costs a reactor lock; a hit makes none).
     handle(parser_->release());
   }
 
@@ -412,15 +414,30 @@ private:
     res_->keep_alive(keep_alive_);
     res_->body() = std::move(body);
     res_->prepare_payload();
-    stream_.expires_after(srv_.cfg.read_timeout); // bounds a stalled reader too
-    bhttp::async_write(stream_, *res_,
-                       beast::bind_front_handler(&session::on_write, shared_from_this()));
+    // Write at once, on this thread: a small answer almost always fits the
+    // socket's buffer, and then it costs one send() and no reactor round
+    // trip. Only what the socket does not take now is written
+    // asynchronously, under the timeout that bounds a stalled reader.
+    serializer_.emplace(*res_);
+    beast::error_code ec;
+    auto& sock = stream_.socket();
+    if (!sock.non_blocking())
+      sock.non_blocking(true, ec);
+    while (!ec && !serializer_->is_done())
+      bhttp::write_some(sock, *serializer_, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      stream_.expires_after(srv_.cfg.read_timeout);
+      return bhttp::async_write(stream_, *serializer_,
+                                beast::bind_front_handler(&session::on_write, shared_from_this()));
+    }
+    on_write(ec, 0);
   }
 
   void on_write(beast::error_code ec, std::size_t) {
     if (!reported_)
       report();
     release_counters();
+    serializer_.reset();
     res_.reset();
     if (ec || !keep_alive_)
       return close();
@@ -474,6 +491,7 @@ private:
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;
   clock_type::time_point start_ = clock_type::now();
   unsigned version_ = 11;
   bool keep_alive_ = true;
