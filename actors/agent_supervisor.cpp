@@ -275,6 +275,8 @@ void dispatch(self_ptr self) {
           } else {
             ++s.stats.batches;
             s.stats.items += jobs->size();
+            s.stats.busy_seconds += static_cast<double>(out.busy_ns) / 1e9;
+            s.stats.flops += out.flops;
             s.nodes[w->node].encodes += jobs->size();
             if (w->fallback)
               s.stats.fallback_items += jobs->size();

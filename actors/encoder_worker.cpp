@@ -1,5 +1,6 @@
 #include "actors/encoder_worker.hpp"
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -17,10 +18,18 @@ caf::expected<encoded_batch> encode_with(const model& m, const encode_batch& bat
                                                  + " rows of " + std::to_string(m.input_dim()));
     views.push_back({it.features.data(), it.rows});
   }
+  auto started = std::chrono::steady_clock::now();
   auto out = m.encode_batch(views);
   if (!out)
     return to_caf_error(out.error());
-  return encoded_batch{std::move(*out)};
+  encoded_batch res;
+  res.busy_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                  std::chrono::steady_clock::now() - started)
+                  .count();
+  for (const auto& v : views)
+    res.flops += m.forward_flops(v.rows);
+  res.embeddings = std::move(*out);
+  return res;
 }
 
 encoder_worker_actor::behavior_type encoder_worker(encoder_worker_actor::pointer, const model& m) {

@@ -184,6 +184,15 @@ void build_registry(metrics_state& st) {
     {counter("sil_cache_single_flight_joins_total",
              "Lookups that waited for a concurrent computation of the same prefix"),
      &cache_snapshot::single_flight_joins},
+    {counter("sil_cache_read_path_hits_total",
+             "Hits answered on the I/O thread from the read view (part of sil_cache_hits_total)"),
+     &cache_snapshot::read_path_hits},
+    {counter("sil_cache_access_batches_total",
+             "Batches of read-path accesses the cache owner replayed against the LRU order"),
+     &cache_snapshot::access_batches},
+    {counter("sil_cache_accesses_dropped_total",
+             "Read-path accesses dropped before the cache owner saw them (lossy buffers)"),
+     &cache_snapshot::accesses_dropped},
   };
   st.pool_counters = {
     {counter("sil_encoder_batches_total", "Batches encoded by the workers"),

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Side-by-side HTTP benchmark (not run by CI).
+# Side-by-side HTTP benchmark (not run by CI). One run prints one table.
 #
 # Starts, on this machine and on loopback ports:
-#   - bench's bare Boost.Beast keep-alive server (fixed JSON body), and
-#   - sil-server with its defaults (plus $SIL_ARGS), and
-#   - the same sil-server with audits off (--audit.rate=0), to show what
-#     audit sampling costs on a hit-only load,
-# drives them with the same wrk load, first hits only (one input, exact
-# reuse), then misses only (a unique prefix per request), and prints one
-# table.
+#   - bench's bare Boost.Beast keep-alive server (fixed JSON body),
+#   - sil-server with its defaults (plus $SIL_ARGS),
+#   - the same with audits off (--audit.rate=0),
+#   - the same with the read path off (--cache.read-path=false: every hit
+#     asks the cache owner, one actor hop there and back),
+#   - sil-server with the tiny `seed` preset (a hit must still beat a miss),
+# and drives them with the same wrk load (bench/wrk/predict.lua): hits only
+# (one input, exact reuse) at CONNECTIONS, then misses only (a unique prefix
+# per request) at CONNECTIONS and at MISS_CONNECTIONS. It also runs
+# sil_core_bench's batch-32 encode on one core for the miss reference.
 #
-#   bench/http_bench.sh [SECONDS=10] [CONNECTIONS=10] [WRK_THREADS=1]
+#   bench/http_bench.sh [SECONDS=10] [CONNECTIONS=10] [WRK_THREADS=1] [MISS_CONNECTIONS=64]
 #   SIL_ARGS="--scheduler.policy=sharing" bench/http_bench.sh
 #
 # Needs a release build (cmake --preset release && cmake --build --preset
@@ -20,10 +23,11 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-10}
 wrk_threads=${3:-1}
+miss_conns=${4:-64}
 build=${BUILD_DIR:-build}
 lua=bench/wrk/predict.lua
 
-for bin in "$build/sil-server" "$build/bench/sil_bare_server"; do
+for bin in "$build/sil-server" "$build/bench/sil_bare_server" "$build/bench/sil_core_bench"; do
   [[ -x $bin ]] || { echo "missing $bin: build with cmake --preset release first" >&2; exit 1; }
 done
 command -v wrk >/dev/null || { echo "wrk not found: run scripts/setup.sh" >&2; exit 1; }
@@ -56,55 +60,105 @@ start() {
   exit 1
 }
 
-# run PORT MODE : prints "req/s p50_us p99_us errors"
+stop() { kill "$(cat "$tmp/$1.pid")" 2>/dev/null || true; }
+
+# run PORT MODE [CONNECTIONS] : prints "req/s p50_us p99_us errors"
 run() {
-  MODE=$2 wrk -t"$wrk_threads" -c"$conns" -d"${secs}s" -s "$lua" "http://127.0.0.1:$1" \
+  MODE=$2 wrk -t"$wrk_threads" -c"${3:-$conns}" -d"${secs}s" -s "$lua" "http://127.0.0.1:$1" \
     | sed -n 's/^RESULT //p'
 }
 
-bare_port=$(start bare "$build/bench/sil_bare_server" 0 2)
-# shellcheck disable=SC2086 # SIL_ARGS is a list of flags
-sil_port=$(start sil "$build/sil-server" --port=0 ${SIL_ARGS:-})
-# shellcheck disable=SC2086
-quiet_port=$(start quiet "$build/sil-server" --port=0 ${SIL_ARGS:-} --audit.rate=0)
+warm() { MODE=hit wrk -t1 -c1 -d1s -s "$lua" "http://127.0.0.1:$1" >/dev/null; }
 
-# Warm up: the first request of each kind populates caches and code paths.
-MODE=hit wrk -t1 -c1 -d1s -s "$lua" "http://127.0.0.1:$bare_port" >/dev/null
-MODE=hit wrk -t1 -c1 -d1s -s "$lua" "http://127.0.0.1:$sil_port" >/dev/null
-MODE=hit wrk -t1 -c1 -d1s -s "$lua" "http://127.0.0.1:$quiet_port" >/dev/null
+stats() { curl -s "http://127.0.0.1:$1/stats"; }
+
+# The miss reference first, alone on the machine: one core, batches of 32.
+"$build/bench/sil_core_bench" --benchmark_filter='bm_encode/base/32$' \
+  --benchmark_out="$tmp/core.json" --benchmark_out_format=json >/dev/null 2>&1
+read -r core_items core_gflops <<<"$(python3 -c '
+import json, sys
+b = json.load(open(sys.argv[1]))["benchmarks"][0]
+print("{:.0f} {:.1f}".format(b["items_per_second"], b["GFLOP"]))' "$tmp/core.json")"
+
+# shellcheck disable=SC2086 # SIL_ARGS is a list of flags
+{
+  bare_port=$(start bare "$build/bench/sil_bare_server" 0 2)
+  sil_port=$(start sil "$build/sil-server" --port=0 ${SIL_ARGS:-})
+  quiet_port=$(start quiet "$build/sil-server" --port=0 ${SIL_ARGS:-} --audit.rate=0)
+  hop_port=$(start hop "$build/sil-server" --port=0 ${SIL_ARGS:-} --cache.read-path=false)
+}
+for p in "$bare_port" "$sil_port" "$quiet_port" "$hop_port"; do warm "$p"; done
 
 read -r bare_rps bare_p50 bare_p99 bare_err <<<"$(run "$bare_port" hit)"
 read -r hit_rps hit_p50 hit_p99 hit_err <<<"$(run "$sil_port" hit)"
 read -r quiet_rps quiet_p50 quiet_p99 quiet_err <<<"$(run "$quiet_port" hit)"
-kill "$(cat "$tmp/quiet.pid")" 2>/dev/null || true # the audits-off server is done
+read -r hop_rps hop_p50 hop_p99 hop_err <<<"$(run "$hop_port" hit)"
+stop bare
+stop quiet
+stop hop
+hit_stats=$(stats "$sil_port")
 read -r miss_rps miss_p50 miss_p99 miss_err <<<"$(run "$sil_port" miss)"
-stats=$(curl -s "http://127.0.0.1:$sil_port/stats")
+miss_stats=$(stats "$sil_port")
+read -r miss64_rps miss64_p50 miss64_p99 miss64_err <<<"$(run "$sil_port" miss "$miss_conns")"
+miss64_stats=$(stats "$sil_port")
+stop sil
+
+# shellcheck disable=SC2086
+seed_port=$(start seed "$build/sil-server" --port=0 ${SIL_ARGS:-} --model.preset=seed)
+warm "$seed_port"
+read -r seed_hit_rps seed_hit_p50 seed_hit_p99 seed_hit_err <<<"$(run "$seed_port" hit)"
+read -r seed_miss_rps seed_miss_p50 seed_miss_p99 seed_miss_err <<<"$(run "$seed_port" miss)"
+stop seed
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 ms() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1000 }'; }
+row() { echo "| $1 | $2 | $(ms "$3") | $(ms "$4") | $5 |"; }
 
 echo "wrk -t$wrk_threads -c$conns -d${secs}s on $(nproc) cores; sil-server args: ${SIL_ARGS:-(defaults)}"
 echo
 echo "| server | req/s | p50 ms | p99 ms | errors |"
 echo "|---|---|---|---|---|"
-echo "| bare Beast, fixed body | $bare_rps | $(ms "$bare_p50") | $(ms "$bare_p99") | $bare_err |"
-echo "| sil-server, hits only | $hit_rps | $(ms "$hit_p50") | $(ms "$hit_p99") | $hit_err |"
-echo "| sil-server, hits only, audits off | $quiet_rps | $(ms "$quiet_p50") | $(ms "$quiet_p99") | $quiet_err |"
-echo "| sil-server, misses only | $miss_rps | $(ms "$miss_p50") | $(ms "$miss_p99") | $miss_err |"
+row "bare Beast, fixed body" "$bare_rps" "$bare_p50" "$bare_p99" "$bare_err"
+row "sil-server, hits, defaults" "$hit_rps" "$hit_p50" "$hit_p99" "$hit_err"
+row "sil-server, hits, audits off" "$quiet_rps" "$quiet_p50" "$quiet_p99" "$quiet_err"
+row "sil-server, hits, read path off (actor hop)" "$hop_rps" "$hop_p50" "$hop_p99" "$hop_err"
+row "sil-server, misses, c=$conns" "$miss_rps" "$miss_p50" "$miss_p99" "$miss_err"
+row "sil-server, misses, c=$miss_conns" "$miss64_rps" "$miss64_p50" "$miss64_p99" "$miss64_err"
+row "sil-server --model.preset=seed, hits" "$seed_hit_rps" "$seed_hit_p50" "$seed_hit_p99" \
+  "$seed_hit_err"
+row "sil-server --model.preset=seed, misses" "$seed_miss_rps" "$seed_miss_p50" "$seed_miss_p99" \
+  "$seed_miss_err"
 echo
-echo "- hit / bare throughput: $(ratio "$hit_rps" "$bare_rps") (goal >= 0.8)"
-echo "- hits with audits / audits off: $(ratio "$hit_rps" "$quiet_rps") (goal >= 0.9)"
-echo "- miss / hit throughput: $(ratio "$miss_rps" "$hit_rps")"
-echo "- miss / hit p50 latency: $(ratio "$miss_p50" "$hit_p50")x"
-echo "$stats" | python3 -c '
+echo "- hit / bare throughput, defaults: $(ratio "$hit_rps" "$bare_rps") (goal >= 0.8)"
+echo "- hit / bare throughput, audits off: $(ratio "$quiet_rps" "$bare_rps") (goal >= 0.85)"
+echo "- hits with audits / audits off: $(ratio "$hit_rps" "$quiet_rps")"
+echo "- hits, read path / actor hop: $(ratio "$hit_rps" "$hop_rps")"
+echo "- misses / sil_core_bench base batch-32 items/s on one core ($core_items/s, $core_gflops GFLOP/s):" \
+  "c=$conns $(ratio "$miss_rps" "$core_items") (goal >= 0.5), c=$miss_conns $(ratio "$miss64_rps" "$core_items") (goal >= 1.0)"
+echo "- seed preset: hit / miss throughput $(ratio "$seed_hit_rps" "$seed_miss_rps") (a hit must beat a miss)"
+python3 - "$hit_stats" "$miss_stats" "$miss64_stats" "$secs" "$conns" "$miss_conns" <<'EOF'
 import json, sys
-s = json.load(sys.stdin)
-c, e, h, m = s["cache"], s["encoder"], s["latency_hit"], s["latency_miss"]
-ratio = m["p50"] / h["p50"] if h["p50"] > 0 else 0
-print("- server-side latency (from /stats, last {} requests of each kind): hit p50 {:.4f} ms, "
-      "miss p50 {:.4f} ms: a miss costs {:.0f}x a hit".format(h["window"], h["p50"], m["p50"], ratio))
-print("- cache: hits={} misses={} hit_rate={:.3f}; encoder: batches={} items={} largest_batch={}".format(
-    c["hits"], c["misses"], c["hit_rate"], e["batches"], e["items"], e["largest_batch"]))
-d = s["divergence"]
+hit, miss, miss64 = (json.loads(x) for x in sys.argv[1:4])
+secs, conns, miss_conns = float(sys.argv[4]), sys.argv[5], sys.argv[6]
+c, h = hit["cache"], hit["latency_hit"]
+print("- hits (defaults): cache hits={} of which read path={}; access batches={} replayed={} "
+      "dropped={}; server-side hit p50 {:.4f} ms".format(
+          c["hits"], c.get("read_path_hits", 0), c.get("access_batches", 0),
+          c.get("accesses_applied", 0), c.get("accesses_dropped", 0), h["p50"]))
+d = hit["divergence"]
 print("- audits (defaults): {} run, {} skipped; served wrong-rate {}/{}".format(
-    d["audits"], d["audits_skipped"], s["risk"]["served"]["wrong"], s["risk"]["served"]["audits"]))'
+    d["audits"], d["audits_skipped"], hit["risk"]["served"]["wrong"],
+    hit["risk"]["served"]["audits"]))
+def encoder(before, after, label):
+    e0, e1 = before["encoder"], after["encoder"]
+    items = e1["items"] - e0["items"]
+    batches = e1["batches"] - e0["batches"]
+    busy = e1["busy_seconds"] - e0["busy_seconds"]
+    gflop = e1["gflop"] - e0["gflop"]
+    print("- misses {}: {} encodes in {} batches (mean {:.1f}, largest so far {}); encoder "
+          "{:.1f} GFLOP/s while computing, {:.1f} GFLOP/s over the run ({:.2f} cores busy)".format(
+              label, items, batches, items / batches if batches else 0, e1["largest_batch"],
+              gflop / busy if busy > 0 else 0, gflop / secs, busy / secs))
+encoder(hit, miss, "c=" + conns)
+encoder(miss, miss64, "c=" + miss_conns)
+EOF

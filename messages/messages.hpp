@@ -215,11 +215,15 @@ typename Inspector::result_type inspect(Inspector& f, encode_batch& x) {
 /// A worker's answer: one embedding per item, in order.
 struct encoded_batch {
   std::vector<embedding> embeddings;
+  /// The worker's compute time for the batch, and its floating-point
+  /// operations (model::forward_flops), for GFLOP/s under load.
+  std::int64_t busy_ns = 0;
+  double flops = 0.0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, encoded_batch& x) {
-  return f(caf::meta::type_name("encoded_batch"), x.embeddings);
+  return f(caf::meta::type_name("encoded_batch"), x.embeddings, x.busy_ns, x.flops);
 }
 
 // -- cache --------------------------------------------------------------------------
@@ -549,13 +553,17 @@ struct pool_snapshot {
   std::vector<node_info> nodes;
   /// Requests encoded by the gateway's fallback worker (no node reachable).
   std::uint64_t fallback_items = 0;
+  /// Workers' compute time and floating-point operations, summed over
+  /// batches: flops / busy is the encoder's GFLOP/s while it computes.
+  double busy_seconds = 0.0;
+  double flops = 0.0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_snapshot& x) {
   return f(caf::meta::type_name("pool_snapshot"), x.workers, x.batches, x.items, x.retries,
            x.failures, x.restarts, x.queued, x.outstanding, x.max_batch_seen, x.agent_mode, x.nodes,
-           x.fallback_items);
+           x.fallback_items, x.busy_seconds, x.flops);
 }
 
 // -- metrics -------------------------------------------------------------------------
