@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <malloc.h>
 #include <map>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "core/lru_ttl_cache.hpp"
 #include "core/model.hpp"
 #include "core/prefix_key.hpp"
+#include "core/read_view.hpp"
 #include "core/reuse_guard.hpp"
 
 namespace {
@@ -175,11 +178,47 @@ void bm_guard_observe(benchmark::State& state) {
 }
 BENCHMARK(bm_guard_observe);
 
+// -- read view (hits on I/O threads) -------------------------------------------------
+
+/// A read-view hit: shard lock (shared), probe, distance, refcount copy, TTL
+/// check and the per-thread counter. One key for every thread (the worst
+/// case: all readers on one shard and one embedding block), or one key per
+/// thread (arg 1).
+void bm_view_serve(benchmark::State& state) {
+  static std::shared_ptr<read_view> view;
+  static std::optional<lru_ttl_cache> cache;
+  static std::vector<float> suffix(28, 0.5f);
+  if (state.thread_index() == 0) {
+    view = std::make_shared<read_view>(guard_config{});
+    cache.emplace(std::move(*lru_ttl_cache::make(cache_config{1024, std::chrono::hours{1}, true})));
+    cache->attach(view);
+    for (prefix_key k = 0; k < 64; ++k)
+      cache->put(k, embedding::copy_of(std::vector<float>(256, 1.0f)), embedding::copy_of(suffix));
+  }
+  view_query q;
+  q.key = state.range(0) == 0 ? 0 : static_cast<prefix_key>(state.thread_index());
+  q.suffix = suffix.data();
+  q.suffix_size = suffix.size();
+  q.rows = 1;
+  for (auto _ : state) {
+    q.now = view_clock::now();
+    auto hit = view->serve(q);
+    benchmark::DoNotOptimize(hit);
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0) {
+    cache.reset();
+    view.reset();
+  }
+}
+BENCHMARK(bm_view_serve)->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime();
+
 /// Heap bytes a full cache of `n` entries costs beyond the embeddings' floats,
 /// per entry, measured with glibc's mallinfo2. With `source_values` > 0
 /// every entry also keeps a source of that many floats (the guard's), which
 /// is counted too.
-double cache_overhead_per_entry(std::size_t n, std::size_t dim, std::size_t source_values = 0) {
+double cache_overhead_per_entry(std::size_t n, std::size_t dim, std::size_t source_values = 0,
+                                bool with_view = false) {
   auto heap = [] {
     auto m = mallinfo2(); // small blocks + mmapped large ones (slab, table)
     return static_cast<double>(m.uordblks + m.hblkhd);
@@ -187,6 +226,8 @@ double cache_overhead_per_entry(std::size_t n, std::size_t dim, std::size_t sour
   double before = heap();
   {
     auto c = std::move(*lru_ttl_cache::make(cache_config{n, std::chrono::hours{1}, true}));
+    if (with_view)
+      c.attach(std::make_shared<read_view>(guard_config{}));
     std::vector<float> values(dim, 1.0f);
     std::vector<float> source(source_values, 0.5f);
     for (std::size_t k = 0; k < n; ++k) {
@@ -241,6 +282,9 @@ int main(int argc, char** argv) {
     std::printf("cache memory with the guard's source (28 floats): %.1f bytes per entry beyond "
                 "the 256 embedding floats (%zu entries)\n",
                 cache_overhead_per_entry(n, 256, 28), n);
+    std::printf("cache memory with the guard's source and the read view: %.1f bytes per entry "
+                "beyond the 256 embedding floats (%zu entries)\n",
+                cache_overhead_per_entry(n, 256, 28, true), n);
   }
   benchmark::Shutdown();
   return 0;

@@ -272,7 +272,9 @@ def sweep_ttl(d):
 def sweep_capacity(d):
     rows = read(f"{d}/results.csv")
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for policy, style, label in (("lru_ttl", "o-", "LRU+TTL"), ("lru", "s-", "plain LRU")):
+    for policy, style, label in (("lru_ttl", "o-", "LRU+TTL"),
+                                 ("lru_ttl_hop", "x--", "LRU+TTL, read path off (actor hop)"),
+                                 ("lru", "s-", "plain LRU")):
         caps = grouped([r for r in rows if r["policy"] == policy], lambda r: int(r["capacity"]))
         stats = [mean_range(rs, "hit_rate_second_half") for rs in caps.values()]
         ax.errorbar(list(caps), [m for m, _, _ in stats],

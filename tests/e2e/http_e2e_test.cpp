@@ -910,12 +910,17 @@ TEST(Lab, AllWritesEveryReportFileAndTheFindings) {
   EXPECT_GT(ttl["cells"][1]["counts"]["hit_rate"].get<double>(),
             ttl["cells"][0]["counts"]["hit_rate"].get<double>());
 
-  // sweep-capacity: LRU+TTL then plain LRU per capacity; more room, more hits.
+  // sweep-capacity: LRU+TTL, plain LRU, LRU+TTL through the actor hop per
+  // capacity; more room, more hits; the read path serves the default arm's
+  // hits and none of the hop arm's.
   auto cap = read_results(out + "/sweep-capacity/results.json");
-  ASSERT_EQ(cap["cells"].size(), 4u);
+  ASSERT_EQ(cap["cells"].size(), 6u);
   EXPECT_EQ(cap["cells"][1]["policy"], "lru");
-  EXPECT_GT(cap["cells"][3]["hit_rate"].get<double>(), cap["cells"][1]["hit_rate"].get<double>());
+  EXPECT_EQ(cap["cells"][2]["policy"], "lru_ttl_hop");
+  EXPECT_GT(cap["cells"][4]["hit_rate"].get<double>(), cap["cells"][1]["hit_rate"].get<double>());
   EXPECT_LE(cap["cells"][1]["server"]["size_at_end"].get<int>(), 8);
+  EXPECT_GT(cap["cells"][3]["server"]["read_path_hits"].get<int>(), 0);
+  EXPECT_EQ(cap["cells"][5]["server"]["read_path_hits"].get<int>(), 0);
 
   std::ifstream report{out + "/REPORT.md"};
   ASSERT_TRUE(report);
