@@ -39,9 +39,9 @@ struct cache_owner_state {
 /// The guard's verdict for `q` against an entry computed from `source`.
 reuse_info judge(const cache_owner_state& st, const lookup_query& q, const float* source,
                  std::size_t source_size, float wrong_distance) {
-  double d = st.cfg.guard.enabled ? reuse_estimator::distance_of(q.suffix.data(), q.suffix.size(),
-                                                                 source, source_size)
-                                  : 0.0;
+  double d = st.cfg.guard.enabled
+               ? reuse_estimator::distance_of(q.suffix.data(), q.suffix.size(), source, source_size)
+               : 0.0;
   auto v = st.guard->judge(q.rows, d, wrong_distance, q.max_wrong_rate);
   reuse_info out;
   out.present = true;

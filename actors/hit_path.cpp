@@ -64,7 +64,8 @@ std::optional<predict_reply> hit_path::serve(const predict_request& req,
   if (!view.enabled())
     return std::nullopt;
   auto n = req.features.size();
-  auto key = make_prefix_key({cfg_.m.name(), version_}, cfg_.spec, req.features.data(), n, req.rows);
+  auto key
+    = make_prefix_key({cfg_.m.name(), version_}, cfg_.spec, req.features.data(), n, req.rows);
   if (!key)
     return std::nullopt; // the ingress reports the error
   auto suffix_begin = prefix_values(cfg_.spec, n, req.rows);

@@ -482,8 +482,8 @@ std::string capacity_text(const json& cap) {
     auto a = spread_at(groups[i], "/hit_rate_second_half").mean;
     auto b = spread_at(groups[i + 1], "/hit_rate_second_half").mean;
     if (hop)
-      worst_hop = std::max(
-        worst_hop, std::abs(a - spread_at(groups[i + 2], "/hit_rate_second_half").mean));
+      worst_hop
+        = std::max(worst_hop, std::abs(a - spread_at(groups[i + 2], "/hit_rate_second_half").mean));
     const auto& cell = *groups[i + 1].front();
     double c = cell["capacity"].get<double>();
     if (c <= m / 2)

@@ -157,8 +157,8 @@ struct audit_candidate {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, audit_candidate& x) {
-  return f(caf::meta::type_name("audit_candidate"), x.key, x.req, x.suffix_begin, x.value,
-           x.age_ns, x.risk);
+  return f(caf::meta::type_name("audit_candidate"), x.key, x.req, x.suffix_begin, x.value, x.age_ns,
+           x.risk);
 }
 
 /// What the read path tells the ingress, in one message per batch: how many
