@@ -6,6 +6,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <sys/resource.h>
+
 #include <array>
 #include <chrono>
 #include <functional>
@@ -74,6 +76,8 @@ struct mirrored_counter {
 
 struct metrics_state {
   metrics_config cfg;
+  prom::Counter* process_cpu = nullptr;
+  std::uint64_t cpu_us = 0;
   std::shared_ptr<prom::Registry> registry = std::make_shared<prom::Registry>();
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   ring all{10000};
@@ -211,6 +215,11 @@ void build_registry(metrics_state& st) {
   st.cache_hit_ratio = gauge("sil_cache_hit_ratio", "hits / (hits + misses) since start");
   st.workers = gauge("sil_encoder_workers", "Encoder workers alive");
   st.queue_depth = gauge("sil_encoder_queue_depth", "Inputs waiting for a worker");
+  st.process_cpu = &prom::BuildCounter()
+                      .Name("process_cpu_seconds_total")
+                      .Help("User and system CPU time of the process, seconds")
+                      .Register(reg)
+                      .Add({});
   st.uptime = gauge("sil_uptime_seconds", "Seconds since the service started");
   const prom::Histogram::BucketBoundaries div_buckets{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02,
                                                       0.05,   0.1,    0.2,   0.3,   0.5,  1.0};
@@ -356,6 +365,20 @@ void refresh(metrics_state& st) {
   st.cache_hit_ratio->Set(st.last_cache.hit_rate());
   st.workers->Set(st.last_pool.workers);
   st.queue_depth->Set(static_cast<double>(st.last_pool.queued));
+  // CPU time of the whole process (all threads), in microseconds mirrored
+  // into a counter of seconds: near the core count per second, the node is
+  // saturated.
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) == 0) {
+    auto us = [](const timeval& t) {
+      return static_cast<std::uint64_t>(t.tv_sec) * 1000000u + static_cast<std::uint64_t>(t.tv_usec);
+    };
+    auto now = us(ru.ru_utime) + us(ru.ru_stime);
+    if (now > st.cpu_us) {
+      st.process_cpu->Increment(static_cast<double>(now - st.cpu_us) / 1e6);
+      st.cpu_us = now;
+    }
+  }
   for (const auto& n : st.last_pool.nodes) {
     std::map<std::string, std::string> labels{{"node", n.name}, {"state", n.state}};
     // One series per node: the state label of a node changes, so the old

@@ -15,6 +15,9 @@
 #
 #   bench/http_bench.sh [SECONDS=10] [CONNECTIONS=10] [WRK_THREADS=1] [MISS_CONNECTIONS=64]
 #   SIL_ARGS="--scheduler.policy=sharing" bench/http_bench.sh
+#   BASELINE_SERVER=/path/to/other/sil-server bench/http_bench.sh
+#     adds that binary (another commit's build) with its defaults: hits and
+#     misses under the same loads, for a before/after in one run.
 #
 # Needs a release build (cmake --preset release && cmake --build --preset
 # release) and wrk (scripts/setup.sh installs it).
@@ -93,6 +96,14 @@ read -r bare_rps bare_p50 bare_p99 bare_err <<<"$(run "$bare_port" hit)"
 read -r hit_rps hit_p50 hit_p99 hit_err <<<"$(run "$sil_port" hit)"
 read -r quiet_rps quiet_p50 quiet_p99 quiet_err <<<"$(run "$quiet_port" hit)"
 read -r hop_rps hop_p50 hop_p99 hop_err <<<"$(run "$hop_port" hit)"
+if [[ -n ${BASELINE_SERVER:-} ]]; then
+  base_port=$(start base "$BASELINE_SERVER" --port=0)
+  warm "$base_port"
+  read -r base_rps base_p50 base_p99 base_err <<<"$(run "$base_port" hit)"
+  read -r basem_rps basem_p50 basem_p99 basem_err <<<"$(run "$base_port" miss)"
+  read -r basem64_rps basem64_p50 basem64_p99 basem64_err <<<"$(run "$base_port" miss "$miss_conns")"
+  stop base
+fi
 stop bare
 stop quiet
 stop hop
@@ -128,7 +139,15 @@ row "sil-server --model.preset=seed, hits" "$seed_hit_rps" "$seed_hit_p50" "$see
   "$seed_hit_err"
 row "sil-server --model.preset=seed, misses" "$seed_miss_rps" "$seed_miss_p50" "$seed_miss_p99" \
   "$seed_miss_err"
+if [[ -n ${BASELINE_SERVER:-} ]]; then
+  row "baseline ($BASELINE_SERVER), hits" "$base_rps" "$base_p50" "$base_p99" "$base_err"
+  row "baseline, misses, c=$conns" "$basem_rps" "$basem_p50" "$basem_p99" "$basem_err"
+  row "baseline, misses, c=$miss_conns" "$basem64_rps" "$basem64_p50" "$basem64_p99" "$basem64_err"
+fi
 echo
+if [[ -n ${BASELINE_SERVER:-} ]]; then
+  echo "- baseline hits / bare: $(ratio "$base_rps" "$bare_rps"); this build's hits / baseline's: $(ratio "$hit_rps" "$base_rps")"
+fi
 echo "- hit / bare throughput, defaults: $(ratio "$hit_rps" "$bare_rps") (goal >= 0.8)"
 echo "- hit / bare throughput, audits off: $(ratio "$quiet_rps" "$bare_rps") (goal >= 0.85)"
 echo "- hits with audits / audits off: $(ratio "$hit_rps" "$quiet_rps")"
@@ -145,6 +164,9 @@ print("- hits (defaults): cache hits={} of which read path={}; access batches={}
       "dropped={}; server-side hit p50 {:.4f} ms".format(
           c["hits"], c.get("read_path_hits", 0), c.get("access_batches", 0),
           c.get("accesses_applied", 0), c.get("accesses_dropped", 0), h["p50"]))
+m = miss["latency_miss"]
+print("- server-side p50 (from /stats): hit {:.4f} ms, miss {:.4f} ms (c={}): a miss costs {:.0f}x "
+      "a hit".format(h["p50"], m["p50"], conns, m["p50"] / h["p50"] if h["p50"] > 0 else 0))
 d = hit["divergence"]
 print("- audits (defaults): {} run, {} skipped; served wrong-rate {}/{}".format(
     d["audits"], d["audits_skipped"], hit["risk"]["served"]["wrong"],
