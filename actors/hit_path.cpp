@@ -63,6 +63,11 @@ std::optional<predict_reply> hit_path::serve(const predict_request& req,
   const auto& view = *cfg_.view;
   if (!view.enabled())
     return std::nullopt;
+  // Backpressure: while the actors are behind (the owner has not applied
+  // the access batches already sent), hits go through them, whose pace
+  // then bounds what waits in their mailboxes.
+  if (view.batches_in_flight() >= cfg_.max_access_batches)
+    return std::nullopt;
   auto n = req.features.size();
   auto key
     = make_prefix_key({cfg_.m.name(), version_}, cfg_.spec, req.features.data(), n, req.rows);
@@ -111,6 +116,8 @@ std::optional<predict_reply> hit_path::serve(const predict_request& req,
   {
     std::lock_guard<std::mutex> guard{s.mu};
     first = s.latencies.empty();
+    if (first)
+      s.first_at = q.now;
     if (s.accesses.size() < cfg_.max_pending_accesses)
       s.accesses.push_back(q.key);
     else
@@ -118,7 +125,7 @@ std::optional<predict_reply> hit_path::serve(const predict_request& req,
     s.latencies.push_back(latency.count());
     if (offer)
       s.candidates.push_back(std::move(*offer));
-    if (s.latencies.size() >= cfg_.batch) {
+    if (s.latencies.size() >= cfg_.batch || q.now - s.first_at >= cfg_.max_delay) {
       take(s, full);
       send_now = true;
     }

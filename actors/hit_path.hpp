@@ -17,9 +17,16 @@
 //  - hit latencies to the metrics aggregator (exact: never dropped);
 //  - the number of requests answered and the hits offered for audit to the
 //    ingress, which keeps the audit budget and runs the audits.
-// A stripe is sent when it holds `batch` hits; the rest is sent when the
-// transport calls flush(), which it does at most `flush_interval` after
-// the first unsent event (the on_pending callback asks for it).
+// A stripe is sent by the hit that fills it (`batch` hits) or that finds
+// its oldest event `max_delay` old; what a thread leaves behind when it goes
+// quiet is sent when the transport calls flush(), which it does at most
+// 5 ms after the first unsent event (the on_pending callback asks for it).
+//
+// Backpressure: while `max_access_batches` access batches wait in the
+// owner's mailbox (the scheduler thread that runs the owner, the ingress
+// and the metrics is behind, e.g. when I/O threads take every core), serve()
+// declines and hits go through the actors, whose pace then bounds their
+// mailboxes; the read path resumes once the owner has caught up.
 //
 // Misses, refusals, expired or too-old entries, disabled reuse and
 // use_cache=false are not handled here: serve() returns nullopt without
@@ -58,6 +65,10 @@ struct hit_path_config {
   double audit_per_second = 20.0;
   /// Hits per stripe that trigger a send.
   std::size_t batch = 64;
+  /// A stripe whose oldest unsent event is this old is sent by the next
+  /// hit on its thread, whether or not the transport's flush came (the
+  /// flush covers threads that go quiet).
+  std::chrono::nanoseconds max_delay = std::chrono::milliseconds{5};
   /// Access events a stripe keeps at most (beyond: dropped).
   std::size_t max_pending_accesses = 4096;
   /// Access batches in the owner's mailbox at most (beyond: dropped).
@@ -97,6 +108,8 @@ private:
     std::vector<prefix_key> accesses;
     std::vector<std::int64_t> latencies;
     std::vector<audit_candidate> candidates;
+    /// When the oldest unsent event was recorded.
+    clock::time_point first_at{};
   };
 
   /// What one stripe hands over for sending.

@@ -153,6 +153,12 @@ public:
 
   view_counters counters() const noexcept;
 
+  /// Access batches sent to the owner and not yet applied.
+  std::size_t batches_in_flight() const noexcept {
+    auto n = batches_in_flight_.load(std::memory_order_relaxed);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+
   static constexpr std::size_t shard_count = 64;
 
 private:
