@@ -374,7 +374,8 @@ void refresh(metrics_state& st) {
   rusage ru{};
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
     auto us = [](const timeval& t) {
-      return static_cast<std::uint64_t>(t.tv_sec) * 1000000u + static_cast<std::uint64_t>(t.tv_usec);
+      return static_cast<std::uint64_t>(t.tv_sec) * 1000000u
+             + static_cast<std::uint64_t>(t.tv_usec);
     };
     auto now = us(ru.ru_utime) + us(ru.ru_stime);
     if (now > st.cpu_us) {
