@@ -9,23 +9,15 @@
 #include <random>
 #include <vector>
 
+#include "tests/support/manual_clock.hpp"
+
 namespace sil {
 namespace {
 
 using namespace std::chrono_literals;
 
-/// A clock the test moves by hand.
-struct manual_clock {
-  cache_time now{std::chrono::hours{1}};
-
-  lru_ttl_cache::clock_fn fn() {
-    return [this] { return now; };
-  }
-};
-
-embedding val(float id) {
-  return embedding::copy_of(&id, 1);
-}
+using test::manual_clock;
+using test::val;
 
 lru_ttl_cache make_cache(manual_clock& clk, std::size_t max_size, cache_duration ttl) {
   auto c = lru_ttl_cache::make(cache_config{max_size, ttl, true}, clk.fn());

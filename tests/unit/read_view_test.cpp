@@ -9,24 +9,15 @@
 #include <vector>
 
 #include "core/lru_ttl_cache.hpp"
+#include "tests/support/manual_clock.hpp"
 
 namespace sil {
 namespace {
 
 using namespace std::chrono_literals;
 
-/// A clock the test moves by hand (the cache's and the readers' time).
-struct manual_clock {
-  cache_time now{std::chrono::hours{1}};
-
-  lru_ttl_cache::clock_fn fn() {
-    return [this] { return now; };
-  }
-};
-
-embedding val(float id) {
-  return embedding::copy_of(&id, 1);
-}
+using test::manual_clock;
+using test::val;
 
 embedding suffix_of(std::vector<float> v) {
   return embedding::copy_of(v);
