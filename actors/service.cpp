@@ -111,6 +111,7 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   mc.pool = h.supervisor;
   mc.model_name = m.name();
   mc.model_version = m.version();
+  mc.board = h.board;
   h.metrics = spawn_metrics_aggregator(sys, std::move(mc));
 
   ic.metrics = h.metrics;

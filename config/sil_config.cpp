@@ -58,7 +58,13 @@ sil_config::sil_config() {
     .add(s.http_max_inflight, "max-inflight", "predictions in flight before 503")
     .add(s.http_max_rows, "max-rows", "most rows per request")
     .add(s.http_drain_timeout_seconds, "drain-timeout",
-         "seconds to finish in-flight requests on SIGINT/SIGTERM");
+         "seconds to finish in-flight requests on SIGINT/SIGTERM (then 503)")
+    .add(s.http_max_connections, "max-connections",
+         "open connections at most, more get 503 (0: from the file-descriptor limit)")
+    .add(s.http_max_queue_delay_seconds, "max-queue-delay",
+         "seconds a prediction may expect to wait for an encoder, else 503 (0: no limit)")
+    .add(s.http_linger_seconds, "linger",
+         "seconds a closing connection discards what the client still sends");
   opt_group{custom_options_, "risk"}
     .add(s.risk_guard, "guard",
          "true (default): reuse only exact or certified inputs; false (or off): any input "
