@@ -225,6 +225,55 @@ class Conn:
             pass
 
 
+def read_many(socks, timeout):
+    """One response from each socket, read concurrently: {sock: status, or
+    'reset', 'EOF without response', 'malformed', 'no answer'}."""
+    sel = selectors.DefaultSelector()
+    bufs = {}
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+        bufs[s] = b""
+    outcome = {}
+    deadline = time.monotonic() + timeout
+    while len(outcome) < len(socks) and time.monotonic() < deadline:
+        for key, _ in sel.select(min(0.1, max(0.0, deadline - time.monotonic()))):
+            s = key.fileobj
+            try:
+                chunk = s.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                outcome[s] = "reset" if isinstance(e, ConnectionResetError) else type(e).__name__
+                sel.unregister(s)
+                continue
+            if not chunk:
+                outcome[s] = "EOF without response"
+                sel.unregister(s)
+                continue
+            bufs[s] += chunk
+            try:
+                got = parse_response(bufs[s])
+            except Malformed:
+                outcome[s] = "malformed"
+                sel.unregister(s)
+                continue
+            if got:
+                outcome[s] = got[0].status
+                sel.unregister(s)
+    sel.close()
+    for s in socks:
+        outcome.setdefault(s, "no answer")
+    return outcome
+
+
+def tally(outcome):
+    counts = {}
+    for v in outcome.values():
+        counts[v] = counts.get(v, 0) + 1
+    return counts
+
+
 def request_bytes(method, path, body=None, headers=None, version="HTTP/1.1"):
     h = {"Host": f"{HOST}"}
     if body is not None:
@@ -473,7 +522,7 @@ def _make_smuggling_case(variant, lines, body, allowed):
         c = ctx.conn()
         try:
             c.send(raw)
-            responses, closed, leftover = c.read_until_close(4.0)
+            responses, closed, leftover = c.read_until_close(2.0)
         finally:
             c.close()
         ctx.requests += 2  # the POST and the smuggled GET
@@ -488,7 +537,7 @@ def _make_smuggling_case(variant, lines, body, allowed):
         r = responses[0]
         check(r.status in allowed, f"status {r.status}, expected {sorted(allowed)}: {r.body[:100]!r}")
         check(r.closes(), f"{r.status} without 'Connection: close'")
-        check(closed, "connection still open 4 s after the rejected request")
+        check(closed, "connection still open 2 s after the rejected request")
         check(not leftover, f"bytes after the response: {leftover[:60]!r}")
 
     return run
@@ -791,18 +840,10 @@ def _(ctx):
         # Every held connection asks; the accepted ones must be answered.
         for s in held:
             s.sendall(request_bytes("GET", "/health"))
-            ctx.requests += 1
-        answered = 0
-        deadline = time.monotonic() + 3
-        for s in held:
-            c = Conn.__new__(Conn)
-            c.sock, c.buf, c.eof, c.error = s, b"", False, None
-            r = c.read_response(max(0.05, deadline - time.monotonic()))
-            if r is not None:
-                ctx.count(r)
-                ctx.requests -= 1
-                if r.status == 200:
-                    answered += 1
+        ctx.requests += len(held)
+        counts = tally(read_many(held, 1.5))
+        answered = counts.get(200, 0)
+        ctx.n5xx += sum(v for k, v in counts.items() if isinstance(k, int) and k >= 500)
         ctx.log(f"{answered} held connections answered 200")
     finally:
         for s in held:
@@ -845,7 +886,7 @@ def _(ctx):
         ctx.log(f"9th: {r} closed {closed} after {took:.2f} s")
         if r is not None:
             check(r.status == 503, f"9th connection got {r.status}, expected 503 or a close")
-            check(r.header("content-type", ) and "json" in r.header("content-type"),
+            check(r.header("content-type") and "json" in r.header("content-type"),
                   "503 without a JSON body")
             r.json()
         else:
@@ -1092,79 +1133,59 @@ def _(ctx):
     check(p99 <= 5.0, f"hit p99 {p99:.2f} ms > 5 ms under miss overload (p50 {p50:.2f} ms)")
 
 
-@case("sigterm_in_flight", "SIGTERM with 200 slow misses in flight, --http.drain-timeout=1",
-      args=["--http.drain-timeout=1"])
+@case("sigterm_in_flight", "SIGTERM with 200+ slow misses in flight, --http.drain-timeout=1",
+      args=["--http.drain-timeout=1", "--workers=1", "--encoder.max-batch=8"])
 def _(ctx):
     srv = ctx.server
-    n = 200
+    # Enough misses that the drain deadline surely cuts some off: at least
+    # 200, and 4x what the encoder does in a second on this machine now.
+    tput, done = _closed_loop_throughput(ctx.port, 1.0, 32, salt=30)
+    ctx.requests += done
+    ctx.wait_idle(10)
+    n = min(800, max(200, int(4 * tput)))
     socks = []
     for i in range(n):
         s = socket.create_connection((HOST, ctx.port), timeout=5)
         s.sendall(_rows64_request(i, salt=31))
         socks.append(s)
     ctx.requests += n
-    time.sleep(0.3)
+    time.sleep(0.2)
+    in_flight = ctx.call("GET", "/health").json()["in_flight"]
     t0 = time.monotonic()
     srv.signal(signal.SIGTERM)
     ctx.stopped = True
-    sel = selectors.DefaultSelector()
-    bufs = {}
-    for s in socks:
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ)
-        bufs[s] = b""
-    outcome = {}
-    deadline = t0 + 1 + 6
-    while len(outcome) < n and time.monotonic() < deadline:
-        for key, _ in sel.select(0.1):
-            s = key.fileobj
-            try:
-                chunk = s.recv(65536)
-            except BlockingIOError:
-                continue
-            except OSError as e:
-                outcome[s] = "reset" if isinstance(e, ConnectionResetError) else type(e).__name__
-                sel.unregister(s)
-                continue
-            if chunk:
-                bufs[s] += chunk
-                try:
-                    got = parse_response(bufs[s])
-                except Malformed:
-                    outcome[s] = "malformed"
-                    sel.unregister(s)
-                    continue
-                if got:
-                    outcome[s] = got[0].status
-                    sel.unregister(s)
-            else:
-                outcome[s] = "EOF without response"
-                sel.unregister(s)
-    rc = srv.wait(max(0.1, deadline - time.monotonic()))
+    outcome = read_many(socks, 1 + 6)
+    rc = srv.wait(max(0.1, t0 + 1 + 6 - time.monotonic()))
     took = time.monotonic() - t0
     for s in socks:
         s.close()
-    counts = {}
-    for s in socks:
-        k = outcome.get(s, "no answer")
-        counts[k] = counts.get(k, 0) + 1
+    counts = tally(outcome)
     n503 = counts.get(503, 0)
     ctx.n5xx += n503 + sum(v for k, v in counts.items() if isinstance(k, int) and k > 503)
     err = srv.stderr()
-    ctx.log(f"outcomes {counts}; exit {rc} after {took:.2f} s; stderr: "
+    ctx.log(f"{n} misses sent ({tput:.0f}/s closed loop), {in_flight} in flight at SIGTERM; outcomes {counts}; exit {rc} after {took:.2f} s; stderr: "
             f"{' | '.join(err.strip().splitlines()[-3:])}")
     print(f"    SIGTERM: outcomes {counts}, exit {rc} after {took:.2f} s", flush=True)
-    check(rc is not None, f"server still running {took:.1f} s after SIGTERM (drain-timeout 1 s)")
-    check(took <= 1 + 4, f"server took {took:.1f} s to exit (drain-timeout 1 s)")
+    problems = []
+    if rc is None:
+        problems.append(f"server still running {took:.1f} s after SIGTERM (drain-timeout 1 s)")
+    elif took > 1 + 4:
+        problems.append(f"server took {took:.1f} s to exit (drain-timeout 1 s)")
     broken = {k: v for k, v in counts.items() if k not in (200, 503)}
-    check(not broken, f"{sum(broken.values())} of {n} clients got no complete 200/503: {broken}")
+    if broken:
+        problems.append(f"{sum(broken.values())} of {n} clients got no complete 200/503: {broken}")
     if n503:
-        check(rc != 0, f"{n503} requests dropped with 503 at the deadline, but exit status 0")
+        if rc == 0:
+            problems.append(f"{n503} requests dropped with 503 at the deadline, but exit status 0")
         lines = [l for l in err.splitlines() if "drop" in l.lower()]
-        check(any(re.search(rf"\b{n503}\b", l) for l in lines),
-              f"stderr does not say that {n503} requests were dropped: {lines[:2] or err[-200:]!r}")
-    else:
-        check(rc == 0, f"nothing dropped but exit status {rc}")
+        if not any(re.search(rf"\b{n503}\b", l) for l in lines):
+            problems.append(f"stderr does not say that {n503} requests were dropped")
+    elif broken and rc == 0:
+        problems.append(f"exit status 0 although {sum(broken.values())} requests got no answer "
+                        f"(stderr: {' | '.join(err.strip().splitlines()[-2:])})")
+    elif rc not in (0, None):
+        problems.append(f"nothing dropped but exit status {rc}")
+    check(not problems, "; ".join(problems))
 
 
 @case("garbage_and_bad_json", "random bytes as requests, malformed HTTP and JSON bodies")
@@ -1250,7 +1271,7 @@ def run_case(binary, spec, verbose):
         if srv.proc is not None:
             if ctx is None or not ctx.stopped:
                 if not srv.alive():
-                    rec["crashed"] = True
+                    rec["crashed"] = srv.port is not None
                     rec["exit_status"] = srv.proc.returncode
                     if srv.port is not None:  # started, then died
                         failure = failure or f"server died (exit {srv.proc.returncode})"
