@@ -186,8 +186,8 @@ def plot(samples, path, title):
     ax[0].set_ylabel("RSS (MiB)")
     ax[1].plot(t, [s["fds"] for s in samples], marker="o", color="tab:orange")
     ax[1].set_ylabel("open fds")
-    ax[2].plot(t, [s["p99_ms"] or 0 for s in samples], marker="o", label="all requests")
-    ax[2].plot(t, [s["p99_hit_ms"] or 0 for s in samples], marker=".", label="hits")
+    ax[2].plot(t, [s["p99_ms"] if s["p99_ms"] is not None else float("nan") for s in samples], marker="o", label="all requests")
+    ax[2].plot(t, [s["p99_hit_ms"] if s["p99_hit_ms"] is not None else float("nan") for s in samples], marker=".", label="hits")
     ax[2].set_ylabel("p99 latency (ms)")
     ax[2].legend(loc="upper right")
     ax[3].plot(t, [s["non_2xx"] - s["bad_4xx"] for s in samples], marker="o",

@@ -938,17 +938,18 @@ def _closed_loop_throughput(port, seconds, concurrency, salt):
     def fire(c):
         seq[0] += 1
         c.buf = b""
+        c.sock.setblocking(True)
         c.sock.sendall(_rows64_request(seq[0], salt))
-
-    for _ in range(concurrency):
-        c = Conn(port)
         c.sock.setblocking(False)
+
+    def fresh():
+        c = Conn(port)
         conns.append(c)
         sel.register(c.sock, selectors.EVENT_READ, c)
-    for c in conns:
-        c.sock.setblocking(True)
         fire(c)
-        c.sock.setblocking(False)
+
+    for _ in range(concurrency):
+        fresh()
     done = 0
     t0 = time.monotonic()
     while time.monotonic() - t0 < seconds:
@@ -958,18 +959,25 @@ def _closed_loop_throughput(port, seconds, concurrency, salt):
                 chunk = c.sock.recv(65536)
             except BlockingIOError:
                 continue
-            if not chunk:
-                raise CaseFailed("server closed a throughput connection")
-            c.buf += chunk
-            got = parse_response(c.buf)
-            if got:
-                done += 1
-                c.sock.setblocking(True)
-                fire(c)
-                c.sock.setblocking(False)
+            except OSError:
+                chunk = b""
+            if chunk:
+                c.buf += chunk
+                got = parse_response(c.buf)
+                if not got:
+                    continue
+                done += got[0].status == 200
+                if not got[0].closes():
+                    fire(c)
+                    continue
+            # The server closed this connection (or will): go on with a new one.
+            sel.unregister(c.sock)
+            c.close()
+            fresh()
     took = time.monotonic() - t0
     for c in conns:
         c.close()
+    sel.close()
     return done / took, done
 
 
@@ -1123,8 +1131,9 @@ def _(ctx):
     ctx.requests += flood["sent"]
     ctx.n5xx += flood["503"]
     lat.sort()
-    p50 = lat[len(lat) // 2] if lat else None
-    p99 = lat[int(0.99 * (len(lat) - 1))] if lat else None
+    check(lat, f"no hot-prefix hit was answered 200: {bad[:5]}")
+    p50 = lat[len(lat) // 2]
+    p99 = lat[int(0.99 * (len(lat) - 1))]
     line = (f"hits: {len(lat)} ok, {len(bad)} not ok, p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
             f"max {lat[-1]:.2f} ms | misses at {rate}/s (sent {flood['sent'] / flood_s:.0f}/s): {flood['sent']} sent, "
             f"{flood['ok_in_deadline']} 200 within 1 s, {flood['ok_late']} 200 late, "
@@ -1132,9 +1141,17 @@ def _(ctx):
             f"{flood['closed']} closed, {flood['client_timeout']} timed out")
     ctx.log(line)
     print("    " + line, flush=True)
-    ctx.wait_idle(20)
-    check(not bad, f"{len(bad)} hot-prefix hits were not 200 hits: {bad[:5]}")
-    check(p99 <= 5.0, f"hit p99 {p99:.2f} ms > 5 ms under miss overload (p50 {p50:.2f} ms)")
+    problems = []
+    if bad:
+        problems.append(f"{len(bad)} hot-prefix hits were not 200 hits: {bad[:5]}")
+    if p99 > 5.0:
+        problems.append(f"hit p99 {p99:.2f} ms > 5 ms under miss overload (p50 {p50:.2f} ms)")
+    try:
+        ctx.wait_idle(20)
+    except CaseFailed:
+        problems.append("server still busy 20 s after the flood ended (work queued for clients "
+                        "that gave up)")
+    check(not problems, "; ".join(problems))
 
 
 @case("sigterm_in_flight", "SIGTERM with 200+ slow misses in flight, --http.drain-timeout=1",
