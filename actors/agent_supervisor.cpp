@@ -128,7 +128,7 @@ void add_worker(self_ptr self) {
   if (st.cfg.factory)
     h = st.cfg.factory(self, index);
   else if (st.cfg.detached_workers)
-    h = self->spawn<caf::detached>(encoder_worker, st.cfg.m);
+    h = self->spawn<caf::detached>(detached_encoder_worker, st.cfg.m, st.cfg.worker_nice);
   else
     h = self->spawn(encoder_worker, st.cfg.m);
   self->monitor(h);

@@ -1,6 +1,11 @@
 #include "actors/encoder_worker.hpp"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -46,6 +51,26 @@ caf::expected<encoded_batch> encode_with(const model& m, const encode_batch& bat
 encoder_worker_actor::behavior_type encoder_worker(encoder_worker_actor::pointer, const model& m) {
   return {
     [m](encode_atom, const encode_batch& batch) -> caf::result<encoded_batch> {
+      auto out = encode_with(m, batch);
+      if (!out)
+        return std::move(out.error());
+      return std::move(*out);
+    },
+  };
+}
+
+encoder_worker_actor::behavior_type detached_encoder_worker(encoder_worker_actor::pointer,
+                                                            const model& m, int nice) {
+  return {
+    [m, nice](encode_atom, const encode_batch& batch) -> caf::result<encoded_batch> {
+      // The thread is this worker's own (detached), so its priority is.
+      thread_local bool lowered = false;
+      if (!lowered && nice > 0) {
+        lowered = true;
+        auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+        if (::setpriority(PRIO_PROCESS, tid, nice) != 0)
+          std::fprintf(stderr, "sil-server: cannot lower an encoder thread's priority\n");
+      }
       auto out = encode_with(m, batch);
       if (!out)
         return std::move(out.error());

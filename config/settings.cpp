@@ -82,6 +82,7 @@ status validate(const service_settings& s, std::size_t input_dim) {
     int_range("encoder.max-batch", s.encoder_max_batch, 1, 4096),
     seconds_range("encoder.timeout", s.encoder_timeout_seconds, 0.0, 3600.0, false),
     int_range("encoder.max-attempts", s.encoder_max_attempts, 1, 16),
+    int_range("encoder.nice", s.encoder_nice, 0, 19),
     int_range("http.threads", s.http_threads, 1, 64),
     int_range("http.body-limit", s.http_body_limit, 64, std::int64_t{1} << 30),
     seconds_range("http.read-timeout", s.http_read_timeout_seconds, 0.0, 3600.0, false),

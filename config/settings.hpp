@@ -41,6 +41,9 @@ struct service_settings {
   std::int64_t encoder_max_batch = 32;
   double encoder_timeout_seconds = 2.0;
   std::int64_t encoder_max_attempts = 3;
+  /// CPU priority the local encoder threads give up (nice), so that the
+  /// I/O threads answer first on a busy machine; 0: same priority.
+  std::int64_t encoder_nice = 10;
   // -- HTTP
   std::int64_t http_threads = 2;
   std::int64_t http_body_limit = 1 << 20;

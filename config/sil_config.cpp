@@ -50,7 +50,9 @@ sil_config::sil_config() {
   opt_group{custom_options_, "encoder"}
     .add(s.encoder_max_batch, "max-batch", "most requests a worker encodes in one pass")
     .add(s.encoder_timeout_seconds, "timeout", "seconds before a worker's batch is retried")
-    .add(s.encoder_max_attempts, "max-attempts", "attempts per request before 504");
+    .add(s.encoder_max_attempts, "max-attempts", "attempts per request before 504")
+    .add(s.encoder_nice, "nice",
+         "CPU priority local encoder threads give up (0-19), so that I/O threads answer first");
   opt_group{custom_options_, "http"}
     .add(s.http_threads, "threads", "I/O threads")
     .add(s.http_body_limit, "body-limit", "largest accepted request body in bytes (else 413)")

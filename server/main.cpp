@@ -145,8 +145,8 @@ int main(int argc, char** argv) {
   if (left > 0) {
     // Work was dropped: say how much, and let supervisors see it.
     std::fprintf(stderr,
-                 "sil-server: stopped; the drain deadline (%g s) passed with %zu requests not "
-                 "answered from the model (answered 503, or unanswered)\n",
+                 "sil-server: stopped; the drain deadline (%g s) passed and %zu requests were "
+                 "dropped (answered 503 instead of computed)\n",
                  s.http_drain_timeout_seconds, left);
     return 3;
   }

@@ -732,7 +732,7 @@ def _(ctx):
 def _(ctx):
     problems = []
     for auth, want in [(f"Bearer {ADMIN_TOKEN}", 200), (f"bearer {ADMIN_TOKEN}", 200),
-                       (f"BEARER {ADMIN_TOKEN}", 200), ("Bearer wrong-token", 403), (None, 401)]:
+                       (f"BEARER {ADMIN_TOKEN}", 200), ("Bearer wrong-token", 401), (None, 401)]:
         r = ctx.call("GET", "/agent", headers={"Authorization": auth} if auth else None)
         label = auth.replace(ADMIN_TOKEN, "TOKEN") if auth else "no Authorization"
         if r is None:
@@ -984,7 +984,10 @@ def _closed_loop_throughput(port, seconds, concurrency, salt):
 def _flood(port, rate, seconds, salt, deadline_ms, out):
     """Open-loop misses: a new connection per request at `rate` per second,
     each given up after 3 s. Runs in a child process (its own interpreter
-    lock), so that the hit timings in the parent are not the flooder's."""
+    lock), so that the hit timings in the parent are not the flooder's.
+    It also runs at a lower CPU priority: it stands for clients on other
+    machines, and on this shared box it must not take the server's cores."""
+    os.nice(10)
     sel = selectors.DefaultSelector()
     stats = {"sent": 0, "ok_in_deadline": 0, "ok_late": 0, "503": 0, "other": 0,
              "closed": 0, "client_timeout": 0, "connect_error": 0, "503_ms": []}
@@ -1155,7 +1158,10 @@ def _(ctx):
 
 
 @case("sigterm_in_flight", "SIGTERM with 200+ slow misses in flight, --http.drain-timeout=1",
-      args=["--http.drain-timeout=1", "--workers=1", "--encoder.max-batch=8"])
+      args=["--http.drain-timeout=1", "--workers=1", "--encoder.max-batch=8",
+            # No load shedding: every request waits, so the drain deadline
+            # (not the queue-delay limit) is what cuts them off.
+            "--http.max-queue-delay=0"])
 def _(ctx):
     srv = ctx.server
     # Enough misses that the drain deadline surely cuts some off: at least
