@@ -526,6 +526,10 @@ private:
         return send(200, http_api::encode_predict(*hit, elapsed_ms()));
       }
     }
+    // A client that sent its request and left at once (a reset flood)
+    // costs nothing more than the parse.
+    if (peer_state() == peer::gone)
+      return client_gone();
     if (srv_.inflight.fetch_add(1) >= srv_.cfg.max_inflight) {
       --srv_.inflight;
       retry_after_ = true;
@@ -650,17 +654,35 @@ private:
     watching_ = false;
     if (ec)
       return;
+    switch (peer_state()) {
+      case peer::sending:
+        return; // a pipelined request: the client is there
+      case peer::quiet:
+        return watch_client();
+      case peer::gone:
+        return client_gone();
+    }
+  }
+
+  enum class peer : std::uint8_t { quiet, sending, gone };
+
+  /// Peeks at the socket without consuming anything: more data (a
+  /// pipelined request), nothing yet, or the end of the stream / a reset.
+  peer peer_state() {
     char c = 0;
     auto n = ::recv(stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0)
-      return; // a pipelined request: the client is there
+      return peer::sending;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-      return watch_client();
-    // End of stream or a reset: nobody will read the answer.
+      return peer::quiet;
+    return peer::gone;
+  }
+
+  /// Nobody will read the answer: cancel the work and close.
+  void client_gone() {
     if (cancel_)
       cancel_->cancel();
     srv_.count(&service_board::clients_gone);
-    unregister();
     close_now();
   }
 
