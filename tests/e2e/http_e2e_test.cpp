@@ -82,6 +82,8 @@ TEST_F(E2E, EveryRouteAnswers) {
   ASSERT_EQ(stats.status, 200);
   auto s = json::parse(stats.body);
   EXPECT_EQ(s["cache"]["policy"], "LRU+TTL");
+  EXPECT_EQ(s["cache"]["admission"], "lru");
+  EXPECT_EQ(s["cache"]["admission_rejections"], 0);
   EXPECT_EQ(s["cache"]["misses"], 1);
   EXPECT_EQ(s["cache"]["max_size"], 256);
   EXPECT_DOUBLE_EQ(s["cache"]["ttl_seconds"].get<double>(), 30.0);
@@ -92,6 +94,32 @@ TEST_F(E2E, EveryRouteAnswers) {
   EXPECT_EQ(metrics.headers["content-type"].rfind("text/plain", 0), 0u);
   EXPECT_NE(metrics.body.find("sil_cache_misses_total 1"), std::string::npos);
   EXPECT_NE(metrics.body.find("sil_request_duration_seconds_bucket"), std::string::npos);
+}
+
+// cache.admission=tinylfu end to end: a hot prefix, hit on the read path
+// (its accesses replayed to the owner), survives a scan of one-off prefixes
+// four times the cache's size; /stats and /metrics say so.
+TEST_F(E2E, TinyLfuKeepsAHotPrefixThroughAScan) {
+  start({"--cache.admission=tinylfu", "--cache.max-size=4"});
+  http_client c{port()};
+  for (int i = 0; i < 6; ++i) {
+    auto r = c.request("POST", "/predict", body(1.0f));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["cache_hit"].get<bool>(), i > 0) << i;
+  }
+  // /stats flushes the read path's accesses to the owner first.
+  auto before = json::parse(c.request("GET", "/stats").body);
+  EXPECT_EQ(before["cache"]["admission"], "tinylfu");
+  EXPECT_EQ(before["cache"]["policy"], "W-TinyLFU+TTL");
+  for (int i = 0; i < 16; ++i)
+    ASSERT_EQ(c.request("POST", "/predict", body(100.0f + static_cast<float>(i))).status, 200);
+  auto hot = c.request("POST", "/predict", body(1.0f));
+  EXPECT_TRUE(json::parse(hot.body)["cache_hit"].get<bool>()) << hot.body;
+  auto s = json::parse(c.request("GET", "/stats").body);
+  EXPECT_EQ(s["cache"]["size"], 4);
+  EXPECT_GE(s["cache"]["admission_rejections"].get<int>(), 10);
+  auto metrics = c.request("GET", "/metrics");
+  EXPECT_NE(metrics.body.find("sil_cache_admission_rejections_total "), std::string::npos);
 }
 
 // The seed's contract, pure prefix reuse: --risk.guard=off.
@@ -180,9 +208,10 @@ TEST_F(E2E, BadRiskRequestsAndSettingsAreRefused) {
   }
   auto ok = c.request("POST", "/predict", features({row(1.0f)}) + ",\"max_wrong_rate\":0.001}");
   EXPECT_EQ(ok.status, 200) << ok.body;
-  for (const char* flag : {"--risk.max-wrong-rate=0", "--risk.max-wrong-rate=1",
-                           "--risk.tolerance=-1", "--risk.confidence=0.2", "--risk.guard=maybe",
-                           "--cache.prefix-unit=cols", "--agent.trigger=p95"}) {
+  for (const char* flag :
+       {"--risk.max-wrong-rate=0", "--risk.max-wrong-rate=1", "--risk.tolerance=-1",
+        "--risk.confidence=0.2", "--risk.guard=maybe", "--cache.prefix-unit=cols",
+        "--agent.trigger=p95", "--cache.admission=lfu"}) {
     auto [rc, err] = run_to_exit(SIL_SERVER_BINARY, {flag, "--port=0"});
     EXPECT_EQ(rc, 2) << flag;
     std::string key{flag + 2, static_cast<std::size_t>(std::strchr(flag, '=') - flag - 2)};
