@@ -2,6 +2,7 @@
 // spoken to over a plain socket.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -946,17 +947,38 @@ TEST(Lab, AllWritesEveryReportFileAndTheFindings) {
   EXPECT_GT(ttl["cells"][1]["counts"]["hit_rate"].get<double>(),
             ttl["cells"][0]["counts"]["hit_rate"].get<double>());
 
-  // sweep-capacity: LRU+TTL, plain LRU, LRU+TTL through the actor hop per
-  // capacity; more room, more hits; the read path serves the default arm's
-  // hits and none of the hop arm's.
+  // sweep-capacity, Zipf: LRU+TTL, plain LRU, LRU+TTL through the actor hop
+  // and W-TinyLFU per capacity; more room, more hits; the read path serves
+  // the default arm's hits and none of the hop arm's. Then the scan and
+  // bursty workloads: LRU+TTL, plain LRU, W-TinyLFU per capacity.
   auto cap = read_results(out + "/sweep-capacity/results.json");
-  ASSERT_EQ(cap["cells"].size(), 6u);
+  ASSERT_EQ(cap["cells"].size(), 8u + 2 * 2 * 3);
   EXPECT_EQ(cap["cells"][1]["policy"], "lru");
   EXPECT_EQ(cap["cells"][2]["policy"], "lru_ttl_hop");
-  EXPECT_GT(cap["cells"][4]["hit_rate"].get<double>(), cap["cells"][1]["hit_rate"].get<double>());
+  EXPECT_EQ(cap["cells"][3]["policy"], "tinylfu");
+  EXPECT_GT(cap["cells"][5]["hit_rate"].get<double>(), cap["cells"][1]["hit_rate"].get<double>());
   EXPECT_LE(cap["cells"][1]["server"]["size_at_end"].get<int>(), 8);
-  EXPECT_GT(cap["cells"][3]["server"]["read_path_hits"].get<int>(), 0);
-  EXPECT_EQ(cap["cells"][5]["server"]["read_path_hits"].get<int>(), 0);
+  EXPECT_GT(cap["cells"][4]["server"]["read_path_hits"].get<int>(), 0);
+  EXPECT_EQ(cap["cells"][6]["server"]["read_path_hits"].get<int>(), 0);
+  EXPECT_EQ(cap["cells"][3]["server"]["admission"], "tinylfu");
+  EXPECT_EQ(cap["cells"][1]["server"]["admission"], "lru");
+  for (std::size_t i = 8; i < cap["cells"].size(); ++i) {
+    const auto& c = cap["cells"][i];
+    EXPECT_EQ(c["workload"], i < 14 ? "scan" : "bursty") << i;
+    EXPECT_EQ(c["policy"], (std::array<const char*, 3>{"lru_ttl", "lru", "tinylfu"}[(i - 8) % 3]))
+      << i;
+  }
+  // A scan through 8 entries: W-TinyLFU turns one-off prefixes away.
+  EXPECT_GT(cap["cells"][10]["server"]["admission_rejections"].get<int>(), 100);
+  EXPECT_EQ(cap["cells"][9]["server"]["admission_rejections"].get<int>(), 0);
+  auto cap_csv = read_csv(out + "/sweep-capacity/results.csv");
+  ASSERT_EQ(cap_csv.size(), 1u + cap["cells"].size());
+  EXPECT_EQ(cap_csv[0][1], "workload");
+  std::ifstream cap_md{out + "/sweep-capacity/summary.md"};
+  std::string cap_text(std::istreambuf_iterator<char>{cap_md}, {});
+  EXPECT_NE(cap_text.find("W-TinyLFU hit rate"), std::string::npos);
+  EXPECT_NE(cap_text.find("| scan | 8 |"), std::string::npos);
+  EXPECT_NE(cap_text.find("| bursty | 512 |"), std::string::npos);
 
   std::ifstream report{out + "/REPORT.md"};
   ASSERT_TRUE(report);
