@@ -74,7 +74,7 @@ int cmd_sweep_capacity(const options& o) {
   schedule_config sc;
   sc.kind = o.kind;
   sc.base_rate = o.rate > 0 ? o.rate : 2000.0;
-  sc.duration = o.duration > 0 ? o.duration : 3.0;
+  sc.duration = o.duration > 0 ? o.duration : (o.quick ? 2.0 : 3.0);
   if (auto st = validate(sc); !st)
     return fail(st.error().message);
   // The load experiment's bursty shape, at this sweep's rates: a lower base
@@ -96,7 +96,9 @@ int cmd_sweep_capacity(const options& o) {
         : (o.quick ? std::vector<double>{16, 64, 256, 1024}
                    : std::vector<double>{8, 16, 32, 64, 128, 256, 512, 1024, 2048});
   // The reduced grid of the scan and bursty workloads.
-  std::vector<double> reduced = !o.capacities.empty() ? o.capacities : std::vector<double>{64, 512};
+  std::vector<double> reduced = !o.capacities.empty() ? o.capacities
+                                : o.quick             ? std::vector<double>{256}
+                                                      : std::vector<double>{64, 512};
   const arm lru_ttl{"lru_ttl", true, false, false};
   const arm lru{"lru", false, false, false};
   const arm hop{"lru_ttl_hop", true, true, false};

@@ -274,10 +274,11 @@ def sweep_capacity(d):
     # Results written before the scan and bursty workloads have no column.
     for r in rows:
         r.setdefault("workload", "zipf")
-    arms = (("lru_ttl", "o-", "LRU+TTL"),
-            ("lru_ttl_hop", "x--", "LRU+TTL, read path off (actor hop)"),
-            ("lru", "s-", "plain LRU"),
-            ("tinylfu", "D-", "W-TinyLFU (no TTL)"))
+    # One colour per policy in every panel.
+    arms = (("lru_ttl", "o-", "tab:blue", "LRU+TTL"),
+            ("lru_ttl_hop", "x--", "tab:orange", "LRU+TTL, read path off (actor hop)"),
+            ("lru", "s-", "tab:green", "plain LRU"),
+            ("tinylfu", "D-", "tab:red", "W-TinyLFU (no TTL)"))
     titles = {"zipf": "Zipf prefixes",
               "scan": "Zipf + one-off prefixes (every other request)",
               "bursty": "bursty: Zipf base + flash crowds"}
@@ -286,7 +287,7 @@ def sweep_capacity(d):
                              squeeze=False)
     for ax, w in zip(axes[0], workloads):
         wrows = [r for r in rows if r["workload"] == w]
-        for policy, style, label in arms:
+        for policy, style, colour, label in arms:
             caps = grouped([r for r in wrows if r["policy"] == policy],
                            lambda r: int(r["capacity"]))
             if not caps:
@@ -294,8 +295,7 @@ def sweep_capacity(d):
             stats = [mean_range(rs, "hit_rate_second_half") for rs in caps.values()]
             ax.errorbar(list(caps), [m for m, _, _ in stats],
                         yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], fmt=style,
-                        capsize=3, label=label + (", measured (warm half; min-max over repetitions)"
-                                                  if w == "zipf" else ""))
+                        color=colour, capsize=3, label=label)
         if w == "zipf":
             caps = grouped([r for r in wrows if r["policy"] == "lru"],
                            lambda r: int(r["capacity"]))
@@ -306,8 +306,8 @@ def sweep_capacity(d):
         ax.set_ylabel("hit rate (warm half)")
         ax.set_ylim(0, 1)
         ax.set_title(titles[w], fontsize=10)
-        ax.legend(fontsize=7)
-    fig.suptitle("Hit rate vs capacity: LRU+TTL, plain LRU, W-TinyLFU")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Hit rate vs capacity (warm half of each run; bars: min-max over repetitions)")
     save(fig, f"{d}/capacity.png")
 
 
