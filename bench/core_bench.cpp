@@ -128,7 +128,11 @@ void bm_cache_policy(benchmark::State& state) {
   auto c = std::move(*lru_ttl_cache::make(cfg));
   auto e = embedding::copy_of(std::vector<float>(256, 1.0f));
   std::mt19937_64 rng{3};
-  std::vector<prefix_key> keys(1 << 16);
+  // A request sequence longer than the cache, replayed in a loop.
+  std::size_t len = 1 << 16;
+  while (len < 4 * n)
+    len <<= 1;
+  std::vector<prefix_key> keys(len);
   for (auto& k : keys)
     k = (rng() % 4 == 0 ? rng() % (n / 8) : rng() % (4 * n)) * 0x9e3779b97f4a7c15ULL;
   for (auto k : keys) // warm up: fill the cache and the sketch
@@ -137,7 +141,7 @@ void bm_cache_policy(benchmark::State& state) {
   std::size_t i = 0;
   std::uint64_t hits = 0;
   for (auto _ : state) {
-    auto k = keys[i++ & 0xffff];
+    auto k = keys[i++ & (len - 1)];
     auto r = c.get(k);
     if (r.hit())
       ++hits;
