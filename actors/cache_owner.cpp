@@ -98,6 +98,8 @@ cache_snapshot snapshot(self_ptr self) {
   out.in_flight = st.flights.size();
   out.size = s.size;
   out.max_size = s.max_size;
+  out.admission = to_string(s.admission);
+  out.admission_rejections = s.rejections;
   out.enabled = s.enabled;
   out.single_flight = st.cfg.single_flight;
   out.ttl_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(s.ttl).count();

@@ -183,8 +183,14 @@ void build_registry(metrics_state& st) {
      &cache_snapshot::misses},
     {counter("sil_cache_expirations_total", "Entries removed because they reached the TTL"),
      &cache_snapshot::expirations},
-    {counter("sil_cache_evictions_total", "Live entries evicted by LRU to make room"),
+    {counter(
+       "sil_cache_evictions_total",
+       "Live entries evicted to make room (LRU, or W-TinyLFU's victim or rejected candidate)"),
      &cache_snapshot::evictions},
+    {counter("sil_cache_admission_rejections_total",
+             "Of the evictions: new entries W-TinyLFU did not admit past its window "
+             "(cache.admission=tinylfu)"),
+     &cache_snapshot::admission_rejections},
     {counter("sil_cache_inserts_total", "Embeddings inserted or refreshed"),
      &cache_snapshot::inserts},
     {counter("sil_cache_bypasses_total", "Lookups while reuse was disabled"),

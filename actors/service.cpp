@@ -44,6 +44,8 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
 
   cache_owner_config cc;
   cc.cache.max_size = static_cast<std::size_t>(s.cache_max_size);
+  cc.cache.admission
+    = parse_admission_policy(s.cache_admission).value_or(admission_policy::lru); // validated
   cc.cache.ttl = seconds(s.cache_ttl_seconds);
   cc.cache.enabled = s.cache_enabled;
   cc.single_flight = s.cache_single_flight;

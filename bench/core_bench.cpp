@@ -8,6 +8,7 @@
 //   build/bench/sil_core_bench [--benchmark_filter=REGEX]
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <malloc.h>
 #include <map>
@@ -115,6 +116,49 @@ void bm_cache_put(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(bm_cache_put)->Arg(10'000)->Arg(1'000'000);
+
+/// The service's cache pattern per admission policy (range 1: 0 lru, 1
+/// tinylfu): a lookup of a skewed key (a quarter of the requests hit a hot
+/// set of n/8 keys, the rest spread over 4n), and a put on a miss. Time per
+/// request: W-TinyLFU's sketch and segment moves vs one LRU list.
+void bm_cache_policy(benchmark::State& state) {
+  auto n = static_cast<std::size_t>(state.range(0));
+  cache_config cfg{n, std::chrono::hours{1}, true};
+  cfg.admission = state.range(1) == 0 ? admission_policy::lru : admission_policy::tinylfu;
+  auto c = std::move(*lru_ttl_cache::make(cfg));
+  auto e = embedding::copy_of(std::vector<float>(256, 1.0f));
+  std::mt19937_64 rng{3};
+  // A request sequence longer than the cache, replayed in a loop.
+  std::size_t len = 1 << 16;
+  while (len < 4 * n)
+    len <<= 1;
+  std::vector<prefix_key> keys(len);
+  for (auto& k : keys)
+    k = (rng() % 4 == 0 ? rng() % (n / 8) : rng() % (4 * n)) * 0x9e3779b97f4a7c15ULL;
+  for (auto k : keys) // warm up: fill the cache and the sketch
+    if (!c.get(k).hit())
+      c.put(k, e);
+  std::size_t i = 0;
+  std::uint64_t hits = 0;
+  for (auto _ : state) {
+    auto k = keys[i++ & (len - 1)];
+    auto r = c.get(k);
+    if (r.hit())
+      ++hits;
+    else
+      c.put(k, e);
+    benchmark::DoNotOptimize(r);
+  }
+  state.counters["hit_rate"]
+    = static_cast<double>(hits) / static_cast<double>(std::max<std::uint64_t>(1, i));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_cache_policy)
+  ->ArgNames({"entries", "tinylfu"})
+  ->Args({10'000, 0})
+  ->Args({10'000, 1})
+  ->Args({1'000'000, 0})
+  ->Args({1'000'000, 1});
 
 // -- request paths (in-process, no HTTP) ------------------------------------------------
 
@@ -274,6 +318,13 @@ int main(int argc, char** argv) {
                 "(miss %.1f us, hit %.3f us)\n",
                 std::string{default_preset()}.c_str(), miss->second / hit->second,
                 miss->second / 1e3, hit->second / 1e3);
+  for (auto p : {admission_policy::lru, admission_policy::tinylfu}) {
+    // The table, slab and sketch grow with the entries held, not max_size.
+    auto big
+      = lru_ttl_cache::make(cache_config{std::size_t{1} << 28, std::chrono::hours{1}, true, p});
+    std::printf("cache structures at start with max_size 2^28 (%s): %zu bytes, %zu table slots\n",
+                to_string(p), big->memory_bytes(), big->table_slots());
+  }
   for (std::size_t n : {std::size_t{256}, std::size_t{1} << 20}) {
     std::printf("cache memory: %.1f bytes per entry beyond its 256 floats (%zu entries, "
                 "heap measured with mallinfo2)\n",

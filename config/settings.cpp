@@ -3,6 +3,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "core/admission.hpp"
+
 namespace sil {
 
 namespace {
@@ -74,6 +76,9 @@ status validate(const service_settings& s, std::size_t input_dim) {
     int_range("port", s.port, 0, 65535),
     s.host.empty() ? bad("host", "must not be empty", "\"\"") : ok(),
     int_range("cache.max-size", s.cache_max_size, 1, std::int64_t{1} << 30),
+    parse_admission_policy(s.cache_admission)
+      ? ok()
+      : bad("cache.admission", "must be lru or tinylfu", s.cache_admission),
     seconds_range("cache.ttl-seconds", s.cache_ttl_seconds, 0.0, 31536000.0, true),
     int_range("cache.prefix-k", s.cache_prefix_k, 1, static_cast<std::int64_t>(input_dim)),
     seconds_range("cache.sweep-interval", s.cache_sweep_interval_seconds, 0.0, 3600.0, false),

@@ -21,6 +21,10 @@ struct service_settings {
   std::int64_t port = 8000;
   // -- cache
   std::int64_t cache_max_size = 256;
+  /// What a full cache gives up: "lru" (the least recently used entry) or
+  /// "tinylfu" (W-TinyLFU: a new entry displaces main's victim only if it
+  /// was asked for more often; core/admission.hpp).
+  std::string cache_admission = "lru";
   double cache_ttl_seconds = 30.0;
   bool cache_enabled = true;
   /// Concurrent misses on one key wait for one computation.

@@ -31,6 +31,9 @@ sil_config::sil_config() {
     .add(s.workers, "workers", "encoder workers (default 0: one per core)");
   opt_group{custom_options_, "cache"}
     .add(s.cache_max_size, "max-size", "maximum number of cached embeddings (env CACHE_MAX_SIZE)")
+    .add(s.cache_admission, "admission",
+         "what a full cache gives up: lru (default: the least recently used entry) or tinylfu "
+         "(W-TinyLFU: a new entry stays only if asked for more often than the one it displaces)")
     .add(s.cache_ttl_seconds, "ttl-seconds",
          "seconds an entry may be served, fractional allowed (env CACHE_TTL_SECONDS)")
     .add(s.cache_enabled, "enabled", "whether cached embeddings are reused (env CACHE_ENABLED)")

@@ -27,16 +27,32 @@ const char* to_string(lookup_status s) noexcept {
   return "unknown";
 }
 
+const char* to_string(cache_segment s) noexcept {
+  switch (s) {
+    case cache_segment::window:
+      return "window";
+    case cache_segment::probation:
+      return "probation";
+    case cache_segment::protected_:
+      return "protected";
+  }
+  return "unknown";
+}
+
 namespace {
 
 constexpr float never_wrong = std::numeric_limits<float>::infinity();
 
 constexpr std::size_t max_capacity = std::size_t{1} << 30;
 
-std::size_t table_size_for(std::size_t max_size) {
+// The table and the sketch start sized for this many entries and grow as
+// entries arrive, so memory tracks what the cache holds, not max_size.
+constexpr std::size_t initial_entries = 8;
+
+std::size_t table_size_for(std::size_t entries) {
   // Keep the load factor at or below 1/2 so that probe sequences stay short.
   std::size_t n = 8;
-  while (n < 2 * max_size)
+  while (n < 2 * entries)
     n <<= 1;
   return n;
 }
@@ -61,8 +77,25 @@ lru_ttl_cache::lru_ttl_cache(const cache_config& cfg, clock_fn clock)
   , max_size_(cfg.max_size)
   , ttl_(cfg.ttl)
   , enabled_(cfg.enabled)
-  , table_(table_size_for(cfg.max_size), nil) {
+  , admission_(cfg.admission)
+  , regions_(regions_for(cfg.admission, cfg.max_size))
+  , rng_(cfg.seed)
+  , table_(table_size_for(std::min(cfg.max_size, initial_entries)), nil) {
   table_mask_ = table_.size() - 1;
+  if (admission_ == admission_policy::tinylfu)
+    sketch_.emplace(std::min(cfg.max_size, initial_entries));
+}
+
+std::size_t lru_ttl_cache::memory_bytes() const noexcept {
+  return nodes_.capacity() * sizeof(node) + table_.capacity() * sizeof(std::uint32_t)
+         + (sketch_ ? sketch_->memory_bytes() : 0);
+}
+
+std::optional<cache_segment> lru_ttl_cache::segment_of(prefix_key key) const {
+  auto slot = find_slot(key);
+  if (slot == table_.size())
+    return std::nullopt;
+  return nodes_[table_[slot]].segment;
 }
 
 // -- hash table ---------------------------------------------------------------
@@ -88,6 +121,17 @@ void lru_ttl_cache::table_insert(std::uint32_t idx) {
   table_[i] = idx;
 }
 
+void lru_ttl_cache::grow_table() {
+  std::vector<std::uint32_t> old(table_.size() * 2, nil);
+  old.swap(table_);
+  table_mask_ = table_.size() - 1;
+  for (auto idx : old)
+    if (idx != nil)
+      table_insert(idx);
+  if (sketch_)
+    sketch_->ensure_capacity(std::min(max_size_, table_.size() / 2));
+}
+
 void lru_ttl_cache::table_erase(std::size_t slot) noexcept {
   // Backward-shift deletion: move later members of the probe run into the
   // hole unless that would put them before their home slot.
@@ -105,28 +149,33 @@ void lru_ttl_cache::table_erase(std::size_t slot) noexcept {
 
 // -- intrusive lists ------------------------------------------------------------
 
-void lru_ttl_cache::lru_unlink(std::uint32_t idx) noexcept {
+void lru_ttl_cache::seg_unlink(std::uint32_t idx) noexcept {
   auto& n = nodes_[idx];
+  auto& l = seg(n.segment);
   if (n.lru_prev != nil)
     nodes_[n.lru_prev].lru_next = n.lru_next;
   else
-    lru_head_ = n.lru_next;
+    l.head = n.lru_next;
   if (n.lru_next != nil)
     nodes_[n.lru_next].lru_prev = n.lru_prev;
   else
-    lru_tail_ = n.lru_prev;
+    l.tail = n.lru_prev;
   n.lru_prev = n.lru_next = nil;
+  --l.size;
 }
 
-void lru_ttl_cache::lru_push_front(std::uint32_t idx) noexcept {
+void lru_ttl_cache::seg_push_front(cache_segment s, std::uint32_t idx) noexcept {
   auto& n = nodes_[idx];
+  auto& l = seg(s);
+  n.segment = s;
   n.lru_prev = nil;
-  n.lru_next = lru_head_;
-  if (lru_head_ != nil)
-    nodes_[lru_head_].lru_prev = idx;
+  n.lru_next = l.head;
+  if (l.head != nil)
+    nodes_[l.head].lru_prev = idx;
   else
-    lru_tail_ = idx;
-  lru_head_ = idx;
+    l.tail = idx;
+  l.head = idx;
+  ++l.size;
 }
 
 void lru_ttl_cache::fifo_unlink(std::uint32_t idx) noexcept {
@@ -157,7 +206,7 @@ void lru_ttl_cache::remove(std::uint32_t idx, std::size_t slot) noexcept {
   if (view_)
     view_->erase(nodes_[idx].key);
   table_erase(slot);
-  lru_unlink(idx);
+  seg_unlink(idx);
   fifo_unlink(idx);
   auto& n = nodes_[idx];
   n.value = embedding{};
@@ -221,9 +270,75 @@ void lru_ttl_cache::fill(std::uint32_t idx, lookup_result& res) const {
 }
 
 void lru_ttl_cache::touch(std::uint32_t idx) noexcept {
-  lru_unlink(idx);
-  lru_push_front(idx);
+  on_access(idx);
   ++counters_.hits;
+}
+
+void lru_ttl_cache::on_access(std::uint32_t idx) noexcept {
+  auto& n = nodes_[idx];
+  if (sketch_)
+    sketch_->increment(n.key);
+  auto s = n.segment;
+  seg_unlink(idx);
+  if (s != cache_segment::probation) {
+    seg_push_front(s, idx);
+    return;
+  }
+  // A second access in probation earns protection; protected's oldest entry
+  // steps back to probation if that overfills protected.
+  seg_push_front(cache_segment::protected_, idx);
+  auto& p = seg(cache_segment::protected_);
+  if (p.size > regions_.protected_max) {
+    auto demoted = p.tail;
+    seg_unlink(demoted);
+    seg_push_front(cache_segment::probation, demoted);
+  }
+}
+
+std::uint32_t lru_ttl_cache::main_victim() const noexcept {
+  const auto& prob = segs_[static_cast<std::size_t>(cache_segment::probation)];
+  if (prob.tail != nil)
+    return prob.tail;
+  return segs_[static_cast<std::size_t>(cache_segment::protected_)].tail;
+}
+
+bool lru_ttl_cache::evict_one() {
+  auto& w = seg(cache_segment::window);
+  auto victim = main_victim();
+  // Under lru the window is the whole cache: its oldest entry leaves.
+  if (w.size >= regions_.window && w.tail != nil) {
+    auto candidate = w.tail;
+    if (victim == nil) {
+      remove(candidate, find_slot(nodes_[candidate].key));
+      return false;
+    }
+    auto cf = sketch_->frequency(nodes_[candidate].key);
+    auto vf = sketch_->frequency(nodes_[victim].key);
+    if (admit(cf, vf, rng_.next())) {
+      seg_unlink(candidate);
+      seg_push_front(cache_segment::probation, candidate);
+      remove(victim, find_slot(nodes_[victim].key));
+      return false;
+    }
+    remove(candidate, find_slot(nodes_[candidate].key));
+    ++counters_.rejections;
+    return true;
+  }
+  // The window has room (entries of it were erased or expired): the new
+  // entry takes that room, and main gives up its victim.
+  if (victim == nil)
+    victim = w.tail;
+  remove(victim, find_slot(nodes_[victim].key));
+  return false;
+}
+
+void lru_ttl_cache::spill_window() noexcept {
+  auto& w = seg(cache_segment::window);
+  while (w.size > regions_.window) {
+    auto idx = w.tail;
+    seg_unlink(idx);
+    seg_push_front(cache_segment::probation, idx);
+  }
 }
 
 put_result lru_ttl_cache::put(prefix_key key, embedding value) {
@@ -252,8 +367,7 @@ put_result lru_ttl_cache::put(prefix_key key, embedding value, embedding source)
     n.source = std::move(source);
     n.wrong_distance = never_wrong;
     n.inserted = t;
-    lru_unlink(idx);
-    lru_push_front(idx);
+    on_access(idx);
     fifo_unlink(idx);
     fifo_push_back(idx);
     if (view_)
@@ -269,12 +383,13 @@ put_result lru_ttl_cache::put(prefix_key key, embedding value, embedding source)
       ++counters_.expirations;
       res.expired = true;
     } else {
-      auto victim = lru_tail_;
-      remove(victim, find_slot(nodes_[victim].key));
+      evict_one();
       ++counters_.evictions;
       res.evicted = true;
     }
   }
+  if (sketch_)
+    sketch_->increment(key);
   std::uint32_t idx;
   if (free_head_ != nil) {
     idx = free_head_;
@@ -289,10 +404,13 @@ put_result lru_ttl_cache::put(prefix_key key, embedding value, embedding source)
   n.value = std::move(value);
   n.source = std::move(source);
   n.wrong_distance = never_wrong;
-  lru_push_front(idx);
+  seg_push_front(cache_segment::window, idx);
   fifo_push_back(idx);
+  if (2 * (size_ + 1) > table_.size())
+    grow_table();
   table_insert(idx);
   ++size_;
+  spill_window();
   if (view_)
     view_->store(key, n.value, n.source, t);
   return res;
@@ -319,9 +437,16 @@ bool lru_ttl_cache::erase(prefix_key key) {
 void lru_ttl_cache::clear() {
   if (view_)
     view_->clear();
-  nodes_.clear();
-  std::fill(table_.begin(), table_.end(), nil);
-  free_head_ = lru_head_ = lru_tail_ = fifo_head_ = fifo_tail_ = nil;
+  // Give the memory back: a cleared cache costs what a new one does.
+  std::vector<node>{}.swap(nodes_);
+  std::vector<std::uint32_t>(table_size_for(std::min(max_size_, initial_entries)), nil)
+    .swap(table_);
+  table_mask_ = table_.size() - 1;
+  if (sketch_)
+    sketch_.emplace(std::min(max_size_, initial_entries));
+  for (auto& l : segs_)
+    l = segment_list{};
+  free_head_ = fifo_head_ = fifo_tail_ = nil;
   size_ = 0;
 }
 
@@ -353,7 +478,7 @@ void lru_ttl_cache::attach(std::shared_ptr<read_view> view) {
   view_->clear();
   view_->enabled(enabled_);
   view_->ttl(ttl_);
-  for (auto idx = lru_head_; idx != nil; idx = nodes_[idx].lru_next) {
+  for (auto idx = fifo_head_; idx != nil; idx = nodes_[idx].fifo_next) {
     const auto& n = nodes_[idx];
     view_->store(n.key, n.value, n.source, n.inserted);
     if (n.wrong_distance != never_wrong)
@@ -365,9 +490,7 @@ void lru_ttl_cache::record_access(prefix_key key) noexcept {
   auto slot = find_slot(key);
   if (slot == table_.size())
     return;
-  auto idx = table_[slot];
-  lru_unlink(idx);
-  lru_push_front(idx);
+  on_access(table_[slot]);
 }
 
 cache_stats lru_ttl_cache::stats() const noexcept {
@@ -376,6 +499,7 @@ cache_stats lru_ttl_cache::stats() const noexcept {
   s.max_size = max_size_;
   s.enabled = enabled_;
   s.ttl = ttl_;
+  s.admission = admission_;
   return s;
 }
 

@@ -10,16 +10,25 @@
 // made here is mirrored there before the call returns.
 //
 // Layout (why it looks like this): entries live in a slab (std::vector) and
-// link to each other by 32-bit index in two intrusive lists, recency (LRU)
-// and insertion order (FIFO). An open-addressing table of 32-bit slab indices
-// finds a key. get/put/erase/evict are O(1); sweep is O(expired entries),
-// because with one TTL for all entries, insertion order is expiry order.
+// link to each other by 32-bit index in two intrusive lists, recency and
+// insertion order (FIFO). An open-addressing table of 32-bit slab indices
+// finds a key. get/put/erase/evict are O(1) (amortized: the table doubles
+// and rehashes as entries arrive); sweep is O(expired entries), because
+// with one TTL for all entries, insertion order is expiry order.
+// Recency is kept per segment. Under the lru admission policy there is one
+// segment, the whole cache. Under tinylfu (core/admission.hpp) there are
+// three: a window (1%) that every new entry enters, and a main region split
+// into probation and protected (80% of main); an entry leaving the window
+// displaces main's victim only if the frequency sketch rates it higher.
+// Memory grows with use: the table starts at 16 slots and doubles when more
+// than half full, the slab and the sketch grow with it, so a cache with a
+// huge max_size costs little until it holds many entries.
 // Per entry this costs a 56-byte slab node, 8 to 16 bytes of table (load
 // factor 1/4 to 1/2), and the embedding block's 8-byte header plus the
-// allocator's chunk header: about 80 bytes beyond the floats. An entry that
-// keeps its source (the request values outside the key, for the reuse
-// guard) adds that block: 8 bytes of header, the allocator's chunk header
-// and 4 bytes per value.
+// allocator's chunk header: about 80 bytes beyond the floats (plus 4 to 8
+// bytes of sketch under tinylfu). An entry that keeps its source (the
+// request values outside the key, for the reuse guard) adds that block: 8
+// bytes of header, the allocator's chunk header and 4 bytes per value.
 #pragma once
 
 #include <chrono>
@@ -30,8 +39,10 @@
 #include <optional>
 #include <vector>
 
+#include "core/admission.hpp"
 #include "core/embedding.hpp"
 #include "core/error.hpp"
+#include "core/hash.hpp"
 #include "core/prefix_key.hpp"
 #include "core/read_view.hpp"
 
@@ -49,7 +60,23 @@ struct cache_config {
   cache_duration ttl = std::chrono::seconds{30};
   /// Whether lookups may return cached entries.
   bool enabled = true;
+  /// What a full cache gives up: the least recently used entry (lru), or
+  /// W-TinyLFU's choice (tinylfu).
+  admission_policy admission = admission_policy::lru;
+  /// Seed of the random bits of tinylfu's admission rule.
+  std::uint64_t seed = 0x5eed;
 };
+
+/// Where an entry sits in the cache's recency order. Under lru every entry
+/// is in the window (the whole cache is one LRU list).
+enum class cache_segment : std::uint8_t {
+  window,
+  probation,
+  protected_,
+};
+
+/// "window", "probation" or "protected".
+const char* to_string(cache_segment s) noexcept;
 
 /// Outcome of a lookup.
 enum class lookup_status : std::uint8_t {
@@ -118,8 +145,12 @@ struct cache_stats {
   std::uint64_t misses = 0;
   /// Entries removed because they reached the TTL (lookup, sweep or put).
   std::uint64_t expirations = 0;
-  /// Live entries removed by LRU to make room.
+  /// Live entries removed to make room (by LRU, or by W-TinyLFU: the
+  /// main region's victim or a candidate that was not admitted).
   std::uint64_t evictions = 0;
+  /// Of evictions: candidates leaving the window that W-TinyLFU did not
+  /// admit into the main region (0 under lru).
+  std::uint64_t rejections = 0;
   /// Calls to put (first inserts and replacements).
   std::uint64_t inserts = 0;
   /// Entries removed by erase().
@@ -132,6 +163,7 @@ struct cache_stats {
   std::size_t max_size = 0;
   bool enabled = true;
   cache_duration ttl{0};
+  admission_policy admission = admission_policy::lru;
 
   /// hits / (hits + misses), or 0 without lookups.
   double hit_rate() const noexcept {
@@ -148,6 +180,7 @@ public:
 
   /// Creates a cache. Fails with invalid_config if max_size is 0 or above
   /// 2^30, or the TTL is negative. An empty `clock` means steady_clock.
+  /// Allocates for a few entries only, whatever max_size is.
   static result<lru_ttl_cache> make(const cache_config& cfg, clock_fn clock = {});
 
   /// Looks up `key`. On a hit the entry becomes most recently used and the
@@ -183,7 +216,10 @@ public:
   /// Inserts or replaces the entry for `key` (also while disabled, so fresh
   /// results keep the cache current). The insertion time is now. When full,
   /// an expired entry is removed if there is one (the oldest inserted),
-  /// otherwise the least recently used entry is evicted.
+  /// otherwise the policy evicts: under lru the least recently used entry;
+  /// under tinylfu the window's oldest entry moves to the main region only
+  /// if the sketch rates it above main's victim (which then leaves), else
+  /// the candidate itself leaves. A replacement counts as an access.
   put_result put(prefix_key key, embedding value);
 
   /// Like put, and keeps `source` (what the value was computed from) with
@@ -222,9 +258,12 @@ public:
     return view_;
   }
 
-  /// Replays an access made through the read view: the entry for `key`, if
-  /// any, becomes most recently used. Not counted (the view counted the
-  /// hit) and no expiry check (the sweep removes dead entries).
+  /// Replays an access made through the read view exactly as a hit through
+  /// get would act on the order: the entry for `key`, if any, becomes most
+  /// recently used in its segment (under tinylfu a probation entry moves to
+  /// protected) and, under tinylfu, counts in the frequency sketch. Not
+  /// counted as a hit (the view counted it) and no expiry check (the sweep
+  /// removes dead entries).
   void record_access(prefix_key key) noexcept;
 
   bool enabled() const noexcept {
@@ -247,6 +286,37 @@ public:
     return max_size_;
   }
 
+  admission_policy admission() const noexcept {
+    return admission_;
+  }
+
+  /// The region sizes the policy aims for at max_size.
+  const region_sizes& regions() const noexcept {
+    return regions_;
+  }
+
+  /// The segment that holds `key`, if stored (for tests and diagnostics).
+  std::optional<cache_segment> segment_of(prefix_key key) const;
+
+  /// Entries in segment `s`.
+  std::size_t segment_size(cache_segment s) const noexcept {
+    return segs_[static_cast<std::size_t>(s)].size;
+  }
+
+  /// The sketch's estimate for `key` (0 under lru, which keeps none).
+  unsigned frequency(prefix_key key) const noexcept {
+    return sketch_ ? sketch_->frequency(key) : 0;
+  }
+
+  /// Slots of the hash table now (it grows with the entries held).
+  std::size_t table_slots() const noexcept {
+    return table_.size();
+  }
+
+  /// Bytes the cache's own structures hold now: slab, table and sketch
+  /// (not the embedding and source blocks, which the entries share).
+  std::size_t memory_bytes() const noexcept;
+
   cache_stats stats() const noexcept;
 
 private:
@@ -257,11 +327,12 @@ private:
     cache_time inserted{};
     embedding value;
     embedding source;
-    std::uint32_t lru_prev = nil;  // towards the most recently used
-    std::uint32_t lru_next = nil;  // towards the least recently used
+    std::uint32_t lru_prev = nil;  // towards the most recently used (in its segment)
+    std::uint32_t lru_next = nil;  // towards the least recently used (in its segment)
     std::uint32_t fifo_prev = nil; // towards the oldest inserted
     std::uint32_t fifo_next = nil; // towards the newest inserted
     float wrong_distance = 0.0f;   // see lookup_result::wrong_distance
+    cache_segment segment = cache_segment::window;
   };
   // The per-entry memory cost (README, Benchmarks) depends on this.
   static_assert(sizeof(node) == 56, "cache node grew");
@@ -290,8 +361,27 @@ private:
   /// Copies the entry's value, source, wrong_distance into `res` (status hit).
   void fill(std::uint32_t idx, lookup_result& res) const;
 
-  /// Serves the entry: most recently used, counted as a hit.
+  /// Serves the entry: an access (see on_access), counted as a hit.
   void touch(std::uint32_t idx) noexcept;
+
+  /// An access of the entry: the sketch counts it (tinylfu), and it becomes
+  /// the most recent of its segment; a probation entry moves to protected,
+  /// whose oldest entry moves back to probation if protected is over size.
+  void on_access(std::uint32_t idx) noexcept;
+
+  /// Makes room for one new entry in a full cache with no expired entry:
+  /// evicts by the policy (see put). Returns whether a candidate was
+  /// refused admission.
+  bool evict_one();
+
+  /// Moves window entries over the window's size into probation.
+  void spill_window() noexcept;
+
+  /// Main's least valuable entry: probation's oldest, else protected's.
+  std::uint32_t main_victim() const noexcept;
+
+  /// Doubles the table and rehashes every entry.
+  void grow_table();
 
   // Hash table of slab indices (linear probing, backward-shift deletion).
   std::size_t home_of(prefix_key key) const noexcept;
@@ -300,18 +390,32 @@ private:
   void table_erase(std::size_t slot) noexcept;
 
   // Intrusive list maintenance.
-  void lru_unlink(std::uint32_t idx) noexcept;
-  void lru_push_front(std::uint32_t idx) noexcept;
+  void seg_unlink(std::uint32_t idx) noexcept;
+  void seg_push_front(cache_segment s, std::uint32_t idx) noexcept;
   void fifo_unlink(std::uint32_t idx) noexcept;
   void fifo_push_back(std::uint32_t idx) noexcept;
 
   /// Unlinks and frees the node at `idx` whose table slot is `slot`.
   void remove(std::uint32_t idx, std::size_t slot) noexcept;
 
+  struct segment_list {
+    std::uint32_t head = nil; // most recently used
+    std::uint32_t tail = nil; // least recently used
+    std::size_t size = 0;
+  };
+
+  segment_list& seg(cache_segment s) noexcept {
+    return segs_[static_cast<std::size_t>(s)];
+  }
+
   clock_fn clock_;
   std::size_t max_size_;
   cache_duration ttl_;
   bool enabled_;
+  admission_policy admission_;
+  region_sizes regions_;
+  splitmix64 rng_;
+  std::optional<frequency_sketch> sketch_; // tinylfu only
 
   std::vector<node> nodes_;
   std::uint32_t free_head_ = nil; // free slab slots, chained via lru_next
@@ -319,8 +423,7 @@ private:
   std::size_t table_mask_ = 0;
   std::size_t size_ = 0;
 
-  std::uint32_t lru_head_ = nil;  // most recently used
-  std::uint32_t lru_tail_ = nil;  // least recently used
+  segment_list segs_[3];
   std::uint32_t fifo_head_ = nil; // oldest inserted
   std::uint32_t fifo_tail_ = nil; // newest inserted
 

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -465,36 +467,60 @@ void guard_section(std::ostream& md, const fs::path& root, const json& cor, cons
 }
 
 std::string capacity_text(const json& cap) {
-  // Groups per capacity: lru_ttl, lru, then (if run) lru_ttl_hop, the same
-  // LRU+TTL with the read path off; means over repetitions.
-  auto groups = groups_of(cap["cells"]);
-  bool hop = false;
-  for (const auto& c : cap["cells"])
-    hop = hop || c.value("policy", std::string{}) == "lru_ttl_hop";
-  std::size_t step = hop ? 3 : 2;
+  // Zipf groups per capacity by name: lru_ttl-C, lru-C, and if run
+  // lru_ttl_hop-C (the read path off) and tinylfu-C; scan/ and bursty/
+  // groups for the other workloads. Means over repetitions.
+  std::map<std::string, std::vector<const json*>> by_group;
+  std::vector<double> caps;
+  for (auto& g : groups_of(cap["cells"])) {
+    const auto& first = *g.front();
+    by_group[first.value("group", std::string{})] = g;
+    if (first.value("workload", std::string{"zipf"}) == "zipf"
+        && first.value("policy", std::string{}) == "lru")
+      caps.push_back(first["capacity"].get<double>());
+  }
+  auto mean = [&](const std::string& prefix, const std::string& policy, double c) {
+    auto it = by_group.find(prefix + policy + "-" + fixed(c, 0));
+    return it == by_group.end()
+             ? std::optional<double>{}
+             : std::optional<double>{spread_at(it->second, "/hit_rate_second_half").mean};
+  };
   double m = cap["config"]["zipf_m"].get<double>();
   double worst_che = 0;
   double worst_hop = 0;
+  bool hop = false;
   double ttl_equal_up_to = 0;
   bool ttl_diverged = false;
   std::string first_gap;
-  for (std::size_t i = 0; i + step - 1 < groups.size(); i += step) {
-    auto a = spread_at(groups[i], "/hit_rate_second_half").mean;
-    auto b = spread_at(groups[i + 1], "/hit_rate_second_half").mean;
-    if (hop)
-      worst_hop
-        = std::max(worst_hop, std::abs(a - spread_at(groups[i + 2], "/hit_rate_second_half").mean));
-    const auto& cell = *groups[i + 1].front();
-    double c = cell["capacity"].get<double>();
+  double tiny_best = -1;
+  double tiny_best_at = 0;
+  double tiny_worst = 1;
+  for (double c : caps) {
+    auto a = mean("", "lru_ttl", c);
+    auto b = mean("", "lru", c);
+    if (!a || !b)
+      continue;
+    if (auto h = mean("", "lru_ttl_hop", c)) {
+      hop = true;
+      worst_hop = std::max(worst_hop, std::abs(*a - *h));
+    }
+    if (auto t = mean("", "tinylfu", c)) {
+      if (*t - *b > tiny_best) {
+        tiny_best = *t - *b;
+        tiny_best_at = c;
+      }
+      tiny_worst = std::min(tiny_worst, *t - *b);
+    }
+    const auto& cell = *by_group.at("lru-" + fixed(c, 0)).front();
     if (c <= m / 2)
-      worst_che = std::max(worst_che, std::abs(b - cell["che_lru_hit_rate"].get<double>()));
-    double gap = b - a;
+      worst_che = std::max(worst_che, std::abs(*b - cell["che_lru_hit_rate"].get<double>()));
+    double gap = *b - *a;
     if (!ttl_diverged && gap <= 0.02) {
       ttl_equal_up_to = c;
     } else if (!ttl_diverged) {
       ttl_diverged = true;
-      first_gap = "at " + fixed(c, 0) + " entries plain LRU reaches " + fixed(b, 3)
-                  + " and LRU+TTL " + fixed(a, 3);
+      first_gap = "at " + fixed(c, 0) + " entries plain LRU reaches " + fixed(*b, 3)
+                  + " and LRU+TTL " + fixed(*a, 3);
     }
   }
   std::string out = "Up to half as many entries as prefixes, the measured plain-LRU hit rate "
@@ -514,6 +540,22 @@ std::string capacity_text(const json& cap) {
     out += " Answering hits on the read path (batched, lossy recency) instead of through the "
            "cache owner changes the LRU+TTL hit rate by at most "
            + fixed(worst_hop, 4) + " at any capacity.";
+  if (tiny_best > -1)
+    out += " W-TinyLFU admission changes the Zipf hit rate by " + fixed(tiny_worst, 3) + " to "
+           + fixed(tiny_best, 3) + " against plain LRU (largest gain at " + fixed(tiny_best_at, 0)
+           + " entries).";
+  for (const char* wl : {"scan", "bursty"}) {
+    std::string part;
+    for (double c : caps) {
+      auto b = mean(std::string{wl} + "/", "lru", c);
+      auto t = mean(std::string{wl} + "/", "tinylfu", c);
+      if (b && t)
+        part += std::string{part.empty() ? "" : ", "} + fixed(*t, 3) + " vs " + fixed(*b, 3)
+                + " at " + fixed(c, 0) + " entries";
+    }
+    if (!part.empty())
+      out += std::string{" Under the "} + wl + " workload W-TinyLFU vs plain LRU: " + part + ".";
+  }
   return out;
 }
 

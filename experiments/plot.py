@@ -271,24 +271,43 @@ def sweep_ttl(d):
 
 def sweep_capacity(d):
     rows = read(f"{d}/results.csv")
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for policy, style, label in (("lru_ttl", "o-", "LRU+TTL"),
-                                 ("lru_ttl_hop", "x--", "LRU+TTL, read path off (actor hop)"),
-                                 ("lru", "s-", "plain LRU")):
-        caps = grouped([r for r in rows if r["policy"] == policy], lambda r: int(r["capacity"]))
-        stats = [mean_range(rs, "hit_rate_second_half") for rs in caps.values()]
-        ax.errorbar(list(caps), [m for m, _, _ in stats],
-                    yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], fmt=style,
-                    capsize=3, label=f"{label}, measured (warm half; min-max over repetitions)")
-    caps = grouped([r for r in rows if r["policy"] == "lru"], lambda r: int(r["capacity"]))
-    ax.plot(list(caps), [float(rs[0]["che_lru_hit_rate"]) for rs in caps.values()], "k:",
-            label="LRU, Che's approximation")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("cache capacity, entries (log2)")
-    ax.set_ylabel("hit rate")
-    ax.set_ylim(0, 1)
-    ax.set_title("Hit rate vs capacity on Zipf prefixes")
-    ax.legend(fontsize=8)
+    # Results written before the scan and bursty workloads have no column.
+    for r in rows:
+        r.setdefault("workload", "zipf")
+    # One colour per policy in every panel.
+    arms = (("lru_ttl", "o-", "tab:blue", "LRU+TTL"),
+            ("lru_ttl_hop", "x--", "tab:orange", "LRU+TTL, read path off (actor hop)"),
+            ("lru", "s-", "tab:green", "plain LRU"),
+            ("tinylfu", "D-", "tab:red", "W-TinyLFU (no TTL)"))
+    titles = {"zipf": "Zipf prefixes",
+              "scan": "Zipf + one-off prefixes (every other request)",
+              "bursty": "bursty: Zipf base + flash crowds"}
+    workloads = [w for w in titles if any(r["workload"] == w for r in rows)]
+    fig, axes = plt.subplots(1, len(workloads), figsize=(7.5 + 4.5 * (len(workloads) - 1), 4.4),
+                             squeeze=False)
+    for ax, w in zip(axes[0], workloads):
+        wrows = [r for r in rows if r["workload"] == w]
+        for policy, style, colour, label in arms:
+            caps = grouped([r for r in wrows if r["policy"] == policy],
+                           lambda r: int(r["capacity"]))
+            if not caps:
+                continue
+            stats = [mean_range(rs, "hit_rate_second_half") for rs in caps.values()]
+            ax.errorbar(list(caps), [m for m, _, _ in stats],
+                        yerr=[[lo for _, lo, _ in stats], [hi for _, _, hi in stats]], fmt=style,
+                        color=colour, capsize=3, label=label)
+        if w == "zipf":
+            caps = grouped([r for r in wrows if r["policy"] == "lru"],
+                           lambda r: int(r["capacity"]))
+            ax.plot(list(caps), [float(rs[0]["che_lru_hit_rate"]) for rs in caps.values()], "k:",
+                    label="LRU, Che's approximation")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("cache capacity, entries (log2)")
+        ax.set_ylabel("hit rate (warm half)")
+        ax.set_ylim(0, 1)
+        ax.set_title(titles[w], fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Hit rate vs capacity (warm half of each run; bars: min-max over repetitions)")
     save(fig, f"{d}/capacity.png")
 
 

@@ -465,7 +465,8 @@ std::string encode_stats(const service_snapshot& s) {
   const auto& c = s.cache;
   json j = {
     {"cache",
-     {{"policy", "LRU+TTL"},
+     {{"policy", c.admission == "tinylfu" ? "W-TinyLFU+TTL" : "LRU+TTL"},
+      {"admission", c.admission},
       {"enabled", c.enabled},
       {"single_flight", c.single_flight},
       {"size", c.size},
@@ -476,6 +477,7 @@ std::string encode_stats(const service_snapshot& s) {
       {"misses", c.misses},
       {"expired", c.expirations},
       {"evictions", c.evictions},
+      {"admission_rejections", c.admission_rejections},
       {"inserts", c.inserts},
       {"erasures", c.erasures},
       {"bypasses", c.bypasses},

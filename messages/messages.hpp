@@ -381,6 +381,10 @@ struct cache_snapshot {
   std::uint64_t access_batches = 0;
   std::uint64_t accesses_applied = 0;
   std::uint64_t accesses_dropped = 0;
+  /// The admission policy ("lru" or "tinylfu"), and the window candidates it
+  /// turned away (part of evictions; 0 under lru).
+  std::string admission = "lru";
+  std::uint64_t admission_rejections = 0;
 
   double hit_rate() const noexcept {
     auto n = hits + misses;
@@ -393,7 +397,8 @@ typename Inspector::result_type inspect(Inspector& f, cache_snapshot& x) {
   return f(caf::meta::type_name("cache_snapshot"), x.hits, x.misses, x.expirations, x.evictions,
            x.inserts, x.erasures, x.bypasses, x.single_flight_joins, x.invalidations, x.in_flight,
            x.size, x.max_size, x.enabled, x.single_flight, x.ttl_ns, x.prefix_k, x.guard,
-           x.read_path_hits, x.access_batches, x.accesses_applied, x.accesses_dropped);
+           x.read_path_hits, x.access_batches, x.accesses_applied, x.accesses_dropped, x.admission,
+           x.admission_rejections);
 }
 
 // -- correctness risk -------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // spoken to over a plain socket.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -82,6 +83,8 @@ TEST_F(E2E, EveryRouteAnswers) {
   ASSERT_EQ(stats.status, 200);
   auto s = json::parse(stats.body);
   EXPECT_EQ(s["cache"]["policy"], "LRU+TTL");
+  EXPECT_EQ(s["cache"]["admission"], "lru");
+  EXPECT_EQ(s["cache"]["admission_rejections"], 0);
   EXPECT_EQ(s["cache"]["misses"], 1);
   EXPECT_EQ(s["cache"]["max_size"], 256);
   EXPECT_DOUBLE_EQ(s["cache"]["ttl_seconds"].get<double>(), 30.0);
@@ -92,6 +95,32 @@ TEST_F(E2E, EveryRouteAnswers) {
   EXPECT_EQ(metrics.headers["content-type"].rfind("text/plain", 0), 0u);
   EXPECT_NE(metrics.body.find("sil_cache_misses_total 1"), std::string::npos);
   EXPECT_NE(metrics.body.find("sil_request_duration_seconds_bucket"), std::string::npos);
+}
+
+// cache.admission=tinylfu end to end: a hot prefix, hit on the read path
+// (its accesses replayed to the owner), survives a scan of one-off prefixes
+// four times the cache's size; /stats and /metrics say so.
+TEST_F(E2E, TinyLfuKeepsAHotPrefixThroughAScan) {
+  start({"--cache.admission=tinylfu", "--cache.max-size=4"});
+  http_client c{port()};
+  for (int i = 0; i < 6; ++i) {
+    auto r = c.request("POST", "/predict", body(1.0f));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["cache_hit"].get<bool>(), i > 0) << i;
+  }
+  // /stats flushes the read path's accesses to the owner first.
+  auto before = json::parse(c.request("GET", "/stats").body);
+  EXPECT_EQ(before["cache"]["admission"], "tinylfu");
+  EXPECT_EQ(before["cache"]["policy"], "W-TinyLFU+TTL");
+  for (int i = 0; i < 16; ++i)
+    ASSERT_EQ(c.request("POST", "/predict", body(100.0f + static_cast<float>(i))).status, 200);
+  auto hot = c.request("POST", "/predict", body(1.0f));
+  EXPECT_TRUE(json::parse(hot.body)["cache_hit"].get<bool>()) << hot.body;
+  auto s = json::parse(c.request("GET", "/stats").body);
+  EXPECT_EQ(s["cache"]["size"], 4);
+  EXPECT_GE(s["cache"]["admission_rejections"].get<int>(), 10);
+  auto metrics = c.request("GET", "/metrics");
+  EXPECT_NE(metrics.body.find("sil_cache_admission_rejections_total "), std::string::npos);
 }
 
 // The seed's contract, pure prefix reuse: --risk.guard=off.
@@ -180,9 +209,10 @@ TEST_F(E2E, BadRiskRequestsAndSettingsAreRefused) {
   }
   auto ok = c.request("POST", "/predict", features({row(1.0f)}) + ",\"max_wrong_rate\":0.001}");
   EXPECT_EQ(ok.status, 200) << ok.body;
-  for (const char* flag : {"--risk.max-wrong-rate=0", "--risk.max-wrong-rate=1",
-                           "--risk.tolerance=-1", "--risk.confidence=0.2", "--risk.guard=maybe",
-                           "--cache.prefix-unit=cols", "--agent.trigger=p95"}) {
+  for (const char* flag :
+       {"--risk.max-wrong-rate=0", "--risk.max-wrong-rate=1", "--risk.tolerance=-1",
+        "--risk.confidence=0.2", "--risk.guard=maybe", "--cache.prefix-unit=cols",
+        "--agent.trigger=p95", "--cache.admission=lfu"}) {
     auto [rc, err] = run_to_exit(SIL_SERVER_BINARY, {flag, "--port=0"});
     EXPECT_EQ(rc, 2) << flag;
     std::string key{flag + 2, static_cast<std::size_t>(std::strchr(flag, '=') - flag - 2)};
@@ -917,17 +947,38 @@ TEST(Lab, AllWritesEveryReportFileAndTheFindings) {
   EXPECT_GT(ttl["cells"][1]["counts"]["hit_rate"].get<double>(),
             ttl["cells"][0]["counts"]["hit_rate"].get<double>());
 
-  // sweep-capacity: LRU+TTL, plain LRU, LRU+TTL through the actor hop per
-  // capacity; more room, more hits; the read path serves the default arm's
-  // hits and none of the hop arm's.
+  // sweep-capacity, Zipf: LRU+TTL, plain LRU, LRU+TTL through the actor hop
+  // and W-TinyLFU per capacity; more room, more hits; the read path serves
+  // the default arm's hits and none of the hop arm's. Then the scan and
+  // bursty workloads: LRU+TTL, plain LRU, W-TinyLFU per capacity.
   auto cap = read_results(out + "/sweep-capacity/results.json");
-  ASSERT_EQ(cap["cells"].size(), 6u);
+  ASSERT_EQ(cap["cells"].size(), 8u + 2 * 2 * 3);
   EXPECT_EQ(cap["cells"][1]["policy"], "lru");
   EXPECT_EQ(cap["cells"][2]["policy"], "lru_ttl_hop");
-  EXPECT_GT(cap["cells"][4]["hit_rate"].get<double>(), cap["cells"][1]["hit_rate"].get<double>());
+  EXPECT_EQ(cap["cells"][3]["policy"], "tinylfu");
+  EXPECT_GT(cap["cells"][5]["hit_rate"].get<double>(), cap["cells"][1]["hit_rate"].get<double>());
   EXPECT_LE(cap["cells"][1]["server"]["size_at_end"].get<int>(), 8);
-  EXPECT_GT(cap["cells"][3]["server"]["read_path_hits"].get<int>(), 0);
-  EXPECT_EQ(cap["cells"][5]["server"]["read_path_hits"].get<int>(), 0);
+  EXPECT_GT(cap["cells"][4]["server"]["read_path_hits"].get<int>(), 0);
+  EXPECT_EQ(cap["cells"][6]["server"]["read_path_hits"].get<int>(), 0);
+  EXPECT_EQ(cap["cells"][3]["server"]["admission"], "tinylfu");
+  EXPECT_EQ(cap["cells"][1]["server"]["admission"], "lru");
+  for (std::size_t i = 8; i < cap["cells"].size(); ++i) {
+    const auto& c = cap["cells"][i];
+    EXPECT_EQ(c["workload"], i < 14 ? "scan" : "bursty") << i;
+    EXPECT_EQ(c["policy"], (std::array<const char*, 3>{"lru_ttl", "lru", "tinylfu"}[(i - 8) % 3]))
+      << i;
+  }
+  // A scan through 8 entries: W-TinyLFU turns one-off prefixes away.
+  EXPECT_GT(cap["cells"][10]["server"]["admission_rejections"].get<int>(), 100);
+  EXPECT_EQ(cap["cells"][9]["server"]["admission_rejections"].get<int>(), 0);
+  auto cap_csv = read_csv(out + "/sweep-capacity/results.csv");
+  ASSERT_EQ(cap_csv.size(), 1u + cap["cells"].size());
+  EXPECT_EQ(cap_csv[0][1], "workload");
+  std::ifstream cap_md{out + "/sweep-capacity/summary.md"};
+  std::string cap_text(std::istreambuf_iterator<char>{cap_md}, {});
+  EXPECT_NE(cap_text.find("W-TinyLFU hit rate"), std::string::npos);
+  EXPECT_NE(cap_text.find("| scan | 8 |"), std::string::npos);
+  EXPECT_NE(cap_text.find("| bursty | 512 |"), std::string::npos);
 
   std::ifstream report{out + "/REPORT.md"};
   ASSERT_TRUE(report);

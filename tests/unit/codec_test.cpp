@@ -146,7 +146,14 @@ TEST(Codec, StatsCarryTheOriginalFields) {
                         "expired", "evictions", "hit_rate"})
     EXPECT_TRUE(j["cache"].contains(k)) << k;
   EXPECT_EQ(j["cache"]["policy"], "LRU+TTL");
+  EXPECT_EQ(j["cache"]["admission"], "lru");
   EXPECT_DOUBLE_EQ(j["cache"]["hit_rate"].get<double>(), 0.75);
+  s.cache.admission = "tinylfu";
+  s.cache.admission_rejections = 9;
+  auto t = nlohmann::json::parse(encode_stats(s));
+  EXPECT_EQ(t["cache"]["policy"], "W-TinyLFU+TTL");
+  EXPECT_EQ(t["cache"]["admission"], "tinylfu");
+  EXPECT_EQ(t["cache"]["admission_rejections"], 9);
   EXPECT_DOUBLE_EQ(j["cache"]["ttl_seconds"].get<double>(), 1.5);
   for (const char* k : {"count", "p50", "p95", "p99"})
     EXPECT_TRUE(j["latency"].contains(k)) << k;

@@ -55,6 +55,7 @@ TEST_F(ConfigTest, DefaultsMatchTheDocumentation) {
   EXPECT_EQ(s.host, "127.0.0.1");
   EXPECT_EQ(s.port, 8000);
   EXPECT_EQ(s.cache_max_size, 256);
+  EXPECT_EQ(s.cache_admission, "lru");
   EXPECT_DOUBLE_EQ(s.cache_ttl_seconds, 30.0);
   EXPECT_TRUE(s.cache_enabled);
   EXPECT_EQ(s.cache_prefix_k, 4);
@@ -117,6 +118,8 @@ TEST_F(ConfigTest, InvalidValuesNameTheKey) {
   };
   for (const auto& b : std::vector<bad>{{"--cache.max-size=-1", "cache.max-size"},
                                         {"--cache.max-size=0", "cache.max-size"},
+                                        {"--cache.admission=lfu", "cache.admission"},
+                                        {"--cache.admission=LRU", "cache.admission"},
                                         {"--cache.prefix-k=0", "cache.prefix-k"},
                                         {"--cache.prefix-k=33", "cache.prefix-k"},
                                         {"--cache.ttl-seconds=-2", "cache.ttl-seconds"},
@@ -202,6 +205,43 @@ TEST_F(ConfigTest, SilEnvironmentVariablesSetEveryOptionAndTheCommandLineWins) {
   EXPECT_NE(st.error().message.find("SIL_AGENT_ENABLED"), std::string::npos) << st.error().message;
 }
 
+TEST_F(ConfigTest, AdmissionPolicyFromTheCommandLineTheEnvironmentOrAFile) {
+  sil_config cli;
+  args a{{"--cache.admission=tinylfu"}};
+  ASSERT_TRUE(cli.parse_all(a.argc(), a.argv(), fake_getenv));
+  EXPECT_EQ(cli.settings.cache_admission, "tinylfu");
+  EXPECT_TRUE(validate(cli.settings, 32));
+  fake_env = {{"SIL_CACHE_ADMISSION", "tinylfu"}};
+  sil_config env;
+  args none{std::vector<std::string>{}};
+  ASSERT_TRUE(env.parse_all(none.argc(), none.argv(), fake_getenv));
+  EXPECT_EQ(env.settings.cache_admission, "tinylfu");
+  sil_config both; // the command line wins over the environment
+  args lru{{"--cache.admission=lru"}};
+  ASSERT_TRUE(both.parse_all(lru.argc(), lru.argv(), fake_getenv));
+  EXPECT_EQ(both.settings.cache_admission, "lru");
+  // A bad value from the environment fails validation, naming the key.
+  fake_env = {{"SIL_CACHE_ADMISSION", "random"}};
+  sil_config bad;
+  ASSERT_TRUE(bad.parse_all(none.argc(), none.argv(), fake_getenv));
+  auto st = validate(bad.settings, 32);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message.rfind("cache.admission ", 0), 0u) << st.error().message;
+  EXPECT_NE(st.error().message.find("random"), std::string::npos) << st.error().message;
+  std::string path = std::string{SIL_TEST_TMPDIR} + "/sil-admission.conf";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("[cache]\nadmission=\"tinylfu\"\n", f);
+    std::fclose(f);
+  }
+  fake_env.clear();
+  sil_config file;
+  args fa{{"--config-file=" + path}};
+  ASSERT_TRUE(file.parse_all(fa.argc(), fa.argv(), fake_getenv));
+  EXPECT_EQ(file.settings.cache_admission, "tinylfu");
+}
+
 TEST_F(ConfigTest, UnknownArgumentsAreRejected) {
   sil_config cfg;
   args a{{"--no-such-option=1"}};
@@ -236,6 +276,7 @@ TEST_F(ConfigTest, ExampleFileListsEveryKeyWithItsDefault) {
   EXPECT_EQ(s.port, defaults.port);
   EXPECT_EQ(s.workers, defaults.workers);
   EXPECT_EQ(s.cache_max_size, defaults.cache_max_size);
+  EXPECT_EQ(s.cache_admission, defaults.cache_admission);
   EXPECT_EQ(s.cache_ttl_seconds, defaults.cache_ttl_seconds);
   EXPECT_EQ(s.cache_enabled, defaults.cache_enabled);
   EXPECT_EQ(s.cache_prefix_k, defaults.cache_prefix_k);

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "core/hash.hpp"
 #include "tests/support/manual_clock.hpp"
 
 namespace sil {
@@ -551,6 +552,65 @@ TEST(LruTtlCache, ChurnAtScaleKeepsTheBound) {
   std::size_t distinct_fills = s.evictions + s.expirations + c.size();
   EXPECT_LE(distinct_fills, s.inserts);
   EXPECT_GT(s.evictions, 10000u);
+}
+
+TEST(LruTtlCache, AHugeMaxSizeStartsSmallAndGrowsWithTheEntries) {
+  // max_size 2^28 used to allocate a 2^29-slot table (2 GiB) up front.
+  for (auto policy : {admission_policy::lru, admission_policy::tinylfu}) {
+    manual_clock clk;
+    cache_config cfg{std::size_t{1} << 28, 1h, true};
+    cfg.admission = policy;
+    auto made = lru_ttl_cache::make(cfg, clk.fn());
+    ASSERT_TRUE(made);
+    auto& c = *made;
+    EXPECT_EQ(c.table_slots(), 16u);
+    EXPECT_LT(c.memory_bytes(), 1024u);
+    const prefix_key n = 100000;
+    for (prefix_key k = 0; k < n; ++k)
+      c.put(k * 0x9e3779b97f4a7c15ULL, val(static_cast<float>(k)));
+    EXPECT_EQ(c.size(), n);
+    // The smallest power of two that keeps the load at or below 1/2.
+    EXPECT_EQ(c.table_slots(), 262144u);
+    // Slab (vector doubling) + table + sketch: far below the 2 GiB.
+    EXPECT_LT(c.memory_bytes(), n * 160);
+    for (prefix_key k = 0; k < n; k += 7) {
+      auto pk = c.peek(k * 0x9e3779b97f4a7c15ULL);
+      ASSERT_TRUE(pk) << k;
+      EXPECT_EQ(pk->value[0], static_cast<float>(k));
+    }
+    for (prefix_key k = 0; k < n; k += 2)
+      ASSERT_TRUE(c.erase(k * 0x9e3779b97f4a7c15ULL));
+    for (prefix_key k = 0; k < n; ++k) {
+      auto hit = c.get(k * 0x9e3779b97f4a7c15ULL);
+      ASSERT_EQ(hit.hit(), k % 2 == 1) << k;
+      if (hit.hit()) {
+        EXPECT_EQ(hit.value[0], static_cast<float>(k));
+      }
+    }
+    EXPECT_EQ(c.size(), n / 2);
+    c.clear();
+    EXPECT_EQ(c.table_slots(), 16u);
+    EXPECT_LT(c.memory_bytes(), 1024u);
+  }
+}
+
+TEST(LruTtlCache, TheTableStopsGrowingAtTheCapacityAndKeepsTheNewestUnderChurn) {
+  manual_clock clk;
+  auto c = make_cache(clk, 1000, 1h);
+  EXPECT_EQ(c.table_slots(), 16u);
+  for (prefix_key k = 0; k < 100000; ++k)
+    c.put(mix64(k), val(static_cast<float>(k)));
+  EXPECT_EQ(c.size(), 1000u);
+  EXPECT_EQ(c.table_slots(), 2048u); // what max_size 1000 always had
+  EXPECT_EQ(c.stats().evictions, 99000u);
+  // No lookups: LRU keeps exactly the last 1000 inserted, every value right.
+  for (prefix_key k = 0; k < 100000; ++k) {
+    auto pk = c.peek(mix64(k));
+    ASSERT_EQ(pk.has_value(), k >= 99000) << k;
+    if (pk) {
+      EXPECT_EQ(pk->value[0], static_cast<float>(k));
+    }
+  }
 }
 
 } // namespace
