@@ -24,7 +24,7 @@ struct service_settings {
   /// What a full cache gives up: "lru" (the least recently used entry) or
   /// "tinylfu" (W-TinyLFU: a new entry displaces main's victim only if it
   /// was asked for more often; core/admission.hpp).
-  std::string cache_admission = "lru";
+  std::string cache_admission = "tinylfu";
   double cache_ttl_seconds = 30.0;
   bool cache_enabled = true;
   /// Concurrent misses on one key wait for one computation.
