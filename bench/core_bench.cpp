@@ -3,7 +3,8 @@
 // a request that misses vs one that hits, and the reuse guard's decision on
 // the hit path. After the run it prints the default preset's miss-to-hit
 // cost ratio (a miss should cost at least 20 hits) and the cache's memory
-// per entry, with and without the source the guard keeps.
+// per entry, with and without the source the guard keeps. bm_decode_predict
+// is the /predict body decoder, which runs on the HTTP I/O threads.
 //
 //   build/bench/sil_core_bench [--benchmark_filter=REGEX]
 #include <benchmark/benchmark.h>
@@ -23,6 +24,7 @@
 #include "core/prefix_key.hpp"
 #include "core/read_view.hpp"
 #include "core/reuse_guard.hpp"
+#include "http/codec.hpp"
 
 namespace {
 
@@ -256,6 +258,42 @@ void bm_view_serve(benchmark::State& state) {
   }
 }
 BENCHMARK(bm_view_serve)->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime();
+
+// -- /predict body decoding (I/O threads) ------------------------------------------
+
+/// A /predict body of `rows` rows of 32 values printed as clients print them
+/// (%.6g of normal samples, so mostly 7-9 characters each), with use_cache.
+std::string predict_body(std::size_t rows) {
+  auto x = random_rows(rows, 32, 11);
+  std::string s = "{\"features\":[";
+  char buf[32];
+  for (std::size_t r = 0; r < rows; ++r) {
+    s += r ? ",[" : "[";
+    for (std::size_t i = 0; i < 32; ++i) {
+      std::snprintf(buf, sizeof buf, "%s%.6g", i ? "," : "", static_cast<double>(x[r * 32 + i]));
+      s += buf;
+    }
+    s += ']';
+  }
+  s += "],\"use_cache\":true,\"max_age_ms\":5000}";
+  return s;
+}
+
+void bm_decode_predict(benchmark::State& state) {
+  auto rows = static_cast<std::size_t>(state.range(0));
+  auto body = predict_body(rows);
+  http_api::decode_limits limits{32, 64};
+  for (auto _ : state) {
+    auto r = http_api::decode_predict(body, limits);
+    if (!r)
+      state.SkipWithError(r.error().message.c_str());
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(body.size()));
+  state.counters["body_bytes"] = static_cast<double>(body.size());
+}
+BENCHMARK(bm_decode_predict)->Arg(1)->Arg(64);
 
 /// Heap bytes a full cache of `n` entries costs beyond the embeddings' floats,
 /// per entry, measured with glibc's mallinfo2. With `source_values` > 0

@@ -3,9 +3,12 @@
 #include <cfloat>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace sil::http_api {
@@ -14,8 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-/// SAX handler that parses straight into the request's float buffer: no DOM,
-/// one pass, and it stops at the first problem.
 std::string fmt_double(const char* pattern, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, pattern, v);
@@ -26,156 +27,72 @@ std::string fmt_number(double v) {
   return fmt_double("%.17g", v);
 }
 
-class predict_sax {
+/// The fields of a /predict body; `other` is any unknown key.
+enum class field { features, use_cache, max_age_ms, max_wrong_rate, timeout_ms, other };
+
+/// Open containers of a skipped value, innermost last: object or array.
+/// The first 64 levels live in one word; deeper ones (rare, and bounded by
+/// the body size) in a vector, so that nesting never recurses.
+class nesting {
 public:
-  explicit predict_sax(const decode_limits& limits)
-    : limits_(limits) {
+  std::size_t depth() const noexcept {
+    return depth_;
+  }
+
+  void push(bool is_object) {
+    if (depth_ < 64) {
+      auto bit = std::uint64_t{1} << depth_;
+      low_ = is_object ? (low_ | bit) : (low_ & ~bit);
+    } else {
+      high_.push_back(is_object);
+    }
+    ++depth_;
+  }
+
+  void pop() noexcept {
+    --depth_;
+    if (depth_ >= 64)
+      high_.pop_back();
+  }
+
+  bool top_is_object() const noexcept {
+    auto d = depth_ - 1;
+    return d < 64 ? ((low_ >> d) & 1u) != 0 : high_.back();
+  }
+
+private:
+  std::uint64_t low_ = 0;
+  std::vector<bool> high_;
+  std::size_t depth_ = 0;
+};
+
+/// A strict (RFC 8259) single-pass parser for /predict bodies that writes
+/// straight into the request's float buffer and stops at the first problem.
+///
+/// It replaces nlohmann's SAX parser here because the lexer's strtod made
+/// decoding a 64-row body cost as much I/O-thread time as a hundred hits.
+/// It keeps that decoder's contract exactly: the same documents are
+/// accepted with bit-identical values (integers are exact, every other
+/// number is correctly rounded by std::from_chars as strtod rounds it; an
+/// integer -0 is +0, as nlohmann's integer path made it), and problems are
+/// reported in document order with the same messages; only the wording
+/// after "malformed JSON: " differs. Like nlohmann it skips a leading UTF-8
+/// BOM, rejects numbers that overflow a double (also in unknown fields),
+/// and validates UTF-8 and escapes in every string. Unknown values are
+/// skipped without recursion, at any depth.
+class predict_parser {
+public:
+  predict_parser(std::string_view body, const decode_limits& limits)
+    : begin_(body.data())
+    , p_(body.data())
+    , end_(body.data() + body.size())
+    , limits_(limits) {
     req_.features.reserve(limits.input_dim);
   }
 
-  // -- scalar values ---------------------------------------------------------
-
-  bool null() {
-    return scalar("null");
-  }
-
-  bool boolean(bool v) {
-    if (state_ == state::use_cache_value) {
-      req_.use_cache = v;
-      state_ = state::top;
-      return true;
-    }
-    return scalar("a boolean");
-  }
-
-  bool number_integer(json::number_integer_t v) {
-    return number(static_cast<double>(v), true);
-  }
-
-  bool number_unsigned(json::number_unsigned_t v) {
-    return number(static_cast<double>(v), true);
-  }
-
-  bool number_float(json::number_float_t v, const json::string_t&) {
-    return number(v, false);
-  }
-
-  bool string(json::string_t&) {
-    return scalar("a string");
-  }
-
-  bool binary(json::binary_t&) {
-    return scalar("binary data");
-  }
-
-  // -- structure -------------------------------------------------------------
-
-  bool start_object(std::size_t) {
-    if (skip_depth_ > 0) {
-      ++skip_depth_;
-      return true;
-    }
-    switch (state_) {
-      case state::start:
-        state_ = state::top;
-        return true;
-      case state::skip_value:
-        skip_depth_ = 1;
-        return true;
-      default:
-        return scalar("an object");
-    }
-  }
-
-  bool end_object() {
-    if (skip_depth_ > 0)
-      return end_skipped();
-    state_ = state::done;
-    return true;
-  }
-
-  bool key(json::string_t& k) {
-    if (skip_depth_ > 0)
-      return true;
-    if (k == "features") {
-      if (seen_features_)
-        return fail("field 'features' appears twice");
-      seen_features_ = true;
-      state_ = state::features_value;
-    } else if (k == "use_cache") {
-      state_ = state::use_cache_value;
-    } else if (k == "max_age_ms") {
-      state_ = state::max_age_value;
-    } else if (k == "max_wrong_rate") {
-      state_ = state::max_wrong_rate_value;
-    } else if (k == "timeout_ms") {
-      state_ = state::timeout_value;
-    } else {
-      state_ = state::skip_value; // unknown fields are ignored
-    }
-    return true;
-  }
-
-  bool start_array(std::size_t) {
-    if (skip_depth_ > 0) {
-      ++skip_depth_;
-      return true;
-    }
-    switch (state_) {
-      case state::features_value:
-        state_ = state::in_features;
-        return true;
-      case state::in_features:
-        if (rows_ == limits_.max_rows)
-          return fail("'features' has more than " + std::to_string(limits_.max_rows)
-                      + " rows, the limit");
-        state_ = state::in_row;
-        row_len_ = 0;
-        return true;
-      case state::skip_value:
-        skip_depth_ = 1;
-        return true;
-      case state::start:
-        return fail("the body must be a JSON object, not an array");
-      default:
-        return scalar("an array");
-    }
-  }
-
-  bool end_array() {
-    if (skip_depth_ > 0)
-      return end_skipped();
-    if (state_ == state::in_row) {
-      if (row_len_ != limits_.input_dim)
-        return fail("row " + std::to_string(rows_) + " has " + std::to_string(row_len_)
-                    + " values, expected " + std::to_string(limits_.input_dim));
-      ++rows_;
-      state_ = state::in_features;
-      return true;
-    }
-    // End of 'features'.
-    state_ = state::top;
-    return true;
-  }
-
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) {
-    if (error_.empty()) {
-      // nlohmann's text starts with "[json.exception.parse_error.101] ".
-      std::string what = ex.what();
-      if (auto p = what.find("] "); p != std::string::npos)
-        what.erase(0, p + 2);
-      error_ = "malformed JSON: " + what;
-    }
-    return false;
-  }
-
-  // -- results ---------------------------------------------------------------
-
-  result<predict_request> finish() {
-    if (!error_.empty())
-      return error{errc::bad_request, error_};
-    if (state_ != state::done)
-      return error{errc::bad_request, "malformed JSON: the body ends early"};
+  result<predict_request> run() {
+    if (!parse())
+      return error{errc::bad_request, std::move(error_)};
     if (!seen_features_)
       return error{errc::bad_request, "missing field 'features'"};
     if (rows_ == 0)
@@ -185,112 +102,670 @@ public:
   }
 
 private:
-  enum class state {
-    start,
-    top,
-    features_value,
-    in_features,
-    in_row,
-    use_cache_value,
-    max_age_value,
-    max_wrong_rate_value,
-    timeout_value,
-    skip_value,
-    done,
-  };
+  /// What a value that is not where it belongs is called in messages.
+  enum class kind { object, array, string, boolean, null, number };
 
-  bool fail(std::string msg) {
-    if (error_.empty())
-      error_ = std::move(msg);
-    return false;
-  }
+  // -- the document ----------------------------------------------------------
 
-  bool end_skipped() {
-    if (--skip_depth_ == 0)
-      state_ = state::top;
+  bool parse() {
+    if (p_ != end_ && static_cast<unsigned char>(*p_) == 0xEF) {
+      // A UTF-8 byte order mark, which nlohmann skipped too.
+      if (end_ - p_ < 3 || static_cast<unsigned char>(p_[1]) != 0xBB
+          || static_cast<unsigned char>(p_[2]) != 0xBF)
+        return syntax(p_, "a byte order mark or a JSON value");
+      p_ += 3;
+    }
+    skip_ws();
+    if (p_ == end_)
+      return fail("malformed JSON: the body is empty");
+    if (*p_ != '{')
+      return misplaced("the body must be a JSON object, not ");
+    if (!parse_object())
+      return false;
+    skip_ws();
+    if (p_ != end_)
+      return syntax(p_, "the end of the body after the object");
     return true;
   }
 
-  std::string where() const {
-    return "features[" + std::to_string(rows_) + "][" + std::to_string(row_len_) + "]";
-  }
-
-  /// A scalar (or a structure) where it does not belong.
-  bool scalar(const char* what) {
-    if (skip_depth_ > 0)
+  bool parse_object() {
+    ++p_; // '{'
+    skip_ws();
+    if (p_ != end_ && *p_ == '}') {
+      ++p_;
       return true;
-    switch (state_) {
-      case state::skip_value:
-        state_ = state::top;
+    }
+    for (;;) {
+      field f = field::other;
+      if (p_ == end_ || *p_ != '"')
+        return syntax(p_, "a key string");
+      if (!parse_key(f))
+        return false;
+      if (f == field::features) {
+        if (seen_features_)
+          return fail("field 'features' appears twice");
+        seen_features_ = true;
+      }
+      skip_ws();
+      if (p_ == end_ || *p_ != ':')
+        return syntax(p_, "':' after the key");
+      ++p_;
+      skip_ws();
+      bool ok = false;
+      switch (f) {
+        case field::features:
+          ok = parse_features();
+          break;
+        case field::use_cache:
+          ok = parse_use_cache();
+          break;
+        case field::max_age_ms:
+        case field::max_wrong_rate:
+        case field::timeout_ms:
+          ok = parse_number_field(f);
+          break;
+        case field::other:
+          ok = skip_value(); // unknown fields are ignored
+          break;
+      }
+      if (!ok)
+        return false;
+      skip_ws();
+      if (p_ != end_ && *p_ == ',') {
+        ++p_;
+        skip_ws();
+        continue;
+      }
+      if (p_ != end_ && *p_ == '}') {
+        ++p_;
         return true;
-      case state::start:
-        return fail(std::string{"the body must be a JSON object, not "} + what);
-      case state::features_value:
-        return fail(std::string{"'features' must be an array of rows, not "} + what);
-      case state::in_features:
-        return fail("row " + std::to_string(rows_) + " must be an array of "
-                    + std::to_string(limits_.input_dim) + " numbers, not " + what);
-      case state::in_row:
-        return fail(where() + " must be a number, not " + what);
-      case state::use_cache_value:
-        return fail(std::string{"'use_cache' must be true or false, not "} + what);
-      case state::max_age_value:
-        return fail(std::string{"'max_age_ms' must be an integer in [0, "}
-                    + std::to_string(max_age_limit_ms) + "], not " + what);
-      case state::max_wrong_rate_value:
-        return fail(std::string{"'max_wrong_rate' must be a number in (0, 1], not "} + what);
-      case state::timeout_value:
-        return fail(std::string{"'timeout_ms' must be an integer in [1, "}
-                    + std::to_string(timeout_limit_ms) + "], not " + what);
-      default:
-        return fail(std::string{"unexpected "} + what);
+      }
+      return syntax(p_, "',' or '}'");
     }
   }
 
-  bool number(double v, bool integral) {
-    if (skip_depth_ > 0)
-      return true;
-    switch (state_) {
-      case state::in_row:
-        if (row_len_ == limits_.input_dim)
-          return fail("row " + std::to_string(rows_) + " has more than "
-                      + std::to_string(limits_.input_dim) + " values");
-        if (!std::isfinite(v) || std::fabs(v) > static_cast<double>(FLT_MAX))
-          return fail(where() + " is not a finite 32-bit float");
-        req_.features.push_back(static_cast<float>(v));
-        ++row_len_;
+  // -- fields ----------------------------------------------------------------
+
+  bool parse_features() {
+    if (p_ == end_ || *p_ != '[')
+      return misplaced("'features' must be an array of rows, not ");
+    ++p_;
+    skip_ws();
+    if (p_ != end_ && *p_ == ']') {
+      ++p_;
+      return true; // no rows: reported once the whole body is known good
+    }
+    for (;;) {
+      if (p_ == end_ || *p_ != '[')
+        return misplaced("row " + std::to_string(rows_) + " must be an array of "
+                         + std::to_string(limits_.input_dim) + " numbers, not ");
+      if (rows_ == limits_.max_rows)
+        return fail("'features' has more than " + std::to_string(limits_.max_rows)
+                    + " rows, the limit");
+      const char* row_start = p_;
+      if (!parse_row())
+        return false;
+      ++rows_;
+      if (rows_ == 1)
+        reserve_rows(static_cast<std::size_t>(p_ - row_start));
+      skip_ws();
+      if (p_ != end_ && *p_ == ',') {
+        ++p_;
+        skip_ws();
+        continue;
+      }
+      if (p_ != end_ && *p_ == ']') {
+        ++p_;
         return true;
-      case state::max_age_value:
+      }
+      return syntax(p_, "',' or ']' after a row");
+    }
+  }
+
+  /// One row, from its '[' to its ']'.
+  bool parse_row() {
+    ++p_; // '['
+    row_len_ = 0;
+    skip_ws();
+    if (p_ != end_ && *p_ == ']') {
+      ++p_;
+      return end_row();
+    }
+    for (;;) {
+      if (p_ == end_ || !starts_number(*p_))
+        return misplaced(where() + " must be a number, not ");
+      double v;
+      bool integral;
+      if (!lex_number(v, integral))
+        return false;
+      if (row_len_ == limits_.input_dim)
+        return fail("row " + std::to_string(rows_) + " has more than "
+                    + std::to_string(limits_.input_dim) + " values");
+      if (!std::isfinite(v) || std::fabs(v) > static_cast<double>(FLT_MAX))
+        return fail(where() + " is not a finite 32-bit float");
+      req_.features.push_back(static_cast<float>(v));
+      ++row_len_;
+      skip_ws();
+      if (p_ != end_ && *p_ == ',') {
+        ++p_;
+        skip_ws();
+        continue;
+      }
+      if (p_ != end_ && *p_ == ']') {
+        ++p_;
+        return end_row();
+      }
+      return syntax(p_, "',' or ']' in a row");
+    }
+  }
+
+  bool end_row() {
+    if (row_len_ != limits_.input_dim)
+      return fail("row " + std::to_string(rows_) + " has " + std::to_string(row_len_)
+                  + " values, expected " + std::to_string(limits_.input_dim));
+    return true;
+  }
+
+  /// Once the first row is read, room for as many rows as the rest of the
+  /// body could hold if they are printed alike (at most max_rows): one
+  /// allocation instead of a doubling series.
+  void reserve_rows(std::size_t row_bytes) {
+    auto rest = static_cast<std::size_t>(end_ - p_);
+    auto rows = 1 + rest / (row_bytes + 1);
+    if (rows > limits_.max_rows)
+      rows = limits_.max_rows;
+    req_.features.reserve(rows * limits_.input_dim);
+  }
+
+  bool parse_use_cache() {
+    if (match_literal("true")) {
+      req_.use_cache = true;
+      return true;
+    }
+    if (match_literal("false")) {
+      req_.use_cache = false;
+      return true;
+    }
+    return misplaced("'use_cache' must be true or false, not ");
+  }
+
+  bool parse_number_field(field f) {
+    if (p_ == end_ || !starts_number(*p_)) {
+      switch (f) {
+        case field::max_age_ms:
+          return misplaced("'max_age_ms' must be an integer in [0, "
+                           + std::to_string(max_age_limit_ms) + "], not ");
+        case field::timeout_ms:
+          return misplaced("'timeout_ms' must be an integer in [1, "
+                           + std::to_string(timeout_limit_ms) + "], not ");
+        default:
+          return misplaced("'max_wrong_rate' must be a number in (0, 1], not ");
+      }
+    }
+    double v;
+    bool integral;
+    if (!lex_number(v, integral))
+      return false;
+    switch (f) {
+      case field::max_age_ms:
         // Bounded here, so that no later conversion to nanoseconds can
         // overflow: a year is longer than any TTL the cache accepts.
         if (!integral || !(v >= 0.0 && v <= static_cast<double>(max_age_limit_ms)))
           return fail("'max_age_ms' must be an integer in [0, " + std::to_string(max_age_limit_ms)
                       + "] (a year), got " + fmt_number(v));
         req_.max_age_ms = static_cast<std::int64_t>(v);
-        state_ = state::top;
         return true;
-      case state::timeout_value:
+      case field::timeout_ms:
         if (!integral || !(v >= 1.0 && v <= static_cast<double>(timeout_limit_ms)))
           return fail("'timeout_ms' must be an integer in [1, " + std::to_string(timeout_limit_ms)
                       + "] (ten minutes), got " + fmt_number(v));
         req_.timeout_ms = static_cast<std::int64_t>(v);
-        state_ = state::top;
         return true;
-      case state::max_wrong_rate_value:
+      default:
         if (!(v > 0.0 && v <= 1.0))
           return fail("'max_wrong_rate' must be a number in (0, 1], got " + fmt_number(v));
         req_.max_wrong_rate = v;
-        state_ = state::top;
         return true;
-      default:
-        return scalar("a number");
     }
   }
 
+  /// A value where it does not belong: reads as much of it as nlohmann
+  /// read before its event (a whole scalar, the bracket of a structure), so
+  /// that a malformed scalar is still reported as malformed JSON, then fails
+  /// with `prefix` + what it is.
+  bool misplaced(std::string prefix) {
+    kind k = kind::null;
+    if (!lex_head(k))
+      return false;
+    switch (k) {
+      case kind::object:
+        return fail(std::move(prefix) + "an object");
+      case kind::array:
+        return fail(std::move(prefix) + "an array");
+      case kind::string:
+        return fail(std::move(prefix) + "a string");
+      case kind::boolean:
+        return fail(std::move(prefix) + "a boolean");
+      case kind::null:
+        return fail(std::move(prefix) + "null");
+      case kind::number:
+        return fail(std::move(prefix) + "a number");
+    }
+    return fail(std::move(prefix) + "a value");
+  }
+
+  /// Reads a scalar whole, or the opening bracket of a structure.
+  bool lex_head(kind& k) {
+    if (p_ == end_)
+      return syntax(p_, "a value");
+    switch (*p_) {
+      case '{':
+        ++p_;
+        k = kind::object;
+        return true;
+      case '[':
+        ++p_;
+        k = kind::array;
+        return true;
+      case '"':
+        k = kind::string;
+        return lex_string(nullptr);
+      case 't':
+        k = kind::boolean;
+        return match_literal("true") || syntax(p_, "a value ('true')");
+      case 'f':
+        k = kind::boolean;
+        return match_literal("false") || syntax(p_, "a value ('false')");
+      case 'n':
+        k = kind::null;
+        return match_literal("null") || syntax(p_, "a value ('null')");
+      default:
+        if (starts_number(*p_)) {
+          k = kind::number;
+          double v;
+          bool integral;
+          return lex_number(v, integral);
+        }
+        return syntax(p_, "a value");
+    }
+  }
+
+  /// Skips any value (an unknown field's), validating it as strictly as the
+  /// rest; iterative, so that no nesting can exhaust the stack.
+  bool skip_value() {
+    nesting open;
+    for (;;) {
+      // A value starts here.
+      kind k = kind::null;
+      if (!lex_head(k))
+        return false;
+      if (k == kind::object || k == kind::array) {
+        skip_ws();
+        char close = k == kind::object ? '}' : ']';
+        if (p_ != end_ && *p_ == close) {
+          ++p_;
+        } else {
+          open.push(k == kind::object);
+          if (k == kind::object && !skip_key())
+            return false;
+          continue;
+        }
+      }
+      // After a value: close what it ends, then the next value or done.
+      for (;;) {
+        if (open.depth() == 0)
+          return true;
+        skip_ws();
+        bool in_object = open.top_is_object();
+        if (p_ != end_ && *p_ == ',') {
+          ++p_;
+          skip_ws();
+          if (in_object && !skip_key())
+            return false;
+          break;
+        }
+        if (p_ != end_ && *p_ == (in_object ? '}' : ']')) {
+          ++p_;
+          open.pop();
+          continue;
+        }
+        return syntax(p_, in_object ? "',' or '}'" : "',' or ']'");
+      }
+    }
+  }
+
+  /// In a skipped object: `"key" :` and the whitespace around it.
+  bool skip_key() {
+    if (p_ == end_ || *p_ != '"')
+      return syntax(p_, "a key string");
+    if (!lex_string(nullptr))
+      return false;
+    skip_ws();
+    if (p_ == end_ || *p_ != ':')
+      return syntax(p_, "':' after the key");
+    ++p_;
+    skip_ws();
+    return true;
+  }
+
+  // -- tokens ----------------------------------------------------------------
+
+  static bool is_digit(char c) noexcept {
+    return c >= '0' && c <= '9';
+  }
+
+  static bool starts_number(char c) noexcept {
+    return c == '-' || is_digit(c);
+  }
+
+  void skip_ws() noexcept {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t'))
+      ++p_;
+  }
+
+  bool match_literal(std::string_view word) noexcept {
+    if (static_cast<std::size_t>(end_ - p_) < word.size()
+        || std::string_view{p_, word.size()} != word)
+      return false;
+    p_ += word.size();
+    return true;
+  }
+
+  /// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, the longest match at
+  /// p_ (so "01" is the number 0 and then a stray 1, as in nlohmann), as a
+  /// double. `integral`: written without fraction or exponent.
+  bool lex_number(double& v, bool& integral) {
+    const char* first = p_;
+    const char* q = p_;
+    bool negative = *q == '-';
+    if (negative)
+      ++q;
+    if (q == end_ || !is_digit(*q))
+      return syntax(q, "a digit after '-'");
+    const char* int_first = q;
+    if (*q == '0')
+      ++q;
+    else
+      while (q != end_ && is_digit(*q))
+        ++q;
+    const char* int_last = q;
+    const char* frac_first = q;
+    const char* frac_last = q;
+    integral = true;
+    if (q != end_ && *q == '.') {
+      ++q;
+      frac_first = q;
+      if (q == end_ || !is_digit(*q))
+        return syntax(q, "a digit after '.'");
+      while (q != end_ && is_digit(*q))
+        ++q;
+      frac_last = q;
+      integral = false;
+    }
+    const char* exp_first = q;
+    if (q != end_ && (*q == 'e' || *q == 'E')) {
+      ++q;
+      if (q != end_ && (*q == '+' || *q == '-'))
+        ++q;
+      if (q == end_ || !is_digit(*q))
+        return syntax(q, "a digit in the exponent");
+      while (q != end_ && is_digit(*q))
+        ++q;
+      integral = false;
+    }
+    auto [last, ec] = std::from_chars(first, q, v);
+    if (ec == std::errc::result_out_of_range) {
+      // Too large or too small for a double (from_chars leaves v alone).
+      // strtod, and so nlohmann, gave +-inf for the first, an overflow
+      // error, and a zero for the second.
+      if (exceeds_one(int_first, int_last, frac_first, frac_last, exp_first, q))
+        return fail("malformed JSON: number overflow parsing '" + std::string(first, q) + "'");
+      v = negative ? -0.0 : 0.0;
+    } else if (ec != std::errc{} || last != q) {
+      return syntax(first, "a number"); // not expected: the grammar was checked
+    }
+    if (integral && v == 0.0)
+      v = 0.0; // "-0": nlohmann's integer path made it +0
+    p_ = q;
+    return true;
+  }
+
+  /// Whether a nonzero number with these digits is at least 1 (else below
+  /// 1): its first significant digit's decimal place against its exponent.
+  static bool exceeds_one(const char* int_first, const char* int_last, const char* frac_first,
+                          const char* frac_last, const char* exp_first, const char* last) {
+    // Digits before the point, or minus the zeros after it.
+    std::int64_t magnitude = 0;
+    if (*int_first != '0') {
+      magnitude = int_last - int_first;
+    } else {
+      const char* d = frac_first;
+      while (d != frac_last && *d == '0')
+        ++d;
+      magnitude = -(d - frac_first);
+    }
+    if (exp_first != last) {
+      const char* e = exp_first + 1;
+      bool minus = *e == '-';
+      if (*e == '-' || *e == '+')
+        ++e;
+      std::int64_t exponent = 0;
+      for (; e != last; ++e)
+        if (exponent < 1'000'000'000'000)
+          exponent = exponent * 10 + (*e - '0');
+      magnitude += minus ? -exponent : exponent;
+    }
+    return magnitude > 0;
+  }
+
+  /// A string from its opening quote: escapes and UTF-8 checked as nlohmann
+  /// checked them. With `key`, also decodes it far enough to tell which
+  /// field it names.
+  bool lex_string(field* key) {
+    ++p_; // '"'
+    // Decoded key, if it is short and ASCII (every field name is).
+    char name[16];
+    std::size_t len = 0;
+    bool fits = key != nullptr;
+    auto put = [&](std::uint32_t c) {
+      if (!fits)
+        return;
+      if (c >= 0x80 || len == sizeof name)
+        fits = false;
+      else
+        name[len++] = static_cast<char>(c);
+    };
+    for (;;) {
+      if (p_ == end_)
+        return syntax(p_, "'\"' to end the string");
+      auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        ++p_;
+        break;
+      }
+      if (c < 0x20)
+        return syntax(p_, "an escape for the control character in the string");
+      if (c == '\\') {
+        std::uint32_t cp = 0;
+        if (!lex_escape(cp))
+          return false;
+        put(cp);
+        continue;
+      }
+      if (c < 0x80) {
+        put(c);
+        ++p_;
+        continue;
+      }
+      if (!lex_utf8())
+        return false;
+      fits = false;
+    }
+    if (key != nullptr) {
+      *key = field::other;
+      if (fits) {
+        std::string_view k{name, len};
+        if (k == "features")
+          *key = field::features;
+        else if (k == "use_cache")
+          *key = field::use_cache;
+        else if (k == "max_age_ms")
+          *key = field::max_age_ms;
+        else if (k == "max_wrong_rate")
+          *key = field::max_wrong_rate;
+        else if (k == "timeout_ms")
+          *key = field::timeout_ms;
+      }
+    }
+    return true;
+  }
+
+  bool parse_key(field& f) {
+    return lex_string(&f);
+  }
+
+  /// A backslash escape at p_; the code point it stands for in `cp`.
+  bool lex_escape(std::uint32_t& cp) {
+    const char* at = p_;
+    ++p_;
+    if (p_ == end_)
+      return syntax(p_, "an escape after '\\'");
+    switch (*p_) {
+      case '"':
+      case '\\':
+      case '/':
+        cp = static_cast<unsigned char>(*p_);
+        break;
+      case 'b':
+        cp = '\b';
+        break;
+      case 'f':
+        cp = '\f';
+        break;
+      case 'n':
+        cp = '\n';
+        break;
+      case 'r':
+        cp = '\r';
+        break;
+      case 't':
+        cp = '\t';
+        break;
+      case 'u': {
+        ++p_;
+        if (!hex4(cp))
+          return syntax(at, "'\\u' and 4 hex digits");
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+          return syntax(at, "a high surrogate before a low one");
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          std::uint32_t low = 0;
+          if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u')
+            return syntax(p_, "a low surrogate after a high one");
+          p_ += 2;
+          if (!hex4(low))
+            return syntax(p_ - 2, "'\\u' and 4 hex digits");
+          if (low < 0xDC00 || low > 0xDFFF)
+            return syntax(p_ - 6, "a low surrogate after a high one");
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        return true;
+      }
+      default:
+        return syntax(at, "a valid escape");
+    }
+    ++p_;
+    return true;
+  }
+
+  bool hex4(std::uint32_t& cp) {
+    if (end_ - p_ < 4)
+      return false;
+    cp = 0;
+    for (int i = 0; i < 4; ++i) {
+      char c = p_[i];
+      std::uint32_t d;
+      if (c >= '0' && c <= '9')
+        d = static_cast<std::uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        d = static_cast<std::uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        d = static_cast<std::uint32_t>(c - 'A' + 10);
+      else
+        return false;
+      cp = cp * 16 + d;
+    }
+    p_ += 4;
+    return true;
+  }
+
+  /// One multi-byte UTF-8 sequence at p_ (RFC 3629: no overlong forms, no
+  /// surrogates, nothing above U+10FFFF).
+  bool lex_utf8() {
+    auto b0 = static_cast<unsigned char>(*p_);
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xBF;
+    int more;
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+      more = 1;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+      more = 2;
+      if (b0 == 0xE0)
+        lo = 0xA0;
+      else if (b0 == 0xED)
+        hi = 0x9F;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+      more = 3;
+      if (b0 == 0xF0)
+        lo = 0x90;
+      else if (b0 == 0xF4)
+        hi = 0x8F;
+    } else {
+      return syntax(p_, "valid UTF-8 in the string");
+    }
+    const char* at = p_;
+    ++p_;
+    for (int i = 0; i < more; ++i, ++p_) {
+      if (p_ == end_)
+        return syntax(p_, "valid UTF-8 in the string");
+      auto b = static_cast<unsigned char>(*p_);
+      if (b < lo || b > hi)
+        return syntax(at, "valid UTF-8 in the string");
+      lo = 0x80;
+      hi = 0xBF;
+    }
+    return true;
+  }
+
+  // -- errors ----------------------------------------------------------------
+
+  std::string where() const {
+    return "features[" + std::to_string(rows_) + "][" + std::to_string(row_len_) + "]";
+  }
+
+  bool fail(std::string msg) {
+    error_ = std::move(msg);
+    return false;
+  }
+
+  /// Malformed JSON at `at`: what was expected there.
+  bool syntax(const char* at, const char* expected) {
+    if (at >= end_)
+      return fail(std::string{"malformed JSON: the body ends early, expected "} + expected);
+    char found[16];
+    auto c = static_cast<unsigned char>(*at);
+    if (c >= 0x20 && c < 0x7F)
+      std::snprintf(found, sizeof found, "'%c'", c);
+    else
+      std::snprintf(found, sizeof found, "byte 0x%02X", c);
+    return fail("malformed JSON: expected " + std::string{expected} + " at offset "
+                + std::to_string(at - begin_) + ", found " + found);
+  }
+
+  const char* begin_;
+  const char* p_;
+  const char* end_;
   decode_limits limits_;
   predict_request req_;
-  state state_ = state::start;
-  std::size_t skip_depth_ = 0;
   std::size_t rows_ = 0;
   std::size_t row_len_ = 0;
   bool seen_features_ = false;
@@ -415,15 +890,7 @@ void append_number(std::string& out, double v, std::chars_format format, int pre
 } // namespace
 
 result<predict_request> decode_predict(std::string_view body, const decode_limits& limits) {
-  predict_sax sax{limits};
-  try {
-    json::sax_parse(body.begin(), body.end(), &sax, json::input_format_t::json, true);
-  } catch (const std::exception& e) {
-    // sax_parse reports through parse_error(); this is the last line of
-    // defence at the decoding edge.
-    return error{errc::bad_request, std::string{"malformed JSON: "} + e.what()};
-  }
-  return sax.finish();
+  return predict_parser{body, limits}.run();
 }
 
 std::string encode_predict(const predict_reply& r, double latency_ms) {
