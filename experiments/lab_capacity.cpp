@@ -155,8 +155,7 @@ int cmd_sweep_capacity(const options& o) {
                                           + (a.ttl ? fixed(ttl, 3) : std::string{"31536000"})};
           if (a.hop)
             args.push_back("--cache.read-path=false");
-          if (a.tinylfu)
-            args.push_back("--cache.admission=tinylfu");
+          args.push_back(std::string{"--cache.admission="} + (a.tinylfu ? "tinylfu" : "lru"));
           auto t = open_target(o, args, *dir / ("server-" + name + ".log"));
           if (!t)
             return fail(t.error().message);

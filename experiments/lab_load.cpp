@@ -118,7 +118,8 @@ int cmd_load(const options& o) {
                              "setting)\n");
         continue;
       }
-      std::vector<std::string> args{"--risk.guard=off", "--audit.rate=0"};
+      // The seed's cache policy (LRU+TTL): this experiment re-tests its findings.
+      std::vector<std::string> args{"--risk.guard=off", "--audit.rate=0", "--cache.admission=lru"};
       if (!sf)
         args.emplace_back("--cache.single-flight=false");
       auto log = std::string{sf ? "server" : "server-no-single-flight"}

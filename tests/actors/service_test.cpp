@@ -176,6 +176,7 @@ TEST_F(ServiceTest, MaxAgeRefusesOlderEntriesAndReportsTheAge) {
 }
 
 TEST_F(ServiceTest, EvictionAtCapacity) {
+  settings.cache_admission = "lru"; // the seed's policy: recency alone decides
   settings.cache_max_size = 2;
   start();
   ASSERT_FALSE(predict(make_request(1))->cache_hit);

@@ -82,8 +82,8 @@ TEST_F(E2E, EveryRouteAnswers) {
   auto stats = c.request("GET", "/stats");
   ASSERT_EQ(stats.status, 200);
   auto s = json::parse(stats.body);
-  EXPECT_EQ(s["cache"]["policy"], "LRU+TTL");
-  EXPECT_EQ(s["cache"]["admission"], "lru");
+  EXPECT_EQ(s["cache"]["policy"], "W-TinyLFU+TTL");
+  EXPECT_EQ(s["cache"]["admission"], "tinylfu");
   EXPECT_EQ(s["cache"]["admission_rejections"], 0);
   EXPECT_EQ(s["cache"]["misses"], 1);
   EXPECT_EQ(s["cache"]["max_size"], 256);

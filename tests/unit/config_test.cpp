@@ -55,7 +55,7 @@ TEST_F(ConfigTest, DefaultsMatchTheDocumentation) {
   EXPECT_EQ(s.host, "127.0.0.1");
   EXPECT_EQ(s.port, 8000);
   EXPECT_EQ(s.cache_max_size, 256);
-  EXPECT_EQ(s.cache_admission, "lru");
+  EXPECT_EQ(s.cache_admission, "tinylfu");
   EXPECT_DOUBLE_EQ(s.cache_ttl_seconds, 30.0);
   EXPECT_TRUE(s.cache_enabled);
   EXPECT_EQ(s.cache_prefix_k, 4);
