@@ -1147,8 +1147,14 @@ def _(ctx):
     problems = []
     if bad:
         problems.append(f"{len(bad)} hot-prefix hits were not 200 hits: {bad[:5]}")
-    if p99 > 5.0:
-        problems.append(f"hit p99 {p99:.2f} ms > 5 ms under miss overload (p50 {p50:.2f} ms)")
+    # The target is 5 ms on a quiet machine (what scripts/reliability.py
+    # checks and reports). Under ctest the bound is a gross-regression guard
+    # (SIL_ATTACK_HIT_P99_MS, 25 ms): a shared CI machine's noise must not
+    # fail the build, while hits queued behind misses (seconds) still do.
+    bound = float(os.environ.get("SIL_ATTACK_HIT_P99_MS", "5"))
+    if p99 > bound:
+        problems.append(f"hit p99 {p99:.2f} ms > {bound:g} ms under miss overload "
+                        f"(p50 {p50:.2f} ms)")
     try:
         ctx.wait_idle(20)
     except CaseFailed:
