@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "actors/encoder_worker.hpp"
+#include "core/wait_estimator.hpp"
 #include "core/window_stats.hpp"
 
 namespace sil {
@@ -37,12 +38,20 @@ struct worker_slot {
   /// The batch this worker is encoding, so that it can be retried the moment
   /// the worker dies, not only when the request times out.
   std::shared_ptr<std::vector<job>> jobs;
+  /// Input rows in that batch.
+  std::uint64_t rows = 0;
 };
 
 struct supervisor_state {
   supervisor_config cfg;
   std::vector<worker_slot> workers;
   std::deque<job> queue;
+  /// Input rows in `queue`, and in batches at workers: the work ahead of a
+  /// new request, for its expected wait.
+  std::uint64_t queued_rows = 0;
+  std::uint64_t running_rows = 0;
+  /// The workers' measured cost per row.
+  wait_estimator wait;
   std::uint64_t next_id = 0;
   /// Encoder nodes by name (the local one included).
   std::map<std::string, node_info> nodes;
@@ -119,7 +128,7 @@ void add_worker(self_ptr self) {
   if (st.cfg.factory)
     h = st.cfg.factory(self, index);
   else if (st.cfg.detached_workers)
-    h = self->spawn<caf::detached>(encoder_worker, st.cfg.m);
+    h = self->spawn<caf::detached>(detached_encoder_worker, st.cfg.m, st.cfg.worker_nice);
   else
     h = self->spawn(encoder_worker, st.cfg.m);
   self->monitor(h);
@@ -180,6 +189,7 @@ void requeue(self_ptr self, std::vector<job>& jobs, const caf::error& why) {
                                                 + " times; last error: " + caf::to_string(why)));
     } else {
       ++st.stats.retries;
+      st.queued_rows += i->item.rows;
       st.queue.push_front(std::move(*i));
     }
   }
@@ -195,6 +205,7 @@ void fail_slot(self_ptr self, std::uint64_t id, const caf::error& why) {
     return;
   auto old = i->handle;
   auto jobs = std::move(i->jobs);
+  st.running_rows -= i->rows;
   bool local = !i->remote && !i->fallback;
   if (i->remote && st.cfg.log_nodes)
     std::fprintf(stderr, "sil-server: node %s lost a worker (%s); %zu requests retried elsewhere\n",
@@ -216,6 +227,92 @@ void fail_slot(self_ptr self, std::uint64_t id, const caf::error& why) {
     requeue(self, *jobs, why);
 }
 
+caf::error cancelled_error() {
+  return make_caf_error(errc::cancelled, "every client waiting on this encode has gone");
+}
+
+/// Drops a job leaving the queue if nobody waits for it or it cannot meet
+/// its deadline any more, and answers it. Returns true if it was dropped.
+bool skip_job(self_ptr self, job& j, std::chrono::steady_clock::time_point now) {
+  auto& st = self->state;
+  if (abandoned(j.item.wanted_by)) {
+    ++st.stats.cancelled;
+    j.rp.deliver(cancelled_error());
+    return true;
+  }
+  // A retry (its worker died or hung) is not refused: it was admitted, and
+  // the failover, not the queue, made it late.
+  if (j.attempts == 0 && j.item.deadline != std::chrono::steady_clock::time_point{}
+      && now + st.wait.cost(j.item.rows) > j.item.deadline) {
+    ++st.stats.expired;
+    j.rp.deliver(make_caf_error(errc::overloaded, "the request's deadline passed while it "
+                                                  "waited for an encoder; retry later"));
+    return true;
+  }
+  return false;
+}
+
+/// Removes queued jobs that nobody waits for any more (they would inflate
+/// the expected wait of new work). Returns how many it removed.
+std::size_t prune_abandoned(self_ptr self) {
+  auto& st = self->state;
+  std::size_t removed = 0;
+  for (auto i = st.queue.begin(); i != st.queue.end();) {
+    if (abandoned(i->item.wanted_by)) {
+      st.queued_rows -= i->item.rows;
+      ++st.stats.cancelled;
+      i->rp.deliver(cancelled_error());
+      i = st.queue.erase(i);
+      ++removed;
+    } else {
+      ++i;
+    }
+  }
+  return removed;
+}
+
+/// A worker finished (or failed) its batch: it is free again.
+void release_slot(self_ptr self, worker_slot& w) {
+  self->state.running_rows -= w.rows;
+  w.rows = 0;
+  w.busy = false;
+  w.outstanding = 0;
+  w.jobs.reset();
+}
+
+/// Admits an encode, or refuses it at once when the work ahead of it
+/// would make it miss its deadline (an answer of 503 now beats one after
+/// the client has given up).
+caf::result<embedding> admit(self_ptr self, encode_item& item) {
+  auto& st = self->state;
+  if (abandoned(item.wanted_by)) {
+    ++st.stats.cancelled;
+    return cancelled_error();
+  }
+  if (item.deadline != std::chrono::steady_clock::time_point{}) {
+    auto now = std::chrono::steady_clock::now();
+    auto wait = [&] {
+      return st.wait.expected(st.queued_rows + st.running_rows, item.rows, st.workers.size());
+    };
+    if (now + wait() > item.deadline
+        && (prune_abandoned(self) == 0 || now + wait() > item.deadline)) {
+      ++st.stats.shed;
+      auto ms = [](auto d) {
+        return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+      };
+      return make_caf_error(errc::overloaded,
+                            "the encoders are busy: the expected wait of " + ms(wait())
+                              + " ms exceeds this request's deadline (" + ms(item.deadline - now)
+                              + " ms left); retry later");
+    }
+  }
+  auto rp = self->make_response_promise<embedding>();
+  st.queued_rows += item.rows;
+  st.queue.push_back(job{std::move(item), rp, 0});
+  dispatch(self);
+  return rp;
+}
+
 void dispatch(self_ptr self) {
   auto& st = self->state;
   while (!st.queue.empty()) {
@@ -228,6 +325,7 @@ void dispatch(self_ptr self) {
             make_caf_error(errc::unavailable, "no encoder node is reachable; retry later"));
           st.queue.pop_front();
         }
+        st.queued_rows = 0;
         return;
       }
       add_fallback(self);
@@ -244,20 +342,32 @@ void dispatch(self_ptr self) {
         target = &w;
     if (target == nullptr)
       return; // every worker busy: requests wait and will leave as one batch
-    auto n = std::min(st.queue.size(), st.cfg.max_batch);
     auto jobs = std::make_shared<std::vector<job>>();
-    jobs->reserve(n);
+    jobs->reserve(std::min(st.queue.size(), st.cfg.max_batch));
     encode_batch batch;
-    batch.items.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      batch.items.push_back(st.queue.front().item);
-      jobs->push_back(std::move(st.queue.front()));
+    std::uint64_t rows = 0;
+    auto now = std::chrono::steady_clock::now();
+    while (!st.queue.empty() && jobs->size() < st.cfg.max_batch) {
+      auto j = std::move(st.queue.front());
       st.queue.pop_front();
+      st.queued_rows -= j.item.rows;
+      // The last moment to skip work: nobody waits for it any more, or it
+      // could not finish before its deadline.
+      if (skip_job(self, j, now))
+        continue;
+      rows += j.item.rows;
+      batch.items.push_back(j.item);
+      jobs->push_back(std::move(j));
     }
+    if (jobs->empty())
+      continue;
+    auto n = jobs->size();
     target->busy = true;
     ++target->dispatched;
     target->outstanding = n;
     target->jobs = jobs;
+    target->rows = rows;
+    st.running_rows += rows;
     st.stats.max_batch_seen = std::max<std::uint64_t>(st.stats.max_batch_seen, n);
     auto id = target->id;
     self->request(target->handle, st.cfg.encoder_timeout, encode_atom::value, std::move(batch))
@@ -267,21 +377,32 @@ void dispatch(self_ptr self) {
           auto* w = find_slot(self, id);
           if (w == nullptr)
             return; // declared dead meanwhile; its batch was already retried
-          w->busy = false;
-          w->outstanding = 0;
-          w->jobs.reset();
+          release_slot(self, *w);
           if (out.embeddings.size() != jobs->size()) {
             requeue(self, *jobs, make_caf_error(errc::internal, "worker returned a short batch"));
           } else {
+            // A local worker leaves out items nobody waits for any more.
+            std::uint64_t done = 0;
+            std::uint64_t done_rows = 0;
+            for (std::size_t i = 0; i < jobs->size(); ++i) {
+              auto& j = (*jobs)[i];
+              if (!out.embeddings[i]) {
+                ++s.stats.cancelled;
+                j.rp.deliver(cancelled_error());
+                continue;
+              }
+              ++done;
+              done_rows += j.item.rows;
+              j.rp.deliver(std::move(out.embeddings[i]));
+            }
             ++s.stats.batches;
-            s.stats.items += jobs->size();
+            s.stats.items += done;
             s.stats.busy_seconds += static_cast<double>(out.busy_ns) / 1e9;
             s.stats.flops += out.flops;
-            s.nodes[w->node].encodes += jobs->size();
+            s.wait.on_batch(done_rows, std::chrono::nanoseconds{out.busy_ns});
+            s.nodes[w->node].encodes += done;
             if (w->fallback)
-              s.stats.fallback_items += jobs->size();
-            for (std::size_t i = 0; i < jobs->size(); ++i)
-              (*jobs)[i].rp.deliver(std::move(out.embeddings[i]));
+              s.stats.fallback_items += done;
           }
           dispatch(self);
         },
@@ -292,9 +413,7 @@ void dispatch(self_ptr self) {
           if (err.category() == error_category
               && static_cast<errc>(err.code()) == errc::bad_request) {
             // A bad item fails alone; the worker is fine.
-            w->busy = false;
-            w->outstanding = 0;
-            w->jobs.reset();
+            release_slot(self, *w);
             for (auto& j : *jobs)
               j.rp.deliver(err);
           } else {
@@ -510,17 +629,14 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
   if (st.cfg.cache)
     self->delayed_send(self, st.cfg.agent_interval, observe_atom::value);
   return {
-    [=](encode_atom, encode_item& item) -> caf::result<embedding> {
-      auto rp = self->make_response_promise<embedding>();
-      self->state.queue.push_back(job{std::move(item), rp, 0});
-      dispatch(self);
-      return rp;
-    },
+    [=](encode_atom, encode_item& item) -> caf::result<embedding> { return admit(self, item); },
     [=](stats_atom) {
       auto& s = self->state;
       auto out = s.stats;
       out.workers = static_cast<std::uint32_t>(s.workers.size());
       out.queued = s.queue.size();
+      out.queued_rows = s.queued_rows + s.running_rows;
+      out.rows_per_second = s.wait.rows_per_second(s.workers.size());
       out.outstanding = 0;
       for (const auto& w : s.workers)
         out.outstanding += w.outstanding;

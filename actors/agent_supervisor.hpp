@@ -45,6 +45,8 @@ struct supervisor_config {
   std::size_t max_attempts = 3;
   /// Run workers on their own threads (production); off in deterministic tests.
   bool detached_workers = true;
+  /// How much detached workers lower their threads' CPU priority (nice).
+  int worker_nice = 10;
   /// Overrides how workers are made (tests).
   worker_factory factory;
   cache_actor cache;

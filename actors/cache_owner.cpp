@@ -22,6 +22,9 @@ struct flight {
   /// The leader's values outside the key: a waiter joins only if the guard
   /// would reuse the leader's embedding for its own input.
   std::vector<float> suffix;
+  /// The clients waiting on the computation: the encode is dropped only if
+  /// the leader's client and every waiter's have gone.
+  demand_ptr wanted_by;
 };
 
 struct cache_owner_state {
@@ -75,7 +78,7 @@ bool promote(self_ptr self, flight& f) {
   f.waiters.erase(f.waiters.begin());
   f.started = self->clock().now();
   f.suffix = std::move(next.suffix);
-  next.promise.deliver(cache_lookup{lookup_kind::lead, embedding{}, 0, {}});
+  next.promise.deliver(cache_lookup{lookup_kind::lead, embedding{}, 0, {}, f.wanted_by});
   return true;
 }
 
@@ -152,7 +155,7 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
         // Hand out what is still stored, so that the fresh result can be
         // compared with it for free: that is how the agent sees when reuse
         // would be safe again (and whether the guard would have served it).
-        cache_lookup out{lookup_kind::bypass, embedding{}, 0, {}};
+        cache_lookup out{lookup_kind::bypass, embedding{}, 0, {}, nullptr};
         if (auto pk = st.cache->peek(key); pk && !pk->expired) {
           out.value = std::move(pk->value);
           out.age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(pk->age).count();
@@ -170,14 +173,14 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
       auto age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(r.age).count();
       if (r.hit()) {
         count(st, verdict.basis);
-        return cache_lookup{lookup_kind::hit, std::move(r.value), age_ns, verdict};
+        return cache_lookup{lookup_kind::hit, std::move(r.value), age_ns, verdict, nullptr};
       }
       if (r.status == lookup_status::refused) {
         count(st, verdict.basis);
-        return cache_lookup{lookup_kind::refresh, std::move(r.value), age_ns, verdict};
+        return cache_lookup{lookup_kind::refresh, std::move(r.value), age_ns, verdict, nullptr};
       }
       if (!st.cfg.single_flight)
-        return cache_lookup{lookup_kind::lead, embedding{}, 0, {}};
+        return cache_lookup{lookup_kind::lead, embedding{}, 0, {}, nullptr};
       if (auto i = st.flights.find(key); i != st.flights.end()) {
         auto& f = i->second;
         auto v
@@ -185,22 +188,24 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
         if (!reuses(v)) {
           // The leader's input is too far from this one: compute it apart.
           count(st, v.basis);
-          return cache_lookup{lookup_kind::refresh, embedding{}, 0, v};
+          return cache_lookup{lookup_kind::refresh, embedding{}, 0, v, nullptr};
         }
         auto rp = self->make_response_promise<cache_lookup>();
         count(st, v.basis);
         f.waiters.push_back(waiter{rp, std::move(q.suffix), v});
+        f.wanted_by->join(std::move(q.cancel));
         return rp;
       }
-      st.flights.emplace(key, flight{self->clock().now(), {}, std::move(q.suffix)});
-      return cache_lookup{lookup_kind::lead, embedding{}, 0, {}};
+      auto wanted = std::make_shared<demand>(std::move(q.cancel));
+      st.flights.emplace(key, flight{self->clock().now(), {}, std::move(q.suffix), wanted});
+      return cache_lookup{lookup_kind::lead, embedding{}, 0, {}, std::move(wanted)};
     },
     [=](insert_atom, prefix_key key, const embedding& value, const embedding& source) {
       auto& st = self->state;
       st.cache->put(key, value, source);
       if (auto i = st.flights.find(key); i != st.flights.end()) {
         for (auto& w : i->second.waiters)
-          w.promise.deliver(cache_lookup{lookup_kind::joined, value, 0, w.verdict});
+          w.promise.deliver(cache_lookup{lookup_kind::joined, value, 0, w.verdict, nullptr});
         st.joins += i->second.waiters.size();
         st.flights.erase(i);
       }

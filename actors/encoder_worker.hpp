@@ -15,6 +15,13 @@ namespace sil {
 encoder_worker_actor::behavior_type encoder_worker(encoder_worker_actor::pointer self,
                                                    const model& m);
 
+/// The behavior of a worker that owns its thread (spawned detached): on its
+/// first batch it lowers that thread's CPU priority by `nice` (0: not at
+/// all), so that on a busy machine the I/O threads that answer hits and
+/// refusals run first and encoding takes the CPU time left over.
+encoder_worker_actor::behavior_type detached_encoder_worker(encoder_worker_actor::pointer self,
+                                                            const model& m, int nice);
+
 /// Validates a batch against the model and encodes it.
 caf::expected<encoded_batch> encode_with(const model& m, const encode_batch& batch);
 

@@ -105,7 +105,7 @@ void audit(self_ptr self, const job_ptr& j, const embedding& cached, std::int64_
   };
   self
     ->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
-              encode_item{j->req.features, j->req.rows})
+              encode_item{j->req.features, j->req.rows, nullptr, {}})
     .then(
       [=](embedding& fresh) {
         done();
@@ -132,14 +132,18 @@ struct fresh_plan {
   /// Whether the answer shows that verdict (not while reuse is disabled:
   /// the answer did not weigh reuse).
   bool answer_shows_risk = false;
+  /// A single-flight computation: the clients that wait on it (from the
+  /// cache owner). Otherwise only this request's client does.
+  demand_ptr wanted_by;
 };
 
 /// Encodes the request at the pool and answers with the fresh result.
 void encode_fresh(self_ptr self, const job_ptr& j, const fresh_plan& plan, const done_fn& done) {
   auto& cfg = self->state.cfg;
-  self
-    ->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
-              encode_item{j->req.features, j->req.rows})
+  encode_item item{j->req.features, j->req.rows, plan.wanted_by, j->req.deadline};
+  if (!item.wanted_by && j->req.cancel)
+    item.wanted_by = std::make_shared<demand>(j->req.cancel);
+  self->request(cfg.pool, cfg.encode_timeout, encode_atom::value, std::move(item))
     .then(
       [=](embedding& e) {
         done(make_reply(self, e, embedding_source::encoder, 0,
@@ -224,6 +228,7 @@ void handle(self_ptr self, predict_request&& in, const done_fn& done) {
   q.max_age_ns = max_age_ns_of(req.max_age_ms);
   q.max_wrong_rate = req.max_wrong_rate;
   q.rows = req.rows;
+  q.cancel = req.cancel;
   if (cfg.guard.enabled)
     q.suffix.assign(jp->suffix(), jp->suffix() + jp->suffix_size());
   // No timeout on the hit path: a finite one costs a round trip through
@@ -244,6 +249,7 @@ void handle(self_ptr self, predict_request&& in, const done_fn& done) {
           case lookup_kind::lead:
             plan.insert = true;
             plan.leader = true;
+            plan.wanted_by = std::move(r.wanted_by);
             break;
           case lookup_kind::bypass:
           case lookup_kind::refresh:

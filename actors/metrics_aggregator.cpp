@@ -131,6 +131,10 @@ struct metrics_state {
   prom::Gauge* cache_hit_ratio = nullptr;
   prom::Gauge* workers = nullptr;
   prom::Gauge* queue_depth = nullptr;
+  prom::Gauge* queued_rows = nullptr;
+  prom::Gauge* rows_per_second = nullptr;
+  prom::Gauge* http_open = nullptr;
+  std::vector<std::pair<mirrored_counter, std::uint64_t http_counters::*>> http_mirrors;
   prom::Gauge* uptime = nullptr;
   // Per encoder node (cluster roles); children added as nodes appear.
   prom::Family<prom::Gauge>* node_up = nullptr;
@@ -210,6 +214,15 @@ void build_registry(metrics_state& st) {
     {counter("sil_encoder_failures_total", "Inputs that failed after every attempt"),
      &pool_snapshot::failures},
     {counter("sil_encoder_restarts_total", "Workers restarted"), &pool_snapshot::restarts},
+    {counter("sil_encoder_cancelled_total",
+             "Encodes dropped before they ran: every client waiting on them had gone"),
+     &pool_snapshot::cancelled},
+    {counter("sil_encoder_shed_total",
+             "Encodes refused at once (503): the expected wait exceeded their deadline"),
+     &pool_snapshot::shed},
+    {counter("sil_encoder_expired_total",
+             "Encodes refused (503) because their deadline passed while they were queued"),
+     &pool_snapshot::expired},
   };
   st.cache_entries = gauge("sil_cache_entries", "Embeddings in the cache");
   st.cache_max_entries = gauge("sil_cache_max_entries", "Capacity of the cache");
@@ -218,6 +231,26 @@ void build_registry(metrics_state& st) {
   st.cache_hit_ratio = gauge("sil_cache_hit_ratio", "hits / (hits + misses) since start");
   st.workers = gauge("sil_encoder_workers", "Encoder workers alive");
   st.queue_depth = gauge("sil_encoder_queue_depth", "Inputs waiting for a worker");
+  st.queued_rows = gauge("sil_encoder_queued_rows", "Input rows waiting for or at a worker");
+  st.rows_per_second
+    = gauge("sil_encoder_rows_per_second", "Measured encoder throughput, rows per second");
+  st.http_open = gauge("sil_http_connections", "Open HTTP connections");
+  st.http_mirrors = {
+    {counter("sil_http_connections_refused_total",
+             "Connections refused with 503 at the connection cap or the descriptor limit"),
+     &http_counters::connections_refused},
+    {counter("sil_http_accept_backoffs_total",
+             "Times accept() failed for lack of file descriptors and the acceptor backed off"),
+     &http_counters::accept_backoffs},
+    {counter("sil_http_clients_gone_total",
+             "Predictions whose client disconnected before the answer (their work cancelled)"),
+     &http_counters::clients_gone},
+    {counter("sil_http_read_timeouts_total", "Requests not received complete in time (408)"),
+     &http_counters::read_timeouts},
+    {counter("sil_http_framing_errors_total",
+             "Requests refused at the HTTP level and closed (400, 413, 414, 431)"),
+     &http_counters::framing_errors},
+  };
   st.process_cpu = &prom::BuildCounter()
                       .Name("process_cpu_seconds_total")
                       .Help("User and system CPU time of the process, seconds")
@@ -346,6 +379,19 @@ served_estimate served_of(const metrics_state& st) {
   return e;
 }
 
+http_counters http_of(const metrics_state& st) {
+  http_counters h;
+  if (const auto* b = st.cfg.board.get()) {
+    h.connections_open = b->connections_open.load(std::memory_order_relaxed);
+    h.connections_refused = b->connections_refused.load(std::memory_order_relaxed);
+    h.accept_backoffs = b->accept_backoffs.load(std::memory_order_relaxed);
+    h.clients_gone = b->clients_gone.load(std::memory_order_relaxed);
+    h.read_timeouts = b->read_timeouts.load(std::memory_order_relaxed);
+    h.framing_errors = b->framing_errors.load(std::memory_order_relaxed);
+  }
+  return h;
+}
+
 void refresh(metrics_state& st) {
   for (auto& [c, field] : st.cache_counters)
     c.update(st.last_cache.*field);
@@ -368,6 +414,12 @@ void refresh(metrics_state& st) {
   st.cache_hit_ratio->Set(st.last_cache.hit_rate());
   st.workers->Set(st.last_pool.workers);
   st.queue_depth->Set(static_cast<double>(st.last_pool.queued));
+  st.queued_rows->Set(static_cast<double>(st.last_pool.queued_rows));
+  st.rows_per_second->Set(st.last_pool.rows_per_second);
+  auto http = http_of(st);
+  st.http_open->Set(static_cast<double>(http.connections_open));
+  for (auto& [c, field] : st.http_mirrors)
+    c.update(http.*field);
   // CPU time of the whole process (all threads), in microseconds mirrored
   // into a counter of seconds: near the core count per second, the node is
   // saturated.
@@ -467,6 +519,7 @@ service_snapshot make_snapshot(metrics_state& st) {
   s.requests = st.requests;
   s.errors = st.errors;
   s.rejected_overload = st.rejected;
+  s.http = http_of(st);
   s.model_name = st.cfg.model_name;
   s.model_version = st.cfg.model_version;
   s.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count();

@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "actors/service_board.hpp"
 #include "messages/messages.hpp"
 
 namespace sil {
@@ -21,6 +22,8 @@ struct metrics_config {
   std::string model_version;
   /// Requests kept for /stats percentiles (the most recent ones).
   std::size_t latency_window = 10000;
+  /// The front end's connection counters (optional).
+  std::shared_ptr<service_board> board;
 };
 
 /// Spawns the metrics aggregator.

@@ -74,6 +74,7 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   sc.encoder_timeout = seconds(s.encoder_timeout_seconds);
   sc.max_attempts = static_cast<std::size_t>(s.encoder_max_attempts);
   sc.detached_workers = opts.detached_workers;
+  sc.worker_nice = static_cast<int>(s.encoder_nice);
   sc.factory = opts.factory;
   sc.cache = h.cache;
   sc.agent_interval = seconds(s.agent_interval_seconds);
@@ -111,6 +112,7 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   mc.pool = h.supervisor;
   mc.model_name = m.name();
   mc.model_version = m.version();
+  mc.board = h.board;
   h.metrics = spawn_metrics_aggregator(sys, std::move(mc));
 
   ic.metrics = h.metrics;

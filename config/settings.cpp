@@ -82,12 +82,16 @@ status validate(const service_settings& s, std::size_t input_dim) {
     int_range("encoder.max-batch", s.encoder_max_batch, 1, 4096),
     seconds_range("encoder.timeout", s.encoder_timeout_seconds, 0.0, 3600.0, false),
     int_range("encoder.max-attempts", s.encoder_max_attempts, 1, 16),
+    int_range("encoder.nice", s.encoder_nice, 0, 19),
     int_range("http.threads", s.http_threads, 1, 64),
     int_range("http.body-limit", s.http_body_limit, 64, std::int64_t{1} << 30),
     seconds_range("http.read-timeout", s.http_read_timeout_seconds, 0.0, 3600.0, false),
     int_range("http.max-inflight", s.http_max_inflight, 1, 1 << 20),
     int_range("http.max-rows", s.http_max_rows, 1, 4096),
     seconds_range("http.drain-timeout", s.http_drain_timeout_seconds, 0.0, 3600.0, true),
+    int_range("http.max-connections", s.http_max_connections, 0, 1 << 24),
+    seconds_range("http.max-queue-delay", s.http_max_queue_delay_seconds, 0.0, 600.0, true),
+    seconds_range("http.linger", s.http_linger_seconds, 0.0, 60.0, true),
     seconds_range("agent.interval", s.agent_interval_seconds, 0.0, 3600.0, false),
     s.cache_prefix_unit == "values" || s.cache_prefix_unit == "rows"
       ? ok()

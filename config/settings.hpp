@@ -41,6 +41,9 @@ struct service_settings {
   std::int64_t encoder_max_batch = 32;
   double encoder_timeout_seconds = 2.0;
   std::int64_t encoder_max_attempts = 3;
+  /// CPU priority the local encoder threads give up (nice), so that the
+  /// I/O threads answer first on a busy machine; 0: same priority.
+  std::int64_t encoder_nice = 10;
   // -- HTTP
   std::int64_t http_threads = 2;
   std::int64_t http_body_limit = 1 << 20;
@@ -48,6 +51,13 @@ struct service_settings {
   std::int64_t http_max_inflight = 1024;
   std::int64_t http_max_rows = 64;
   double http_drain_timeout_seconds = 10.0;
+  /// Open connections at most (0: derived from the file-descriptor limit).
+  std::int64_t http_max_connections = 0;
+  /// Longest expected wait for an encoder before a prediction is refused
+  /// with 503 (0: no limit); a request's "timeout_ms" replaces it.
+  double http_max_queue_delay_seconds = 1.0;
+  /// How long a closing connection keeps discarding what the client sends.
+  double http_linger_seconds = 2.0;
   // -- reuse under an error budget
   /// true: reuse only what the guard certifies; false: pure prefix reuse.
   /// Like every bool flag, `--risk.guard=off` / `SIL_RISK_GUARD=off` work.

@@ -50,7 +50,9 @@ sil_config::sil_config() {
   opt_group{custom_options_, "encoder"}
     .add(s.encoder_max_batch, "max-batch", "most requests a worker encodes in one pass")
     .add(s.encoder_timeout_seconds, "timeout", "seconds before a worker's batch is retried")
-    .add(s.encoder_max_attempts, "max-attempts", "attempts per request before 504");
+    .add(s.encoder_max_attempts, "max-attempts", "attempts per request before 504")
+    .add(s.encoder_nice, "nice",
+         "CPU priority local encoder threads give up (0-19), so that I/O threads answer first");
   opt_group{custom_options_, "http"}
     .add(s.http_threads, "threads", "I/O threads")
     .add(s.http_body_limit, "body-limit", "largest accepted request body in bytes (else 413)")
@@ -58,7 +60,13 @@ sil_config::sil_config() {
     .add(s.http_max_inflight, "max-inflight", "predictions in flight before 503")
     .add(s.http_max_rows, "max-rows", "most rows per request")
     .add(s.http_drain_timeout_seconds, "drain-timeout",
-         "seconds to finish in-flight requests on SIGINT/SIGTERM");
+         "seconds to finish in-flight requests on SIGINT/SIGTERM (then 503)")
+    .add(s.http_max_connections, "max-connections",
+         "open connections at most, more get 503 (0: from the file-descriptor limit)")
+    .add(s.http_max_queue_delay_seconds, "max-queue-delay",
+         "seconds a prediction may expect to wait for an encoder, else 503 (0: no limit)")
+    .add(s.http_linger_seconds, "linger",
+         "seconds a closing connection discards what the client still sends");
   opt_group{custom_options_, "risk"}
     .add(s.risk_guard, "guard",
          "true (default): reuse only exact or certified inputs; false (or off): any input "

@@ -38,6 +38,14 @@ std::string_view to_string(errc code) noexcept {
       return "unauthorized";
     case errc::internal:
       return "internal";
+    case errc::request_timeout:
+      return "request_timeout";
+    case errc::header_too_large:
+      return "header_too_large";
+    case errc::uri_too_long:
+      return "uri_too_long";
+    case errc::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }

@@ -53,6 +53,15 @@ enum class errc : unsigned char {
   unauthorized,
   /// A bug: an invariant did not hold.
   internal,
+  /// The client did not send a complete request in time.
+  request_timeout,
+  /// The request's header section exceeds the limit.
+  header_too_large,
+  /// The request target alone exceeds the header limit.
+  uri_too_long,
+  /// The client went away before its answer was computed; the work was
+  /// dropped (nobody receives this error: it is counted).
+  cancelled,
 };
 
 /// Returns the stable snake_case name of `code` (used in logs and JSON).

@@ -108,6 +108,8 @@ public:
       state_ = state::max_age_value;
     } else if (k == "max_wrong_rate") {
       state_ = state::max_wrong_rate_value;
+    } else if (k == "timeout_ms") {
+      state_ = state::timeout_value;
     } else {
       state_ = state::skip_value; // unknown fields are ignored
     }
@@ -192,6 +194,7 @@ private:
     use_cache_value,
     max_age_value,
     max_wrong_rate_value,
+    timeout_value,
     skip_value,
     done,
   };
@@ -232,9 +235,13 @@ private:
       case state::use_cache_value:
         return fail(std::string{"'use_cache' must be true or false, not "} + what);
       case state::max_age_value:
-        return fail(std::string{"'max_age_ms' must be a non-negative integer, not "} + what);
+        return fail(std::string{"'max_age_ms' must be an integer in [0, "}
+                    + std::to_string(max_age_limit_ms) + "], not " + what);
       case state::max_wrong_rate_value:
         return fail(std::string{"'max_wrong_rate' must be a number in (0, 1], not "} + what);
+      case state::timeout_value:
+        return fail(std::string{"'timeout_ms' must be an integer in [1, "}
+                    + std::to_string(timeout_limit_ms) + "], not " + what);
       default:
         return fail(std::string{"unexpected "} + what);
     }
@@ -254,9 +261,19 @@ private:
         ++row_len_;
         return true;
       case state::max_age_value:
-        if (!integral || v < 0 || v > 9.2e15)
-          return fail("'max_age_ms' must be a non-negative integer");
+        // Bounded here, so that no later conversion to nanoseconds can
+        // overflow: a year is longer than any TTL the cache accepts.
+        if (!integral || !(v >= 0.0 && v <= static_cast<double>(max_age_limit_ms)))
+          return fail("'max_age_ms' must be an integer in [0, " + std::to_string(max_age_limit_ms)
+                      + "] (a year), got " + fmt_number(v));
         req_.max_age_ms = static_cast<std::int64_t>(v);
+        state_ = state::top;
+        return true;
+      case state::timeout_value:
+        if (!integral || !(v >= 1.0 && v <= static_cast<double>(timeout_limit_ms)))
+          return fail("'timeout_ms' must be an integer in [1, " + std::to_string(timeout_limit_ms)
+                      + "] (ten minutes), got " + fmt_number(v));
+        req_.timeout_ms = static_cast<std::int64_t>(v);
         state_ = state::top;
         return true;
       case state::max_wrong_rate_value:
@@ -487,7 +504,19 @@ std::string encode_stats(const service_snapshot& s) {
       {"fallback_items", s.pool.fallback_items},
       {"busy_seconds", s.pool.busy_seconds},
       {"gflop", s.pool.flops / 1e9},
+      {"cancelled", s.pool.cancelled},
+      {"shed", s.pool.shed},
+      {"expired", s.pool.expired},
+      {"queued_rows", s.pool.queued_rows},
+      {"rows_per_second", s.pool.rows_per_second},
       {"nodes", nodes_json(s.pool.nodes)}}},
+    {"http",
+     {{"connections", s.http.connections_open},
+      {"connections_refused", s.http.connections_refused},
+      {"accept_backoffs", s.http.accept_backoffs},
+      {"clients_gone", s.http.clients_gone},
+      {"read_timeouts", s.http.read_timeouts},
+      {"framing_errors", s.http.framing_errors}}},
     {"agent",
      {{"state", s.agent.mode.empty() ? s.pool.agent_mode : s.agent.mode},
       {"enabled", s.agent.acts},
@@ -537,10 +566,18 @@ result<double> decode_ttl(std::string_view body) {
 status check_admin(std::string_view authorization, std::string_view token) {
   if (token.empty())
     return {errc::forbidden, "the admin API is disabled: set admin.token to enable it"};
-  constexpr std::string_view scheme = "Bearer ";
-  if (authorization.size() < scheme.size() || authorization.substr(0, scheme.size()) != scheme)
+  // RFC 7235: the scheme is case-insensitive, and one or more spaces
+  // separate it from the credentials.
+  constexpr std::string_view scheme = "bearer";
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  bool is_bearer = authorization.size() > scheme.size() && authorization[scheme.size()] == ' ';
+  for (std::size_t i = 0; is_bearer && i < scheme.size(); ++i)
+    is_bearer = lower(authorization[i]) == scheme[i];
+  if (!is_bearer)
     return {errc::unauthorized, "missing 'Authorization: Bearer <token>' header"};
   auto given = authorization.substr(scheme.size());
+  while (!given.empty() && given.front() == ' ')
+    given.remove_prefix(1);
   // Constant time in the token's length: no early exit on the first mismatch.
   unsigned diff = given.size() == token.size() ? 0u : 1u;
   for (std::size_t i = 0; i < token.size(); ++i)
@@ -579,10 +616,18 @@ unsigned status_for(errc code) noexcept {
       return 404;
     case errc::method_not_allowed:
       return 405;
+    case errc::request_timeout:
+      return 408;
     case errc::payload_too_large:
       return 413;
+    case errc::uri_too_long:
+      return 414;
     case errc::unsupported_media_type:
       return 415;
+    case errc::header_too_large:
+      return 431;
+    case errc::cancelled:
+      return 499; // nginx's "client closed request": never written, counted
     case errc::overloaded:
     case errc::unavailable:
       return 503;

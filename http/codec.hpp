@@ -21,8 +21,16 @@ struct decode_limits {
   std::size_t max_rows = 64;
 };
 
+/// The largest max_age_ms a request may give (a year) and the largest
+/// timeout_ms (ten minutes): bounded where decoded, so that no conversion
+/// to nanoseconds downstream can overflow.
+inline constexpr std::int64_t max_age_limit_ms = 31'536'000'000;
+inline constexpr std::int64_t timeout_limit_ms = 600'000;
+
 /// Parses and validates a /predict body: {"features": [[D numbers], ...],
-/// "use_cache": bool (optional), "max_age_ms": integer >= 0 (optional)}.
+/// "use_cache": bool, "max_age_ms": integer in [0, a year], "max_wrong_rate":
+/// number in (0, 1], "timeout_ms": integer in [1, 600000]} (all but
+/// "features" optional).
 /// Unknown fields are ignored. Every failure is errc::bad_request with a
 /// message that says what is wrong and where. Never throws.
 result<predict_request> decode_predict(std::string_view body, const decode_limits& limits);

@@ -25,8 +25,21 @@ struct http_config {
   std::uint16_t port = 8000;
   std::size_t threads = 2;
   std::size_t body_limit = 1 << 20;
+  /// A request must arrive complete within this (else 408); an idle
+  /// keep-alive connection is closed after it.
   std::chrono::milliseconds read_timeout{30000};
   std::size_t max_inflight = 1024;
+  /// Open connections at most; more are answered 503 and closed at once.
+  /// 0: derived from the file-descriptor limit.
+  std::size_t max_connections = 0;
+  /// How long a prediction that needs the encoder may wait for one: work
+  /// that is expected to finish later is refused at once with 503. A
+  /// request's own "timeout_ms" replaces it. 0: no limit.
+  std::chrono::milliseconds max_queue_delay{0};
+  /// After an error that closes the connection, how long to keep reading
+  /// (and discarding) what the client still sends, so that it reads the
+  /// answer instead of a reset.
+  std::chrono::milliseconds linger{2000};
   std::size_t max_rows = 64;
   std::size_t input_dim = 32;
   std::string model_version;
@@ -55,10 +68,15 @@ public:
 
   /// Stops accepting, lets requests in flight finish, and serves requests
   /// that arrive on open connections until 200 ms pass without any (at most
-  /// `drain` in all); answers during the drain close their connection. Then
-  /// closes every connection and joins the I/O threads. Returns the number of
-  /// requests still in flight when the deadline passed (0 normally).
+  /// `drain` in all); answers during the drain close their connection.
+  /// Requests still waiting for an answer at the deadline are answered 503.
+  /// Then closes every connection and joins the I/O threads. Returns the
+  /// number of requests that did not get their computed answer (answered
+  /// 503 at the deadline, or still unanswered): 0 after a clean drain.
   std::size_t shutdown(std::chrono::milliseconds drain);
+
+  /// The connection cap in effect (max_connections, or the derived one).
+  std::size_t max_connections() const noexcept;
 
   struct impl;
 

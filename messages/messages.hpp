@@ -9,11 +9,13 @@
 
 #include <caf/all.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "core/cancellation.hpp"
 #include "core/embedding.hpp"
 #include "core/error.hpp"
 #include "core/prefix_key.hpp"
@@ -82,12 +84,21 @@ struct predict_request {
   /// This request's own error budget, in (0, 1]; 0: the configured one.
   /// It can only tighten the configured budget.
   double max_wrong_rate = 0.0;
+  /// The client's own deadline (milliseconds); -1: the server's default.
+  std::int64_t timeout_ms = -1;
+  // The two fields below live in this process only (not serialized): the
+  // front end sets them, the encoder pool reads them.
+  /// When an answer is no longer useful: encode work that cannot finish by
+  /// then is refused at once (overloaded). Epoch: no deadline.
+  std::chrono::steady_clock::time_point deadline{};
+  /// Set when the client has gone: work nobody else waits for is dropped.
+  cancel_flag_ptr cancel;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, predict_request& x) {
   return f(caf::meta::type_name("predict_request"), x.features, x.rows, x.use_cache, x.max_age_ms,
-           x.max_wrong_rate);
+           x.max_wrong_rate, x.timeout_ms);
 }
 
 /// Why an answer did or did not reuse a cached entry (present only when
@@ -195,6 +206,11 @@ using predict_callback = std::function<void(caf::expected<predict_reply>)>;
 struct encode_item {
   std::vector<float> features;
   std::uint32_t rows = 0;
+  // Local to the gateway's process (not serialized to remote workers):
+  /// The clients that wait on this encode (null: an internal caller).
+  demand_ptr wanted_by;
+  /// Refuse instead of encoding past this point (epoch: no deadline).
+  std::chrono::steady_clock::time_point deadline{};
 };
 
 template <class Inspector>
@@ -253,6 +269,9 @@ struct lookup_query {
   std::uint32_t rows = 0;
   /// The input's values outside the key.
   std::vector<float> suffix;
+  /// The client's cancel flag (local only): a request that joins another's
+  /// computation adds it to that computation's demand.
+  cancel_flag_ptr cancel;
 };
 
 template <class Inspector>
@@ -271,6 +290,8 @@ struct cache_lookup {
   /// hit, refresh, and bypass with a stored entry: the guard's verdict (for
   /// bypass: what it would have decided).
   reuse_info risk;
+  /// lead: the clients waiting on this computation (local only).
+  demand_ptr wanted_by;
 };
 
 template <class Inspector>
@@ -557,13 +578,25 @@ struct pool_snapshot {
   /// batches: flops / busy is the encoder's GFLOP/s while it computes.
   double busy_seconds = 0.0;
   double flops = 0.0;
+  /// Encodes dropped before they ran because every client waiting on them
+  /// had gone.
+  std::uint64_t cancelled = 0;
+  /// Encodes refused at once because the expected wait exceeded their
+  /// deadline (answered 503), and ones whose deadline passed in the queue.
+  std::uint64_t shed = 0;
+  std::uint64_t expired = 0;
+  /// Input rows waiting or being encoded, and the measured throughput
+  /// (rows per second, all workers; 0 until the first batch).
+  std::uint64_t queued_rows = 0;
+  double rows_per_second = 0.0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_snapshot& x) {
   return f(caf::meta::type_name("pool_snapshot"), x.workers, x.batches, x.items, x.retries,
            x.failures, x.restarts, x.queued, x.outstanding, x.max_batch_seen, x.agent_mode, x.nodes,
-           x.fallback_items, x.busy_seconds, x.flops);
+           x.fallback_items, x.busy_seconds, x.flops, x.cancelled, x.shed, x.expired, x.queued_rows,
+           x.rows_per_second);
 }
 
 // -- metrics -------------------------------------------------------------------------
@@ -623,6 +656,22 @@ typename Inspector::result_type inspect(Inspector& f, served_estimate& x) {
 }
 
 /// Everything /stats shows.
+/// The HTTP front end's connection counters (from the service board).
+struct http_counters {
+  std::uint64_t connections_open = 0;
+  std::uint64_t connections_refused = 0;
+  std::uint64_t accept_backoffs = 0;
+  std::uint64_t clients_gone = 0;
+  std::uint64_t read_timeouts = 0;
+  std::uint64_t framing_errors = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, http_counters& x) {
+  return f(caf::meta::type_name("http_counters"), x.connections_open, x.connections_refused,
+           x.accept_backoffs, x.clients_gone, x.read_timeouts, x.framing_errors);
+}
+
 struct service_snapshot {
   cache_snapshot cache;
   pool_snapshot pool;
@@ -642,13 +691,14 @@ struct service_snapshot {
   std::string model_version;
   double uptime_s = 0.0;
   served_estimate served;
+  http_counters http;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, service_snapshot& x) {
   return f(caf::meta::type_name("service_snapshot"), x.cache, x.pool, x.audit, x.agent, x.cosine,
            x.l2, x.prediction_delta, x.latency, x.hit_latency, x.miss_latency, x.requests, x.errors,
-           x.rejected_overload, x.model_name, x.model_version, x.uptime_s, x.served);
+           x.rejected_overload, x.model_name, x.model_version, x.uptime_s, x.served, x.http);
 }
 
 // -- typed actor handles ---------------------------------------------------------------

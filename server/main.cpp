@@ -6,6 +6,8 @@
 // with one line that names the key.
 #include <caf/all.hpp>
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -17,6 +19,19 @@
 #include "server/cluster.hpp"
 
 namespace {
+
+/// Raises the soft limit on open files to the hard one: every connection
+/// holds a descriptor, and the default soft limit (often 1024) would cap
+/// the server far below what the machine allows.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+    return;
+  rl.rlim_cur = rl.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &rl) != 0)
+    std::fprintf(stderr, "sil-server: cannot raise the open-file limit to %llu\n",
+                 static_cast<unsigned long long>(rl.rlim_max));
+}
 
 int fail(const std::string& msg, int code = 2) {
   std::fprintf(stderr, "sil-server: %s\n", msg.c_str());
@@ -66,6 +81,7 @@ int main(int argc, char** argv) {
     return fail(st.error().message);
   if (s.role != "standalone")
     sil::prepare_cluster_config(cfg);
+  raise_fd_limit();
   if (s.role == "worker")
     return worker_main(cfg, *m);
 
@@ -101,6 +117,10 @@ int main(int argc, char** argv) {
   hc.read_timeout
     = std::chrono::milliseconds{static_cast<std::int64_t>(s.http_read_timeout_seconds * 1000.0)};
   hc.max_inflight = static_cast<std::size_t>(s.http_max_inflight);
+  hc.max_connections = static_cast<std::size_t>(s.http_max_connections);
+  hc.max_queue_delay
+    = std::chrono::milliseconds{static_cast<std::int64_t>(s.http_max_queue_delay_seconds * 1000.0)};
+  hc.linger = std::chrono::milliseconds{static_cast<std::int64_t>(s.http_linger_seconds * 1000.0)};
   hc.max_rows = static_cast<std::size_t>(s.http_max_rows);
   hc.input_dim = m->input_dim();
   hc.model_version = m->version();
@@ -121,9 +141,15 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "sil-server: signal received, draining requests in flight\n");
   auto left = server->shutdown(
     std::chrono::milliseconds{static_cast<std::int64_t>(s.http_drain_timeout_seconds * 1000.0)});
-  if (left > 0)
-    std::fprintf(stderr, "sil-server: %zu requests still in flight at the drain deadline\n", left);
   sil::stop_service(*svc);
+  if (left > 0) {
+    // Work was dropped: say how much, and let supervisors see it.
+    std::fprintf(stderr,
+                 "sil-server: stopped; the drain deadline (%g s) passed and %zu requests were "
+                 "dropped (answered 503 instead of computed)\n",
+                 s.http_drain_timeout_seconds, left);
+    return 3;
+  }
   std::fprintf(stderr, "sil-server: stopped\n");
   return 0;
 }

@@ -258,6 +258,96 @@ TEST_F(ServiceTest, SingleFlightFiftyConcurrentMissesEncodeOnce) {
   EXPECT_EQ(s.in_flight, 0u);
 }
 
+TEST_F(ServiceTest, AnEncodeWhoseClientHasGoneNeverReachesAWorker) {
+  start();
+  auto req = make_request(7.0f);
+  auto gone = std::make_shared<cancel_flag>();
+  gone->cancel();
+  req.cancel = gone;
+  auto r = predict(req);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(from_caf_error(r.error()).code, errc::cancelled);
+  auto p = pool_stats();
+  EXPECT_EQ(p.items, 0u);
+  EXPECT_EQ(p.cancelled, 1u);
+  EXPECT_EQ(cache_stats().in_flight, 0u); // the abandoned flight is gone too
+  // A client that stays gets its answer as usual.
+  auto ok = predict(make_request(7.0f));
+  ASSERT_TRUE(ok) << sys.render(ok.error());
+  EXPECT_EQ(pool_stats().items, 1u);
+}
+
+TEST_F(ServiceTest, AJoinerKeepsTheSharedResultWhenTheLeadersClientLeaves) {
+  settings.risk_guard = false;
+  start();
+  auto leader_flag = std::make_shared<cancel_flag>();
+  auto joiner_flag = std::make_shared<cancel_flag>();
+  auto a = make_request(8.0f, 1.0f);
+  a.cancel = leader_flag;
+  auto b = make_request(8.0f, 2.0f); // same key: joins the leader's encode
+  b.cancel = joiner_flag;
+  auto ha = self->request(svc.ingress, caf::infinite, predict_atom::value, a);
+  auto hb = self->request(svc.ingress, caf::infinite, predict_atom::value, b);
+  leader_flag->cancel(); // the leader's client disconnects before any encode
+  sched.run();
+  ha.receive([](predict_reply&) {}, [](caf::error&) {});
+  bool joined = false;
+  hb.receive([&](predict_reply& r) { joined = r.source == embedding_source::single_flight; },
+             [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
+  EXPECT_TRUE(joined);
+  auto p = pool_stats();
+  EXPECT_EQ(p.items, 1u);
+  EXPECT_EQ(p.cancelled, 0u);
+}
+
+TEST_F(ServiceTest, WhenEveryClientOfASharedEncodeLeavesItIsDropped) {
+  settings.risk_guard = false;
+  start();
+  std::vector<std::shared_ptr<cancel_flag>> flags;
+  std::vector<decltype(self->request(svc.ingress, caf::infinite, predict_atom::value,
+                                     predict_request{}))>
+    handles;
+  for (int i = 0; i < 3; ++i) {
+    auto req = make_request(9.0f, static_cast<float>(i));
+    flags.push_back(std::make_shared<cancel_flag>());
+    req.cancel = flags.back();
+    handles.push_back(self->request(svc.ingress, caf::infinite, predict_atom::value, req));
+  }
+  for (auto& f : flags)
+    f->cancel();
+  sched.run();
+  int cancelled = 0;
+  for (auto& h : handles)
+    h.receive([](predict_reply&) {},
+              [&](caf::error& e) { cancelled += from_caf_error(e).code == errc::cancelled; });
+  EXPECT_EQ(cancelled, 3); // the leader, then each waiter promoted in turn
+  EXPECT_EQ(pool_stats().items, 0u);
+  EXPECT_EQ(cache_stats().in_flight, 0u);
+}
+
+TEST_F(ServiceTest, AnEncodeThatCannotMeetItsDeadlineIsRefusedAtOnce) {
+  start();
+  auto late = make_request(10.0f);
+  late.deadline = std::chrono::steady_clock::now() - 1ms; // already past
+  auto r = predict(late);
+  ASSERT_FALSE(r);
+  auto e = from_caf_error(r.error());
+  EXPECT_EQ(e.code, errc::overloaded);
+  EXPECT_NE(e.message.find("deadline"), std::string::npos) << e.message;
+  EXPECT_EQ(pool_stats().shed, 1u);
+  EXPECT_EQ(pool_stats().items, 0u);
+  // A deadline the encoder can meet is no obstacle, and the pool learns its
+  // speed from the batch.
+  auto ok = make_request(11.0f);
+  ok.deadline = std::chrono::steady_clock::now() + 60s;
+  auto r2 = predict(ok);
+  ASSERT_TRUE(r2) << sys.render(r2.error());
+  auto p = pool_stats();
+  EXPECT_EQ(p.items, 1u);
+  EXPECT_GT(p.rows_per_second, 0.0);
+  EXPECT_EQ(p.queued_rows, 0u);
+}
+
 TEST_F(ServiceTest, WithoutSingleFlightEveryConcurrentMissEncodes) {
   settings.cache_single_flight = false;
   start();
@@ -428,7 +518,7 @@ TEST_F(ServiceTest, EmbeddingsSurviveSerialization) {
   // Workers move to other nodes (cluster roles): their messages must round-trip.
   start();
   encode_batch batch;
-  batch.items.push_back(encode_item{make_request(1.0f).features, 1});
+  batch.items.push_back(encode_item{make_request(1.0f).features, 1, nullptr, {}});
   auto copy = roundtrip(batch);
   ASSERT_EQ(copy.items.size(), 1u);
   EXPECT_EQ(copy.items[0].features, batch.items[0].features);
