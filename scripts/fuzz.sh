@@ -5,10 +5,10 @@
 # Usage: scripts/fuzz.sh [RUNS | --minutes N] [--report]
 #   RUNS         executions per target (default 100000)
 #   --minutes N  run each target for N minutes instead (the longer run)
-#   --report     also write the results into reports/reliability.md, between
-#                the <!-- fuzz:begin --> and <!-- fuzz:end --> markers of its
-#                "## Fuzzing" section (created if missing; the rest of the
-#                file is left alone)
+#   --report     also write the results into reports/reliability.md: its
+#                "## Fuzzing" section, between the <!-- fuzz:begin --> and
+#                <!-- fuzz:end --> markers (added if missing; the rest of the
+#                file, owned by scripts/reliability.py, is left alone)
 #
 # The targets run side by side (SIL_FUZZ_JOBS, default 2); SIL_FUZZ_ARGS
 # adds libFuzzer flags (e.g. -dict=FILE). Each target mutates a working copy
@@ -121,6 +121,7 @@ if m:
                 and l.split("|")[1].strip() != mode]
 block = "\n".join([
     begin,
+    "## Fuzzing",
     "Two libFuzzer targets (`tests/fuzz/`, clang-14 with ASan and UBSan) feed arbitrary bytes",
     "to the HTTP API's decoders (`fuzz_decode_predict`: `decode_predict` against an independent",
     "reading of the contract, `decode_ttl`, `check_admin`) and to a Beast request parser",
@@ -139,7 +140,7 @@ block = "\n".join([
 if m:
     text = text[:m.start()] + block + text[m.end():]
 else:
-    text = text.rstrip("\n") + "\n\n## Fuzzing\n" + block + "\n"
+    text = text.rstrip("\n") + "\n\n" + block + "\n"
 open(path, "w").write(text)
 PY
   echo "fuzz: wrote the '$mode' rows of reports/reliability.md (## Fuzzing)"

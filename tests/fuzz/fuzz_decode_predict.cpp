@@ -7,8 +7,9 @@
 // - a failure is an error whose HTTP status (status_for) is 4xx, never 5xx,
 //   with a message, and whose JSON error body (encode_error) is valid JSON;
 // - a decoded /predict request respects the limits: 1..max_rows rows of
-//   exactly input_dim finite floats, max_age_ms -1 or in [0, 9.2e15],
-//   max_wrong_rate 0 (none) or in (0, 1];
+//   exactly input_dim finite floats, max_age_ms -1 (none) or in [0, a
+//   year], timeout_ms -1 (none) or in [1, ten minutes], max_wrong_rate 0
+//   (none) or in (0, 1];
 // - decode_predict agrees with an independent DOM-based reading of the
 //   documented contract: it accepts exactly the bodies the contract accepts,
 //   with the same values;
@@ -94,9 +95,17 @@ std::optional<sil::predict_request> reference_decode(std::string_view body,
     if (!i->is_number_integer())
       return std::nullopt;
     auto d = i->get<double>();
-    if (d < 0 || d > 9.2e15)
+    if (d < 0 || d > static_cast<double>(sil::http_api::max_age_limit_ms))
       return std::nullopt;
     r.max_age_ms = static_cast<std::int64_t>(d);
+  }
+  if (auto i = j.find("timeout_ms"); i != j.end()) {
+    if (!i->is_number_integer())
+      return std::nullopt;
+    auto d = i->get<double>();
+    if (d < 1 || d > static_cast<double>(sil::http_api::timeout_limit_ms))
+      return std::nullopt;
+    r.timeout_ms = static_cast<std::int64_t>(d);
   }
   if (auto i = j.find("max_wrong_rate"); i != j.end()) {
     if (!i->is_number())
@@ -132,13 +141,19 @@ void check_predict(std::string_view body, const decode_limits& limits) {
   CHECK(req.features.size() == static_cast<std::size_t>(req.rows) * limits.input_dim, body);
   for (float v : req.features)
     CHECK(std::isfinite(v), body);
-  CHECK(req.max_age_ms == -1 || (req.max_age_ms >= 0 && req.max_age_ms <= 9200000000000000), body);
+  CHECK(req.max_age_ms == -1
+          || (req.max_age_ms >= 0 && req.max_age_ms <= sil::http_api::max_age_limit_ms),
+        body);
+  CHECK(req.timeout_ms == -1
+          || (req.timeout_ms >= 1 && req.timeout_ms <= sil::http_api::timeout_limit_ms),
+        body);
   CHECK(req.max_wrong_rate == 0.0 || (req.max_wrong_rate > 0.0 && req.max_wrong_rate <= 1.0), body);
   CHECK(ref.has_value(), body); // the codec accepted what the contract rejects
   CHECK(ref->rows == req.rows, body);
   CHECK(same_floats(ref->features, req.features), body);
   CHECK(ref->use_cache == req.use_cache, body);
   CHECK(ref->max_age_ms == req.max_age_ms, body);
+  CHECK(ref->timeout_ms == req.timeout_ms, body);
   CHECK(ref->max_wrong_rate == req.max_wrong_rate, body);
 }
 

@@ -5,15 +5,18 @@
 // limit 16 KiB, body limit 1 MiB, the server's default http.body-limit),
 // parsing pipelined requests one after the other from the same buffer until
 // the bytes end or the parser reports an error (after which the server
-// answers once and closes). Each parsed request goes through what the server
-// does before any actor is involved: the framing check, the route, and the
-// codec's decoders for /predict bodies, the TTL admin body and the bearer
-// token.
+// answers once and closes). As the session does, the header section is
+// parsed first and goes through the framing check (http/framing.hpp), then
+// the body; each request then goes through what the server does before any
+// actor is involved: the route, and the codec's decoders for /predict
+// bodies, the TTL admin body and the bearer token.
 //
 // Invariants (a violation aborts, which libFuzzer reports as a crash):
 // - nothing throws or crashes;
-// - a parser error is one the server answers with 400 (the http error
-//   category) or 413 (body limit), or a plain end of stream;
+// - a parser error is one the server answers with a 4xx (the http error
+//   category), or a plain end of stream;
+// - a framing refusal is a 400; an accepted framing is unambiguous (chunked
+//   as the one final coding, in HTTP/1.1, without Content-Length);
 // - a parsed request's body is within the body limit, and a Content-Length,
 //   if the parser used it, equals the body's size;
 // - every decoding error maps to a 4xx status, never a 5xx.
@@ -26,11 +29,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <optional>
 #include <string>
 #include <string_view>
 
 #include "http/codec.hpp"
+#include "http/framing.hpp"
 
 namespace {
 
@@ -63,22 +66,31 @@ std::string_view sv(beast::string_view s) {
 
 // ---------------------------------------------------------------------------
 // HTTP FRAMING CHECK (Transfer-Encoding / Content-Length rules).
-// A pure framing check for http/ is being written on another branch
-// (http/framing.hpp). When it lands on main, call it here on every parsed
-// request, exactly as the server will, and assert that a refusal maps to a
-// 4xx status:
-//
-//   auto framing = sil::http_api::check_framing(...);
-//   if (!framing) { check_error(framing.error()); return false; }
-//
-// Until then this only checks what Beast itself guarantees about framing.
-// Returns false if the request is refused (the server would answer and
-// close the connection).
+// http/framing.hpp's check_framing, called as http/server.cpp's on_header()
+// calls it: on the header section, before any body byte is trusted. A
+// refusal must be a 4xx (the server answers it and closes). An accepted
+// request must then be framed as the check promises: chunked only as the
+// one final coding in HTTP/1.1, never next to a Content-Length.
 // ---------------------------------------------------------------------------
-bool framing_check(const bhttp::request<bhttp::string_body>& req, bool chunked,
-                   const boost::optional<std::uint64_t>& content_length) {
-  if (!chunked && content_length)
-    CHECK(*content_length == req.body().size());
+bool framing_check(const bhttp::request_parser<bhttp::string_body>& parser) {
+  const auto& h = parser.get();
+  sil::http_api::framing_fields ff;
+  ff.version = h.version();
+  for (const auto& f : h)
+    if (f.name() == bhttp::field::transfer_encoding)
+      ff.transfer_encodings.emplace_back(f.value().data(), f.value().size());
+    else if (f.name() == bhttp::field::content_length)
+      ++ff.content_lengths;
+  auto st = sil::http_api::check_framing(ff);
+  if (!st) {
+    CHECK(st.error().code == sil::errc::bad_request);
+    check_error(st.error());
+    return false;
+  }
+  if (!ff.transfer_encodings.empty()) {
+    CHECK(ff.version >= 11 && ff.content_lengths == 0);
+    CHECK(parser.chunked());
+  }
   return true;
 }
 
@@ -123,47 +135,60 @@ void route(const bhttp::request<bhttp::string_body>& req) {
   }
 }
 
-/// Parses one request from `in` (consuming what the parser used). Returns
-/// false when the connection would end: an error, or no complete request.
-bool parse_one(std::string_view& in) {
-  bhttp::request_parser<bhttp::string_body> parser;
-  parser.header_limit(header_limit);
-  parser.body_limit(body_limit);
-  parser.eager(true);
+/// Feeds `in` to the parser until `done()` or the bytes run out (then as
+/// the connection's end). Returns false on an error that ends the
+/// connection (after checking it is one the server answers with 4xx).
+template <class Done>
+bool feed(bhttp::request_parser<bhttp::string_body>& parser, std::string_view& in, Done done) {
   beast::error_code ec;
-  while (!parser.is_done()) {
+  while (!done()) {
     if (in.empty()) {
-      // The peer closed the connection: as the stream's end of file.
+      // The peer closed the connection: the stream's end of file.
       parser.put_eof(ec);
-      if (ec || !parser.is_done())
-        return false;
-      break;
+      return !ec && done();
     }
     auto used = parser.put(boost::asio::buffer(in.data(), in.size()), ec);
     CHECK(used <= in.size());
     in.remove_prefix(used);
     if (ec == bhttp::error::need_more) {
-      if (used == 0 && !in.empty()) {
-        // Beast wants the whole header (or chunk header) at once; here it
-        // is all there already, so "more" can only come from the end.
+      // Beast needs a whole header (or chunk header) in one buffer; all
+      // the bytes there are were offered, so more can only mean the end.
+      if (used == 0)
         in = {};
-      }
       ec = {};
       continue;
     }
     if (ec) {
-      // The server answers 400 to the http category, 413 to the body limit,
-      // and closes the connection either way.
+      // The server answers 400 to the http category (413 to the body
+      // limit, 431 to the header limit) and closes the connection.
       CHECK(ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category());
       return false;
     }
   }
+  return true;
+}
+
+/// Parses one request from `in` (consuming what the parser used) as the
+/// server's session does: the header first, the framing check, then the
+/// body. Returns false when the connection would end: an error, a refused
+/// framing, no complete request, or no keep-alive.
+bool parse_one(std::string_view& in) {
+  bhttp::request_parser<bhttp::string_body> parser;
+  parser.header_limit(header_limit);
+  parser.body_limit(body_limit);
+  if (!feed(parser, in, [&] { return parser.is_header_done(); }))
+    return false;
+  if (!framing_check(parser))
+    return false;
+  parser.eager(true);
+  if (!feed(parser, in, [&] { return parser.is_done(); }))
+    return false;
   bool chunked = parser.chunked();
   auto length = parser.content_length();
   auto req = parser.release();
   CHECK(req.body().size() <= body_limit);
-  if (!framing_check(req, chunked, length))
-    return false;
+  if (!chunked && length)
+    CHECK(*length == req.body().size());
   route(req);
   return req.keep_alive();
 }
