@@ -5,6 +5,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/tsan.hpp"
+
 namespace sil {
 
 namespace {
@@ -225,6 +227,7 @@ cache_actor::behavior_type cache_owner(self_ptr self, cache_owner_config cfg, lr
     },
     [=](access_atom, const std::vector<prefix_key>& keys) {
       // Hits served on the read path, in the order their threads saw them.
+      tsan::handoff_acquire(&tsan::read_path_batches); // sent by hit_path::send
       auto& st = self->state;
       for (auto key : keys)
         st.cache->record_access(key);

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "core/tsan.hpp"
+
 namespace sil {
 
 namespace {
@@ -149,15 +151,19 @@ void hit_path::take(stripe& s, taken& out) {
 
 void hit_path::send(taken& t) {
   if (!t.accesses.empty()) {
-    if (cfg_.view->reserve_batch(cfg_.max_access_batches))
+    if (cfg_.view->reserve_batch(cfg_.max_access_batches)) {
       caf::anon_send(cfg_.cache, access_atom::value, std::move(t.accesses));
-    else
+      tsan::handoff_release(&tsan::read_path_batches); // see core/tsan.hpp
+    } else
       cfg_.view->dropped(t.accesses.size());
   }
   if (!t.outcomes.latency_ns.empty()) {
-    if (cfg_.metrics)
+    if (cfg_.metrics) {
       caf::anon_send(cfg_.metrics, outcome_atom::value, std::move(t.outcomes));
+      tsan::handoff_release(&tsan::read_path_batches);
+    }
     caf::anon_send(cfg_.ingress, hits_atom::value, std::move(t.hits));
+    tsan::handoff_release(&tsan::read_path_batches);
   }
 }
 

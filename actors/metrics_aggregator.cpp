@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/tsan.hpp"
 #include "core/window_stats.hpp"
 
 namespace sil {
@@ -573,6 +574,7 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
     [=](outcome_atom, const request_outcome& o) { record(self->state, o); },
     [=](outcome_atom, const hit_outcomes& batch) {
       // Hits answered on the read path: each a /predict 200 from the cache.
+      tsan::handoff_acquire(&tsan::read_path_batches); // sent by hit_path::send
       request_outcome o;
       o.route = "predict";
       o.source = embedding_source::cache;

@@ -27,8 +27,10 @@ embedding embedding::copy_of(const float* data, std::size_t n) {
 
 embedding::embedding(const embedding& other) noexcept
   : block_(other.block_) {
-  if (block_ != nullptr)
+  if (block_ != nullptr) {
+    tsan::handoff_acquire(block_); // see make()
     block_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 embedding::embedding(embedding&& other) noexcept
@@ -74,6 +76,7 @@ std::size_t embedding::size() const noexcept {
 const float* embedding::data() const noexcept {
   if (block_ == nullptr)
     return nullptr;
+  tsan::handoff_acquire(block_); // see make()
   return std::launder(
     reinterpret_cast<const float*>(reinterpret_cast<const char*>(block_) + sizeof(header)));
 }

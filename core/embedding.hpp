@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/tsan.hpp"
+
 namespace sil {
 
 /// Immutable shared float vector. A default-constructed embedding is empty
@@ -29,6 +31,9 @@ public:
   static embedding make(std::size_t n, Fill&& fill) {
     embedding result{allocate(n)};
     fill(result.mutable_data());
+    // Immutable from here on: whichever thread gets a handle (often through
+    // a message, which TSan cannot see) reads what was written above.
+    tsan::handoff_release(result.block_);
     return result;
   }
 

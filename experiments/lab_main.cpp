@@ -70,22 +70,34 @@ int main(int argc, char** argv) {
   o.self = argv[0];
   if (auto err = parse_args(argc, argv, o); !err.empty())
     return fail(err);
-  if (o.command == "load")
-    return cmd_load(o);
-  if (o.command == "drift")
-    return cmd_drift(o);
-  if (o.command == "correctness")
-    return cmd_correctness(o);
-  if (o.command == "guard")
-    return cmd_guard(o);
-  if (o.command == "sweep-ttl")
-    return cmd_sweep_ttl(o);
-  if (o.command == "sweep-capacity")
-    return cmd_sweep_capacity(o);
-  if (o.command == "all")
-    return cmd_all(o);
-  if (o.command == "report")
-    return cmd_report(o);
+  auto run = [&]() -> int {
+    if (o.command == "load")
+      return cmd_load(o);
+    if (o.command == "drift")
+      return cmd_drift(o);
+    if (o.command == "correctness")
+      return cmd_correctness(o);
+    if (o.command == "guard")
+      return cmd_guard(o);
+    if (o.command == "sweep-ttl")
+      return cmd_sweep_ttl(o);
+    if (o.command == "sweep-capacity")
+      return cmd_sweep_capacity(o);
+    if (o.command == "all")
+      return cmd_all(o);
+    if (o.command == "report")
+      return cmd_report(o);
+    return -1;
+  };
+  if (int rc = run(); rc != -1) {
+    // A server this run started and stopped that did not exit 0 (a
+    // sanitizer's report at exit, a crash) fails the run, even if its
+    // answers were fine.
+    if (rc == 0 && server_process::failures() > 0)
+      return fail(std::to_string(server_process::failures())
+                  + " sil-server process(es) it started did not exit 0 (see above)");
+    return rc;
+  }
   usage(stderr);
   return fail(
     "unknown command '" + o.command

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 #include <utility>
@@ -87,17 +89,40 @@ server_process& server_process::operator=(server_process&& other) noexcept {
   return *this;
 }
 
+namespace {
+
+std::atomic<int> failed_servers{0};
+
+} // namespace
+
+int server_process::failures() noexcept {
+  return failed_servers.load();
+}
+
 server_process::~server_process() {
   if (pid_ <= 0)
     return;
   kill(pid_, SIGTERM);
-  for (int i = 0; i < 200; ++i) {
-    if (waitpid(pid_, nullptr, WNOHANG) == pid_)
+  int status = 0;
+  for (int i = 0; i < 400; ++i) { // 10 s (a sanitizer build stops slower)
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return;
+      ++failed_servers;
+      if (WIFEXITED(status))
+        std::fprintf(stderr, "sil-lab: sil-server (pid %d) exited with code %d after SIGTERM\n",
+                     pid_, WEXITSTATUS(status));
+      else
+        std::fprintf(stderr, "sil-lab: sil-server (pid %d) died of signal %d after SIGTERM\n", pid_,
+                     WTERMSIG(status));
       return;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds{25});
   }
   kill(pid_, SIGKILL);
   waitpid(pid_, nullptr, 0);
+  ++failed_servers;
+  std::fprintf(stderr, "sil-lab: sil-server (pid %d) did not stop within 10 s of SIGTERM\n", pid_);
 }
 
 } // namespace sil::lab

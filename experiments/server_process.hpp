@@ -1,6 +1,7 @@
 // Starts sil-server as a child process on a free loopback port, for the
 // experiments that target their own server. Stopped (SIGTERM, then SIGKILL)
-// when destroyed.
+// when destroyed; a server that then does not exit 0 is reported on stderr
+// and counted (failures()), and sil-lab exits non-zero.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,10 @@ public:
   std::uint16_t port() const noexcept {
     return port_;
   }
+
+  /// How many servers started by this process ended with anything but exit
+  /// 0 after SIGTERM (or had to be killed).
+  static int failures() noexcept;
 
 private:
   server_process() = default;

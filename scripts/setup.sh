@@ -9,6 +9,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git
+  # the fuzz preset: clang with libFuzzer (scripts/fuzz.sh)
+  clang-14 libclang-rt-14-dev
   # libraries
   libcaf-dev libeigen3-dev libboost-dev nlohmann-json3-dev prometheus-cpp-dev
   # tests and benchmarks

@@ -84,7 +84,19 @@ struct worker_node {
     return caf::make_error(caf::sec::runtime_error, "stopped");
   }
 
-  bool join(caf::scoped_actor& self, const registry_actor& reg, const encoder_worker_actor& w) {
+  /// Asks the registry to take worker `w`. The request has its own
+  /// short-lived scoped actor, on purpose: a blocking actor in CAF 0.17 does
+  /// not cancel a request's timeout when the answer arrives, so 2 s later the
+  /// clock still delivers a request_timeout message, sent in the actor's own
+  /// name. A long-lived actor that is in another receive() then skips that
+  /// stale response into its mailbox cache, which cleanup does not drain (a
+  /// TODO in CAF's blocking_actor::cleanup): the message's strong reference
+  /// to its sender, the actor itself, keeps the actor alive forever, and
+  /// LeakSanitizer reports it at exit. A scoped actor that makes one request
+  /// and goes away has no other receive() to skip it in; a late timeout
+  /// finds its mailbox closed and is dropped.
+  bool join(const registry_actor& reg, const encoder_worker_actor& w) {
+    caf::scoped_actor self{sys};
     bool ok = false;
     self->request(reg, 2s, join_atom::value, name, m.version(), w)
       .receive([&](std::uint64_t) { ok = true; },
@@ -102,6 +114,8 @@ struct worker_node {
     auto n = worker_count(s);
     for (std::size_t i = 0; i < n; ++i)
       workers.push_back(spawn_worker());
+    // Only monitors and receives down messages; it never makes a request
+    // (see join()).
     caf::scoped_actor self{sys};
     for (auto& w : workers)
       self->monitor(w);
@@ -111,7 +125,7 @@ struct worker_node {
         break;
       std::size_t joined = 0;
       for (auto& w : workers)
-        joined += join(self, *reg, w) ? 1 : 0;
+        joined += join(*reg, w) ? 1 : 0;
       if (joined == 0) {
         std::this_thread::sleep_for(1s); // refused (e.g. another model): retry later
         continue;
@@ -136,7 +150,7 @@ struct worker_node {
               if (w.address() == dm.source) {
                 w = spawn_worker();
                 self->monitor(w);
-                join(self, *reg, w);
+                join(*reg, w);
               }
           },
           caf::after(200ms) >> [] {});

@@ -9,7 +9,10 @@ scratch directory whose targets/ points at the local gateway) and must scrape
 the gateway as healthy and answer a query for the hit-rate series.
 
 usage: cluster_compose_test.py SIL_SERVER DEPLOY_DIR
-Bounded: about 20 s, every child killed at the end.
+Bounded: about 20 s. At the end every child is stopped with SIGTERM and must
+exit 0 (a sanitizer build's report, for one, makes it exit 1): a child that
+exited early, exits with another code, dies of a signal or does not stop
+within 30 s fails the test.
 """
 import json
 import os
@@ -71,7 +74,8 @@ def main():
     workers = [n for n, s in sil.items() if "--role=worker" in s["command"]]
     assert len(gateways) == 1 and len(workers) == 2, (gateways, workers)
     cluster_port = free_port()
-    children = []
+    children = []  # (name, Popen)
+    passed = False
     tmp = tempfile.mkdtemp(prefix="sil-compose-")
 
     def start(name, extra_env):
@@ -84,7 +88,7 @@ def main():
         env.update(extra_env)
         argv = [server] + list(sil[name]["command"])
         p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=sys.stderr)
-        children.append(p)
+        children.append((name, p))
         return p
 
     try:
@@ -123,7 +127,7 @@ def main():
             ["prometheus", f"--config.file={tmp}/prometheus.yml",
              f"--web.listen-address=127.0.0.1:{prom_port}", f"--storage.tsdb.path={tmp}/data"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        children.append(prom)
+        children.append(("prometheus", prom))
         api = f"http://127.0.0.1:{prom_port}/api/v1"
         deadline = time.time() + 40
         health = None
@@ -149,15 +153,40 @@ def main():
         assert value is not None, "no sil_cache_hit_ratio series"
         assert value > 0.0, f"hit ratio {value}"
         print(f"prometheus: target up, sil_cache_hit_ratio = {value:.3f}")
+        passed = True
         return 0
     finally:
-        for p in children:
+        bad = stop_children(children)
+        for line in bad:
+            print(f"FAIL: {line}", file=sys.stderr)
+        if bad and passed:
+            return 1  # (when the test already failed, its exception goes on)
+
+
+def describe(code):
+    return f"died of signal {-code}" if code < 0 else f"exited with code {code}"
+
+
+def stop_children(children):
+    """SIGTERM to every child, then each must exit 0; returns the failures."""
+    bad = []
+    for name, p in children:
+        if p.poll() is not None:
+            bad.append(f"{name} (pid {p.pid}) ended before the test stopped it: "
+                       f"{describe(p.returncode)}")
+        else:
             p.terminate()
-        for p in children:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    for name, p in children:
+        try:
+            code = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            bad.append(f"{name} (pid {p.pid}) did not exit within 30 s of SIGTERM (killed)")
+            continue
+        if code != 0 and not any(f"(pid {p.pid})" in b for b in bad):
+            bad.append(f"{name} (pid {p.pid}) {describe(code)} after SIGTERM, expected 0")
+    return bad
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 #include "tests/support/process.hpp"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <csignal>
 #include <cstring>
@@ -70,6 +72,21 @@ bool read_some(int fd, std::string& into, int ms) {
   return true;
 }
 
+std::string describe_status(int status) {
+  if (status < 0)
+    return "did not exit";
+  if (status >= 128)
+    return "died of signal " + std::to_string(status - 128) + " (" + ::strsignal(status - 128)
+           + ")";
+  return "exited with code " + std::to_string(status);
+}
+
+/// Signals after which a process is expected to end gracefully (or not to
+/// end at all): they do not excuse a death by signal.
+bool is_graceful_or_control(int sig) {
+  return sig == SIGTERM || sig == SIGINT || sig == SIGSTOP || sig == SIGCONT || sig == 0;
+}
+
 } // namespace
 
 std::optional<server_process> server_process::start(const std::string& binary,
@@ -78,6 +95,9 @@ std::optional<server_process> server_process::start(const std::string& binary,
                                                     std::chrono::seconds timeout,
                                                     const std::string& ready) {
   server_process p;
+  p.command_ = binary.substr(binary.rfind('/') + 1);
+  for (const auto& a : args)
+    p.command_ += " " + a;
   int err_fd = -1;
   p.pid_ = spawn(binary, args, env, &p.stdout_fd_, &err_fd);
   if (p.pid_ < 0)
@@ -145,31 +165,81 @@ server_process::server_process(server_process&& other) noexcept
   : pid_(other.pid_)
   , stdout_fd_(other.stdout_fd_)
   , port_(other.port_)
-  , out_(std::move(other.out_)) {
+  , out_(std::move(other.out_))
+  , command_(std::move(other.command_))
+  , status_(other.status_)
+  , checked_(other.checked_)
+  , expected_exit_(other.expected_exit_)
+  , fatal_signal_sent_(other.fatal_signal_sent_) {
   other.pid_ = -1;
   other.stdout_fd_ = -1;
+  other.status_ = -1;
+  other.checked_ = true;
 }
 
 server_process& server_process::operator=(server_process&& other) noexcept {
+  // `other` takes over our child and stops and checks it when it goes.
   std::swap(pid_, other.pid_);
   std::swap(stdout_fd_, other.stdout_fd_);
   std::swap(port_, other.port_);
   std::swap(out_, other.out_);
+  std::swap(command_, other.command_);
+  std::swap(status_, other.status_);
+  std::swap(checked_, other.checked_);
+  std::swap(expected_exit_, other.expected_exit_);
+  std::swap(fatal_signal_sent_, other.fatal_signal_sent_);
   return *this;
 }
 
 server_process::~server_process() {
-  if (pid_ > 0) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
+  if (pid_ > 0 || !checked_)
+    stop();
   if (stdout_fd_ >= 0)
     close(stdout_fd_);
 }
 
-void server_process::signal(int sig) const {
-  if (pid_ > 0)
-    kill(pid_, sig);
+int server_process::stop() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    ::kill(pid_, SIGCONT); // a stopped child would never act on SIGTERM
+    if (wait(stop_timeout) < 0 && pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+      checked_ = true;
+      status_ = 128 + SIGKILL;
+      ADD_FAILURE() << "child '" << command_ << "' did not exit within " << stop_timeout.count()
+                    << " s of SIGTERM (killed)";
+      return status_;
+    }
+  }
+  check_status();
+  return status_;
+}
+
+void server_process::check_status() {
+  if (checked_ || status_ < 0)
+    return;
+  checked_ = true;
+  if (status_ == expected_exit_)
+    return;
+  if (fatal_signal_sent_ != 0 && status_ == 128 + fatal_signal_sent_)
+    return;
+  ADD_FAILURE() << "child '" << command_ << "' " << describe_status(status_) << ", expected "
+                << (expected_exit_ >= 128 ? describe_status(expected_exit_)
+                                          : "exit code " + std::to_string(expected_exit_))
+                << (fatal_signal_sent_ ? " or death by the signal the test sent ("
+                                           + std::to_string(fatal_signal_sent_) + ")"
+                                       : std::string{})
+                << " (its stderr, forwarded above, has the details)";
+}
+
+void server_process::signal(int sig) {
+  if (pid_ <= 0)
+    return;
+  if (!is_graceful_or_control(sig))
+    fatal_signal_sent_ = sig;
+  ::kill(pid_, sig);
 }
 
 int server_process::wait(std::chrono::milliseconds timeout) {
@@ -179,15 +249,17 @@ int server_process::wait(std::chrono::milliseconds timeout) {
     auto r = waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
       pid_ = -1;
-      if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-      return 128 + WTERMSIG(status);
+      checked_ = false;
+      status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      return status_;
     }
     if (clock_type::now() >= deadline)
       return -1;
-    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    // Keep reading stdout: a child blocked on a full pipe would never exit.
+    if (stdout_fd_ < 0 || !read_some(stdout_fd_, out_, 10))
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
   }
-  return -1;
+  return status_;
 }
 
 std::pair<int, std::string> run_to_exit(const std::string& binary,

@@ -10,7 +10,16 @@
 
 namespace sil::test {
 
-/// A child process with its stdout piped; killed (SIGKILL) when destroyed.
+/// A child process with its stdout piped.
+///
+/// Its exit status is part of every test that starts one: when destroyed
+/// while the child still runs, it stops the child gracefully (SIGTERM) and
+/// waits for it; then the child must have exited with the expected code (0
+/// unless expect_exit() says otherwise) or died of the fatal signal the test
+/// sent it itself (signal(SIGKILL)). Anything else (a non-zero exit, such as
+/// a sanitizer's report, or death by another signal, or no exit within
+/// stop_timeout after SIGTERM) adds a GoogleTest failure that names the
+/// child.
 class server_process {
 public:
   /// Starts `binary` with `args` and `env` (added to the environment) and
@@ -43,12 +52,28 @@ public:
     return pid_;
   }
 
-  /// Sends `sig` to the child.
-  void signal(int sig) const;
+  /// Sends `sig` to the child. A signal that ends a process without a
+  /// graceful stop (SIGKILL, SIGSEGV, ...; not SIGTERM, SIGINT, SIGSTOP,
+  /// SIGCONT) becomes an accepted way for the child to end.
+  void signal(int sig);
 
   /// Waits up to `timeout` for the child to exit; returns its exit code, or
-  /// -1 on timeout (or a signal number + 128 if it died of a signal).
+  /// -1 on timeout (or a signal number + 128 if it died of a signal). The
+  /// status is also checked when the object is destroyed.
   int wait(std::chrono::milliseconds timeout);
+
+  /// The exit code the child must end with (default 0).
+  void expect_exit(int code) {
+    expected_exit_ = code;
+  }
+
+  /// Stops the child as the destructor would (SIGTERM, then wait), checks
+  /// its status, and returns it (exit code, or 128 + signal number).
+  int stop();
+
+  /// How long stop() and the destructor wait after SIGTERM (sanitizer
+  /// builds shut down slower).
+  static constexpr std::chrono::seconds stop_timeout{30};
 
   /// Everything the child wrote to stdout so far.
   const std::string& output() const {
@@ -57,13 +82,23 @@ public:
 
 private:
   server_process() = default;
+  /// Adds a test failure unless `status_` is an accepted end.
+  void check_status();
+
   int pid_ = -1;
   int stdout_fd_ = -1;
   int port_ = 0;
   std::string out_;
+  std::string command_;       // for failure messages
+  int status_ = -1;           // exit code or 128 + signal, once reaped
+  bool checked_ = false;      // status_ already checked
+  int expected_exit_ = 0;     // see expect_exit()
+  int fatal_signal_sent_ = 0; // see signal()
 };
 
-/// Runs `binary args...` to completion; returns its exit code and stderr.
+/// Runs `binary args...` to completion; returns its exit code (128 + signal
+/// number if a signal ended it, 137 if it ran past the timeout) and stderr.
+/// The caller asserts the code it expects.
 std::pair<int, std::string> run_to_exit(const std::string& binary,
                                         const std::vector<std::string>& args,
                                         const std::map<std::string, std::string>& env = {},
