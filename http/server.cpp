@@ -22,6 +22,7 @@
 
 #include "http/codec.hpp"
 #include "http/framing.hpp"
+#include "http/request_rules.hpp"
 
 namespace sil {
 
@@ -159,19 +160,7 @@ void ask(caf::actor_system& sys, const Handle& dst, caf::timespan timeout, Done 
     0);
 }
 
-bool is_json(beast::string_view ct) {
-  // "application/json", optionally with parameters such as "; charset=utf-8".
-  auto semi = ct.find(';');
-  auto type = ct.substr(0, semi);
-  while (!type.empty() && type.back() == ' ')
-    type.remove_suffix(1);
-  return beast::iequals(type, "application/json");
-}
-
-bool expects_continue(const bhttp::request_parser<bhttp::string_body>& p) {
-  auto& h = p.get();
-  return h.version() >= 11 && beast::iequals(h[bhttp::field::expect], "100-continue");
-}
+using http_rules::is_json;
 
 /// One connection: read a request, answer it, repeat while keep-alive.
 ///
@@ -281,15 +270,7 @@ private:
   void on_header(beast::error_code ec, std::size_t) {
     if (ec)
       return on_read_error(ec);
-    const auto& h = parser_->get();
-    http_api::framing_fields ff;
-    ff.version = h.version();
-    for (const auto& f : h)
-      if (f.name() == bhttp::field::transfer_encoding)
-        ff.transfer_encodings.emplace_back(f.value().data(), f.value().size());
-      else if (f.name() == bhttp::field::content_length)
-        ++ff.content_lengths;
-    if (auto st = http_api::check_framing(ff); !st)
+    if (auto st = http_api::check_framing(http_rules::framing_of(parser_->get())); !st)
       return reject(st.error());
     // Parse the part of the body that came with the header now.
     while (!parser_->is_done() && buffer_.size() > 0) {
@@ -306,7 +287,7 @@ private:
     }
     if (parser_->is_done())
       return handle(parser_->release());
-    if (expects_continue(*parser_)) {
+    if (http_rules::expects_continue(parser_->get())) {
       // The body is within the limit (a larger Content-Length already
       // failed with body_limit): ask for it.
       static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";

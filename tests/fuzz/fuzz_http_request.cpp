@@ -34,6 +34,7 @@
 
 #include "http/codec.hpp"
 #include "http/framing.hpp"
+#include "http/request_rules.hpp"
 
 namespace {
 
@@ -73,14 +74,7 @@ std::string_view sv(beast::string_view s) {
 // one final coding in HTTP/1.1, never next to a Content-Length.
 // ---------------------------------------------------------------------------
 bool framing_check(const bhttp::request_parser<bhttp::string_body>& parser) {
-  const auto& h = parser.get();
-  sil::http_api::framing_fields ff;
-  ff.version = h.version();
-  for (const auto& f : h)
-    if (f.name() == bhttp::field::transfer_encoding)
-      ff.transfer_encodings.emplace_back(f.value().data(), f.value().size());
-    else if (f.name() == bhttp::field::content_length)
-      ++ff.content_lengths;
+  auto ff = sil::http_rules::framing_of(parser.get());
   auto st = sil::http_api::check_framing(ff);
   if (!st) {
     CHECK(st.error().code == sil::errc::bad_request);
@@ -94,15 +88,7 @@ bool framing_check(const bhttp::request_parser<bhttp::string_body>& parser) {
   return true;
 }
 
-/// http/server.cpp's is_json (a copy: it is local to that file).
-bool is_json(beast::string_view ct) {
-  // "application/json", optionally with parameters such as "; charset=utf-8".
-  auto semi = ct.find(';');
-  auto type = ct.substr(0, semi);
-  while (!type.empty() && type.back() == ' ')
-    type.remove_suffix(1);
-  return beast::iequals(type, "application/json");
-}
+using sil::http_rules::is_json;
 
 /// What the server does with a parsed request before it reaches an actor.
 void route(const bhttp::request<bhttp::string_body>& req) {
