@@ -89,6 +89,9 @@ predict = {
     "ttl_too_long": '{"ttl_seconds":1e12}',
     "ttl_string": '{"ttl_seconds":"5"}',
     "admin_wrong": "Bearer nope",
+    "admin_lowercase_scheme": "bearer s3cret-token",  # found by the fuzzer: the scheme's case
+    "admin_spaces": "BEARER   s3cret-token",
+    "admin_no_space": "Bearers3cret-token",
     "admin_basic": "Basic czNjcmV0",
 }
 
