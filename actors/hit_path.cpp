@@ -65,11 +65,11 @@ std::optional<predict_reply> hit_path::serve(const predict_request& req,
   const auto& view = *cfg_.view;
   if (!view.enabled())
     return std::nullopt;
-  // Backpressure: while the actors are behind (the owner has not applied
-  // the access batches already sent), hits go through them, whose pace
-  // then bounds what waits in their mailboxes.
-  if (view.batches_in_flight() >= cfg_.max_access_batches)
-    return std::nullopt;
+  // No backpressure here: while the owner is behind, the hit is still
+  // answered, and only its access record is dropped (counted) when the
+  // batch is sent. Sending a known hit to the actors instead would put it
+  // behind the misses that keep them busy, and under the in-flight cap
+  // that holds misses back: a cheap answer is never refused for them.
   auto n = req.features.size();
   auto key
     = make_prefix_key({cfg_.m.name(), version_}, cfg_.spec, req.features.data(), n, req.rows);

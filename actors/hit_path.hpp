@@ -22,11 +22,13 @@
 // quiet is sent when the transport calls flush(), which it does at most
 // 5 ms after the first unsent event (the on_pending callback asks for it).
 //
-// Backpressure: while `max_access_batches` access batches wait in the
-// owner's mailbox (the scheduler thread that runs the owner, the ingress
-// and the metrics is behind, e.g. when I/O threads take every core), serve()
-// declines and hits go through the actors, whose pace then bounds their
-// mailboxes; the read path resumes once the owner has caught up.
+// Overload: while `max_access_batches` access batches wait in the owner's
+// mailbox (the scheduler thread that runs the owner, the ingress and the
+// metrics is behind, e.g. under a flood of misses), hits are still answered
+// here and their access records are dropped (counted): recency is
+// approximate for a while, and no hit waits behind the misses or is refused
+// by the in-flight cap that holds misses back. The owner's mailbox stays
+// bounded; latencies and audit offers are exact, one message per batch.
 //
 // Misses, refusals, expired or too-old entries, disabled reuse and
 // use_cache=false are not handled here: serve() returns nullopt without
