@@ -8,8 +8,10 @@
 
 #include <sys/resource.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 
@@ -62,6 +64,17 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
   stop = true;
   node.join();
   std::fprintf(stderr, "sil-server: stopped\n");
+  // The actor system's destructor then waits for every detached actor's
+  // thread. Under heavy load we saw CAF 0.17 wait there forever: a finished
+  // encoder worker's thread waits for its last reference to go, and that
+  // reference outlives the middleman's shutdown. The node has left the
+  // cluster and has nothing left to do, so the wait is bounded.
+  std::thread{[rc] {
+    std::this_thread::sleep_for(std::chrono::seconds{10});
+    std::fprintf(stderr, "sil-server: the actor system did not shut down within 10 s after "
+                         "leaving the cluster; exiting anyway\n");
+    std::_Exit(rc);
+  }}.detach();
   return rc;
 }
 
