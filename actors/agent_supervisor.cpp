@@ -271,6 +271,19 @@ std::size_t prune_abandoned(self_ptr self) {
   return removed;
 }
 
+/// Publishes the pool's load for the front end, which refuses a miss
+/// before it reaches any actor when the pool would refuse it anyway.
+void publish_load(self_ptr self) {
+  auto& st = self->state;
+  if (!st.cfg.board)
+    return;
+  auto& b = *st.cfg.board;
+  b.encoder_rows_ahead.store(st.queued_rows + st.running_rows, std::memory_order_relaxed);
+  b.encoder_ns_per_row.store(static_cast<std::uint64_t>(st.wait.ns_per_row()),
+                             std::memory_order_relaxed);
+  b.encoder_workers.store(static_cast<std::uint32_t>(st.workers.size()), std::memory_order_relaxed);
+}
+
 /// A worker finished (or failed) its batch: it is free again.
 void release_slot(self_ptr self, worker_slot& w) {
   self->state.running_rows -= w.rows;
@@ -310,6 +323,7 @@ caf::result<embedding> admit(self_ptr self, encode_item& item) {
   st.queued_rows += item.rows;
   st.queue.push_back(job{std::move(item), rp, 0});
   dispatch(self);
+  publish_load(self);
   return rp;
 }
 
@@ -400,6 +414,7 @@ void dispatch(self_ptr self) {
             s.stats.busy_seconds += static_cast<double>(out.busy_ns) / 1e9;
             s.stats.flops += out.flops;
             s.wait.on_batch(done_rows, std::chrono::nanoseconds{out.busy_ns});
+            publish_load(self);
             s.nodes[w->node].encodes += done;
             if (w->fallback)
               s.stats.fallback_items += done;

@@ -15,6 +15,12 @@ namespace sil {
 struct service_board {
   std::atomic<bool> cache_enabled{true};
   std::atomic<std::uint32_t> workers_alive{0};
+  /// The encoder pool's load, for admission at the edge: input rows queued
+  /// or at workers, the measured compute time per row on one worker (0:
+  /// not measured yet), and the workers in the pool.
+  std::atomic<std::uint64_t> encoder_rows_ahead{0};
+  std::atomic<std::uint64_t> encoder_ns_per_row{0};
+  std::atomic<std::uint32_t> encoder_workers{0};
   /// The front end's connections: open now; refused at the connection cap
   /// (or at the process's file-descriptor limit); accept() failures that
   /// made the acceptor back off.

@@ -511,6 +511,23 @@ private:
     // costs nothing more than the parse.
     if (peer_state() == peer::gone)
       return client_gone();
+    // The deadline: the client's own, else the server's queue delay. The
+    // encoder pool refuses at once (503) what it cannot finish by then.
+    auto budget = decoded->timeout_ms > 0 ? std::chrono::milliseconds{decoded->timeout_ms}
+                                          : srv_.cfg.max_queue_delay;
+    if (budget.count() > 0) {
+      decoded->deadline = start_ + budget;
+      // The pool's own rule, applied here first from the load it
+      // publishes: a miss it would refuse costs no actor message (under a
+      // flood those would keep the actors from the hits' bookkeeping).
+      if (auto wait = expected_encoder_wait(decoded->rows); wait > budget) {
+        retry_after_ = true;
+        return send_error(
+          {errc::overloaded, "the encoders are busy: the expected wait of "
+                               + std::to_string(wait.count()) + " ms exceeds this request's "
+                               + std::to_string(budget.count()) + " ms deadline; retry later"});
+      }
+    }
     if (srv_.inflight.fetch_add(1) >= srv_.cfg.max_inflight) {
       --srv_.inflight;
       retry_after_ = true;
@@ -519,12 +536,6 @@ private:
                                              + " requests in flight; retry later"});
     }
     holds_slot_ = true;
-    // The deadline: the client's own, else the server's queue delay. The
-    // encoder pool refuses at once (503) what it cannot finish by then.
-    auto budget = decoded->timeout_ms > 0 ? std::chrono::milliseconds{decoded->timeout_ms}
-                                          : srv_.cfg.max_queue_delay;
-    if (budget.count() > 0)
-      decoded->deadline = start_ + budget;
     cancel_ = std::make_shared<cancel_flag>();
     decoded->cancel = cancel_;
     auto metrics = srv_.svc.metrics;
@@ -548,6 +559,22 @@ private:
       });
     reported_ = true;
     watch_client();
+  }
+
+  /// The wait the encoder pool expects for `rows` more rows now (0 while
+  /// it has measured nothing), from the load it publishes.
+  std::chrono::milliseconds expected_encoder_wait(std::uint32_t rows) const {
+    if (!srv_.svc.board)
+      return std::chrono::milliseconds{0};
+    const auto& b = *srv_.svc.board;
+    auto ns_per_row = b.encoder_ns_per_row.load(std::memory_order_relaxed);
+    auto workers = b.encoder_workers.load(std::memory_order_relaxed);
+    if (ns_per_row == 0 || workers == 0)
+      return std::chrono::milliseconds{0};
+    auto rows_ahead = b.encoder_rows_ahead.load(std::memory_order_relaxed) + rows;
+    auto ms = static_cast<double>(rows_ahead) * static_cast<double>(ns_per_row)
+              / static_cast<double>(workers) / 1e6;
+    return std::chrono::milliseconds{static_cast<std::int64_t>(std::min(ms, 3.6e6))};
   }
 
   static request_outcome predict_outcome(const caf::expected<predict_reply>& r,
