@@ -63,6 +63,11 @@ void check_error(const sil::error& e, std::string_view input) {
 /// nullopt: the contract rejects the body.
 std::optional<sil::predict_request> reference_decode(std::string_view body,
                                                      const decode_limits& limits) {
+  // RFC 8259 allows no raw NUL byte anywhere (not even inside a string),
+  // but nlohmann's lexer reads one as the end of input and would accept
+  // `{...}\0garbage`. The contract follows the RFC.
+  if (body.find('\0') != std::string_view::npos)
+    return std::nullopt;
   int features_keys = 0;
   auto count_keys = [&](int depth, json::parse_event_t event, json& parsed) {
     if (depth == 1 && event == json::parse_event_t::key && parsed == "features")

@@ -82,6 +82,8 @@ predict = {
     "deep_nesting_objects": '{"a":' * 500 + "1" + "}" * 500,
     "trailing_garbage": body([R]) + "xyz",
     "two_documents": body([R]) + body([R]),
+    # found by the fuzzer: nlohmann (the reference) read a raw NUL as the end of input
+    "nul_then_garbage": body([R]).encode() + b"\0\0\0x" + b'{"max_age_ms":_\x86}',
     "bad_utf8_key": b'{"f\xff\xfe":1,"features":[' + json.dumps(R).encode() + b"]}",
     "bad_escape": '{"features\\u12":[]}',
     "comment": '{/* c */"features":[%s]}' % json.dumps(R),
