@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/divergence.hpp"
+#include "core/tsan.hpp"
 
 namespace sil {
 
@@ -193,6 +194,7 @@ void on_hit(self_ptr self, const job_ptr& j, cache_lookup& r, const done_fn& don
 /// Hits the read path answered: they count as requests for the audit
 /// budget, and the ones it offers (already sampled) may be audited.
 void on_read_path_hits(self_ptr self, hit_batch& b) {
+  tsan::handoff_acquire(&tsan::read_path_batches); // sent by hit_path::send
   auto& st = self->state;
   st.budget.on_requests(self->clock().now(), static_cast<std::size_t>(b.requests));
   for (auto& c : b.candidates) {

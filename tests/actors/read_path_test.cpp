@@ -249,7 +249,16 @@ TEST_F(ReadPathTest, HitsAndAccessesAddUpUnderConcurrentChanges) {
                    reuse_label{1, 0.01, false, false});
       std::this_thread::sleep_for(50us);
     }
+    // Leave the cache enabled and filled, and let the readers run until they
+    // have served something: on a loaded machine (or under TSan) the owner
+    // may still be working through the backlog when the loop ends, with the
+    // cache last disabled or cleared.
     self->send(svc.cache, enable_atom::value);
+    for (int i = 0; i < prefixes; ++i)
+      self->send(svc.cache, insert_atom::value, key_of(inputs[i]), variants[i][0], sources[i]);
+    auto patience = std::chrono::steady_clock::now() + 20s;
+    while (served.load() < 100 && std::chrono::steady_clock::now() < patience)
+      std::this_thread::sleep_for(5ms);
   }
   stop = true;
   for (auto& r : readers)
