@@ -170,17 +170,14 @@ private:
       }
       if (!ok)
         return false;
-      skip_ws();
-      if (p_ != end_ && *p_ == ',') {
-        ++p_;
-        skip_ws();
-        continue;
+      switch (separator('}', "',' or '}'")) {
+        case next::more:
+          continue;
+        case next::closed:
+          return true;
+        case next::bad:
+          return false;
       }
-      if (p_ != end_ && *p_ == '}') {
-        ++p_;
-        return true;
-      }
-      return syntax(p_, "',' or '}'");
     }
   }
 
@@ -208,17 +205,14 @@ private:
       ++rows_;
       if (rows_ == 1)
         reserve_rows(static_cast<std::size_t>(p_ - row_start));
-      skip_ws();
-      if (p_ != end_ && *p_ == ',') {
-        ++p_;
-        skip_ws();
-        continue;
+      switch (separator(']', "',' or ']' after a row")) {
+        case next::more:
+          continue;
+        case next::closed:
+          return true;
+        case next::bad:
+          return false;
       }
-      if (p_ != end_ && *p_ == ']') {
-        ++p_;
-        return true;
-      }
-      return syntax(p_, "',' or ']' after a row");
     }
   }
 
@@ -245,17 +239,14 @@ private:
         return fail(where() + " is not a finite 32-bit float");
       req_.features.push_back(static_cast<float>(v));
       ++row_len_;
-      skip_ws();
-      if (p_ != end_ && *p_ == ',') {
-        ++p_;
-        skip_ws();
-        continue;
+      switch (separator(']', "',' or ']' in a row")) {
+        case next::more:
+          continue;
+        case next::closed:
+          return end_row();
+        case next::bad:
+          return false;
       }
-      if (p_ != end_ && *p_ == ']') {
-        ++p_;
-        return end_row();
-      }
-      return syntax(p_, "',' or ']' in a row");
     }
   }
 
@@ -415,21 +406,17 @@ private:
       for (;;) {
         if (open.depth() == 0)
           return true;
-        skip_ws();
         bool in_object = open.top_is_object();
-        if (p_ != end_ && *p_ == ',') {
-          ++p_;
-          skip_ws();
-          if (in_object && !skip_key())
-            return false;
-          break;
-        }
-        if (p_ != end_ && *p_ == (in_object ? '}' : ']')) {
-          ++p_;
+        auto n = separator(in_object ? '}' : ']', in_object ? "',' or '}'" : "',' or ']'");
+        if (n == next::bad)
+          return false;
+        if (n == next::closed) {
           open.pop();
           continue;
         }
-        return syntax(p_, in_object ? "',' or '}'" : "',' or ']'");
+        if (in_object && !skip_key())
+          return false;
+        break;
       }
     }
   }
@@ -456,6 +443,27 @@ private:
 
   static bool starts_number(char c) noexcept {
     return c == '-' || is_digit(c);
+  }
+
+  /// What follows a member or an element.
+  enum class next { more, closed, bad };
+
+  /// After a member or an element: whitespace, then ',' (and the whitespace
+  /// after it: more) or `close` (closed). Anything else is a syntax error
+  /// that names `expected` (bad).
+  next separator(char close, const char* expected) {
+    skip_ws();
+    if (p_ != end_ && *p_ == ',') {
+      ++p_;
+      skip_ws();
+      return next::more;
+    }
+    if (p_ != end_ && *p_ == close) {
+      ++p_;
+      return next::closed;
+    }
+    syntax(p_, expected);
+    return next::bad;
   }
 
   void skip_ws() noexcept {
