@@ -24,6 +24,12 @@ std::optional<admission_policy> parse_admission_policy(std::string_view s) noexc
   return std::nullopt;
 }
 
+namespace {
+
+constexpr std::size_t min_window = 16;
+
+} // namespace
+
 region_sizes regions_for(admission_policy p, std::size_t capacity) noexcept {
   region_sizes r;
   capacity = std::max<std::size_t>(capacity, 1);
@@ -31,7 +37,14 @@ region_sizes regions_for(admission_policy p, std::size_t capacity) noexcept {
     r.window = capacity;
     return r;
   }
-  r.window = std::max<std::size_t>(1, capacity / 100);
+  // 1% (Caffeine's starting split), but at least min(16, capacity / 16):
+  // a new key must stay in the window long enough for its first hits to
+  // count. The read path replays hits a few milliseconds late, and a flood
+  // of misses inserts meanwhile; a two-entry window (1% of 256) turned a
+  // key over to admission before its second request was counted, rated
+  // like the one-off keys around it, and dropped it.
+  r.window = std::max<std::size_t>(
+    {1, capacity / 100, std::min<std::size_t>(min_window, capacity / 16)});
   r.main = capacity - r.window;
   r.protected_max = r.main * 8 / 10;
   return r;
@@ -73,6 +86,11 @@ void frequency_sketch::ensure_capacity(std::size_t capacity) {
     wider[i] = table_[i & mask_];
   table_.swap(wider);
   mask_ = want - 1;
+  // Every copied counter carries the collisions of the narrower table into
+  // both halves, where new increments no longer dilute them; left alone,
+  // that noise would add up over successive doublings. Halving bounds it
+  // (and is an aging like any other).
+  age();
 }
 
 void frequency_sketch::positions(prefix_key key, position (&out)[4]) const noexcept {

@@ -50,10 +50,14 @@ std::optional<admission_policy> parse_admission_policy(std::string_view s) noexc
 /// four, so it can overestimate (collisions) but never underestimate, up to
 /// aging and saturation.
 ///
-/// It grows with the cache: `ensure_capacity(n)` widens it to at least n
-/// words (a power of two) by duplicating the array, which keeps every
-/// estimate exactly (a key's counters sit at the same index modulo the old
-/// width), and sets the aging sample to 10 n.
+/// It can grow with the cache: `ensure_capacity(n)` widens it to at least n
+/// words (a power of two) by duplicating the array (a key's counters sit at
+/// the same index modulo the old width, so its estimate carries over), then
+/// ages it once, and sets the aging sample to 10 n. The aging matters:
+/// duplicated counters keep the narrower table's collisions in both halves,
+/// and over successive doublings from a few words that noise made one-off
+/// keys read as seen two or three times. Halving at each growth bounds it;
+/// the cache also starts its sketch wide (core/lru_ttl_cache.cpp).
 class frequency_sketch {
 public:
   /// Saturation value of a counter.
@@ -136,9 +140,10 @@ constexpr bool admit(unsigned candidate_freq, unsigned victim_freq, std::uint64_
   return candidate_freq >= warm_candidate && (random & 127u) == 0;
 }
 
-/// How W-TinyLFU splits a capacity: the window (1%, at least one entry),
-/// and the main region's protected segment (80% of the rest; probation
-/// takes what protected does not use).
+/// How W-TinyLFU splits a capacity: the window (1%, but at least
+/// min(16, capacity / 16) entries and at least one), and the main region's
+/// protected segment (80% of the rest; probation takes what protected does
+/// not use).
 struct region_sizes {
   std::size_t window = 1;
   std::size_t main = 0;

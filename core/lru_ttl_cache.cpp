@@ -45,9 +45,16 @@ constexpr float never_wrong = std::numeric_limits<float>::infinity();
 
 constexpr std::size_t max_capacity = std::size_t{1} << 30;
 
-// The table and the sketch start sized for this many entries and grow as
-// entries arrive, so memory tracks what the cache holds, not max_size.
+// The table starts sized for this many entries and grows as entries
+// arrive, so memory tracks what the cache holds, not max_size.
 constexpr std::size_t initial_entries = 8;
+
+// The sketch starts sized for min(max_size, this) entries (8 bytes each, so
+// at most 512 KiB) and grows with the table only beyond. A sketch that grew
+// from a few words would keep the collisions of every narrower stage (see
+// frequency_sketch::ensure_capacity): one-off keys would read as seen twice
+// and shut out a key that really was.
+constexpr std::size_t sketch_floor = std::size_t{1} << 16;
 
 std::size_t table_size_for(std::size_t entries) {
   // Keep the load factor at or below 1/2 so that probe sequences stay short.
@@ -83,7 +90,7 @@ lru_ttl_cache::lru_ttl_cache(const cache_config& cfg, clock_fn clock)
   , table_(table_size_for(std::min(cfg.max_size, initial_entries)), nil) {
   table_mask_ = table_.size() - 1;
   if (admission_ == admission_policy::tinylfu)
-    sketch_.emplace(std::min(cfg.max_size, initial_entries));
+    sketch_.emplace(std::min(cfg.max_size, sketch_floor));
 }
 
 std::size_t lru_ttl_cache::memory_bytes() const noexcept {
@@ -443,7 +450,7 @@ void lru_ttl_cache::clear() {
     .swap(table_);
   table_mask_ = table_.size() - 1;
   if (sketch_)
-    sketch_.emplace(std::min(max_size_, initial_entries));
+    sketch_.emplace(std::min(max_size_, sketch_floor));
   for (auto& l : segs_)
     l = segment_list{};
   free_head_ = fifo_head_ = fifo_tail_ = nil;

@@ -1074,7 +1074,7 @@ def _flood(port, rate, seconds, salt, deadline_ms, out):
 # flushes the hot set is the cache policy's question, answered by the
 # W-TinyLFU tests and the capacity sweep's scan workload.
 @case("hits_under_miss_overload", "hot-prefix hits at 50/s for 10 s under misses at 10x the "
-      "encoder's throughput", args=["--http.max-inflight=64", "--cache.max-size=65536"])
+      "encoder's throughput", args=["--http.max-inflight=64"])
 def _(ctx):
     # The encoder's throughput on 64-row misses, closed loop.
     tput, n = _closed_loop_throughput(ctx.port, 2.0, 32, salt=21)
@@ -1104,10 +1104,14 @@ def _(ctx):
     for p in procs:
         p.start()
     try:
-        time.sleep(1.0)
         lat, bad, reconnects = [], [], 0
         t_next = time.monotonic()
-        for k in range(500):
+        # The hot prefix stays hot from the flood's first moment (50 requests
+        # a second, as below); the first second, while the flood ramps up,
+        # is not timed. A key left idle that long is not hot: W-TinyLFU may
+        # rightly give it up to the flood.
+        for k in range(550):
+            timed = k >= 50
             t_next += 0.02
             time.sleep(max(0.0, t_next - time.monotonic()))
             t0 = time.perf_counter()
@@ -1126,7 +1130,8 @@ def _(ctx):
                 continue
             if not r.json()["cache_hit"]:
                 bad.append("not a hit")
-            lat.append(ms)
+            if timed:
+                lat.append(ms)
         results = [q.get(timeout=30) for _ in procs]
     finally:
         for p in procs:

@@ -99,7 +99,7 @@ TEST(FrequencySketch, AgesAfterASampleOfTenTimesItsCapacity) {
   EXPECT_GE(s.sample_count(), 490u);
 }
 
-TEST(FrequencySketch, GrowingKeepsEveryEstimate) {
+TEST(FrequencySketch, GrowingCarriesEveryEstimateOverHalved) {
   frequency_sketch s{8};
   std::mt19937_64 rng{5};
   std::vector<prefix_key> keys;
@@ -112,11 +112,39 @@ TEST(FrequencySketch, GrowingKeepsEveryEstimate) {
   for (auto k : keys)
     before.push_back(s.frequency(k));
   auto words = s.words();
+  auto agings = s.agings();
   s.ensure_capacity(1 << 16);
   EXPECT_GT(s.words(), words);
   EXPECT_EQ(s.sample_size(), 10u << 16);
+  EXPECT_EQ(s.agings(), agings + 1);
   for (std::size_t i = 0; i < keys.size(); ++i)
-    EXPECT_EQ(s.frequency(keys[i]), before[i]) << i;
+    EXPECT_EQ(s.frequency(keys[i]), before[i] / 2) << i;
+  s.ensure_capacity(1 << 10); // never narrows, and nothing changes
+  EXPECT_EQ(s.agings(), agings + 1);
+}
+
+TEST(FrequencySketch, GrowingStepByStepDoesNotPileUpCollisions) {
+  // Widened one doubling at a time from 8 words to 256 as keys arrive (as
+  // a cache's table grows), then as many one-off keys again: nearly every
+  // one-off key must read 1. Duplicating without aging made about a third
+  // of them read 2 or 3, enough to shut a key seen twice out of the cache.
+  frequency_sketch s{8};
+  prefix_key k = 1;
+  for (std::size_t w = 8; w <= 256; w *= 2) {
+    s.ensure_capacity(w);
+    while (k <= w)
+      s.increment(k++);
+  }
+  std::vector<prefix_key> recent;
+  for (int i = 0; i < 256; ++i) {
+    recent.push_back(k);
+    s.increment(k++);
+  }
+  ASSERT_EQ(s.words(), 256u);
+  std::size_t inflated = 0;
+  for (auto r : recent)
+    inflated += s.frequency(r) > 1 ? 1 : 0;
+  EXPECT_LT(inflated, recent.size() / 20);
 }
 
 TEST(Admission, RuleAdmitsOnlyAHigherEstimateExceptWarmCandidatesRarely) {
@@ -141,13 +169,19 @@ TEST(Admission, PolicyNamesRoundTrip) {
 }
 
 TEST(Admission, RegionSizes) {
-  auto r = regions_for(admission_policy::tinylfu, 1000);
-  EXPECT_EQ(r.window, 10u);
-  EXPECT_EQ(r.main, 990u);
-  EXPECT_EQ(r.protected_max, 792u);
+  auto r = regions_for(admission_policy::tinylfu, 10000);
+  EXPECT_EQ(r.window, 100u);
+  EXPECT_EQ(r.main, 9900u);
+  EXPECT_EQ(r.protected_max, 7920u);
   auto tiny = regions_for(admission_policy::tinylfu, 1);
   EXPECT_EQ(tiny.window, 1u);
   EXPECT_EQ(tiny.main, 0u);
+  // Small caches: at least min(16, capacity / 16), so that a new key's
+  // first hits count before it faces admission.
+  EXPECT_EQ(regions_for(admission_policy::tinylfu, 256).window, 16u);
+  EXPECT_EQ(regions_for(admission_policy::tinylfu, 64).window, 4u);
+  EXPECT_EQ(regions_for(admission_policy::tinylfu, 16).window, 1u);
+  EXPECT_EQ(regions_for(admission_policy::tinylfu, 1600).window, 16u);
   auto lru = regions_for(admission_policy::lru, 1000);
   EXPECT_EQ(lru.window, 1000u);
   EXPECT_EQ(lru.main, 0u);
@@ -194,6 +228,82 @@ TEST(TinyLfu, AScanOfUniqueKeysDoesNotFlushAFrequentKey) {
   }
 }
 
+TEST(TinyLfu, AKeySeenTwiceIsNotShutOutByOneOffKeys) {
+  // The default cache (256 entries) after twice its size of one-off keys;
+  // then a key requested twice, and again every few one-off keys. It must
+  // stay: a sketch that rated the one-off victims as high as the new key
+  // (collisions) rejected it at its first move out of the window.
+  int lost = 0;
+  for (std::uint64_t seed = 0; seed < 50; ++seed) {
+    manual_clock clk;
+    cache_config cfg;
+    cfg.max_size = 256;
+    cfg.admission = admission_policy::tinylfu;
+    cfg.seed = seed;
+    auto made = lru_ttl_cache::make(cfg, clk.fn());
+    ASSERT_TRUE(made);
+    auto& c = *made;
+    std::mt19937_64 rng{seed};
+    prefix_key next = 1 << 20;
+    for (int i = 0; i < 512; ++i)
+      request(c, next++);
+    constexpr prefix_key hot = 7;
+    request(c, hot);
+    request(c, hot);
+    for (int round = 0; round < 400; ++round) {
+      for (auto n = 1 + rng() % 8; n > 0; --n)
+        request(c, next++);
+      if (!request(c, hot)) {
+        ++lost;
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(lost, 0);
+}
+
+TEST(TinyLfu, AHitReplayedLateStillCountsBeforeTheKeyLeavesTheWindow) {
+  // The read path's hits reach the owner in batches, a few milliseconds
+  // late, while a flood of misses keeps inserting. A key requested twice
+  // (its put, then a hit whose access is replayed after three more inserts)
+  // must still be in the window when that access arrives; with a window of
+  // 1% of 256 (two entries) it was already a candidate rated like the
+  // one-off victims (1 against 1) and was dropped.
+  int lost = 0;
+  for (std::uint64_t seed = 0; seed < 50; ++seed) {
+    manual_clock clk;
+    cache_config cfg;
+    cfg.max_size = 256;
+    cfg.admission = admission_policy::tinylfu;
+    cfg.seed = seed;
+    auto made = lru_ttl_cache::make(cfg, clk.fn());
+    ASSERT_TRUE(made);
+    auto& c = *made;
+    prefix_key next = (seed + 1) << 20;
+    for (int i = 0; i < 400; ++i)
+      request(c, next++);
+    constexpr prefix_key hot = 7;
+    request(c, hot); // a miss: put
+    for (int i = 0; i < 3; ++i)
+      request(c, next++);
+    if (!c.peek(hot)) {
+      ++lost;
+      continue;
+    }
+    c.record_access(hot); // the hit, replayed late
+    for (int round = 0; round < 200; ++round) {
+      for (int i = 0; i < 4; ++i)
+        request(c, next++);
+      if (!c.peek(hot)) {
+        ++lost;
+        break;
+      }
+      c.record_access(hot);
+    }
+  }
+  EXPECT_EQ(lost, 0);
+}
+
 TEST(TinyLfu, AHotSetSurvivesAnInterleavedScan) {
   // 10 hot keys between bursts of 50 one-off keys, in a cache of 40: under
   // LRU every hot key is pushed out before its next request.
@@ -223,7 +333,7 @@ TEST(TinyLfu, AHotSetSurvivesAnInterleavedScan) {
 
 TEST(TinyLfu, NewEntriesEnterTheWindowThenProbationThenProtected) {
   manual_clock clk;
-  auto c = make(clk, 100, admission_policy::tinylfu); // window 1, protected <= 79
+  auto c = make(clk, 20, admission_policy::tinylfu); // window 1, protected <= 15
   c.put(1, val(1));
   EXPECT_EQ(c.segment_of(1), cache_segment::window);
   c.put(2, val(2)); // the window holds one: 1 moves on to probation
@@ -287,7 +397,7 @@ TEST(TinyLfu, ProtectedOverflowDemotesItsOldestToProbation) {
 
 TEST(TinyLfu, RecordAccessActsLikeAHitWithoutCountingIt) {
   manual_clock clk;
-  auto c = make(clk, 100, admission_policy::tinylfu);
+  auto c = make(clk, 20, admission_policy::tinylfu); // window 1
   c.put(1, val(1));
   c.put(2, val(2));
   ASSERT_EQ(c.segment_of(1), cache_segment::probation);
@@ -355,7 +465,9 @@ TEST(TinyLfu, ClearForgetsEntriesAndFrequencies) {
   c.clear();
   EXPECT_EQ(c.size(), 0u);
   EXPECT_EQ(c.frequency(5), 0u);
-  EXPECT_LT(c.memory_bytes(), grown / 10);
+  // The entries' memory goes back; the sketch (8 bytes per entry of
+  // capacity, up to 64Ki entries) keeps its width.
+  EXPECT_LT(c.memory_bytes(), grown / 8);
   for (auto s : {cache_segment::window, cache_segment::probation, cache_segment::protected_})
     EXPECT_EQ(c.segment_size(s), 0u);
   request(c, 5);
