@@ -32,7 +32,9 @@ struct framing_fields {
 
 /// Accepts a request without Transfer-Encoding, or with exactly one coding
 /// in all, `chunked`, and no Content-Length, in HTTP/1.1. Anything else is
-/// errc::bad_request with a message naming the problem: a final coding
+/// errc::bad_request with a message naming the problem: an element that is
+/// not a bare token (a coding with parameters, or a malformed list, which
+/// Beast's parser would read differently), a final coding
 /// other than chunked (the body length is then unknown), a coding the
 /// server does not decode (gzip, ...), chunked applied twice, both
 /// Transfer-Encoding and Content-Length, or Transfer-Encoding in HTTP/1.0.

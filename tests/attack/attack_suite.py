@@ -507,6 +507,11 @@ SMUGGLING = [
     ("te_gzip_chunked", ["Transfer-Encoding: gzip, chunked"], _chunked(SMUGGLED), {400, 501}),
     ("te_chunked_chunked", ["Transfer-Encoding: chunked, chunked"], b"0\r\n\r\n" + SMUGGLED, {400}),
     ("te_identity", ["Transfer-Encoding: identity"], SMUGGLED, {400, 501}),
+    # Found by the fuzzer: an element that is not a bare token. Beast stops
+    # reading the list at the ';' (so no chunked body), and the framing
+    # check once dropped the empty coding and saw one "chunked".
+    ("te_param_first", ["Transfer-Encoding: ;chunked, chunked"], _chunked(SMUGGLED), {400}),
+    ("te_chunked_param", ["Transfer-Encoding: chunked;x=1"], _chunked(SMUGGLED), {400}),
     ("te_and_cl", [f"Content-Length: {5 + len(SMUGGLED)}", "Transfer-Encoding: chunked"],
      b"0\r\n\r\n" + SMUGGLED, {400}),
     ("cl_differing", ["Content-Length: 0", f"Content-Length: {len(SMUGGLED)}"], SMUGGLED, {400}),

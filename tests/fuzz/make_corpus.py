@@ -140,6 +140,8 @@ requests = {
     "chunked_extension": chunked("POST", "/predict", [B]).replace(
         f"{len(B):x}\r\n", f"{len(B):x};name=value\r\n", 1),
     "chunked_then_get": chunked("POST", "/predict", [B]) + http("GET", "/health"),
+    # found by the fuzzer: a list element that is not a bare token
+    "te_param_first": chunked("POST", "/predict", [B], {"Transfer-Encoding": ";chunked, chunked"}),
     "te_and_cl": chunked("POST", "/predict", [B], {"Content-Length": str(len(B))}),
     "cl_and_te": http("POST", "/predict", B, {"Transfer-Encoding": "chunked"}),
     "te_gzip_chunked": chunked("POST", "/predict", [B], {"Transfer-Encoding": "gzip, chunked"}),

@@ -31,18 +31,30 @@ TEST(Framing, PlainBodiesAndASingleChunkedCodingPass) {
 }
 
 TEST(Framing, AFinalCodingOtherThanChunkedIsRefused) {
-  for (auto te : {"xchunked", "gzip", "identity", "chunked, gzip", "chunkedx", "chunked;x"}) {
+  for (auto te : {"xchunked", "gzip", "identity", "chunked, gzip", "chunkedx"}) {
     auto st = framing({te});
-    // "chunked;x" carries a parameter: the coding is still chunked.
-    if (std::string_view{te} == "chunked;x") {
-      EXPECT_TRUE(st) << te;
-      continue;
-    }
     ASSERT_FALSE(st) << te;
     EXPECT_EQ(st.error().code, errc::bad_request);
     EXPECT_NE(message_of(st).find("final transfer coding must be chunked"), std::string::npos)
       << te << ": " << message_of(st);
   }
+}
+
+TEST(Framing, AnElementThatIsNotABareCodingIsRefused) {
+  // Found by the fuzzer: ";chunked, chunked" passed as one chunked coding
+  // (the empty coding before ';' was dropped), while Beast's parser stops
+  // reading the list at the ';' and so does not read the body as chunked.
+  for (auto te : {";chunked, chunked", "chunked;x", "chunked; q=1", "gzip;q=1, chunked",
+                  "\"chunked\"", "chunked x", "chu\tnked", ";", "chunked,;"}) {
+    auto st = framing({te});
+    ASSERT_FALSE(st) << te;
+    EXPECT_EQ(st.error().code, errc::bad_request);
+    EXPECT_NE(message_of(st).find("is not a bare transfer coding"), std::string::npos)
+      << te << ": " << message_of(st);
+  }
+  // Empty list elements are allowed (RFC 9110 section 5.6.1).
+  EXPECT_TRUE(framing({", chunked ,"}));
+  EXPECT_TRUE(framing({"\tchunked"}));
 }
 
 TEST(Framing, ChunkedTwiceOrAfterAnotherCodingIsRefused) {
