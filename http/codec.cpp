@@ -170,14 +170,8 @@ private:
       }
       if (!ok)
         return false;
-      switch (separator('}', "',' or '}'")) {
-        case next::more:
-          continue;
-        case next::closed:
-          return true;
-        case next::bad:
-          return false;
-      }
+      if (auto n = separator('}', "',' or '}'"); n != next::more)
+        return n == next::closed;
     }
   }
 
@@ -205,14 +199,8 @@ private:
       ++rows_;
       if (rows_ == 1)
         reserve_rows(static_cast<std::size_t>(p_ - row_start));
-      switch (separator(']', "',' or ']' after a row")) {
-        case next::more:
-          continue;
-        case next::closed:
-          return true;
-        case next::bad:
-          return false;
-      }
+      if (auto n = separator(']', "',' or ']' after a row"); n != next::more)
+        return n == next::closed;
     }
   }
 
@@ -239,14 +227,8 @@ private:
         return fail(where() + " is not a finite 32-bit float");
       req_.features.push_back(static_cast<float>(v));
       ++row_len_;
-      switch (separator(']', "',' or ']' in a row")) {
-        case next::more:
-          continue;
-        case next::closed:
-          return end_row();
-        case next::bad:
-          return false;
-      }
+      if (auto n = separator(']', "',' or ']' in a row"); n != next::more)
+        return n == next::closed && end_row();
     }
   }
 

@@ -190,11 +190,12 @@ TEST(Admission, RegionSizes) {
 // -- the policy in the cache -------------------------------------------------------
 
 lru_ttl_cache make(manual_clock& clk, std::size_t cap, admission_policy p,
-                   cache_duration ttl = 1h) {
+                   cache_duration ttl = 1h, std::uint64_t seed = cache_config{}.seed) {
   cache_config cfg;
   cfg.max_size = cap;
   cfg.ttl = ttl;
   cfg.admission = p;
+  cfg.seed = seed;
   auto c = lru_ttl_cache::make(cfg, clk.fn());
   EXPECT_TRUE(c);
   return std::move(*c);
@@ -236,13 +237,7 @@ TEST(TinyLfu, AKeySeenTwiceIsNotShutOutByOneOffKeys) {
   int lost = 0;
   for (std::uint64_t seed = 0; seed < 50; ++seed) {
     manual_clock clk;
-    cache_config cfg;
-    cfg.max_size = 256;
-    cfg.admission = admission_policy::tinylfu;
-    cfg.seed = seed;
-    auto made = lru_ttl_cache::make(cfg, clk.fn());
-    ASSERT_TRUE(made);
-    auto& c = *made;
+    auto c = make(clk, 256, admission_policy::tinylfu, 1h, seed); // the default size
     std::mt19937_64 rng{seed};
     prefix_key next = 1 << 20;
     for (int i = 0; i < 512; ++i)
@@ -272,13 +267,7 @@ TEST(TinyLfu, AHitReplayedLateStillCountsBeforeTheKeyLeavesTheWindow) {
   int lost = 0;
   for (std::uint64_t seed = 0; seed < 50; ++seed) {
     manual_clock clk;
-    cache_config cfg;
-    cfg.max_size = 256;
-    cfg.admission = admission_policy::tinylfu;
-    cfg.seed = seed;
-    auto made = lru_ttl_cache::make(cfg, clk.fn());
-    ASSERT_TRUE(made);
-    auto& c = *made;
+    auto c = make(clk, 256, admission_policy::tinylfu, 1h, seed); // the default size
     prefix_key next = (seed + 1) << 20;
     for (int i = 0; i < 400; ++i)
       request(c, next++);
