@@ -9,14 +9,17 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git
+  # lint (scripts/lint.sh)
+  clang-format clang-tidy
   # the fuzz preset: clang with libFuzzer (scripts/fuzz.sh)
   clang-14 libclang-rt-14-dev
   # libraries
-  libcaf-dev libeigen3-dev libboost-dev nlohmann-json3-dev prometheus-cpp-dev
+  libcaf-dev libeigen3-dev libboost-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev
+  libcli11-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # independent reference model (tools/reference_model.py), plots, load tools
-  python3 python3-numpy python3-matplotlib python3-yaml wrk prometheus curl
+  python3 python3-numpy python3-matplotlib python3-yaml python3-jsonschema wrk prometheus curl
   # deployment files: compose syntax check (no Docker engine needed)
   docker-compose
 )
