@@ -66,14 +66,15 @@ status quick_may_write(const options& o, const std::string& name) {
   auto j = json::parse(in, nullptr, false);
   // Only a file that says it came from a quick run may be replaced; one
   // that does not say (or cannot be read) is kept, as a full run's would be.
-  bool quick = !j.is_discarded() && j.is_object() && j.contains("config")
-               && j["config"].is_object() && j["config"].value("quick", false);
+  bool quick = !j.is_discarded() && j.is_object() && j.contains("config") && j["config"].is_object()
+               && j["config"].value("quick", false);
   if (quick)
     return ok();
   return error{errc::invalid_argument,
-               file.string() + " holds a full run's results; a --quick run does not overwrite "
-                 "them (its default output is reports/quick; pass another --out, or delete "
-                 "that directory)"};
+               file.string()
+                 + " holds a full run's results; a --quick run does not overwrite "
+                   "them (its default output is reports/quick; pass another --out, or delete "
+                   "that directory)"};
 }
 
 progress_meter stderr_progress(const std::string& label, const std::string& unit) {
@@ -150,9 +151,8 @@ result<load_result> run_cell(const target& t, const std::string& experiment,
   lc.schedule = schedule;
   lc.body = [&bodies](std::size_t i) { return bodies[i]; };
   auto meter = stderr_progress("[" + experiment + "] " + phase, "requests");
-  lc.progress = [&](std::size_t done, std::size_t planned) {
-    meter.update(lab_elapsed(), done, planned);
-  };
+  lc.progress
+    = [&](std::size_t done, std::size_t planned) { meter.update(lab_elapsed(), done, planned); };
   auto r = run_load(lc);
   meter.finish(lab_elapsed(), r ? r->requests.size() : 0, schedule.size());
   return r;

@@ -66,10 +66,8 @@ const CLI::Validator number_list{
   },
   "", "list"};
 
-const CLI::Validator not_empty{[](std::string& s) -> std::string {
-                                 return s.empty() ? "needs a value" : "";
-                               },
-                               "", "not-empty"};
+const CLI::Validator not_empty{
+  [](std::string& s) -> std::string { return s.empty() ? "needs a value" : ""; }, "", "not-empty"};
 
 /// A validator that accepts the listed words only.
 CLI::Validator one_of(std::vector<std::string> words) {
@@ -132,7 +130,8 @@ struct texts {
   std::string deltas;
 };
 
-using adder = std::function<CLI::Option*(CLI::App&, const std::string& flags, const std::string& help)>;
+using adder
+  = std::function<CLI::Option*(CLI::App&, const std::string& flags, const std::string& help)>;
 
 /// One option: where it appears (command -> the default shown in that
 /// command's --help; "" shows none) and how it binds. `all` takes every
@@ -171,7 +170,9 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
   auto traffic = std::set<std::string>{"load",      "correctness",    "guard",
                                        "sweep-ttl", "sweep-capacity", "picture"};
   std::vector<option_spec> v;
-  v.push_back({"--out", "DIR", "output root",
+  v.push_back({"--out",
+               "DIR",
+               "output root",
                {{"load", "reports (--quick: reports/quick)"},
                 {"drift", "reports (--quick: reports/quick)"},
                 {"correctness", "reports (--quick: reports/quick)"},
@@ -189,22 +190,25 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                in(server_commands, ""), text(o.admin_token, not_empty)});
   v.push_back({"--server", "PATH", "sil-server binary", in(server_commands, "next to sil-lab"),
                text(o.server, not_empty)});
-  v.push_back({"--server-arg", "ARG", "extra sil-server flag, repeatable (--server-arg --cache.max-size=64)",
-               in(server_commands, ""),
-               [&o](CLI::App& app, const std::string& f, const std::string& h) {
-                 return app.add_option(f, o.server_args, h)->allow_extra_args(false)->check(
-                   not_empty);
-               }});
+  v.push_back(
+    {"--server-arg", "ARG", "extra sil-server flag, repeatable (--server-arg --cache.max-size=64)",
+     in(server_commands, ""), [&o](CLI::App& app, const std::string& f, const std::string& h) {
+       return app.add_option(f, o.server_args, h)->allow_extra_args(false)->check(not_empty);
+     }});
   v.push_back({"--seed", "N", "workload seed; repetition r uses seed + 1000 r",
                in(seeded_commands, "1"), number(n.seed)});
-  v.push_back({"--reps", "N", "repetitions with different workload seeds",
+  v.push_back({"--reps",
+               "N",
+               "repetitions with different workload seeds",
                {{"load", "3 (--quick: 1)"},
                 {"correctness", "3 (--quick: 1)"},
                 {"guard", "3 (--quick: 1)"},
                 {"sweep-ttl", "3 (--quick: 1)"},
                 {"sweep-capacity", "3 (--quick: 1)"}},
                number(n.reps)});
-  v.push_back({"--rate", "R", "requests per second",
+  v.push_back({"--rate",
+               "R",
+               "requests per second",
                {{"load", "steady 1000 (--quick: 300), bursty base 200"},
                 {"correctness", "300"},
                 {"guard", "300"},
@@ -212,7 +216,9 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                 {"sweep-capacity", "2000 (bursty base: half of it)"},
                 {"picture", "300"}},
                number(o.rate)});
-  v.push_back({"--duration", "S", "seconds per run",
+  v.push_back({"--duration",
+               "S",
+               "seconds per run",
                {{"load", "7 (--quick: 5)"},
                 {"correctness", "7 (--quick: 5)"},
                 {"guard", "calibration 7, scenario 12, timeline 20 (--quick: 5, 9, 8)"},
@@ -220,8 +226,8 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                 {"sweep-capacity", "3 (--quick: 2)"},
                 {"picture", "40 (--quick: 16)"}},
                number(o.duration)});
-  v.push_back({"--connections", "N", "client connections", in(traffic, "32"),
-               number(n.connections)});
+  v.push_back(
+    {"--connections", "N", "client connections", in(traffic, "32"), number(n.connections)});
   v.push_back({"--arrival", "constant|poisson", "inter-arrival gaps", in(traffic, "poisson"),
                [&t](CLI::App& app, const std::string& f, const std::string& h) {
                  return app.add_option(f, t.arrival, h)->check(one_of({"constant", "poisson"}));
@@ -231,7 +237,9 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                [&t](CLI::App& app, const std::string& f, const std::string& h) {
                  return app.add_option(f, t.prefix, h)->check(one_of({"hot", "zipf", "unique"}));
                }});
-  v.push_back({"--zipf-m", "M", "number of Zipf prefixes",
+  v.push_back({"--zipf-m",
+               "M",
+               "number of Zipf prefixes",
                {{"load", "100"},
                 {"correctness", "50"},
                 {"guard", "50"},
@@ -239,7 +247,9 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                 {"sweep-capacity", "1000"},
                 {"picture", "50"}},
                number(n.zipf_m)});
-  v.push_back({"--zipf-s", "S", "Zipf exponent",
+  v.push_back({"--zipf-s",
+               "S",
+               "Zipf exponent",
                {{"load", "1.1"},
                 {"correctness", "1.1"},
                 {"guard", "1.1"},
@@ -256,18 +266,26 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
     const char* h = name == "--burst-rate"     ? "requests per second during a burst"
                     : name == "--burst-period" ? "a burst starts every S seconds"
                                                : "a burst lasts S seconds";
-    v.push_back({name, name == "--burst-rate" ? "R" : "S", h,
-                 {{"load", d}, {"sweep-capacity", d}}, number(dst)});
+    v.push_back({name,
+                 name == "--burst-rate" ? "R" : "S",
+                 h,
+                 {{"load", d}, {"sweep-capacity", d}},
+                 number(dst)});
   }
-  v.push_back({"--preset", "base|seed", "model preset (seed 42)", {{"drift", "base"}},
+  v.push_back({"--preset",
+               "base|seed",
+               "model preset (seed 42)",
+               {{"drift", "base"}},
                text(o.preset, not_empty)});
-  v.push_back({"--steps", "N", "drift steps per run",
-               {{"drift", "20 (--quick: 10)"},
-                {"correctness", "10"},
-                {"guard", "10"},
-                {"sweep-ttl", "10"}},
-               number(o.steps)});
-  v.push_back({"--strength", "S", "drift per step",
+  v.push_back(
+    {"--steps",
+     "N",
+     "drift steps per run",
+     {{"drift", "20 (--quick: 10)"}, {"correctness", "10"}, {"guard", "10"}, {"sweep-ttl", "10"}},
+     number(o.steps)});
+  v.push_back({"--strength",
+               "S",
+               "drift per step",
                {{"drift", "0.25"},
                 {"correctness", "0.25 (the resampled row's drift per step)"},
                 {"guard", "0.1 (the timeline's drift per step)"},
@@ -276,27 +294,38 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                [&o](CLI::App& app, const std::string& f, const std::string& h) {
                  return app.add_option(f, o.strength, h)->check(non_negative);
                }});
-  v.push_back({"--trials", "N", "random inputs", {{"drift", "1000 (--quick: 100)"}},
-               number(o.trials)});
+  v.push_back(
+    {"--trials", "N", "random inputs", {{"drift", "1000 (--quick: 100)"}}, number(o.trials)});
   v.push_back({"--prefix-k", "K", "key length (values)", {{"drift", "4"}}, number(o.prefix_k)});
   v.push_back({"--tolerance", "T", "a hit is wrong when |prediction - fresh| > T",
                in({"drift", "correctness", "guard", "sweep-ttl", "picture"}, "0.05"),
                number(o.tolerance)});
-  v.push_back({"--noise", "S", "per-value noise of every request (standard deviation)",
+  v.push_back({"--noise",
+               "S",
+               "per-value noise of every request (standard deviation)",
                {{"correctness", "0"},
                 {"guard", "0 (timeline: 0.001)"},
                 {"sweep-ttl", "0"},
                 {"picture", "0.001"}},
                number(o.noise)});
-  v.push_back({"--levels", "LIST", "drift per step of the table's rows",
+  v.push_back({"--levels",
+               "LIST",
+               "drift per step of the table's rows",
                {{"correctness", "0,0.02,0.05,0.1,0.25 (--quick: 0,0.05,0.25)"}},
                text(t.levels, number_list)});
-  v.push_back({"--deltas", "LIST", "risk.max-wrong-rate targets, in (0, 1]",
-               {{"guard", "0.005,0.01,0.05"}}, text(t.deltas, number_list)});
-  v.push_back({"--ttls", "LIST", "TTLs in seconds, 0 = no TTL",
+  v.push_back({"--deltas",
+               "LIST",
+               "risk.max-wrong-rate targets, in (0, 1]",
+               {{"guard", "0.005,0.01,0.05"}},
+               text(t.deltas, number_list)});
+  v.push_back({"--ttls",
+               "LIST",
+               "TTLs in seconds, 0 = no TTL",
                {{"sweep-ttl", "0.25,0.5,1,2,4,0 (--quick: 0.25,1,4,0)"}},
                text(t.ttls, number_list)});
-  v.push_back({"--capacities", "LIST", "cache capacities (entries)",
+  v.push_back({"--capacities",
+               "LIST",
+               "cache capacities (entries)",
                {{"sweep-capacity", "8,16,32,64,128,256,512,1024,2048 (--quick: 16,64,256,1024)"}},
                text(t.capacities, number_list)});
   return v;
@@ -316,7 +345,7 @@ std::string finish_options(options& o, const integers& n, const texts& t, bool s
     return "--connections must be at least 1";
   o.strength_given = strength_given;
   o.kind = t.arrival == "constant" ? arrival::constant : arrival::poisson;
-  o.prefix = t.prefix == "hot" ? prefix_kind::hot
+  o.prefix = t.prefix == "hot"      ? prefix_kind::hot
              : t.prefix == "unique" ? prefix_kind::unique
                                     : prefix_kind::zipf;
   if (!t.levels.empty())
@@ -389,8 +418,8 @@ int main(int argc, char** argv) {
   o.self = argv[0];
   integers n;
   texts t;
-  std::string version = std::string{"sil-lab "} + sil::build_version() + " (commit "
-                        + sil::build_commit() + ")";
+  std::string version
+    = std::string{"sil-lab "} + sil::build_version() + " (commit " + sil::build_commit() + ")";
   CLI::App app{"sil-lab: Stateful Inference Lab's experiments. Each command writes\n"
                "OUT/<command>/: results.json, results.csv, summary.md, PNG plots.",
                "sil-lab"};

@@ -64,9 +64,12 @@ json window_counts(const std::vector<request_record>& records, double from, doub
   auto share = [](std::size_t a, std::size_t b) {
     return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
   };
-  return {{"requests", requests},         {"hits", hits},
-          {"wrong_hits", wrong},          {"hit_rate", share(hits, requests)},
-          {"wrong_hit_rate", share(wrong, hits)}, {"max_hit_error", worst}};
+  return {{"requests", requests},
+          {"hits", hits},
+          {"wrong_hits", wrong},
+          {"hit_rate", share(hits, requests)},
+          {"wrong_hit_rate", share(wrong, hits)},
+          {"max_hit_error", worst}};
 }
 
 } // namespace
@@ -146,11 +149,11 @@ int cmd_picture(const options& o) {
   for (const auto& c : cells)
     for (const char* phase : {"calm", "drifting"}) {
       const auto& k = c[phase];
-      md << "| " << c["arm"].get<std::string>() << " | " << phase << " | " << k["requests"]
-         << " | " << fixed(k["hit_rate"].get<double>(), 3) << " | " << k["wrong_hits"] << " | "
+      md << "| " << c["arm"].get<std::string>() << " | " << phase << " | " << k["requests"] << " | "
+         << fixed(k["hit_rate"].get<double>(), 3) << " | " << k["wrong_hits"] << " | "
          << fixed(k["wrong_hit_rate"].get<double>(), 4) << " | "
-         << fixed(k["max_hit_error"].get<double>(), 4) << " | "
-         << c["agent"]["decision_count"] << " |\n";
+         << fixed(k["max_hit_error"].get<double>(), 4) << " | " << c["agent"]["decision_count"]
+         << " |\n";
     }
   md << "\n![the cache and the agent under drift](drift.png)\n";
   md.close();

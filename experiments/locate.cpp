@@ -20,8 +20,7 @@ fs::path executable_dir(const char* argv0) {
 std::vector<fs::path> plot_script_candidates(const char* env_value, const fs::path& exe_dir) {
   if (env_value != nullptr && *env_value != '\0')
     return {fs::path{env_value}};
-  return {exe_dir / ".." / "share" / "sil" / "plot.py",
-          exe_dir / ".." / "experiments" / "plot.py"};
+  return {exe_dir / ".." / "share" / "sil" / "plot.py", exe_dir / ".." / "experiments" / "plot.py"};
 }
 
 result<fs::path> find_plot_script(const char* env_value, const fs::path& exe_dir) {

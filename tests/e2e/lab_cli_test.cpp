@@ -121,8 +121,8 @@ TEST(LabCli, EveryCommandHasItsOwnHelpWithDefaults) {
 
   auto all = sh(lab() + " all --help", d);
   ASSERT_EQ(all.rc, 0) << all.err;
-  for (const char* o : {"--levels", "--ttls", "--capacities", "--deltas", "--burst-rate",
-                        "--trials", "--url"})
+  for (const char* o :
+       {"--levels", "--ttls", "--capacities", "--deltas", "--burst-rate", "--trials", "--url"})
     EXPECT_NE(all.out.find(o), std::string::npos) << o; // all passes every option on
 
   auto none = sh(lab(), d); // no command: the usage on stderr, exit 2
@@ -166,11 +166,12 @@ TEST(LabCli, UnknownOptionsAndBadValuesAreOneLineAndExit2) {
 
 TEST(LabCli, EqualsAndSpaceFormsGiveTheSameRun) {
   auto d = scratch("forms");
-  auto spaced = sh(tiny_drift("--strength 0.5 --tolerance 0.02 --out " + shq((d / "a").string())),
-                   d);
+  auto spaced
+    = sh(tiny_drift("--strength 0.5 --tolerance 0.02 --out " + shq((d / "a").string())), d);
   ASSERT_EQ(spaced.rc, 0) << spaced.err;
-  auto equals = sh(lab() + " drift --preset=seed --trials=12 --steps=2 --strength=0.5 "
-                           "--tolerance=0.02 --out="
+  auto equals = sh(lab()
+                     + " drift --preset=seed --trials=12 --steps=2 --strength=0.5 "
+                       "--tolerance=0.02 --out="
                      + shq((d / "b").string()),
                    d);
   ASSERT_EQ(equals.rc, 0) << equals.err;
@@ -189,9 +190,8 @@ TEST(LabCli, ProgressInALogIsPlainLinesWithAnEta) {
   auto d = scratch("progress-plain");
   // 120 trials: an update at 50 (written) and at 100 (within 5 s of it:
   // not), then the last line.
-  auto r = sh(lab() + " drift --preset seed --trials 120 --steps 2 --out "
-                + shq((d / "out").string()),
-              d);
+  auto r = sh(
+    lab() + " drift --preset seed --trials 120 --steps 2 --out " + shq((d / "out").string()), d);
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("[drift] encode"), std::string::npos) << r.err;
@@ -202,8 +202,8 @@ TEST(LabCli, ProgressInALogIsPlainLinesWithAnEta) {
 TEST(LabCli, ProgressOnATerminalRewritesOneLine) {
   auto d = scratch("progress-tty");
   // script(1) gives sil-lab a pseudo-terminal as stdout and stderr.
-  auto inner = lab() + " drift --preset seed --trials 120 --steps 2 --out "
-               + shq((d / "out").string());
+  auto inner
+    = lab() + " drift --preset seed --trials 120 --steps 2 --out " + shq((d / "out").string());
   auto r = sh("script -qec " + shq(inner) + " /dev/null", d);
   ASSERT_EQ(r.rc, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("\r[drift] encode"), std::string::npos) << r.out;
@@ -263,9 +263,8 @@ TEST(LabCli, InstalledItFindsPlotPyUnderShareAndNoSourcePath) {
   install_binaries(prefix);
   auto bin = shq((prefix / "bin" / "sil-lab").string());
   auto run = [&](const std::string& out, const std::string& env = {}) {
-    return sh(env + bin + " drift --preset seed --trials 12 --steps 2 --out "
-                + shq((d / out).string()),
-              d);
+    return sh(
+      env + bin + " drift --preset seed --trials 12 --steps 2 --out " + shq((d / out).string()), d);
   };
   // Nothing beside it: results, no plots, and a warning that says where it
   // looked (the source tree is not among the places).
@@ -362,9 +361,8 @@ TEST(LabCli, PictureShowsHitErrorsAndTheAgentUnderDrift) {
       EXPECT_GE(std::stod(line.substr(f4 + 1)), 0.0) << line;
     }
   }
-  EXPECT_EQ(rows,
-            reuse["counts"]["requests"].get<std::size_t>()
-              + guard["counts"]["requests"].get<std::size_t>());
+  EXPECT_EQ(rows, reuse["counts"]["requests"].get<std::size_t>()
+                    + guard["counts"]["requests"].get<std::size_t>());
   EXPECT_EQ(hits, reuse["counts"]["hits"].get<std::size_t>()
                     + guard["counts"]["hits"].get<std::size_t>());
   EXPECT_EQ(read_file(dir / "decisions.csv").rfind("arm,t_s,action,from,to\n", 0), 0u);

@@ -54,10 +54,9 @@ TEST(Progress, ATerminalGetsOneLineRewrittenInPlace) {
   for (const auto& w : out.writes)
     EXPECT_EQ(w.front(), '\r') << w;
   EXPECT_NE(out.writes[0].find("[load] steady cache_on"), std::string::npos);
-  EXPECT_NE(out.writes[0].find("100 / 400 requests  ETA 3 s"), std::string::npos)
-    << out.writes[0];
+  EXPECT_NE(out.writes[0].find("100 / 400 requests  ETA 3 s"), std::string::npos) << out.writes[0];
   EXPECT_NE(out.writes[0].find("  11.0 s"), std::string::npos); // time since the run began
-  EXPECT_EQ(out.writes[1].find('\n'), std::string::npos);      // rewritten, not scrolled
+  EXPECT_EQ(out.writes[1].find('\n'), std::string::npos);       // rewritten, not scrolled
   EXPECT_NE(out.writes[2].find("400 / 400 requests  took 2.0 s"), std::string::npos)
     << out.writes[2];
   EXPECT_EQ(out.writes[2].back(), '\n'); // the last line stays
