@@ -97,7 +97,7 @@ int cmd_drift(const options& o) {
       record(shifted, s, x);
     }
     if ((t + 1) % 50 == 0)
-      meter.update(lab_elapsed(), static_cast<std::size_t>(t + 1),
+      meter.update(lab_elapsed(), static_cast<std::size_t>(t) + 1,
                    static_cast<std::size_t>(trials));
   }
   meter.finish(lab_elapsed(), static_cast<std::size_t>(trials), static_cast<std::size_t>(trials));

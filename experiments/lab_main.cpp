@@ -70,7 +70,7 @@ const CLI::Validator not_empty{
   [](std::string& s) -> std::string { return s.empty() ? "needs a value" : ""; }, "", "not-empty"};
 
 /// A validator that accepts the listed words only.
-CLI::Validator one_of(std::vector<std::string> words) {
+CLI::Validator one_of(const std::vector<std::string>& words) {
   return {[words](std::string& s) -> std::string {
             std::string all;
             for (const auto& w : words) {
