@@ -209,10 +209,8 @@ void fail_slot(self_ptr self, std::uint64_t id, const caf::error& why) {
   st.running_rows -= i->rows;
   bool local = !i->remote && !i->fallback;
   if (i->remote && st.cfg.log_nodes)
-    logging::warn("cluster", "node " + i->node + " lost a worker; requests retried elsewhere",
-                  {{"node", i->node},
-                   {"reason", caf::to_string(why)},
-                   {"retried", jobs ? jobs->size() : std::size_t{0}}});
+    std::fprintf(stderr, "sil-server: node %s lost a worker (%s); %zu requests retried elsewhere\n",
+                 i->node.c_str(), caf::to_string(why).c_str(), jobs ? jobs->size() : 0);
   st.workers.erase(i);
   self->demonitor(old.address());
   // A hung remote worker is killed too: its node sees it die, replaces it

@@ -48,8 +48,7 @@ sil_config::sil_config() {
     .add(s.cache_enabled, "enabled", "whether cached embeddings are reused (env CACHE_ENABLED)")
     .add(s.cache_single_flight, "single-flight",
          "concurrent misses on one key share one computation")
-    .add(s.cache_read_path, "read-path",
-         "answer hits on the I/O thread from the cache's read view")
+    .add(s.cache_read_path, "read-path", "answer hits on the I/O thread from the cache's read view")
     .add(s.cache_prefix_k, "prefix-k", "number of leading feature values in the key (env PREFIX_K)")
     .add(s.cache_prefix_unit, "prefix-unit",
          "what K counts: values (the first K values) or rows (the first K rows)")
@@ -138,7 +137,7 @@ namespace {
 
 /// sil's own sections; "global" holds sil's and CAF's top-level options.
 const std::vector<std::string>& sil_categories() {
-  static const std::vector<std::string> xs{"cache", "model", "encoder", "http", "risk",
+  static const std::vector<std::string> xs{"cache", "model", "encoder", "http",  "risk",
                                            "audit", "agent", "cluster", "admin", "log"};
   return xs;
 }
@@ -175,12 +174,23 @@ std::string quoted(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default: out += c;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += c;
     }
   }
   out += '"';
@@ -487,8 +497,8 @@ std::string env_var_of(const std::string& key) {
 
 /// Appends `text` wrapped at `width` columns, continuation lines indented
 /// by `indent`, the first line starting at column `col`.
-void append_wrapped(std::string& out, const std::string& text, std::size_t col,
-                    std::size_t indent, std::size_t width = 100) {
+void append_wrapped(std::string& out, const std::string& text, std::size_t col, std::size_t indent,
+                    std::size_t width = 100) {
   std::istringstream words{text};
   std::string w;
   bool first = true;
@@ -534,10 +544,10 @@ std::vector<std::string> sil_config::sil_option_keys() const {
   for (const auto& opt : custom_options_) {
     auto cat = to_std(opt.category());
     auto name = to_std(opt.long_name());
-    bool mine = is_sil_category(cat)
-                || (cat == "global"
-                    && std::find(our_globals.begin(), our_globals.end(), name)
-                         != our_globals.end());
+    bool mine
+      = is_sil_category(cat)
+        || (cat == "global"
+            && std::find(our_globals.begin(), our_globals.end(), name) != our_globals.end());
     if (mine)
       out.push_back(cat + "." + name);
   }
@@ -575,14 +585,15 @@ status sil_config::load_config_file(const std::string& path, bool named_on_comma
     if (cat != "global" && std::find(sections.begin(), sections.end(), cat) == sections.end())
       sections.push_back(cat);
   }
-  auto check_entry = [&](const std::string& cat, const std::string& key,
-                         const caf::config_value& raw) -> status {
+  auto check_entry
+    = [&](const std::string& cat, const std::string& key, const caf::config_value& raw) -> status {
     auto shown = cat == "global" ? key : cat + "." + key;
     auto opt = custom_options_.qualified_name_lookup(cat, key);
     if (opt == nullptr || (cat == "global" && is_caf_global(key))) {
       std::vector<std::string> names;
       for (const auto& o : custom_options_)
-        if (to_std(o.category()) == cat && !(cat == "global" && is_caf_global(to_std(o.long_name()))))
+        if (to_std(o.category()) == cat
+            && !(cat == "global" && is_caf_global(to_std(o.long_name()))))
           names.push_back(to_std(o.long_name()));
       auto hint = suggestion(key, names);
       if (!hint.empty() && cat != "global")
@@ -684,8 +695,8 @@ status sil_config::check_arguments(const std::vector<std::string>& args,
       value = args[++i];
     }
     if (!opt->parse(value))
-      return fail(i, a.substr(0, 2) + ": expected " + expected_kind(*opt) + ", got \"" + value
-                       + "\"");
+      return fail(i,
+                  a.substr(0, 2) + ": expected " + expected_kind(*opt) + ", got \"" + value + "\"");
   }
   return ok();
 }
@@ -744,11 +755,10 @@ status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(con
       if (!parse_bool(value, v)) {
         auto key = a.substr(2, eq - 2);
         return {errc::invalid_config,
-                (origins[i].empty() ? "--" : "") + key + ": expected true or false, got \""
-                  + value + "\""
-                  + (origins[i].empty()
-                       ? std::string{"; see --help"}
-                       : " (set by the environment variable " + origins[i] + ")")};
+                (origins[i].empty() ? "--" : "") + key + ": expected true or false, got \"" + value
+                  + "\""
+                  + (origins[i].empty() ? std::string{"; see --help"}
+                                        : " (set by the environment variable " + origins[i] + ")")};
       }
       bools.emplace_back(opt, v);
       continue;
@@ -819,10 +829,9 @@ status sil_config::apply_environment(int argc, char** argv, const char* (*getenv
 // -- help and dump -------------------------------------------------------------
 
 std::string sil_config::help_text(bool long_help) const {
-  std::string out
-    = "Usage: sil-server [--config-file=PATH] [--SECTION.KEY=VALUE ...]\n"
-      "       sil-server --help | --long-help | --version | --dump-config\n"
-      "\n";
+  std::string out = "Usage: sil-server [--config-file=PATH] [--SECTION.KEY=VALUE ...]\n"
+                    "       sil-server --help | --long-help | --version | --dump-config\n"
+                    "\n";
   append_wrapped(out,
                  "Every option is also a config-file key ([cache] max-size=512) and an "
                  "environment variable (SIL_CACHE_MAX_SIZE=512). Precedence, highest first: "
@@ -933,8 +942,7 @@ std::vector<sil_config::entry> sil_config::effective(bool redact) const {
   for (const auto& cat : cats)
     for (const auto& opt : custom_options_)
       if (to_std(opt.category()) == cat
-          && std::find(keys.begin(), keys.end(), cat + "." + to_std(opt.long_name()))
-               != keys.end())
+          && std::find(keys.begin(), keys.end(), cat + "." + to_std(opt.long_name())) != keys.end())
         add(opt);
   return out;
 }
@@ -950,10 +958,18 @@ std::string sil_config::dump_config() const {
     }
     out += e.name + "=";
     switch (e.k) {
-      case entry::kind::integer: out += std::to_string(e.i); break;
-      case entry::kind::real: out += format_real(e.d); break;
-      case entry::kind::boolean: out += e.b ? "true" : "false"; break;
-      case entry::kind::text: out += quoted(e.s); break;
+      case entry::kind::integer:
+        out += std::to_string(e.i);
+        break;
+      case entry::kind::real:
+        out += format_real(e.d);
+        break;
+      case entry::kind::boolean:
+        out += e.b ? "true" : "false";
+        break;
+      case entry::kind::text:
+        out += quoted(e.s);
+        break;
     }
     out += '\n';
   }

@@ -69,14 +69,36 @@ void append_json_string(std::string& out, std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
     switch (c) {
-      case '"': out += "\\\""; ++i; continue;
-      case '\\': out += "\\\\"; ++i; continue;
-      case '\n': out += "\\n"; ++i; continue;
-      case '\r': out += "\\r"; ++i; continue;
-      case '\t': out += "\\t"; ++i; continue;
-      case '\b': out += "\\b"; ++i; continue;
-      case '\f': out += "\\f"; ++i; continue;
-      default: break;
+      case '"':
+        out += "\\\"";
+        ++i;
+        continue;
+      case '\\':
+        out += "\\\\";
+        ++i;
+        continue;
+      case '\n':
+        out += "\\n";
+        ++i;
+        continue;
+      case '\r':
+        out += "\\r";
+        ++i;
+        continue;
+      case '\t':
+        out += "\\t";
+        ++i;
+        continue;
+      case '\b':
+        out += "\\b";
+        ++i;
+        continue;
+      case '\f':
+        out += "\\f";
+        ++i;
+        continue;
+      default:
+        break;
     }
     if (c < 0x20) {
       append_hex_escape(out, "\\u", c, 4);
@@ -146,10 +168,18 @@ void append_number(std::string& out, double d, bool json) {
 
 void append_field_value(std::string& out, const field& f, bool json) {
   switch (f.k) {
-    case field::kind::i64: out += std::to_string(f.i); break;
-    case field::kind::u64: out += std::to_string(f.u); break;
-    case field::kind::f64: append_number(out, f.d, json); break;
-    case field::kind::boolean: out += f.i != 0 ? "true" : "false"; break;
+    case field::kind::i64:
+      out += std::to_string(f.i);
+      break;
+    case field::kind::u64:
+      out += std::to_string(f.u);
+      break;
+    case field::kind::f64:
+      append_number(out, f.d, json);
+      break;
+    case field::kind::boolean:
+      out += f.i != 0 ? "true" : "false";
+      break;
     case field::kind::text:
       if (json)
         append_json_string(out, f.s);
@@ -161,11 +191,16 @@ void append_field_value(std::string& out, const field& f, bool json) {
 
 std::string_view padded_level(level l) {
   switch (l) {
-    case level::debug: return "debug";
-    case level::info: return "info ";
-    case level::warn: return "warn ";
-    case level::error: return "error";
-    case level::off: break;
+    case level::debug:
+      return "debug";
+    case level::info:
+      return "info ";
+    case level::warn:
+      return "warn ";
+    case level::error:
+      return "error";
+    case level::off:
+      break;
   }
   return "off  ";
 }
@@ -248,11 +283,16 @@ std::shared_ptr<const setup> current_setup() {
 
 spdlog::level::level_enum to_spd(level l) {
   switch (l) {
-    case level::debug: return spdlog::level::debug;
-    case level::info: return spdlog::level::info;
-    case level::warn: return spdlog::level::warn;
-    case level::error: return spdlog::level::err;
-    case level::off: break;
+    case level::debug:
+      return spdlog::level::debug;
+    case level::info:
+      return spdlog::level::info;
+    case level::warn:
+      return spdlog::level::warn;
+    case level::error:
+      return spdlog::level::err;
+    case level::off:
+      break;
   }
   return spdlog::level::off;
 }
@@ -293,11 +333,16 @@ std::optional<format> parse_format(std::string_view name) {
 
 std::string_view level_name(level l) noexcept {
   switch (l) {
-    case level::debug: return "debug";
-    case level::info: return "info";
-    case level::warn: return "warn";
-    case level::error: return "error";
-    case level::off: break;
+    case level::debug:
+      return "debug";
+    case level::info:
+      return "info";
+    case level::warn:
+      return "warn";
+    case level::error:
+      return "error";
+    case level::off:
+      break;
   }
   return "off";
 }
@@ -354,11 +399,15 @@ std::string format_event(format f, std::string_view ts, level lvl, std::string_v
 std::string format_access(format f, std::string_view ts, const access_record& r) {
   if (f == format::json) {
     const field fields[] = {
-      {"request_id", r.request_id}, {"remote", r.remote},
-      {"method", r.method},         {"target", r.target},
-      {"status", r.status},         {"bytes_in", static_cast<unsigned long long>(r.bytes_in)},
+      {"request_id", r.request_id},
+      {"remote", r.remote},
+      {"method", r.method},
+      {"target", r.target},
+      {"status", r.status},
+      {"bytes_in", static_cast<unsigned long long>(r.bytes_in)},
       {"bytes_out", static_cast<unsigned long long>(r.bytes_out)},
-      {"latency_ms", r.latency_ms}, {"outcome", r.outcome},
+      {"latency_ms", r.latency_ms},
+      {"outcome", r.outcome},
     };
     return format_event(format::json, ts, level::info, "access", "request", fields,
                         sizeof fields / sizeof fields[0]);

@@ -35,17 +35,61 @@ struct field {
   double d = 0.0;
   std::string_view s;
 
-  field(std::string_view key, int v) : key(key), k(kind::i64), i(v) {}
-  field(std::string_view key, long v) : key(key), k(kind::i64), i(v) {}
-  field(std::string_view key, long long v) : key(key), k(kind::i64), i(v) {}
-  field(std::string_view key, unsigned v) : key(key), k(kind::u64), u(v) {}
-  field(std::string_view key, unsigned long v) : key(key), k(kind::u64), u(v) {}
-  field(std::string_view key, unsigned long long v) : key(key), k(kind::u64), u(v) {}
-  field(std::string_view key, double v) : key(key), k(kind::f64), d(v) {}
-  field(std::string_view key, bool v) : key(key), k(kind::boolean), i(v ? 1 : 0) {}
-  field(std::string_view key, std::string_view v) : key(key), k(kind::text), s(v) {}
-  field(std::string_view key, const char* v) : key(key), k(kind::text), s(v) {}
-  field(std::string_view key, const std::string& v) : key(key), k(kind::text), s(v) {}
+  field(std::string_view key, int v)
+    : key(key)
+    , k(kind::i64)
+    , i(v) {
+  }
+  field(std::string_view key, long v)
+    : key(key)
+    , k(kind::i64)
+    , i(v) {
+  }
+  field(std::string_view key, long long v)
+    : key(key)
+    , k(kind::i64)
+    , i(v) {
+  }
+  field(std::string_view key, unsigned v)
+    : key(key)
+    , k(kind::u64)
+    , u(v) {
+  }
+  field(std::string_view key, unsigned long v)
+    : key(key)
+    , k(kind::u64)
+    , u(v) {
+  }
+  field(std::string_view key, unsigned long long v)
+    : key(key)
+    , k(kind::u64)
+    , u(v) {
+  }
+  field(std::string_view key, double v)
+    : key(key)
+    , k(kind::f64)
+    , d(v) {
+  }
+  field(std::string_view key, bool v)
+    : key(key)
+    , k(kind::boolean)
+    , i(v ? 1 : 0) {
+  }
+  field(std::string_view key, std::string_view v)
+    : key(key)
+    , k(kind::text)
+    , s(v) {
+  }
+  field(std::string_view key, const char* v)
+    : key(key)
+    , k(kind::text)
+    , s(v) {
+  }
+  field(std::string_view key, const std::string& v)
+    : key(key)
+    , k(kind::text)
+    , s(v) {
+  }
 };
 
 /// Writes one event if `lvl` passes the threshold. Thread-safe.
@@ -76,14 +120,14 @@ inline void error(std::string_view c, std::string_view m, std::initializer_list<
 /// One line of the access log: a finished HTTP exchange.
 struct access_record {
   std::string_view request_id;
-  std::string_view remote;      // "127.0.0.1:53122"
-  std::string_view method;      // "POST"
-  std::string_view target;      // "/predict"
-  unsigned status = 0;          // 200
-  std::uint64_t bytes_in = 0;   // request body bytes
-  std::uint64_t bytes_out = 0;  // response body bytes
-  double latency_ms = 0.0;      // from the header's arrival to the response's write
-  std::string_view outcome;     // "hit", "miss", "bypass", "error", ... (may be empty)
+  std::string_view remote;     // "127.0.0.1:53122"
+  std::string_view method;     // "POST"
+  std::string_view target;     // "/predict"
+  unsigned status = 0;         // 200
+  std::uint64_t bytes_in = 0;  // request body bytes
+  std::uint64_t bytes_out = 0; // response body bytes
+  double latency_ms = 0.0;     // from the header's arrival to the response's write
+  std::string_view outcome;    // "hit", "miss", "bypass", "error", ... (may be empty)
 };
 
 /// Writes `r` to the access log when it is enabled (otherwise a no-op that

@@ -74,9 +74,9 @@ struct worker_node {
       if (r)
         return r;
       if (!reported) {
-        logging::warn("cluster", "gateway not reachable; retrying",
-                      {{"gateway", host + ":" + std::to_string(port)},
-                       {"error", sys.render(r.error())}});
+        logging::warn(
+          "cluster", "gateway not reachable; retrying",
+          {{"gateway", host + ":" + std::to_string(port)}, {"error", sys.render(r.error())}});
         reported = true;
       }
       for (auto waited = 0ms; waited < backoff && !stop; waited += 50ms)
@@ -101,11 +101,11 @@ struct worker_node {
     caf::scoped_actor self{sys};
     bool ok = false;
     self->request(reg, 2s, join_atom::value, name, m.version(), w)
-      .receive([&](std::uint64_t) { ok = true; },
-               [&](caf::error& e) {
-                 logging::error("cluster", "the gateway refused a worker",
-                                {{"error", sys.render(e)}});
-               });
+      .receive(
+        [&](std::uint64_t) { ok = true; },
+        [&](caf::error& e) {
+          logging::error("cluster", "the gateway refused a worker", {{"error", sys.render(e)}});
+        });
     return ok;
   }
 

@@ -99,16 +99,21 @@ void log_configuration(const sil::sil_config& cfg) {
         case sil::sil_config::entry::kind::integer:
           fields.emplace_back(key, static_cast<long long>(e.i));
           break;
-        case sil::sil_config::entry::kind::real: fields.emplace_back(key, e.d); break;
-        case sil::sil_config::entry::kind::boolean: fields.emplace_back(key, e.b); break;
-        case sil::sil_config::entry::kind::text: fields.emplace_back(key, e.s); break;
+        case sil::sil_config::entry::kind::real:
+          fields.emplace_back(key, e.d);
+          break;
+        case sil::sil_config::entry::kind::boolean:
+          fields.emplace_back(key, e.b);
+          break;
+        case sil::sil_config::entry::kind::text:
+          fields.emplace_back(key, e.s);
+          break;
       }
     }
     sil::logging::write(sil::logging::level::info, "config", "effective configuration", fields);
     i = j;
   }
 }
-
 
 /// The worker role: no HTTP, encoders only, until SIGINT/SIGTERM.
 int worker_main(sil::sil_config& cfg, const sil::model& m) {
@@ -183,9 +188,9 @@ int main(int argc, char** argv) {
   }
   if (auto err = configure_logging(s); !err.empty())
     return fail(err);
-  sil::logging::info("server", "starting",
-                     {{"version", sil::build_version()}, {"commit", sil::build_commit()},
-                      {"role", s.role}});
+  sil::logging::info(
+    "server", "starting",
+    {{"version", sil::build_version()}, {"commit", sil::build_commit()}, {"role", s.role}});
   log_configuration(cfg);
   if (s.role != "standalone")
     sil::prepare_cluster_config(cfg);

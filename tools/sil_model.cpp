@@ -33,27 +33,28 @@ int fail(const std::string& msg) {
 }
 
 void usage(FILE* out) {
-  std::fprintf(out,
-               "Usage:\n"
-               "  sil-model export --out FILE [--preset NAME] [--seed N]\n"
-               "  sil-model info FILE\n"
-               "  sil-model predict [--preset NAME] [--seed N] [--weights FILE] < input\n"
-               "  sil-model --version | --help\n"
-               "\n"
-               "Commands:\n"
-               "  export   write the weights of a preset and seed to FILE (docs/weights-format.md)\n"
-               "  info     print a weights file's model name, version, shape and parameter count\n"
-               "  predict  read \"T\" then T x D numbers per input from stdin; print the\n"
-               "           prediction and the embedding, one line per input\n"
-               "\n"
-               "Options (a value follows as the next argument or after '='):\n"
-               "  --preset NAME   model architecture: base or seed [default: %s]\n"
-               "  --seed N        seed of the deterministic weights, >= 0 [default: 42]\n"
-               "  --weights FILE  predict with the weights in FILE instead of the seed\n"
-               "  --out FILE      export: where to write\n"
-               "  -h, --help      print this help and exit\n"
-               "  --version       print the version and commit and exit\n",
-               std::string{sil::default_preset()}.c_str());
+  std::fprintf(
+    out,
+    "Usage:\n"
+    "  sil-model export --out FILE [--preset NAME] [--seed N]\n"
+    "  sil-model info FILE\n"
+    "  sil-model predict [--preset NAME] [--seed N] [--weights FILE] < input\n"
+    "  sil-model --version | --help\n"
+    "\n"
+    "Commands:\n"
+    "  export   write the weights of a preset and seed to FILE (docs/weights-format.md)\n"
+    "  info     print a weights file's model name, version, shape and parameter count\n"
+    "  predict  read \"T\" then T x D numbers per input from stdin; print the\n"
+    "           prediction and the embedding, one line per input\n"
+    "\n"
+    "Options (a value follows as the next argument or after '='):\n"
+    "  --preset NAME   model architecture: base or seed [default: %s]\n"
+    "  --seed N        seed of the deterministic weights, >= 0 [default: 42]\n"
+    "  --weights FILE  predict with the weights in FILE instead of the seed\n"
+    "  --out FILE      export: where to write\n"
+    "  -h, --help      print this help and exit\n"
+    "  --version       print the version and commit and exit\n",
+    std::string{sil::default_preset()}.c_str());
 }
 
 /// One line for a bad command line, pointing at --help.

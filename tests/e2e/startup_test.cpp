@@ -158,8 +158,12 @@ TEST(Startup, UnknownFlagsAndBadValuesExitTwoWithOneLine) {
     std::string line;
   };
   for (const auto& b : std::vector<bad>{
-         {SIL_SERVER_BINARY, {"--cache.ttl=3"}, "sil-server: unknown option --cache.ttl; see --help"},
-         {SIL_SERVER_BINARY, {"--port=0", "--bogus"}, "sil-server: unknown option --bogus; see --help"},
+         {SIL_SERVER_BINARY,
+          {"--cache.ttl=3"},
+          "sil-server: unknown option --cache.ttl; see --help"},
+         {SIL_SERVER_BINARY,
+          {"--port=0", "--bogus"},
+          "sil-server: unknown option --bogus; see --help"},
          {SIL_SERVER_BINARY,
           {"--cache.max-size=big"},
           "sil-server: --cache.max-size: expected an integer, got \"big\"; see --help"},
@@ -172,7 +176,9 @@ TEST(Startup, UnknownFlagsAndBadValuesExitTwoWithOneLine) {
          {SIL_MODEL_BINARY,
           {"export", "--out", "x.silw", "--seed=many"},
           "sil-model: --seed: expected a non-negative integer, got \"many\"; see --help"},
-         {SIL_MODEL_BINARY, {"frobnicate"}, "sil-model: unknown command \"frobnicate\"; see --help"},
+         {SIL_MODEL_BINARY,
+          {"frobnicate"},
+          "sil-model: unknown command \"frobnicate\"; see --help"},
        }) {
     auto r = run(b.binary, b.args);
     EXPECT_EQ(r.code, 2) << b.line;
@@ -187,9 +193,9 @@ TEST(Startup, HelpShowsSilOptionsWithDefaultsAndLongHelpAddsCafs) {
   EXPECT_EQ(h.err, "");
   for (const char* needle :
        {"--cache.max-size=INT", "[default: 256]", "--http.threads=INT", "--risk.tolerance=NUM",
-        "--agent.trigger=TEXT", "--encoder.max-batch=INT", "--cluster.port=INT",
-        "--log.level=TEXT", "[default: \"info\"]", "--log.format=TEXT", "--log.file=TEXT",
-        "--log.access=BOOL", "--model.preset=TEXT", "--version", "--dump-config", "--long-help"})
+        "--agent.trigger=TEXT", "--encoder.max-batch=INT", "--cluster.port=INT", "--log.level=TEXT",
+        "[default: \"info\"]", "--log.format=TEXT", "--log.file=TEXT", "--log.access=BOOL",
+        "--model.preset=TEXT", "--version", "--dump-config", "--long-help"})
     EXPECT_NE(h.out.find(needle), std::string::npos) << needle;
   for (const char* caf_option : {"--scheduler.", "--middleman.", "--logger.", "--work-stealing."})
     EXPECT_EQ(h.out.find(caf_option), std::string::npos) << caf_option;
@@ -244,8 +250,8 @@ TEST(Startup, DumpConfigRoundTripsThroughTheConfigFile) {
   EXPECT_EQ(first.err, "");
   for (const char* line :
        {"ttl-seconds=7.0\n", "threads=3\n", "enabled=false\n", "interval=0.25\n",
-        "token=\"s3cr3t\"\n", "format=\"json\"\n", "node-name=\"edge \\\"1\\\"\"\n",
-        "prefix-k=6\n", "max-size=256\n", "max-threads=2\n", "policy='sharing'\n"})
+        "token=\"s3cr3t\"\n", "format=\"json\"\n", "node-name=\"edge \\\"1\\\"\"\n", "prefix-k=6\n",
+        "max-size=256\n", "max-threads=2\n", "policy='sharing'\n"})
     EXPECT_NE(first.out.find(line), std::string::npos) << line << "\n" << first.out;
   auto dumped = write_file("dumped.conf", first.out);
   auto second = run(SIL_SERVER_BINARY, {"--config-file=" + dumped, "--dump-config"});
@@ -301,13 +307,14 @@ std::vector<std::string> lines(const std::string& text) {
 TEST(Logs, SighupReopensTheLogFileAndTheServerKeepsServing) {
   auto log = tmp("server.log");
   auto rotated = tmp("server.log.1");
-  auto server = server_process::start(SIL_SERVER_BINARY, {"--port=0", "--model.preset=seed",
-                                                          "--workers=1", "--log.file=" + log});
+  auto server = server_process::start(
+    SIL_SERVER_BINARY, {"--port=0", "--model.preset=seed", "--workers=1", "--log.file=" + log});
   ASSERT_TRUE(server);
   ASSERT_TRUE(wait_for_text(log, "server: serving"));
   auto before = read_file(log);
   // Every line: a UTC timestamp with milliseconds and a level.
-  const std::regex stamped{R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info |warn |error) .+)"};
+  const std::regex stamped{
+    R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info |warn |error) .+)"};
   for (const auto& l : lines(before))
     EXPECT_TRUE(std::regex_match(l, stamped)) << l;
   EXPECT_NE(before.find("config: effective configuration section=cache max-size=256"),
@@ -423,7 +430,8 @@ TEST(Logs, ALogFileThatCannotBeOpenedStopsStartup) {
   // A regular file where a directory should be (missing directories are
   // created, but not through a file).
   auto file = write_file("not-a-dir", "");
-  auto r = run(SIL_SERVER_BINARY, {"--port=0", "--model.preset=seed", "--log.file=" + file + "/x.log"});
+  auto r
+    = run(SIL_SERVER_BINARY, {"--port=0", "--model.preset=seed", "--log.file=" + file + "/x.log"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_EQ(r.err.rfind("sil-server: log.file: cannot open", 0), 0u) << r.err;

@@ -331,7 +331,6 @@ TEST_F(ConfigTest, ConfigFileValuesAreRead) {
   EXPECT_EQ(cfg.settings.model_preset, "seed");
 }
 
-
 // -- strict config files -------------------------------------------------------
 
 /// Writes `text` to a file in the test directory and returns its path.
@@ -343,8 +342,7 @@ std::string write_conf(const std::string& name, const std::string& text) {
 }
 
 /// parse_all with only --config-file=PATH (and `extra` flags).
-status parse_file(sil_config& cfg, const std::string& path,
-                  std::vector<std::string> extra = {}) {
+status parse_file(sil_config& cfg, const std::string& path, std::vector<std::string> extra = {}) {
   extra.insert(extra.begin(), "--config-file=" + path);
   args a{std::move(extra)};
   return cfg.parse_all(a.argc(), a.argv(), fake_getenv);
@@ -410,9 +408,9 @@ TEST_F(ConfigTest, ConfigFileUnknownKeysAndSectionsAreRefused) {
 }
 
 TEST_F(ConfigTest, ConfigFileKeySetTwiceIsRefused) {
-  auto path = write_conf("twice.conf",
-                         "[cache]\nmax-size=7 ; first\nttl-seconds=1\nlist=[\n  1,\n]\n"
-                         "[http]\nthreads=1\n[cache]\nmax-size=8\n");
+  auto path
+    = write_conf("twice.conf", "[cache]\nmax-size=7 ; first\nttl-seconds=1\nlist=[\n  1,\n]\n"
+                               "[http]\nthreads=1\n[cache]\nmax-size=8\n");
   sil_config cfg;
   auto st = parse_file(cfg, path);
   ASSERT_FALSE(st);
@@ -440,8 +438,7 @@ TEST_F(ConfigTest, ANamedConfigFileMustExist) {
   sil_config cfg;
   auto st = parse_file(cfg, std::string{SIL_TEST_TMPDIR} + "/no-such.conf");
   ASSERT_FALSE(st);
-  EXPECT_NE(st.error().message.find("no-such.conf: cannot open the config file"),
-            std::string::npos)
+  EXPECT_NE(st.error().message.find("no-such.conf: cannot open the config file"), std::string::npos)
     << st.error().message;
 }
 
@@ -482,19 +479,19 @@ TEST_F(ConfigTest, PrecedenceFlagThenSilVariableThenLegacyThenFileThenDefault) {
   auto path = write_conf("precedence.conf", "[cache]\nmax-size=11\nttl-seconds=11\n"
                                             "prefix-k=11\nenabled=false\n[http]\nmax-rows=11\n");
   // Each key is set by every layer from the file up to one: the highest wins.
-  fake_env = {{"SIL_CACHE_MAX_SIZE", "22"},  {"CACHE_MAX_SIZE", "33"},
-              {"SIL_CACHE_TTL_SECONDS", "22"}, {"CACHE_TTL_SECONDS", "33"},
-              {"PREFIX_K", "5"},             {"SIL_CACHE_ENABLED", "true"},
-              {"CACHE_ENABLED", "false"}};
+  fake_env
+    = {{"SIL_CACHE_MAX_SIZE", "22"}, {"CACHE_MAX_SIZE", "33"}, {"SIL_CACHE_TTL_SECONDS", "22"},
+       {"CACHE_TTL_SECONDS", "33"},  {"PREFIX_K", "5"},        {"SIL_CACHE_ENABLED", "true"},
+       {"CACHE_ENABLED", "false"}};
   sil_config cfg;
   ASSERT_TRUE(parse_file(cfg, path, {"--cache.max-size=44"}));
   const auto& s = cfg.settings;
-  EXPECT_EQ(s.cache_max_size, 44);               // flag > SIL_* > legacy > file
-  EXPECT_DOUBLE_EQ(s.cache_ttl_seconds, 22.0);   // SIL_* > legacy > file
-  EXPECT_EQ(s.cache_prefix_k, 5);                // legacy > file
-  EXPECT_TRUE(s.cache_enabled);                  // SIL_* (a bool) > legacy > file
-  EXPECT_EQ(s.http_max_rows, 11);                // file > default
-  EXPECT_EQ(s.http_threads, 2);                  // default
+  EXPECT_EQ(s.cache_max_size, 44);             // flag > SIL_* > legacy > file
+  EXPECT_DOUBLE_EQ(s.cache_ttl_seconds, 22.0); // SIL_* > legacy > file
+  EXPECT_EQ(s.cache_prefix_k, 5);              // legacy > file
+  EXPECT_TRUE(s.cache_enabled);                // SIL_* (a bool) > legacy > file
+  EXPECT_EQ(s.http_max_rows, 11);              // file > default
+  EXPECT_EQ(s.http_threads, 2);                // default
 }
 
 /// One effective value as text ("10", "1.5", "false").
@@ -502,14 +499,17 @@ std::string value_of(const sil_config& cfg, const std::string& section, const st
   for (const auto& e : cfg.effective(false))
     if (e.section == section && e.name == name) {
       switch (e.k) {
-        case sil_config::entry::kind::integer: return std::to_string(e.i);
+        case sil_config::entry::kind::integer:
+          return std::to_string(e.i);
         case sil_config::entry::kind::real: {
           std::ostringstream os;
           os << e.d;
           return os.str();
         }
-        case sil_config::entry::kind::boolean: return e.b ? "true" : "false";
-        case sil_config::entry::kind::text: return e.s;
+        case sil_config::entry::kind::boolean:
+          return e.b ? "true" : "false";
+        case sil_config::entry::kind::text:
+          return e.s;
       }
     }
   return "?";
@@ -521,11 +521,11 @@ TEST_F(ConfigTest, SilVariableWinsOverTheLegacyOne) {
     std::string sil_var, sil_value;
     std::string legacy_var, legacy_value;
   };
-  for (const auto& b : std::vector<both>{
-         {"max-size", "SIL_CACHE_MAX_SIZE", "10", "CACHE_MAX_SIZE", "20"},
-         {"ttl-seconds", "SIL_CACHE_TTL_SECONDS", "1.5", "CACHE_TTL_SECONDS", "9"},
-         {"enabled", "SIL_CACHE_ENABLED", "false", "CACHE_ENABLED", "true"},
-         {"prefix-k", "SIL_CACHE_PREFIX_K", "2", "PREFIX_K", "3"}}) {
+  for (const auto& b :
+       std::vector<both>{{"max-size", "SIL_CACHE_MAX_SIZE", "10", "CACHE_MAX_SIZE", "20"},
+                         {"ttl-seconds", "SIL_CACHE_TTL_SECONDS", "1.5", "CACHE_TTL_SECONDS", "9"},
+                         {"enabled", "SIL_CACHE_ENABLED", "false", "CACHE_ENABLED", "true"},
+                         {"prefix-k", "SIL_CACHE_PREFIX_K", "2", "PREFIX_K", "3"}}) {
     args none{std::vector<std::string>{}};
     fake_env = {{b.sil_var, b.sil_value}, {b.legacy_var, b.legacy_value}};
     sil_config both_set;
@@ -551,12 +551,14 @@ TEST_F(ConfigTest, UnknownFlagsAndBadValuesGiveOneHumanLine) {
          {{"--cache.ttl"}, "unknown option --cache.ttl; see --help"},
          {{"-x"}, "unknown option -x; see --help"},
          {{"stray"}, "unexpected argument \"stray\"; see --help"},
-         {{"--cache.max-size=many"}, "--cache.max-size: expected an integer, got \"many\"; see --help"},
+         {{"--cache.max-size=many"},
+          "--cache.max-size: expected an integer, got \"many\"; see --help"},
          {{"--cache.ttl-seconds=soon"},
           "--cache.ttl-seconds: expected a number, got \"soon\"; see --help"},
          {{"--port"}, "--port needs a value (--port=VALUE); see --help"},
          {{"-p", "x"}, "-p: expected an integer, got \"x\"; see --help"},
-         {{"--risk.guard=maybe"}, "--risk.guard: expected true or false, got \"maybe\"; see --help"},
+         {{"--risk.guard=maybe"},
+          "--risk.guard: expected true or false, got \"maybe\"; see --help"},
          {{"--scheduler.max-threads=two"},
           "--scheduler.max-threads: expected an integer, got \"two\"; see --help"},
        }) {
@@ -609,10 +611,10 @@ TEST_F(ConfigTest, DumpConfigRoundTripsEveryLayer) {
                           "--log.format=json", "--dump-config"}));
   EXPECT_TRUE(first.dump_requested);
   auto dump1 = first.dump_config();
-  for (const char* line : {"ttl-seconds=7.0\n", "tolerance=0.0625\n", "enabled=false\n",
-                           "rate=0.1\n", "prefix-k=6\n", "node-name=\"node \\\"a\\\"\\\\b\"\n",
-                           "token=\"t0k\\\"3n\"\n", "format=\"json\"\n", "max-threads=2\n",
-                           "policy='sharing'\n", "max-size=256\n", "[log]\n"})
+  for (const char* line :
+       {"ttl-seconds=7.0\n", "tolerance=0.0625\n", "enabled=false\n", "rate=0.1\n", "prefix-k=6\n",
+        "node-name=\"node \\\"a\\\"\\\\b\"\n", "token=\"t0k\\\"3n\"\n", "format=\"json\"\n",
+        "max-threads=2\n", "policy='sharing'\n", "max-size=256\n", "[log]\n"})
     EXPECT_NE(dump1.find(line), std::string::npos) << line << " not in\n" << dump1;
   auto again = write_conf("dumped.conf", dump1);
   fake_env.clear();

@@ -62,8 +62,11 @@ TEST(LogFormat, TimestampIsUtcWithMilliseconds) {
 }
 
 TEST(LogFormat, TextLineHasTimestampLevelComponentMessageAndFields) {
-  const field fs[] = {{"action", "shorten_ttl"}, {"ttl_s", 15.5}, {"labels", 500},
-                      {"wrong", 9ull},           {"manual", false}};
+  const field fs[] = {{"action", "shorten_ttl"},
+                      {"ttl_s", 15.5},
+                      {"labels", 500},
+                      {"wrong", 9ull},
+                      {"manual", false}};
   EXPECT_EQ(format_event(format::text, ts, level::info, "agent", "decision", fs, 5),
             "2026-11-26T23:25:22.444Z info  agent: decision action=shorten_ttl ttl_s=15.5 "
             "labels=500 wrong=9 manual=false");
@@ -77,8 +80,8 @@ TEST(LogFormat, TextLineHasTimestampLevelComponentMessageAndFields) {
 
 TEST(LogFormat, TextQuotesValuesThatNeedItAndStaysOneLine) {
   const std::string ctl{"a\x01"};
-  const field fs[] = {{"empty", ""}, {"space", "a b"},   {"quote", "say \"hi\""}, {"eq", "k=v"},
-                      {"nl", "one\ntwo"}, {"ctl", ctl}, {"plain", "127.0.0.1:80"}};
+  const field fs[] = {{"empty", ""},      {"space", "a b"}, {"quote", "say \"hi\""},  {"eq", "k=v"},
+                      {"nl", "one\ntwo"}, {"ctl", ctl},     {"plain", "127.0.0.1:80"}};
   auto line = format_event(format::text, ts, level::info, "c", "two\nlines", fs, 7);
   EXPECT_EQ(line.find('\n'), std::string::npos) << line;
   EXPECT_EQ(line, "2026-11-26T23:25:22.444Z info  c: two\\nlines empty=\"\" space=\"a b\" "
@@ -121,11 +124,13 @@ TEST(LogFormat, JsonLineIsOneObjectWithEveryFieldEscaped) {
 }
 
 TEST(LogFormat, JsonReplacesBytesThatAreNotUtf8) {
-  const std::string bad{"a\xff" "b\xc3"};
+  const std::string bad{"a\xff"
+                        "b\xc3"};
   const field fs[] = {{"bad", bad}, {"ok", "\xe2\x82\xac"}};
   auto line = format_event(format::json, ts, level::info, "c", "m", fs, 2);
   auto j = json::parse(line);
-  EXPECT_EQ(j["bad"], "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+  EXPECT_EQ(j["bad"], "a\xef\xbf\xbd"
+                      "b\xef\xbf\xbd");
   EXPECT_EQ(j["ok"], "\xe2\x82\xac");
 }
 
@@ -239,7 +244,7 @@ TEST_F(LogTest, AccessLinesOnlyWhenEnabledAndWhereConfigured) {
   access(r);
   EXPECT_NE(read_file(main_log).find("access: - \"GET /health\" 200"), std::string::npos);
   o.access_file = access_log; // a file of its own
-  o.threshold = level::error;  // the access log ignores the level
+  o.threshold = level::error; // the access log ignores the level
   ASSERT_EQ(configure(o), "");
   access(r);
   info("t", "not written");
