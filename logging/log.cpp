@@ -373,7 +373,12 @@ std::string format_event(format f, std::string_view ts, level lvl, std::string_v
     out = json_head(ts, lvl, component, message);
     for (std::size_t i = 0; i < count; ++i) {
       out += ',';
-      append_json_string(out, fields[i].key);
+      // A field never hides the event's own members: "level" becomes "_level".
+      const auto& key = fields[i].key;
+      if (key == "ts" || key == "level" || key == "component" || key == "msg")
+        append_json_string(out, "_" + std::string{key});
+      else
+        append_json_string(out, key);
       out += ':';
       append_field_value(out, fields[i], true);
     }

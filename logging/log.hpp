@@ -192,7 +192,8 @@ std::string format_timestamp(std::chrono::system_clock::time_point t);
 /// it is empty or holds a space, a quote, '=' or a control character.
 /// JSON: {"ts":..,"level":..,"component":..,"msg":.., then the fields}
 /// with strings escaped (control characters, quotes, backslashes; bytes
-/// that are not UTF-8 become U+FFFD) and non-finite numbers as null.
+/// that are not UTF-8 become U+FFFD) and non-finite numbers as null; a
+/// field named ts, level, component or msg is written as _ts, _level, ...
 std::string format_event(format f, std::string_view ts, level lvl, std::string_view component,
                          std::string_view message, const field* fields, std::size_t count);
 

@@ -79,8 +79,8 @@ std::string configure_logging(const sil::service_settings& s) {
   return {};
 }
 
-/// The effective configuration, one event per section (the admin token
-/// redacted).
+/// The effective configuration, one event per section, keyed like the
+/// config file's keys (cache.max-size; the admin token redacted).
 void log_configuration(const sil::sil_config& cfg) {
   auto entries = cfg.effective(true);
   std::size_t i = 0;
@@ -89,9 +89,8 @@ void log_configuration(const sil::sil_config& cfg) {
     std::vector<std::string> keys; // the fields hold views: keep the keys alive
     std::vector<sil::logging::field> fields;
     auto j = i;
-    while (j < entries.size() && entries[j].section == section)
-      keys.push_back(entries[j++].name);
-    fields.emplace_back("section", section);
+    for (; j < entries.size() && entries[j].section == section; ++j)
+      keys.push_back(section == "global" ? entries[j].name : section + "." + entries[j].name);
     for (auto k = i; k < j; ++k) {
       const auto& e = entries[k];
       const auto& key = keys[k - i];

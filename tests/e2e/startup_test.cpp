@@ -317,8 +317,9 @@ TEST(Logs, SighupReopensTheLogFileAndTheServerKeepsServing) {
     R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info |warn |error) .+)"};
   for (const auto& l : lines(before))
     EXPECT_TRUE(std::regex_match(l, stamped)) << l;
-  EXPECT_NE(before.find("config: effective configuration section=cache max-size=256"),
-            std::string::npos)
+  EXPECT_NE(
+    before.find("config: effective configuration cache.max-size=256 cache.admission=tinylfu"),
+    std::string::npos)
     << before;
   ASSERT_EQ(std::rename(log.c_str(), rotated.c_str()), 0);
   server->signal(SIGHUP);

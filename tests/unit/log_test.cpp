@@ -123,6 +123,19 @@ TEST(LogFormat, JsonLineIsOneObjectWithEveryFieldEscaped) {
   EXPECT_NE(text.find("nan=nan inf=inf"), std::string::npos) << text;
 }
 
+TEST(LogFormat, JsonFieldsNeverHideTheEventsOwnMembers) {
+  const field fs[] = {{"level", "debug"}, {"msg", "x"}, {"ts", 1}, {"component", "y"}};
+  auto j = json::parse(format_event(format::json, ts, level::info, "config", "m", fs, 4));
+  EXPECT_EQ(j["level"], "info");
+  EXPECT_EQ(j["msg"], "m");
+  EXPECT_EQ(j["ts"], ts);
+  EXPECT_EQ(j["component"], "config");
+  EXPECT_EQ(j["_level"], "debug");
+  EXPECT_EQ(j["_msg"], "x");
+  EXPECT_EQ(j["_ts"], 1);
+  EXPECT_EQ(j["_component"], "y");
+}
+
 TEST(LogFormat, JsonReplacesBytesThatAreNotUtf8) {
   const std::string bad{"a\xff"
                         "b\xc3"};
