@@ -11,6 +11,7 @@
 #include "actors/encoder_worker.hpp"
 #include "core/wait_estimator.hpp"
 #include "core/window_stats.hpp"
+#include "logging/log.hpp"
 
 namespace sil {
 
@@ -443,6 +444,18 @@ void dispatch(self_ptr self) {
 constexpr std::size_t max_log = 100;
 constexpr std::size_t manual_index = 5; // action_counts: keep .. enable, then manual
 
+/// The agent's mode changed (by a decision or an operator's command).
+void log_mode_change(const decision_record& rec) {
+  if (rec.from == rec.to)
+    return;
+  logging::info("agent", "mode changed",
+                {{"from", rec.from},
+                 {"to", rec.to},
+                 {"ttl_s", rec.ttl_seconds},
+                 {"by", rec.manual ? "operator" : "agent"},
+                 {"action", rec.action}});
+}
+
 void append_log(self_ptr self, decision_record rec) {
   auto& st = self->state;
   st.log.push_back(std::move(rec));
@@ -495,8 +508,45 @@ void observe(self_ptr self) {
           return; // an operator's command holds until resume; a disabled agent only observes
         auto d = decide(obs, s.cfg.policy);
         s.agent = d.next;
-        if (d.action == agent_action::keep)
+        const auto& p = s.cfg.policy;
+        // The figures the rule read: the served labels' bounds (wrong-rate
+        // trigger) and the window's cosine summary (cosine trigger).
+        auto lower = s.served.lower(p.confidence);
+        auto upper = s.served.upper(p.confidence);
+        if (d.action == agent_action::keep) {
+          if (logging::enabled(logging::level::debug))
+            logging::debug("agent", "window",
+                           {{"action", "keep"},
+                            {"mode", to_string(d.next.mode)},
+                            {"trigger", to_string(p.trigger)},
+                            {"labels", obs.labels},
+                            {"wrong", obs.wrong},
+                            {"wrong_rate_lower", lower},
+                            {"samples", obs.divergence.count},
+                            {"p95", obs.divergence.p95},
+                            {"clean_windows", d.next.clean_windows},
+                            {"reason", d.reason}});
           return;
+        }
+        logging::info("agent", "decision",
+                      {{"action", to_string(d.action)},
+                       {"from", to_string(obs.state.mode)},
+                       {"to", to_string(d.next.mode)},
+                       {"ttl_s", d.next.ttl_seconds},
+                       {"trigger", to_string(p.trigger)},
+                       {"labels", obs.labels},
+                       {"wrong", obs.wrong},
+                       {"wrong_rate_lower", lower},
+                       {"wrong_rate_upper", upper},
+                       {"max_wrong_rate", p.max_wrong_rate},
+                       {"samples", obs.divergence.count},
+                       {"p50", obs.divergence.p50},
+                       {"p95", obs.divergence.p95},
+                       {"max", obs.divergence.max},
+                       {"hits", obs.hits},
+                       {"misses", obs.misses},
+                       {"audits", obs.audits},
+                       {"reason", d.reason}});
         act(self, d.action, d.next.ttl_seconds);
         // Evidence gathered under the old mode says little about the new one.
         s.served.clear();
@@ -516,6 +566,7 @@ void observe(self_ptr self) {
         rec.ttl_seconds = d.next.ttl_seconds;
         rec.labels = obs.labels;
         rec.wrong = obs.wrong;
+        log_mode_change(rec);
         append_log(self, std::move(rec));
       },
       [](caf::error&) {
@@ -611,6 +662,12 @@ caf::result<agent_snapshot> admin(self_ptr self, admin_command cmd, double value
   rec.to = to_string(st.agent.mode);
   rec.ttl_seconds = st.agent.ttl_seconds;
   ++st.action_counts[manual_index];
+  log_mode_change(rec);
+  if (cmd == admin_command::resume_agent)
+    logging::info("agent", "resumed: the agent decides again", {{"mode", rec.to}});
+  else if (cmd != admin_command::clear_cache)
+    logging::info("agent", "operator override: the agent holds until resume",
+                  {{"action", rec.action}, {"mode", rec.to}});
   append_log(self, std::move(rec));
   return agent_view(self);
 }

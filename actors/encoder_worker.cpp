@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "logging/log.hpp"
+
 namespace sil {
 
 caf::expected<encoded_batch> encode_with(const model& m, const encode_batch& batch) {
@@ -69,7 +71,7 @@ encoder_worker_actor::behavior_type detached_encoder_worker(encoder_worker_actor
         lowered = true;
         auto tid = static_cast<id_t>(::syscall(SYS_gettid));
         if (::setpriority(PRIO_PROCESS, tid, nice) != 0)
-          std::fprintf(stderr, "sil-server: cannot lower an encoder thread's priority\n");
+          logging::warn("encoder", "cannot lower an encoder thread's priority", {{"nice", nice}});
       }
       auto out = encode_with(m, batch);
       if (!out)

@@ -139,6 +139,13 @@ status validate(const service_settings& s, std::size_t input_dim) {
     s.cluster_fallback == "local" || s.cluster_fallback == "reject"
       ? ok()
       : bad("cluster.fallback", "must be local or reject", s.cluster_fallback),
+    s.log_level == "debug" || s.log_level == "info" || s.log_level == "warn"
+        || s.log_level == "error"
+      ? ok()
+      : bad("log.level", "must be debug, info, warn or error", s.log_level),
+    s.log_format == "text" || s.log_format == "json"
+      ? ok()
+      : bad("log.format", "must be text or json", s.log_format),
     s.agent_recover_threshold < s.agent_ttl_threshold
         && s.agent_ttl_threshold < s.agent_disable_threshold
       ? ok()

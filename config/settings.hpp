@@ -107,6 +107,17 @@ struct service_settings {
   std::string node_name;
   // -- admin API
   std::string admin_token; // empty: admin routes answer 403
+  // -- logs (logging/log.hpp)
+  /// Lowest level written: debug, info, warn or error.
+  std::string log_level = "info";
+  /// "text" (readable lines) or "json" (one object per line).
+  std::string log_format = "text";
+  /// Empty: stderr. Reopened on SIGHUP (log rotation).
+  std::string log_file;
+  /// One line per HTTP request in the access log.
+  bool log_access = false;
+  /// Empty: access lines go to the main log.
+  std::string log_access_file;
 };
 
 /// "HOST:PORT" split; nullopt unless the port is a number in [1, 65535].

@@ -23,6 +23,7 @@
 #include "http/codec.hpp"
 #include "http/framing.hpp"
 #include "http/request_rules.hpp"
+#include "logging/log.hpp"
 
 namespace sil {
 
@@ -1039,6 +1040,20 @@ std::size_t http_server::max_connections() const noexcept {
 }
 
 void http_server::wait_for_signal() {
+  // SIGHUP reopens the log files (log rotation) and the wait goes on. The
+  // set is owned by its pending wait, so a SIGHUP during the drain still
+  // reopens; it goes away with the I/O context.
+  struct hangup {
+    std::shared_ptr<asio::signal_set> set;
+    void operator()(const beast::error_code& e, int) const {
+      if (e)
+        return;
+      sil::logging::reopen_and_log("SIGHUP");
+      set->async_wait(*this);
+    }
+  };
+  auto hup = std::make_shared<asio::signal_set>(impl_->ioc, SIGHUP);
+  hup->async_wait(hangup{hup});
   std::unique_lock<std::mutex> guard{impl_->mu};
   impl_->cv.wait(guard, [this] { return impl_->signalled; });
 }

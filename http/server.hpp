@@ -63,7 +63,8 @@ public:
   /// The bound port (useful with port 0).
   std::uint16_t port() const noexcept;
 
-  /// Blocks until SIGINT or SIGTERM arrives.
+  /// Blocks until SIGINT or SIGTERM arrives. Meanwhile (and until the I/O
+  /// context ends) SIGHUP reopens the log files (sil::logging::reopen).
   void wait_for_signal();
 
   /// Stops accepting, lets requests in flight finish, and serves requests

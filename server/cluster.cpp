@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "actors/encoder_worker.hpp"
+#include "logging/log.hpp"
 
 namespace sil {
 
@@ -73,8 +74,9 @@ struct worker_node {
       if (r)
         return r;
       if (!reported) {
-        std::fprintf(stderr, "sil-server: gateway %s:%u not reachable (%s); retrying\n",
-                     host.c_str(), static_cast<unsigned>(port), sys.render(r.error()).c_str());
+        logging::warn(
+          "cluster", "gateway not reachable; retrying",
+          {{"gateway", host + ":" + std::to_string(port)}, {"error", sys.render(r.error())}});
         reported = true;
       }
       for (auto waited = 0ms; waited < backoff && !stop; waited += 50ms)
@@ -99,11 +101,11 @@ struct worker_node {
     caf::scoped_actor self{sys};
     bool ok = false;
     self->request(reg, 2s, join_atom::value, name, m.version(), w)
-      .receive([&](std::uint64_t) { ok = true; },
-               [&](caf::error& e) {
-                 std::fprintf(stderr, "sil-server: the gateway refused a worker: %s\n",
-                              sys.render(e).c_str());
-               });
+      .receive(
+        [&](std::uint64_t) { ok = true; },
+        [&](caf::error& e) {
+          logging::error("cluster", "the gateway refused a worker", {{"error", sys.render(e)}});
+        });
     return ok;
   }
 
@@ -139,8 +141,8 @@ struct worker_node {
         self->receive(
           [&](caf::down_msg& dm) {
             if (dm.source == reg->address()) {
-              std::fprintf(stderr, "sil-server: lost the gateway (%s); reconnecting\n",
-                           sys.render(dm.reason).c_str());
+              logging::warn("cluster", "lost the gateway; reconnecting",
+                            {{"error", sys.render(dm.reason)}});
               gateway_up = false;
               return;
             }

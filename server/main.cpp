@@ -1,9 +1,12 @@
 // sil-server: the Stateful Inference Lab service.
 //
-// Parses the configuration (defaults < config file < environment < CLI),
+// Parses the configuration (see config/sil_config.hpp for the precedence),
 // builds the model, spawns the actors, serves HTTP, and on SIGINT/SIGTERM
-// drains the requests in flight and exits 0. Invalid configuration exits 2
-// with one line that names the key.
+// drains the requests in flight and exits 0; SIGHUP reopens the log files.
+// Invalid configuration exits 2 with one plain line on stderr that names the
+// key (the log is not set up yet); from then on diagnostics go through
+// sil::logging. The stdout lines "listening on HOST:PORT" and "registry on
+// HOST:PORT" are read by tests and tools and stay plain.
 #include <caf/all.hpp>
 
 #include <sys/resource.h>
@@ -12,12 +15,16 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "actors/service.hpp"
 #include "config/sil_config.hpp"
+#include "core/build_info.hpp"
 #include "http/server.hpp"
+#include "logging/log.hpp"
 #include "server/cluster.hpp"
 
 namespace {
@@ -31,13 +38,80 @@ void raise_fd_limit() {
     return;
   rl.rlim_cur = rl.rlim_max;
   if (::setrlimit(RLIMIT_NOFILE, &rl) != 0)
-    std::fprintf(stderr, "sil-server: cannot raise the open-file limit to %llu\n",
-                 static_cast<unsigned long long>(rl.rlim_max));
+    sil::logging::warn("server", "cannot raise the open-file limit",
+                       {{"limit", static_cast<unsigned long long>(rl.rlim_max)}});
 }
 
+bool g_logging_ready = false;
+
+std::string fmt_seconds(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+/// Startup failed: one plain line on stderr before the log is set up (the
+/// command line's answer, e.g. a bad option); an error event afterwards,
+/// repeated on stderr when the log goes to a file, so that whoever started
+/// the server sees why it stopped.
 int fail(const std::string& msg, int code = 2) {
-  std::fprintf(stderr, "sil-server: %s\n", msg.c_str());
+  if (!g_logging_ready || !sil::logging::current().file.empty())
+    std::fprintf(stderr, "sil-server: %s\n", msg.c_str());
+  if (g_logging_ready)
+    sil::logging::error("server", msg, {{"exit_code", code}});
   return code;
+}
+
+/// Sets up the log from the settings (validated: level and format parse).
+std::string configure_logging(const sil::service_settings& s) {
+  sil::logging::options o;
+  o.threshold = sil::logging::parse_level(s.log_level).value_or(sil::logging::level::info);
+  o.fmt = sil::logging::parse_format(s.log_format).value_or(sil::logging::format::text);
+  o.file = s.log_file;
+  o.access = s.log_access;
+  o.access_file = s.log_access_file;
+  if (auto err = sil::logging::configure(o); !err.empty())
+    return (!o.file.empty() && err.find("\"" + o.file + "\"") != std::string::npos
+              ? "log.file: "
+              : "log.access-file: ")
+           + err;
+  g_logging_ready = true;
+  return {};
+}
+
+/// The effective configuration, one event per section, keyed like the
+/// config file's keys (cache.max-size; the admin token redacted).
+void log_configuration(const sil::sil_config& cfg) {
+  auto entries = cfg.effective(true);
+  std::size_t i = 0;
+  while (i < entries.size()) {
+    const auto& section = entries[i].section;
+    std::vector<std::string> keys; // the fields hold views: keep the keys alive
+    std::vector<sil::logging::field> fields;
+    auto j = i;
+    for (; j < entries.size() && entries[j].section == section; ++j)
+      keys.push_back(section == "global" ? entries[j].name : section + "." + entries[j].name);
+    for (auto k = i; k < j; ++k) {
+      const auto& e = entries[k];
+      const auto& key = keys[k - i];
+      switch (e.k) {
+        case sil::sil_config::entry::kind::integer:
+          fields.emplace_back(key, static_cast<long long>(e.i));
+          break;
+        case sil::sil_config::entry::kind::real:
+          fields.emplace_back(key, e.d);
+          break;
+        case sil::sil_config::entry::kind::boolean:
+          fields.emplace_back(key, e.b);
+          break;
+        case sil::sil_config::entry::kind::text:
+          fields.emplace_back(key, e.s);
+          break;
+      }
+    }
+    sil::logging::write(sil::logging::level::info, "config", "effective configuration", fields);
+    i = j;
+  }
 }
 
 /// The worker role: no HTTP, encoders only, until SIGINT/SIGTERM.
@@ -47,23 +121,29 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGHUP, SIG_DFL); // blocked now: sigwait below takes it
   std::atomic<bool> stop{false};
   caf::actor_system sys{cfg};
   const auto& s = cfg.settings;
-  std::fprintf(stderr,
-               "sil-server: worker node %s, model %s version %s, %zu encoder workers, "
-               "gateway %s\n",
-               sil::default_node_name(s).c_str(), m.name().c_str(), m.version().c_str(),
-               sil::worker_count(s), s.gateway.c_str());
+  auto name = sil::default_node_name(s);
+  sil::logging::info("server", "worker node started",
+                     {{"node", name},
+                      {"model", m.name()},
+                      {"version", m.version()},
+                      {"workers", sil::worker_count(s)},
+                      {"gateway", s.gateway}});
   int rc = 0;
   std::thread node{[&] { rc = sil::run_worker_node(sys, s, m, stop); }};
   int sig = 0;
-  sigwait(&set, &sig);
-  std::fprintf(stderr, "sil-server: signal received, leaving the cluster\n");
+  while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+    sil::logging::reopen_and_log("SIGHUP");
+  sil::logging::info("server", "signal received, leaving the cluster",
+                     {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   stop = true;
   node.join();
-  std::fprintf(stderr, "sil-server: stopped\n");
+  sil::logging::info("server", "stopped");
   // The actor system's destructor then waits for every detached actor's
   // thread. Under heavy load we saw CAF 0.17 wait there forever: a finished
   // encoder worker's thread waits for its last reference to go, and that
@@ -71,8 +151,8 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
   // cluster and has nothing left to do, so the wait is bounded.
   std::thread{[rc] {
     std::this_thread::sleep_for(std::chrono::seconds{10});
-    std::fprintf(stderr, "sil-server: the actor system did not shut down within 10 s after "
-                         "leaving the cluster; exiting anyway\n");
+    sil::logging::warn("server", "the actor system did not shut down within 10 s after leaving "
+                                 "the cluster; exiting anyway");
     std::_Exit(rc);
   }}.detach();
   return rc;
@@ -81,6 +161,14 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
 } // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--version") == 0) {
+      std::printf("sil-server %s (commit %s)\n", sil::build_version(), sil::build_commit());
+      return 0;
+    }
+  // Until the server waits for signals (and reopens the logs on SIGHUP), a
+  // SIGHUP must not end the process.
+  std::signal(SIGHUP, SIG_IGN);
   sil::sil_config cfg;
   if (auto st = cfg.parse_all(argc, argv); !st)
     return fail(st.error().message);
@@ -92,6 +180,17 @@ int main(int argc, char** argv) {
     return fail(m.error().message);
   if (auto st = sil::validate(s, m->input_dim()); !st)
     return fail(st.error().message);
+  if (cfg.dump_requested) {
+    auto text = cfg.dump_config();
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
+  if (auto err = configure_logging(s); !err.empty())
+    return fail(err);
+  sil::logging::info(
+    "server", "starting",
+    {{"version", sil::build_version()}, {"commit", sil::build_commit()}, {"role", s.role}});
+  log_configuration(cfg);
   if (s.role != "standalone")
     sil::prepare_cluster_config(cfg);
   raise_fd_limit();
@@ -146,23 +245,27 @@ int main(int argc, char** argv) {
   server = std::move(*started);
   std::printf("listening on %s:%u\n", s.host.c_str(), static_cast<unsigned>(server->port()));
   std::fflush(stdout);
-  std::fprintf(stderr, "sil-server: model %s version %s, %zu encoder workers, cache %s\n",
-               m->name().c_str(), m->version().c_str(), sil::worker_count(s),
-               s.cache_enabled ? "on" : "off");
+  sil::logging::info("server", "serving",
+                     {{"address", s.host + ":" + std::to_string(server->port())},
+                      {"model", m->name()},
+                      {"version", m->version()},
+                      {"workers", sil::worker_count(s)},
+                      {"cache", s.cache_enabled}});
 
   server->wait_for_signal();
-  std::fprintf(stderr, "sil-server: signal received, draining requests in flight\n");
+  sil::logging::info("server", "signal received, draining requests in flight");
   auto left = server->shutdown(
     std::chrono::milliseconds{static_cast<std::int64_t>(s.http_drain_timeout_seconds * 1000.0)});
   sil::stop_service(*svc);
   if (left > 0) {
     // Work was dropped: say how much, and let supervisors see it.
-    std::fprintf(stderr,
-                 "sil-server: stopped; the drain deadline (%g s) passed and %zu requests were "
-                 "dropped (answered 503 instead of computed)\n",
-                 s.http_drain_timeout_seconds, left);
+    sil::logging::warn("server",
+                       "stopped; the drain deadline (" + fmt_seconds(s.http_drain_timeout_seconds)
+                         + " s) passed and " + std::to_string(left)
+                         + " requests were dropped (answered 503 instead of computed)",
+                       {{"dropped", static_cast<unsigned long long>(left)}, {"exit_code", 3}});
     return 3;
   }
-  std::fprintf(stderr, "sil-server: stopped\n");
+  sil::logging::info("server", "stopped");
   return 0;
 }

@@ -3,6 +3,10 @@
 //   sil-model export --out FILE [--preset NAME] [--seed N]
 //   sil-model info FILE
 //   sil-model predict [--preset NAME] [--seed N] [--weights FILE]  < input
+//   sil-model --version | --help
+//
+// Options take their value as the next argument or after '=' (--seed=7).
+// An unknown option or a bad value is one line on stderr and exit code 2.
 //
 // `predict` reads "T" and then T x D floats (whitespace separated) per input
 // from stdin, until end of input, and prints for each input one line:
@@ -14,9 +18,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/build_info.hpp"
 #include "core/model.hpp"
 
 namespace {
@@ -27,11 +33,33 @@ int fail(const std::string& msg) {
 }
 
 void usage(FILE* out) {
-  std::fprintf(out, "usage:\n"
-                    "  sil-model export --out FILE [--preset NAME] [--seed N]\n"
-                    "  sil-model info FILE\n"
-                    "  sil-model predict [--preset NAME] [--seed N] [--weights FILE] < input\n"
-                    "presets: base (default), seed; default seed 42\n");
+  std::fprintf(
+    out,
+    "Usage:\n"
+    "  sil-model export --out FILE [--preset NAME] [--seed N]\n"
+    "  sil-model info FILE\n"
+    "  sil-model predict [--preset NAME] [--seed N] [--weights FILE] < input\n"
+    "  sil-model --version | --help\n"
+    "\n"
+    "Commands:\n"
+    "  export   write the weights of a preset and seed to FILE (docs/weights-format.md)\n"
+    "  info     print a weights file's model name, version, shape and parameter count\n"
+    "  predict  read \"T\" then T x D numbers per input from stdin; print the\n"
+    "           prediction and the embedding, one line per input\n"
+    "\n"
+    "Options (a value follows as the next argument or after '='):\n"
+    "  --preset NAME   model architecture: base or seed [default: %s]\n"
+    "  --seed N        seed of the deterministic weights, >= 0 [default: 42]\n"
+    "  --weights FILE  predict with the weights in FILE instead of the seed\n"
+    "  --out FILE      export: where to write\n"
+    "  -h, --help      print this help and exit\n"
+    "  --version       print the version and commit and exit\n",
+    std::string{sil::default_preset()}.c_str());
+}
+
+/// One line for a bad command line, pointing at --help.
+int usage_error(const std::string& msg) {
+  return fail(msg + "; see --help");
 }
 
 struct args {
@@ -45,7 +73,16 @@ struct args {
 bool parse(int argc, char** argv, args& a, std::string& err) {
   for (int i = 2; i < argc; ++i) {
     std::string s = argv[i];
+    std::optional<std::string> inline_value;
+    if (auto eq = s.find('='); s.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inline_value = s.substr(eq + 1);
+      s.erase(eq);
+    }
     auto take = [&](std::string& dst) {
+      if (inline_value) {
+        dst = *inline_value;
+        return true;
+      }
       if (i + 1 >= argc) {
         err = s + " needs a value";
         return false;
@@ -70,11 +107,11 @@ bool parse(int argc, char** argv, args& a, std::string& err) {
       errno = 0;
       a.seed = std::strtoull(v.c_str(), &end, 10);
       if (v.empty() || v[0] == '-' || errno != 0 || *end != '\0') {
-        err = "--seed: expected a non-negative integer, got '" + v + "'";
+        err = "--seed: expected a non-negative integer, got \"" + v + "\"";
         return false;
       }
     } else if (!s.empty() && s[0] == '-') {
-      err = "unknown option '" + s + "'";
+      err = "unknown option " + s;
       return false;
     } else {
       a.positional.push_back(s);
@@ -108,19 +145,31 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  std::string cmd = argv[1];
-  if (cmd == "-h" || cmd == "--help") {
-    usage(stdout);
-    return 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s == "--version") {
+      std::printf("sil-model %s (commit %s)\n", sil::build_version(), sil::build_commit());
+      return 0;
+    }
+    if (s == "-h" || s == "--help") {
+      usage(stdout);
+      return 0;
+    }
   }
+  std::string cmd = argv[1];
+  if (cmd != "info" && cmd != "export" && cmd != "predict")
+    return usage_error(cmd.rfind('-', 0) == 0 ? "unknown option " + cmd.substr(0, cmd.find('='))
+                                              : "unknown command \"" + cmd + "\"");
   args a;
   std::string err;
   if (!parse(argc, argv, a, err))
-    return fail(err);
+    return usage_error(err);
 
+  if (cmd != "info" && !a.positional.empty())
+    return usage_error(cmd + " takes no file argument, got \"" + a.positional[0] + "\"");
   if (cmd == "info") {
     if (a.positional.size() != 1)
-      return fail("info takes exactly one weights file");
+      return usage_error("info takes exactly one weights file");
     auto m = sil::model::load(a.positional[0]);
     if (!m)
       return fail(m.error().message);
@@ -129,7 +178,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "export") {
     if (a.out.empty())
-      return fail("export needs --out FILE");
+      return usage_error("export needs --out FILE");
     auto m = make_model(a);
     if (!m)
       return fail(m.error().message);
@@ -163,6 +212,5 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  usage(stderr);
-  return fail("unknown command '" + cmd + "'");
+  return usage_error("unknown command \"" + cmd + "\"");
 }

@@ -6,7 +6,9 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace sil {
@@ -327,6 +329,366 @@ TEST_F(ConfigTest, ConfigFileValuesAreRead) {
   EXPECT_EQ(cfg.settings.cache_max_size, 99);
   EXPECT_DOUBLE_EQ(cfg.settings.cache_ttl_seconds, 7.0); // CLI over file
   EXPECT_EQ(cfg.settings.model_preset, "seed");
+}
+
+// -- strict config files -------------------------------------------------------
+
+/// Writes `text` to a file in the test directory and returns its path.
+std::string write_conf(const std::string& name, const std::string& text) {
+  std::string path = std::string{SIL_TEST_TMPDIR} + "/" + name;
+  std::ofstream out{path, std::ios::trunc};
+  out << text;
+  return path;
+}
+
+/// parse_all with only --config-file=PATH (and `extra` flags).
+status parse_file(sil_config& cfg, const std::string& path, std::vector<std::string> extra = {}) {
+  extra.insert(extra.begin(), "--config-file=" + path);
+  args a{std::move(extra)};
+  return cfg.parse_all(a.argc(), a.argv(), fake_getenv);
+}
+
+TEST_F(ConfigTest, ConfigFileIntegerForARealIsAcceptedAsReal) {
+  auto path = write_conf("int-real.conf", "[cache]\nttl-seconds=7\n[risk]\ntolerance=0\n");
+  sil_config cfg;
+  ASSERT_TRUE(parse_file(cfg, path));
+  EXPECT_DOUBLE_EQ(cfg.settings.cache_ttl_seconds, 7.0);
+  EXPECT_DOUBLE_EQ(cfg.settings.risk_tolerance, 0.0);
+}
+
+TEST_F(ConfigTest, ConfigFileWrongTypeNamesTheFileTheKeyAndTheProblem) {
+  struct bad {
+    std::string text;
+    std::string message; // after "PATH: "
+  };
+  for (const auto& b : std::vector<bad>{
+         {"[cache]\nmax-size=\"big\"\n", "cache.max-size: expected an integer, got \"big\""},
+         {"[cache]\nmax-size=7.5\n", "cache.max-size: expected an integer, got 7.5"},
+         {"[cache]\nttl-seconds=\"7\"\n", "cache.ttl-seconds: expected a number, got \"7\""},
+         {"[cache]\nenabled=3\n", "cache.enabled: expected true or false, got 3"},
+         {"[model]\npreset=42\n", "model.preset: expected a string, got 42"},
+         {"[http]\nthreads=[1, 2]\n", "http.threads: expected an integer, got [1, 2]"},
+         {"port=\"80\"\n", "port: expected an integer, got \"80\""},
+         {"[scheduler]\nmax-threads=\"x\"\n",
+          "scheduler.max-threads: expected an integer, got \"x\""},
+       }) {
+    auto path = write_conf("wrong-type.conf", b.text);
+    sil_config cfg;
+    auto st = parse_file(cfg, path);
+    ASSERT_FALSE(st) << b.text;
+    EXPECT_EQ(st.error().code, errc::invalid_config);
+    EXPECT_EQ(st.error().message, path + ": " + b.message) << b.text;
+  }
+}
+
+TEST_F(ConfigTest, ConfigFileUnknownKeysAndSectionsAreRefused) {
+  struct bad {
+    std::string text;
+    std::string message;
+  };
+  for (const auto& b : std::vector<bad>{
+         {"[cache]\nttl=7\n", "cache.ttl: unknown key (did you mean cache.ttl-seconds?)"},
+         {"[cache]\nmax-sise=7\n", "cache.max-sise: unknown key (did you mean cache.max-size?)"},
+         {"[cache]\nfrobnicate=1\n", "cache.frobnicate: unknown key"},
+         {"[cach]\nmax-size=7\n", "cach.max-size: unknown section [cach] (did you mean [cache]?)"},
+         {"[nonsense]\nx=1\n", "nonsense.x: unknown section [nonsense]"},
+         {"prot=8000\n", "prot: unknown key (did you mean port?)"},
+         {"config-file=\"x.conf\"\n", "config-file: unknown key"},
+         {"[scheduler]\nmax-thread=2\n",
+          "scheduler.max-thread: unknown key (did you mean scheduler.max-threads?)"},
+         {"[caf.schedule]\npolicy='sharing'\n", "caf.schedule: unknown section [caf.schedule]"},
+         {"[cache.extra]\nx=1\n", "cache.extra: unknown key"},
+       }) {
+    auto path = write_conf("unknown.conf", b.text);
+    sil_config cfg;
+    auto st = parse_file(cfg, path);
+    ASSERT_FALSE(st) << b.text;
+    EXPECT_EQ(st.error().message, path + ": " + b.message) << b.text;
+  }
+}
+
+TEST_F(ConfigTest, ConfigFileKeySetTwiceIsRefused) {
+  auto path
+    = write_conf("twice.conf", "[cache]\nmax-size=7 ; first\nttl-seconds=1\nlist=[\n  1,\n]\n"
+                               "[http]\nthreads=1\n[cache]\nmax-size=8\n");
+  sil_config cfg;
+  auto st = parse_file(cfg, path);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message, path + ": cache.max-size: set twice (lines 2 and 10); keep one");
+  // The same key in different sections is not a repetition.
+  auto fine = write_conf("not-twice.conf", "[http]\nthreads=3\n[encoder]\nmax-batch=3\n"
+                                           "[cluster]\nport=7001\nhost=\"0.0.0.0\"\n"
+                                           "[global]\nport=8001\nhost=\"0.0.0.0\"\n");
+  sil_config ok_cfg;
+  ASSERT_TRUE(parse_file(ok_cfg, fine));
+  EXPECT_EQ(ok_cfg.settings.cluster_port, 7001);
+  EXPECT_EQ(ok_cfg.settings.port, 8001);
+}
+
+TEST_F(ConfigTest, ConfigFileSyntaxErrorsNameTheLine) {
+  auto path = write_conf("syntax.conf", "[cache]\nmax-size=1\nadmission=lru\n");
+  sil_config cfg;
+  auto st = parse_file(cfg, path);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().message.rfind(path + ": line 3, column ", 0), 0u) << st.error().message;
+  EXPECT_NE(st.error().message.find("double quotes"), std::string::npos) << st.error().message;
+}
+
+TEST_F(ConfigTest, ANamedConfigFileMustExist) {
+  sil_config cfg;
+  auto st = parse_file(cfg, std::string{SIL_TEST_TMPDIR} + "/no-such.conf");
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message.find("no-such.conf: cannot open the config file"), std::string::npos)
+    << st.error().message;
+}
+
+TEST_F(ConfigTest, ConfigFileFlexibleButExactValues) {
+  // Booleans take the words a flag takes; an atom is a string where a
+  // string is expected; a string is an atom where CAF expects one.
+  auto path = write_conf("flexible.conf", "[risk]\nguard=\"off\"\n[cache]\nadmission='lru'\n"
+                                          "[scheduler]\npolicy=\"stealing\"\n");
+  sil_config cfg;
+  ASSERT_TRUE(parse_file(cfg, path));
+  EXPECT_FALSE(cfg.settings.risk_guard);
+  EXPECT_EQ(cfg.settings.cache_admission, "lru");
+  EXPECT_EQ(caf::get_or(cfg, "scheduler.policy", caf::atom("")), caf::atom("stealing"));
+}
+
+TEST_F(ConfigTest, CafSectionsStayAllowedUnderBothNames) {
+  auto path = write_conf("caf.conf", "[scheduler]\nmax-threads=3\n"
+                                     "[caf.middleman]\nheartbeat-interval=250ms\n"
+                                     "[logger]\nverbosity='quiet'\n");
+  sil_config cfg;
+  ASSERT_TRUE(parse_file(cfg, path));
+  EXPECT_EQ(caf::get_or(cfg, "scheduler.max-threads", std::size_t{0}), 3u);
+  EXPECT_EQ(caf::get_or(cfg, "middleman.heartbeat-interval", caf::timespan{0}),
+            caf::timespan{std::chrono::milliseconds{250}});
+  EXPECT_EQ(caf::get_or(cfg, "logger.verbosity", caf::atom("")), caf::atom("quiet"));
+}
+
+TEST_F(ConfigTest, NothingFromABadFileIsApplied) {
+  auto path = write_conf("half.conf", "[cache]\nmax-size=99\nttl=1\n");
+  sil_config cfg;
+  ASSERT_FALSE(parse_file(cfg, path));
+  EXPECT_EQ(cfg.settings.cache_max_size, 256);
+}
+
+// -- one precedence -----------------------------------------------------------
+
+TEST_F(ConfigTest, PrecedenceFlagThenSilVariableThenLegacyThenFileThenDefault) {
+  auto path = write_conf("precedence.conf", "[cache]\nmax-size=11\nttl-seconds=11\n"
+                                            "prefix-k=11\nenabled=false\n[http]\nmax-rows=11\n");
+  // Each key is set by every layer from the file up to one: the highest wins.
+  fake_env
+    = {{"SIL_CACHE_MAX_SIZE", "22"}, {"CACHE_MAX_SIZE", "33"}, {"SIL_CACHE_TTL_SECONDS", "22"},
+       {"CACHE_TTL_SECONDS", "33"},  {"PREFIX_K", "5"},        {"SIL_CACHE_ENABLED", "true"},
+       {"CACHE_ENABLED", "false"}};
+  sil_config cfg;
+  ASSERT_TRUE(parse_file(cfg, path, {"--cache.max-size=44"}));
+  const auto& s = cfg.settings;
+  EXPECT_EQ(s.cache_max_size, 44);             // flag > SIL_* > legacy > file
+  EXPECT_DOUBLE_EQ(s.cache_ttl_seconds, 22.0); // SIL_* > legacy > file
+  EXPECT_EQ(s.cache_prefix_k, 5);              // legacy > file
+  EXPECT_TRUE(s.cache_enabled);                // SIL_* (a bool) > legacy > file
+  EXPECT_EQ(s.http_max_rows, 11);              // file > default
+  EXPECT_EQ(s.http_threads, 2);                // default
+}
+
+/// One effective value as text ("10", "1.5", "false").
+std::string value_of(const sil_config& cfg, const std::string& section, const std::string& name) {
+  for (const auto& e : cfg.effective(false))
+    if (e.section == section && e.name == name) {
+      switch (e.k) {
+        case sil_config::entry::kind::integer:
+          return std::to_string(e.i);
+        case sil_config::entry::kind::real: {
+          std::ostringstream os;
+          os << e.d;
+          return os.str();
+        }
+        case sil_config::entry::kind::boolean:
+          return e.b ? "true" : "false";
+        case sil_config::entry::kind::text:
+          return e.s;
+      }
+    }
+  return "?";
+}
+
+TEST_F(ConfigTest, SilVariableWinsOverTheLegacyOne) {
+  struct both {
+    std::string key;
+    std::string sil_var, sil_value;
+    std::string legacy_var, legacy_value;
+  };
+  for (const auto& b :
+       std::vector<both>{{"max-size", "SIL_CACHE_MAX_SIZE", "10", "CACHE_MAX_SIZE", "20"},
+                         {"ttl-seconds", "SIL_CACHE_TTL_SECONDS", "1.5", "CACHE_TTL_SECONDS", "9"},
+                         {"enabled", "SIL_CACHE_ENABLED", "false", "CACHE_ENABLED", "true"},
+                         {"prefix-k", "SIL_CACHE_PREFIX_K", "2", "PREFIX_K", "3"}}) {
+    args none{std::vector<std::string>{}};
+    fake_env = {{b.sil_var, b.sil_value}, {b.legacy_var, b.legacy_value}};
+    sil_config both_set;
+    ASSERT_TRUE(both_set.parse_all(none.argc(), none.argv(), fake_getenv)) << b.key;
+    EXPECT_EQ(value_of(both_set, "cache", b.key), b.sil_value) << b.key;
+    // Without the SIL_ variable the legacy one still counts.
+    fake_env = {{b.legacy_var, b.legacy_value}};
+    sil_config legacy_only;
+    ASSERT_TRUE(legacy_only.parse_all(none.argc(), none.argv(), fake_getenv)) << b.key;
+    EXPECT_EQ(value_of(legacy_only, "cache", b.key), b.legacy_value) << b.key;
+  }
+}
+
+// -- the command line ---------------------------------------------------------
+
+TEST_F(ConfigTest, UnknownFlagsAndBadValuesGiveOneHumanLine) {
+  struct bad {
+    std::vector<std::string> flags;
+    std::string message;
+  };
+  for (const auto& b : std::vector<bad>{
+         {{"--cache.ttl=3"}, "unknown option --cache.ttl; see --help"},
+         {{"--cache.ttl"}, "unknown option --cache.ttl; see --help"},
+         {{"-x"}, "unknown option -x; see --help"},
+         {{"stray"}, "unexpected argument \"stray\"; see --help"},
+         {{"--cache.max-size=many"},
+          "--cache.max-size: expected an integer, got \"many\"; see --help"},
+         {{"--cache.ttl-seconds=soon"},
+          "--cache.ttl-seconds: expected a number, got \"soon\"; see --help"},
+         {{"--port"}, "--port needs a value (--port=VALUE); see --help"},
+         {{"-p", "x"}, "-p: expected an integer, got \"x\"; see --help"},
+         {{"--risk.guard=maybe"},
+          "--risk.guard: expected true or false, got \"maybe\"; see --help"},
+         {{"--scheduler.max-threads=two"},
+          "--scheduler.max-threads: expected an integer, got \"two\"; see --help"},
+       }) {
+    sil_config cfg;
+    args a{b.flags};
+    auto st = cfg.parse_all(a.argc(), a.argv(), fake_getenv);
+    ASSERT_FALSE(st) << b.flags.front();
+    EXPECT_EQ(st.error().code, errc::invalid_config);
+    EXPECT_EQ(st.error().message, b.message);
+  }
+  sil_config short_port;
+  args p{{"-p", "9001"}};
+  ASSERT_TRUE(short_port.parse_all(p.argc(), p.argv(), fake_getenv));
+  EXPECT_EQ(short_port.settings.port, 9001);
+}
+
+TEST_F(ConfigTest, HelpListsSilOptionsWithDefaultsAndCafOnlyInLongHelp) {
+  sil_config cfg;
+  auto help = cfg.help_text(false);
+  for (const auto& key : cfg.sil_option_keys()) {
+    auto flag = "--" + (key.rfind("global.", 0) == 0 ? key.substr(7) : key) + "=";
+    EXPECT_NE(help.find(flag), std::string::npos) << flag << " missing from --help";
+  }
+  EXPECT_NE(help.find("--cache.max-size=INT"), std::string::npos);
+  EXPECT_NE(help.find("[default: 256]"), std::string::npos);
+  EXPECT_NE(help.find("[default: 30.0]"), std::string::npos);
+  EXPECT_NE(help.find("[default: \"tinylfu\"]"), std::string::npos);
+  EXPECT_NE(help.find("--log.level=TEXT"), std::string::npos);
+  EXPECT_NE(help.find("--version"), std::string::npos);
+  EXPECT_NE(help.find("--dump-config"), std::string::npos);
+  EXPECT_EQ(help.find("--scheduler.policy"), std::string::npos);
+  EXPECT_EQ(help.find("--middleman."), std::string::npos);
+  auto long_help = cfg.help_text(true);
+  EXPECT_NE(long_help.find("--scheduler.policy=ATOM"), std::string::npos);
+  EXPECT_NE(long_help.find("[default: 'sharing']"), std::string::npos); // sil's choice
+  EXPECT_NE(long_help.find("--middleman.heartbeat-interval=DURATION"), std::string::npos);
+  EXPECT_NE(long_help.find("--logger.verbosity"), std::string::npos);
+  EXPECT_NE(long_help.find("--cache.max-size=INT"), std::string::npos);
+}
+
+// -- --dump-config ---------------------------------------------------------------
+
+TEST_F(ConfigTest, DumpConfigRoundTripsEveryLayer) {
+  auto path = write_conf("layers.conf", "[cache]\nttl-seconds=7\n[risk]\ntolerance=0.0625\n"
+                                        "[scheduler]\nmax-threads=2\n");
+  fake_env = {{"SIL_NODE_NAME", "node \"a\"\\b"}, {"PREFIX_K", "6"}};
+  sil_config first;
+  ASSERT_TRUE(parse_file(first, path,
+                         {"--cache.enabled=false", "--audit.rate=0.1", "--admin.token=t0k\"3n",
+                          "--log.format=json", "--dump-config"}));
+  EXPECT_TRUE(first.dump_requested);
+  auto dump1 = first.dump_config();
+  for (const char* line :
+       {"ttl-seconds=7.0\n", "tolerance=0.0625\n", "enabled=false\n", "rate=0.1\n", "prefix-k=6\n",
+        "node-name=\"node \\\"a\\\"\\\\b\"\n", "token=\"t0k\\\"3n\"\n", "format=\"json\"\n",
+        "max-threads=2\n", "policy='sharing'\n", "max-size=256\n", "[log]\n"})
+    EXPECT_NE(dump1.find(line), std::string::npos) << line << " not in\n" << dump1;
+  auto again = write_conf("dumped.conf", dump1);
+  fake_env.clear();
+  sil_config second;
+  ASSERT_TRUE(parse_file(second, again));
+  EXPECT_EQ(second.dump_config(), dump1);
+  EXPECT_EQ(second.settings.node_name, "node \"a\"\\b");
+  EXPECT_EQ(second.settings.admin_token, "t0k\"3n");
+  EXPECT_FALSE(second.settings.cache_enabled);
+  EXPECT_EQ(second.settings.cache_prefix_k, 6);
+  EXPECT_DOUBLE_EQ(second.settings.audit_rate, 0.1);
+}
+
+TEST_F(ConfigTest, DumpOfTheDefaultsListsEveryKeyAndReadsBackAsTheDefaults) {
+  sil_config cfg;
+  args none{std::vector<std::string>{}};
+  ASSERT_TRUE(cfg.parse_all(none.argc(), none.argv(), fake_getenv));
+  auto dump = cfg.dump_config();
+  for (const auto& key : cfg.sil_option_keys()) {
+    auto dot = key.find('.');
+    auto section = "\n[" + key.substr(0, dot) + "]\n";
+    auto at = dump.find(section);
+    ASSERT_NE(at, std::string::npos) << section;
+    auto end = dump.find("\n[", at + 1);
+    EXPECT_NE(dump.substr(at, end - at).find("\n" + key.substr(dot + 1) + "="), std::string::npos)
+      << key;
+  }
+  // Reading the dump back changes nothing; neither does reading the example.
+  sil_config back;
+  ASSERT_TRUE(parse_file(back, write_conf("defaults.conf", dump)));
+  EXPECT_EQ(back.dump_config(), dump);
+  sil_config example;
+  ASSERT_TRUE(parse_file(example, std::string{SIL_SOURCE_DIR} + "/config/sil.conf.example"));
+  EXPECT_EQ(example.dump_config(), dump);
+}
+
+TEST_F(ConfigTest, EffectiveSettingsRedactTheAdminToken) {
+  sil_config cfg;
+  args a{{"--admin.token=hunter2", "--cache.max-size=9"}};
+  ASSERT_TRUE(cfg.parse_all(a.argc(), a.argv(), fake_getenv));
+  bool saw_token = false;
+  bool saw_size = false;
+  for (const auto& e : cfg.effective(true)) {
+    EXPECT_NE(e.s, "hunter2");
+    if (e.section == "admin" && e.name == "token") {
+      saw_token = true;
+      EXPECT_EQ(e.s, "(set)");
+    }
+    if (e.section == "cache" && e.name == "max-size") {
+      saw_size = true;
+      EXPECT_EQ(e.k, sil_config::entry::kind::integer);
+      EXPECT_EQ(e.i, 9);
+    }
+  }
+  EXPECT_TRUE(saw_token);
+  EXPECT_TRUE(saw_size);
+}
+
+TEST_F(ConfigTest, LogSettingsAreValidated) {
+  for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{
+         {"--log.level=verbose", "log.level"}, {"--log.format=xml", "log.format"}}) {
+    sil_config cfg;
+    args a{{flag}};
+    ASSERT_TRUE(cfg.parse_all(a.argc(), a.argv(), fake_getenv)) << flag;
+    auto st = validate(cfg.settings, 32);
+    ASSERT_FALSE(st) << flag;
+    EXPECT_EQ(st.error().message.rfind(key + " ", 0), 0u) << st.error().message;
+  }
+  sil_config fine;
+  args a{{"--log.level=debug", "--log.format=json", "--log.access=true", "--log.file=x.log"}};
+  ASSERT_TRUE(fine.parse_all(a.argc(), a.argv(), fake_getenv));
+  EXPECT_TRUE(validate(fine.settings, 32));
+  EXPECT_TRUE(fine.settings.log_access);
+  EXPECT_EQ(fine.settings.log_file, "x.log");
 }
 
 } // namespace
