@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -57,10 +58,19 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
                sil::default_node_name(s).c_str(), m.name().c_str(), m.version().c_str(),
                sil::worker_count(s), s.gateway.c_str());
   int rc = 0;
-  std::thread node{[&] { rc = sil::run_worker_node(sys, s, m, stop); }};
+  std::atomic<bool> gave_up{false};
+  std::thread node{[&] {
+    rc = sil::run_worker_node(sys, s, m, stop);
+    if (rc != 0) {
+      // The node cannot work (its reason is logged): wake the wait below.
+      gave_up = true;
+      ::kill(::getpid(), SIGTERM);
+    }
+  }};
   int sig = 0;
   sigwait(&set, &sig);
-  std::fprintf(stderr, "sil-server: signal received, leaving the cluster\n");
+  if (!gave_up)
+    std::fprintf(stderr, "sil-server: signal received, leaving the cluster\n");
   stop = true;
   node.join();
   std::fprintf(stderr, "sil-server: stopped\n");
