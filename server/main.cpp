@@ -3,7 +3,8 @@
 // Parses the configuration (defaults < config file < environment < CLI),
 // builds the model, spawns the actors, serves HTTP, and on SIGINT/SIGTERM
 // drains the requests in flight and exits 0. Invalid configuration exits 2
-// with one line that names the key.
+// with one line that names the key. `--probe URL` (first) is a health check
+// instead: exit 0 if the URL answers 2xx (server/probe.hpp).
 #include <caf/all.hpp>
 
 #include <sys/resource.h>
@@ -20,6 +21,7 @@
 #include "config/sil_config.hpp"
 #include "http/server.hpp"
 #include "server/cluster.hpp"
+#include "server/probe.hpp"
 
 namespace {
 
@@ -91,6 +93,10 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // A health probe (container HEALTHCHECK) before anything else: no
+  // configuration, no actor system.
+  if (auto rc = sil::probe::main_if_probe(argc, argv))
+    return *rc;
   sil::sil_config cfg;
   if (auto st = cfg.parse_all(argc, argv); !st)
     return fail(st.error().message);

@@ -2,6 +2,7 @@
 // spoken to over a plain socket.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <csignal>
@@ -379,6 +380,30 @@ TEST_F(E2E, MetricsPassPromtool) {
     out += buf;
   int rc = pclose(pipe);
   EXPECT_EQ(rc, 0) << "promtool check metrics failed:\n" << out;
+}
+
+// sil-server --probe URL, the containers' health check: 0 on 2xx, 1 with a
+// line that says why otherwise; it runs before (and without) the
+// configuration, so a broken environment does not break the probe.
+TEST_F(E2E, ProbeExitsZeroOnA2xxAndOneOtherwise) {
+  start();
+  auto base = "http://127.0.0.1:" + std::to_string(port());
+  auto [ok, ok_err] = run_to_exit(SIL_SERVER_BINARY, {"--probe", base + "/health"});
+  EXPECT_EQ(ok, 0) << ok_err;
+  auto [env_ok, env_err]
+    = run_to_exit(SIL_SERVER_BINARY, {"--probe=" + base + "/health"}, {{"SIL_PORT", "nope"}});
+  EXPECT_EQ(env_ok, 0) << env_err;
+  auto [missing, missing_err] = run_to_exit(SIL_SERVER_BINARY, {"--probe", base + "/nope"});
+  EXPECT_EQ(missing, 1);
+  EXPECT_NE(missing_err.find("404"), std::string::npos) << missing_err;
+  EXPECT_EQ(std::count(missing_err.begin(), missing_err.end(), '\n'), 1) << missing_err;
+  server_->stop();
+  auto [closed, closed_err] = run_to_exit(SIL_SERVER_BINARY, {"--probe", base + "/health"});
+  EXPECT_EQ(closed, 1);
+  EXPECT_NE(closed_err.find("cannot connect"), std::string::npos) << closed_err;
+  auto [usage, usage_err] = run_to_exit(SIL_SERVER_BINARY, {"--probe"});
+  EXPECT_EQ(usage, 2);
+  EXPECT_NE(usage_err.find("needs a URL"), std::string::npos) << usage_err;
 }
 
 TEST_F(E2E, SigtermDrainsRequestsInFlightAndExitsZero) {
