@@ -15,14 +15,18 @@
 set(CMAKE_INSTALL_DOCDIR "share/doc/sil")
 include(GNUInstallDirs)
 
-install(TARGETS sil-server sil-lab sil-model RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# Two components: `runtime` (programs, plot.py, the example configuration)
+# and `doc`. The container image installs only `runtime` (its build context
+# leaves docs/ out); the .deb holds both.
+install(TARGETS sil-server sil-lab sil-model RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+        COMPONENT runtime)
 install(PROGRAMS ${PROJECT_SOURCE_DIR}/experiments/plot.py
-        DESTINATION ${CMAKE_INSTALL_DATADIR}/sil)
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/sil COMPONENT runtime)
 install(FILES ${PROJECT_SOURCE_DIR}/config/sil.conf.example
-        DESTINATION ${CMAKE_INSTALL_DATADIR}/sil)
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/sil COMPONENT runtime)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/design.md
               ${PROJECT_SOURCE_DIR}/docs/model.md ${PROJECT_SOURCE_DIR}/docs/weights-format.md
-        DESTINATION ${CMAKE_INSTALL_DOCDIR})
+        DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT doc)
 
 set(CPACK_GENERATOR "DEB")
 set(CPACK_PACKAGE_NAME "sil")
