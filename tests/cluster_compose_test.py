@@ -13,8 +13,9 @@ Then every sil-server service is started with exactly its `command` and
 command runs against it with this build's sil-server. Then Debian's
 `prometheus` runs deploy/prometheus.yml itself (linked, not copied, into a
 scratch directory with alerts.yml and a targets/ that points at the local
-gateway) and must scrape the gateway as healthy, load the alerting rules,
-and answer queries for the hit-rate series and the workers' node state.
+gateway) and must scrape the gateway as healthy, load and evaluate the
+alerting rules (none firing), answer queries for the hit-rate series and
+the workers' node state, and run every query of the Grafana dashboard.
 
 usage: cluster_compose_test.py SIL_SERVER DEPLOY_DIR
 Bounded: about 20 s. At the end every child is stopped with SIGTERM and must
@@ -132,6 +133,40 @@ def check_compose_file(compose, sil):
           f"rule files {rules} mounted")
 
 
+def check_dashboard(deploy):
+    """The Grafana dashboard's structure: variables, datasources, the panels
+    an operator looks for, and agent decisions as annotations."""
+    with open(os.path.join(deploy, "grafana", "dashboards", "sil.json")) as f:
+        dash = json.load(f)
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource", variables
+    assert variables["datasource"]["query"] == "prometheus", variables
+    assert variables["instance"]["type"] == "query", variables
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), f"panel ids repeat: {ids}"
+    for p in dash["panels"]:
+        assert p["datasource"]["uid"] == "${datasource}", p["title"]
+        for t in p["targets"]:
+            assert t["datasource"]["uid"] == "${datasource}", (p["title"], t)
+
+    def panels_with(text):
+        return [p for p in dash["panels"] if any(text in t["expr"] for t in p["targets"])]
+
+    agent = panels_with("sil_agent_state")
+    assert agent and all(p["type"] == "state-timeline" for p in agent), agent
+    ttl = panels_with("sil_cache_ttl_seconds")
+    assert len(ttl) == 1 and len(ttl[0]["targets"]) == 1, "the TTL needs a panel of its own"
+    assert ttl[0]["fieldConfig"]["defaults"]["unit"] == "s", ttl[0]
+    latency = panels_with("sil_request_duration_seconds_bucket")
+    assert latency and all("source" in t["expr"] for t in latency[0]["targets"]), latency
+    for needle in ('status="503"', 'status=~"5.."', "sil_encoder_queue_depth", "sil_audits_total"):
+        assert panels_with(needle), f"no panel queries {needle}"
+    notes = [a for a in dash["annotations"]["list"] if "sil_agent_decisions_total" in a.get("expr", "")]
+    assert notes and notes[0]["enable"], "agent decisions are not annotations"
+    print(f"dashboard: {len(dash['panels'])} panels, variables {sorted(variables)}, "
+          f"agent state as a state timeline, decisions as annotations")
+
+
 def run_healthcheck(server, svc, port):
     """Runs the service's health check with this build's binary and the
     local port; returns (exit code, output)."""
@@ -152,6 +187,7 @@ def main():
     workers = [n for n, s in sil.items() if "--role=worker" in s["command"]]
     assert len(gateways) == 1 and len(workers) == 2, (gateways, workers)
     check_compose_file(compose, sil)
+    check_dashboard(deploy)
     cluster_port = free_port()
     children = []  # (name, Popen)
     passed = False
@@ -265,7 +301,33 @@ def main():
         assert len(rules) >= 7, f"alerting rules loaded: {[r['name'] for r in rules]}"
         firing = [r["name"] for r in rules if r["state"] == "firing"]
         assert not firing, f"alerts firing on a healthy cluster: {firing}"
+        bad = [(r["name"], r.get("lastError")) for r in rules if r.get("health") == "err"]
+        assert not bad, f"alerting rules that fail to evaluate: {bad}"
         print(f"prometheus: nodes up {up}; {len(rules)} alerting rules loaded, none firing")
+        # Every query of the Grafana dashboard runs on this Prometheus and has
+        # data, once two scrapes give the rates theirs (the annotations'
+        # query finds no agent decision on a healthy cluster).
+        q = urllib.parse.quote("rate(sil_http_requests_total[1m])")
+        while time.time() < deadline + 20:
+            if json.loads(get(api + "/query?query=" + q)[1])["data"]["result"]:
+                break
+            time.sleep(0.5)
+        with open(os.path.join(deploy, "grafana", "dashboards", "sil.json")) as f:
+            dash = json.load(f)
+        exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+        exprs += [a["expr"] for a in dash["annotations"]["list"] if "expr" in a]
+        empty = []
+        for expr in exprs:
+            q = expr.replace("$instance", ".*").replace("$__rate_interval", "1m")
+            r = json.loads(get(api + "/query?query=" + urllib.parse.quote(q))[1])
+            assert r["status"] == "success", f"dashboard query fails: {q}: {r}"
+            if not r["data"]["result"]:
+                empty.append(q)
+        annotations = [a["expr"].replace("$instance", ".*") for a in dash["annotations"]["list"]
+                       if "expr" in a]
+        empty = [q for q in empty if q not in annotations]
+        assert not empty, "dashboard queries without data:\n  " + "\n  ".join(empty)
+        print(f"grafana dashboard: {len(exprs)} queries run on Prometheus, all panels' with data")
         passed = True
         return 0
     finally:
