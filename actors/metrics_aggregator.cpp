@@ -291,8 +291,8 @@ void build_registry(metrics_state& st) {
                       .Add({});
   st.process_resident = gauge("process_resident_memory_bytes", "Resident memory size in bytes");
   st.process_virtual = gauge("process_virtual_memory_bytes", "Virtual memory size in bytes");
-  st.process_start = gauge("process_start_time_seconds",
-                           "Start time of the process since unix epoch in seconds");
+  st.process_start
+    = gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds");
   st.process_open_fds = gauge("process_open_fds", "Number of open file descriptors");
   st.process_max_fds = gauge("process_max_fds", "Maximum number of open file descriptors");
   prom::BuildGauge()

@@ -11,8 +11,7 @@ status check_node_identity(std::string_view name, std::string_view id, std::stri
                            const std::vector<known_node>& known) {
   if (id == own_id)
     return error{errc::forbidden, "node " + std::string{name} + " has the gateway's own node id "
-                                    + std::string{id} + "; refused: "
-                                    + node_identity_remedy};
+                                    + std::string{id} + "; refused: " + node_identity_remedy};
   for (const auto& n : known)
     if (n.live && n.id == id && n.name != name)
       return error{errc::forbidden, "node " + std::string{name} + " has the node id "

@@ -117,8 +117,8 @@ result<stat_fields> parse_stat(std::string_view text) {
     if (field == 24)
       return out;
   }
-  return error{errc::bad_format, "/proc stat: " + std::to_string(field - 1)
-                                   + " fields, expected at least 24"};
+  return error{errc::bad_format,
+               "/proc stat: " + std::to_string(field - 1) + " fields, expected at least 24"};
 }
 
 result<std::uint64_t> parse_boot_time(std::string_view proc_stat) {
@@ -146,15 +146,16 @@ result<std::uint64_t> parse_max_open_files(std::string_view limits) {
   if (at == std::string_view::npos)
     return error{errc::bad_format, "/proc limits: no 'Max open files' line"};
   auto end = limits.find('\n', at);
-  auto l = limits.substr(at + key.size(), end == std::string_view::npos ? end : end - at - key.size());
+  auto l
+    = limits.substr(at + key.size(), end == std::string_view::npos ? end : end - at - key.size());
   std::size_t pos = 0;
   auto soft = next_token(l, pos);
   if (soft == "unlimited")
     return std::numeric_limits<std::uint64_t>::max();
   auto v = to_u64(soft);
   if (!v)
-    return error{errc::bad_format, "/proc limits: 'Max open files' soft limit is '"
-                                     + std::string{soft} + "'"};
+    return error{errc::bad_format,
+                 "/proc limits: 'Max open files' soft limit is '" + std::string{soft} + "'"};
   return *v;
 }
 
@@ -166,7 +167,8 @@ process_sample make_sample(const stat_fields& st, std::uint64_t boot_time_s,
   s.cpu_seconds = static_cast<double>(st.utime_ticks + st.stime_ticks) / hz;
   s.resident_bytes = static_cast<double>(st.rss_pages) * static_cast<double>(page_size);
   s.virtual_bytes = static_cast<double>(st.vsize_bytes);
-  s.start_time_seconds = static_cast<double>(boot_time_s) + static_cast<double>(st.start_ticks) / hz;
+  s.start_time_seconds
+    = static_cast<double>(boot_time_s) + static_cast<double>(st.start_ticks) / hz;
   s.open_fds = static_cast<double>(open_fds);
   s.max_fds = static_cast<double>(max_open_files);
   return s;

@@ -40,12 +40,12 @@ result<std::uint64_t> parse_max_open_files(std::string_view limits);
 
 /// One sample of the process, in Prometheus's units.
 struct process_sample {
-  double cpu_seconds = 0.0;         // process_cpu_seconds_total
-  double resident_bytes = 0.0;      // process_resident_memory_bytes
-  double virtual_bytes = 0.0;       // process_virtual_memory_bytes
-  double start_time_seconds = 0.0;  // process_start_time_seconds (since the epoch)
-  double open_fds = 0.0;            // process_open_fds
-  double max_fds = 0.0;             // process_max_fds
+  double cpu_seconds = 0.0;        // process_cpu_seconds_total
+  double resident_bytes = 0.0;     // process_resident_memory_bytes
+  double virtual_bytes = 0.0;      // process_virtual_memory_bytes
+  double start_time_seconds = 0.0; // process_start_time_seconds (since the epoch)
+  double open_fds = 0.0;           // process_open_fds
+  double max_fds = 0.0;            // process_max_fds
 };
 
 /// Converts the parsed files to a sample; `ticks_per_second` and

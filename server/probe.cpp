@@ -29,7 +29,9 @@ int ms_left(clock_type::time_point deadline) {
 /// A socket that closes itself.
 struct socket_fd {
   int fd = -1;
-  explicit socket_fd(int f) : fd(f) {}
+  explicit socket_fd(int f)
+    : fd(f) {
+  }
   socket_fd(const socket_fd&) = delete;
   socket_fd& operator=(const socket_fd&) = delete;
   ~socket_fd() {
@@ -107,9 +109,10 @@ result<int> connect_to(const url& u, clock_type::time_point deadline,
 result<std::string> exchange(int fd, const url& u, clock_type::time_point deadline,
                              std::chrono::milliseconds timeout) {
   bool v6 = u.host.find(':') != std::string::npos;
-  std::string req = "GET " + u.target + " HTTP/1.1\r\nHost: " + (v6 ? "[" + u.host + "]" : u.host)
-                    + ":" + std::to_string(u.port)
-                    + "\r\nUser-Agent: sil-server-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+  std::string req
+    = "GET " + u.target + " HTTP/1.1\r\nHost: " + (v6 ? "[" + u.host + "]" : u.host) + ":"
+      + std::to_string(u.port)
+      + "\r\nUser-Agent: sil-server-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n";
   std::size_t sent = 0;
   while (sent < req.size()) {
     if (!wait_for(fd, POLLOUT, deadline))
@@ -216,8 +219,8 @@ result<int> parse_status_line(std::string_view line) {
   if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || !is_digit(line[7]) || line[8] != ' '
       || !is_digit(line[9]) || !is_digit(line[10]) || !is_digit(line[11])
       || (line.size() > 12 && line[12] != ' '))
-    return error{errc::bad_format, "not an HTTP/1.x status line: '"
-                                     + std::string{line.substr(0, 80)} + "'"};
+    return error{errc::bad_format,
+                 "not an HTTP/1.x status line: '" + std::string{line.substr(0, 80)} + "'"};
   return (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
 }
 

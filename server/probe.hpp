@@ -20,7 +20,7 @@ namespace sil::probe {
 
 /// The parts of an http:// URL the probe needs.
 struct url {
-  std::string host;         // without brackets for IPv6 literals
+  std::string host; // without brackets for IPv6 literals
   std::uint16_t port = 80;
   std::string target = "/"; // path and query
 };

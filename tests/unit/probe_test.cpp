@@ -75,15 +75,16 @@ struct fake_server {
   std::thread thread;
 
   explicit fake_server(std::string r, bool silent_close = false)
-    : reply(std::move(r)), close_silently(silent_close) {
+    : reply(std::move(r))
+    , close_silently(silent_close) {
     fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof a;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(fd, 4);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4) != 0
+        || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      ADD_FAILURE() << "no loopback listener for the fake server";
     port = ntohs(a.sin_port);
     thread = std::thread{[this] {
       int c = ::accept(fd, nullptr, nullptr);

@@ -76,7 +76,8 @@ TEST(ProcLimits, MaxOpenFilesIsTheSoftLimit) {
   auto m = parse_max_open_files(limits);
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ(*m, 1024u);
-  auto unlimited = parse_max_open_files("Max open files            unlimited   unlimited   files\n");
+  auto unlimited
+    = parse_max_open_files("Max open files            unlimited   unlimited   files\n");
   ASSERT_TRUE(unlimited);
   EXPECT_EQ(*unlimited, std::numeric_limits<std::uint64_t>::max());
   EXPECT_FALSE(parse_max_open_files("Max processes 100 100 processes\n"));
