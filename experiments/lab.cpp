@@ -1,5 +1,9 @@
 #include "experiments/lab.hpp"
 
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -8,9 +12,12 @@
 #include <fstream>
 #include <map>
 #include <random>
-#include <sstream>
 
 #include "core/window_stats.hpp"
+#include "experiments/locate.hpp"
+#include "experiments/progress.hpp"
+
+extern char** environ;
 
 namespace sil::lab {
 
@@ -18,133 +25,7 @@ namespace {
 
 const auto lab_start = std::chrono::steady_clock::now();
 
-bool parse_double(const std::string& s, double& out) {
-  char* end = nullptr;
-  errno = 0;
-  out = std::strtod(s.c_str(), &end);
-  return errno == 0 && end != s.c_str() && *end == '\0' && std::isfinite(out);
-}
-
-bool parse_list(const std::string& s, std::vector<double>& out) {
-  out.clear();
-  std::stringstream in{s};
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    double d = 0;
-    if (!parse_double(item, d) || d < 0)
-      return false;
-    out.push_back(d);
-  }
-  return !out.empty();
-}
-
 } // namespace
-
-std::string parse_args(int argc, char** argv, options& o) {
-  for (int i = 2; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](std::string& dst) -> bool {
-      if (i + 1 >= argc)
-        return false;
-      dst = argv[++i];
-      return true;
-    };
-    std::string v;
-    double d = 0;
-    if (a == "--quick") {
-      o.quick = true;
-    } else if (a == "--url" || a == "--server" || a == "--out" || a == "--server-arg"
-               || a == "--preset" || a == "--admin-token") {
-      if (!value(v) || v.empty())
-        return a + " needs a value";
-      if (a == "--url")
-        o.url = v;
-      else if (a == "--server")
-        o.server = v;
-      else if (a == "--out")
-        o.out = v;
-      else if (a == "--preset")
-        o.preset = v;
-      else if (a == "--admin-token")
-        o.admin_token = v;
-      else
-        o.server_args.push_back(v);
-    } else if (a == "--levels" || a == "--ttls" || a == "--capacities" || a == "--deltas") {
-      auto& dst = a == "--levels"   ? o.levels
-                  : a == "--ttls"   ? o.ttls
-                  : a == "--deltas" ? o.deltas
-                                    : o.capacities;
-      if (!value(v) || !parse_list(v, dst))
-        return a + ": expected comma-separated non-negative numbers, e.g. 0,0.1,0.5";
-      if (a == "--capacities")
-        for (double c : dst)
-          if (c < 1 || c != std::floor(c))
-            return "--capacities: expected whole numbers >= 1";
-      if (a == "--deltas")
-        for (double x : dst)
-          if (x <= 0 || x > 1)
-            return "--deltas: expected rates in (0, 1]";
-    } else if (a == "--arrival" || a == "--prefix") {
-      if (!value(v))
-        return a + " needs a value";
-      if (a == "--arrival" && (v == "constant" || v == "poisson"))
-        o.kind = v == "constant" ? arrival::constant : arrival::poisson;
-      else if (a == "--prefix" && (v == "hot" || v == "zipf" || v == "unique"))
-        o.prefix = v == "hot"    ? prefix_kind::hot
-                   : v == "zipf" ? prefix_kind::zipf
-                                 : prefix_kind::unique;
-      else
-        return a.append(": unknown value '").append(v).append("'");
-    } else if (a == "--rate" || a == "--duration" || a == "--burst-rate" || a == "--burst-period"
-               || a == "--burst-length" || a == "--zipf-s" || a == "--connections"
-               || a == "--zipf-m" || a == "--seed" || a == "--steps" || a == "--strength"
-               || a == "--trials" || a == "--prefix-k" || a == "--tolerance" || a == "--noise"
-               || a == "--reps") {
-      if (!value(v) || !parse_double(v, d) || d < 0)
-        return a + ": expected a non-negative number";
-      if (a == "--rate")
-        o.rate = d;
-      else if (a == "--duration")
-        o.duration = d;
-      else if (a == "--burst-rate")
-        o.burst_rate = d;
-      else if (a == "--burst-period")
-        o.burst_period = d;
-      else if (a == "--burst-length")
-        o.burst_length = d;
-      else if (a == "--zipf-s")
-        o.zipf_s = d;
-      else if (a == "--connections")
-        o.connections = static_cast<std::size_t>(d);
-      else if (a == "--zipf-m")
-        o.zipf_m = static_cast<std::size_t>(d);
-      else if (a == "--seed")
-        o.seed = static_cast<std::uint64_t>(d);
-      else if (a == "--steps")
-        o.steps = d;
-      else if (a == "--strength") {
-        o.strength = d;
-        o.strength_given = true;
-      } else if (a == "--trials")
-        o.trials = d;
-      else if (a == "--prefix-k")
-        o.prefix_k = d;
-      else if (a == "--tolerance")
-        o.tolerance = d;
-      else if (a == "--reps") {
-        if (d < 1 || d != std::floor(d))
-          return "--reps: expected a whole number >= 1";
-        o.reps = static_cast<std::size_t>(d);
-      } else
-        o.noise = d;
-    } else {
-      return "unknown option '" + a + "'";
-    }
-  }
-  if (o.connections == 0)
-    return "--connections must be at least 1";
-  return {};
-}
 
 std::size_t reps_of(const options& o) {
   return o.reps > 0 ? o.reps : (o.quick ? 1 : 3);
@@ -170,7 +51,40 @@ double lab_elapsed() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - lab_start).count();
 }
 
+bool stderr_is_tty() {
+  static const bool tty = isatty(STDERR_FILENO) == 1;
+  return tty;
+}
+
+status quick_may_write(const options& o, const std::string& name) {
+  if (!o.quick)
+    return ok();
+  auto file = fs::path{o.out} / name / "results.json";
+  std::ifstream in{file};
+  if (!in)
+    return ok();
+  auto j = json::parse(in, nullptr, false);
+  // Only a file that says it came from a quick run may be replaced; one
+  // that does not say (or cannot be read) is kept, as a full run's would be.
+  bool quick = !j.is_discarded() && j.is_object() && j.contains("config") && j["config"].is_object()
+               && j["config"].value("quick", false);
+  if (quick)
+    return ok();
+  return error{errc::invalid_argument,
+               file.string()
+                 + " holds a full run's results; a --quick run does not overwrite "
+                   "them (its default output is reports/quick; pass another --out, or delete "
+                   "that directory)"};
+}
+
+progress_meter stderr_progress(const std::string& label, const std::string& unit) {
+  return {label, unit, stderr_is_tty(), [](const std::string& s) { std::fputs(s.c_str(), stderr); },
+          lab_elapsed()};
+}
+
 result<fs::path> experiment_dir(const options& o, const std::string& name) {
+  if (auto st = quick_may_write(o, name); !st)
+    return st.error();
   auto dir = fs::path{o.out} / name;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -202,7 +116,7 @@ result<target> open_target(const options& o, const std::vector<std::string>& arg
       return error{errc::unavailable, "no sil-server at " + o.url + ": " + health.error().message};
     return t;
   }
-  auto bin = o.server.empty() ? (fs::path{o.self}.parent_path() / "sil-server").string() : o.server;
+  auto bin = o.server.empty() ? (executable_dir(o.self.c_str()) / "sil-server").string() : o.server;
   std::random_device rd;
   char token[40];
   std::snprintf(token, sizeof token, "lab-%08x%08x", rd(), rd());
@@ -236,12 +150,11 @@ result<load_result> run_cell(const target& t, const std::string& experiment,
   lc.connections = connections;
   lc.schedule = schedule;
   lc.body = [&bodies](std::size_t i) { return bodies[i]; };
-  lc.progress = [&](std::size_t done, std::size_t planned) {
-    std::fprintf(stderr, "\r[%s] %-28s %7.1f s  %zu / %zu requests  ", experiment.c_str(),
-                 phase.c_str(), lab_elapsed(), done, planned);
-  };
+  auto meter = stderr_progress("[" + experiment + "] " + phase, "requests");
+  lc.progress
+    = [&](std::size_t done, std::size_t planned) { meter.update(lab_elapsed(), done, planned); };
   auto r = run_load(lc);
-  std::fprintf(stderr, "\n");
+  meter.finish(lab_elapsed(), r ? r->requests.size() : 0, schedule.size());
   return r;
 }
 
@@ -291,13 +204,39 @@ void write_json(const fs::path& dir, const json& j) {
   std::ofstream{dir / "results.json"} << j.dump(2) << "\n";
 }
 
+namespace {
+
+/// Runs `argv` (argv[0] a path) and waits; its exit status, or -1 if it
+/// could not start or did not exit normally.
+int run_and_wait(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0)
+    return -1;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+} // namespace
+
 void finish_experiment(const std::string& kind, const fs::path& dir, const std::string& note) {
-  // The plot script lives in the source tree (SIL_SOURCE_DIR, set at build).
-  auto cmd = std::string{"/usr/bin/python3 "} + SIL_SOURCE_DIR + "/experiments/plot.py " + kind
-             + " '" + dir.string() + "'";
-  if (std::system(cmd.c_str()) != 0)
-    std::fprintf(stderr, "[%s] warning: plotting failed (is python3-matplotlib installed?)\n",
-                 kind.c_str());
+  // plot.py is found at run time (SIL_PLOT_SCRIPT, the installed layout, the
+  // build tree): see experiments/locate.hpp.
+  auto script = find_plot_script(std::getenv("SIL_PLOT_SCRIPT"), executable_dir(nullptr));
+  if (!script)
+    std::fprintf(stderr, "[%s] warning: no plots: %s\n", kind.c_str(),
+                 script.error().message.c_str());
+  else if (run_and_wait({"/usr/bin/python3", script->string(), kind, dir.string()}) != 0)
+    std::fprintf(stderr,
+                 "[%s] warning: plotting with %s failed (is python3-matplotlib installed?)\n",
+                 kind.c_str(), script->string().c_str());
   std::fprintf(stderr, "[%s] wrote %s%s%s\n", kind.c_str(), (dir / "results.json").string().c_str(),
                note.empty() ? "" : " ", note.c_str());
 }

@@ -14,6 +14,7 @@
 #include "core/model.hpp"
 #include "experiments/analysis.hpp"
 #include "experiments/load_generator.hpp"
+#include "experiments/progress.hpp"
 #include "experiments/risk.hpp"
 #include "experiments/server_process.hpp"
 #include "experiments/workload.hpp"
@@ -32,6 +33,8 @@ struct options {
   std::string admin_token; // for --url targets
   std::string server;      // sil-server binary
   std::string self;        // argv[0]
+  /// Output root; the command line sets reports, or reports/quick with
+  /// --quick, unless --out is given.
   std::string out = "reports";
   double rate = 0;
   double duration = 0;
@@ -73,8 +76,18 @@ std::uint64_t rep_seed(const options& o, std::size_t rep);
 /// requests, no per-second or encoder-share audit cap.
 const std::vector<std::string>& old_behaviour_args();
 
-/// Parses argv[2..]; returns an error message or "".
-std::string parse_args(int argc, char** argv, options& o);
+/// Whether progress goes to a terminal (then lines are rewritten in place
+/// with '\r'; otherwise plain lines are written, see progress.hpp).
+bool stderr_is_tty();
+
+/// A progress line on stderr for one phase, starting now; the clock is
+/// lab_elapsed().
+progress_meter stderr_progress(const std::string& label, const std::string& unit);
+
+/// Refuses (an error) a --quick run that would overwrite OUT/<name>, when
+/// its results.json does not say it came from a quick run: full results
+/// are kept. Ok for full runs and new directories.
+status quick_may_write(const options& o, const std::string& name);
 
 /// Prints "sil-lab: msg" and returns exit code 2.
 int fail(const std::string& msg);
@@ -82,7 +95,7 @@ int fail(const std::string& msg);
 /// Seconds since the process started sil-lab (for progress lines).
 double lab_elapsed();
 
-/// Creates OUT/<name>; returns the path or an error.
+/// Creates OUT/<name> (after quick_may_write); returns the path or an error.
 result<fs::path> experiment_dir(const options& o, const std::string& name);
 
 /// The server an experiment talks to: its own child process, or --url.
@@ -135,7 +148,8 @@ json run_summary(const load_result& r, double target_rate, double duration);
 void write_json(const fs::path& dir, const json& j);
 
 /// Ends an experiment whose files are written and closed: runs
-/// experiments/plot.py KIND DIR (matplotlib; warns if it fails) and prints
+/// plot.py KIND DIR (found at run time, see locate.hpp; matplotlib; warns if
+/// it fails or is not found) and prints
 /// "[KIND] wrote DIR/results.json NOTE" on stderr.
 void finish_experiment(const std::string& kind, const fs::path& dir, const std::string& note = {});
 
@@ -172,6 +186,7 @@ int cmd_correctness(const options& o);
 int cmd_guard(const options& o);
 int cmd_sweep_ttl(const options& o);
 int cmd_sweep_capacity(const options& o);
+int cmd_picture(const options& o);
 int cmd_all(const options& o);
 int cmd_report(const options& o);
 

@@ -72,6 +72,7 @@ int cmd_drift(const options& o) {
   // moved by s x strength: drift alone.
   series resampled{steps + 1};
   series shifted{steps + 1};
+  auto meter = stderr_progress("[drift] encode", "trials");
   for (int t = 0; t < trials; ++t) {
     std::vector<float> x0(dim);
     for (auto& v : x0)
@@ -95,11 +96,11 @@ int cmd_drift(const options& o) {
         x[i] = x0[i] + shift;
       record(shifted, s, x);
     }
-    if ((t + 1) % 50 == 0 || t + 1 == trials)
-      std::fprintf(stderr, "\r[drift] encode %7.1f s  %d / %d trials", lab_elapsed(), t + 1,
-                   trials);
+    if ((t + 1) % 50 == 0)
+      meter.update(lab_elapsed(), static_cast<std::size_t>(t) + 1,
+                   static_cast<std::size_t>(trials));
   }
-  std::fprintf(stderr, "\n");
+  meter.finish(lab_elapsed(), static_cast<std::size_t>(trials), static_cast<std::size_t>(trials));
 
   json rows = json::array();
   std::ofstream csv{*dir / "results.csv"};

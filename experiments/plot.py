@@ -7,9 +7,11 @@
   plot.py guard DIR           calibration.png, scenario.png, timeline.png
   plot.py sweep-ttl DIR       ttl_tradeoff.png
   plot.py sweep-capacity DIR  capacity.png
+  plot.py picture DIR         drift.png (the README's picture)
 """
 import csv
 import json
+import math
 import sys
 from collections import defaultdict
 
@@ -412,8 +414,102 @@ def timeline(d):
     save(fig, f"{d}/timeline.png")
 
 
+def mode_steps(decisions, end):
+    """The agent's mode over [0, end] from its decision log, as step-plot
+    points (times, modes)."""
+    mode, ts, ms = "normal", [0.0], ["normal"]
+    for r in decisions:
+        t = float(r["t_s"])
+        if 0 <= t <= end:
+            ts += [t, t]
+            ms += [mode, r["to"]]
+            mode = r["to"]
+    ts.append(end)
+    ms.append(mode)
+    return ts, ms
+
+
+def picture(d):
+    """Two columns (the arms), two rows on one time axis: every served hit's
+    error against the tolerance, then the guard's decisions and the served
+    hits per second with the agent's mode."""
+    rows = read(f"{d}/timeline.csv")
+    decisions = read(f"{d}/decisions.csv")
+    with open(f"{d}/results.json") as f:
+        res = json.load(f)
+    cfg = res["config"]
+    tol = float(cfg["tolerance"])
+    onset = float(cfg["onset_s"])
+    end = float(cfg["duration_s"])
+    seconds = max(1, math.ceil(end))
+    arms = [("prefix_reuse", "Prefix reuse + cosine agent (before the guard)"),
+            ("guard", "Reuse guard + wrong-rate agent (defaults)")]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 7.2), sharex=True, sharey="row",
+                             gridspec_kw={"height_ratios": [3, 2]})
+    order = ["normal", "short_ttl", "disabled"]
+    for r in decisions:
+        if r["to"] not in order:
+            order.append(r["to"])
+    floor = 1e-7
+    for col, (arm, title) in enumerate(arms):
+        top, bottom = axes[0][col], axes[1][col]
+        mine = [r for r in rows if r["arm"] == arm]
+        hits = [r for r in mine if r["hit"] == "1" and r["error"] not in ("", "nan")]
+        ok = [r for r in hits if float(r["error"]) <= tol]
+        bad = [r for r in hits if float(r["error"]) > tol]
+        top.scatter([float(r["t_s"]) for r in ok], [max(float(r["error"]), floor) for r in ok],
+                    s=4, alpha=0.45, color="tab:blue", label=f"served hit within tau ({len(ok)})")
+        top.scatter([float(r["t_s"]) for r in bad], [float(r["error"]) for r in bad], s=6,
+                    alpha=0.7, color="tab:red", label=f"wrong served hit ({len(bad)})")
+        top.axhline(tol, ls="--", color="k", lw=1, label=f"tolerance tau = {tol:g}")
+        top.set_yscale("log")
+        top.set_title(title, fontsize=10)
+        if col == 0:
+            top.set_ylabel("|cached - fresh| per served hit\n(log; exact repeats at the floor)")
+        top.legend(fontsize=7, loc="lower right")
+
+        per = {k: [0] * seconds for k in ("requests", "hits", "wrong", "refused")}
+        for r in mine:
+            s = min(seconds - 1, int(float(r["t_s"])))
+            per["requests"][s] += 1
+            if r["basis"] == "refused":
+                per["refused"][s] += 1
+            if r["hit"] == "1":
+                per["hits"][s] += 1
+                if r["error"] not in ("", "nan") and float(r["error"]) > tol:
+                    per["wrong"][s] += 1
+        x = [s + 0.5 for s in range(seconds)]
+        bottom.plot(x, per["requests"], color="0.6", lw=1, label="requests")
+        bottom.plot(x, per["hits"], color="tab:blue", label="served hits")
+        bottom.plot(x, per["wrong"], color="tab:red", label="wrong served hits")
+        if any(per["refused"]):
+            bottom.plot(x, per["refused"], color="tab:orange",
+                        label="refused by the guard (computed fresh)")
+        if col == 0:
+            bottom.set_ylabel("per second")
+        bottom.set_xlabel("time since the start of the run, s")
+        twin = bottom.twinx()
+        ts, ms = mode_steps([r for r in decisions if r["arm"] == arm], end)
+        twin.plot(ts, [order.index(m) for m in ms], color="k", lw=1.8, label="agent mode")
+        twin.set_ylim(-0.3, len(order) - 0.7)
+        twin.set_yticks(range(len(order)))
+        twin.set_yticklabels(order, fontsize=8)
+        if col == 1:
+            twin.set_ylabel("agent mode")
+        bottom.set_ylim(0, 1.7 * max(per["requests"] + [1]))
+        twin_legend(bottom, twin)
+        for ax in (top, bottom):
+            ax.axvline(onset, color="tab:purple", ls=":", lw=1.2)
+        top.annotate("drift starts", (onset, 1.0), xycoords=("data", "axes fraction"),
+                     xytext=(3, -12), textcoords="offset points", fontsize=8, color="tab:purple")
+    fig.suptitle(f"The cache and the agent under drift: {cfg['rate']:g} req/s, every suffix "
+                 f"drifts by {cfg['drift_per_second']:g} per second from t = {onset:g} s",
+                 fontsize=11)
+    save(fig, f"{d}/drift.png")
+
+
 KINDS = {"drift": drift, "load": load, "correctness": correctness, "guard": guard,
-         "sweep-ttl": sweep_ttl, "sweep-capacity": sweep_capacity}
+         "sweep-ttl": sweep_ttl, "sweep-capacity": sweep_capacity, "picture": picture}
 
 
 def main():

@@ -4,8 +4,9 @@
 usage: install_test.py tree BUILD_DIR   installs into a temporary DESTDIR with
                                         prefix /usr: every file of the layout
                                         is there, the programs are executable,
-                                        and the installed sil-server answers
-                                        --help with exit 0
+                                        the installed sil-server answers --help
+                                        with exit 0, and the installed sil-lab
+                                        draws plots with share/sil/plot.py
        install_test.py deb BUILD_DIR    builds the .deb with cpack into a
                                         temporary directory: it holds exactly
                                         the installed files, and its Depends
@@ -68,7 +69,18 @@ def check_tree(build):
         assert r.returncode == 0, f"installed sil-server --help exited {r.returncode}:\n{r.stderr}"
         text = r.stdout + r.stderr
         assert "--port" in text or "port" in text, f"--help says nothing about the port:\n{text}"
-        print(f"install: {len(LAYOUT)} files under {dest}/usr; sil-server --help exits 0")
+        # The installed sil-lab finds its plot script in share/sil (no source
+        # tree, no SIL_PLOT_SCRIPT): a tiny pure-model run draws its plots.
+        env = {k: v for k, v in os.environ.items() if k != "SIL_PLOT_SCRIPT"}
+        out = os.path.join(dest, "lab-out")
+        r = run([os.path.join(dest, "usr/bin/sil-lab"), "drift", "--quick", "--preset", "seed",
+                 "--trials", "20", "--steps", "3", "--out", out], cwd=dest, env=env)
+        assert r.returncode == 0, f"installed sil-lab drift exited {r.returncode}:\n{r.stderr}"
+        assert "no plots" not in r.stderr, f"installed sil-lab found no plot script:\n{r.stderr}"
+        pngs = [f for f in os.listdir(os.path.join(out, "drift")) if f.endswith(".png")]
+        assert pngs, f"installed sil-lab drew no plots: {os.listdir(os.path.join(out, 'drift'))}"
+        print(f"install: {len(LAYOUT)} files under {dest}/usr; sil-server --help exits 0; "
+              f"the installed sil-lab drew {sorted(pngs)} with share/sil/plot.py")
 
 
 def package_of(lib):

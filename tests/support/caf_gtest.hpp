@@ -28,7 +28,7 @@
 #define CAF_FAIL(msg)                                                                              \
   do {                                                                                             \
     std::ostringstream caf_gtest_os_;                                                              \
-    caf_gtest_os_ << msg;                                                                          \
+    caf_gtest_os_ << msg; /* NOLINT(bugprone-macro-parentheses): msg is a << chain */              \
     ADD_FAILURE() << caf_gtest_os_.str();                                                          \
     std::fflush(stdout);                                                                           \
     std::abort();                                                                                  \
