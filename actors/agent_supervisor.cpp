@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "actors/encoder_worker.hpp"
+#include "core/node_identity.hpp"
 #include "core/wait_estimator.hpp"
 #include "core/window_stats.hpp"
 #include "logging/log.hpp"
@@ -56,6 +57,8 @@ struct supervisor_state {
   std::uint64_t next_id = 0;
   /// Encoder nodes by name (the local one included).
   std::map<std::string, node_info> nodes;
+  /// The CAF node id each remote node last joined with, by name.
+  std::map<std::string, std::string> node_ids;
   pool_snapshot stats;
   agent_state agent;
   /// Cosine divergences reported in the current window.
@@ -88,8 +91,9 @@ std::int64_t now_unix_ms() {
 }
 
 /// Workers that count for /health: the fallback worker does not (the
-/// gateway is degraded while it is the only one).
-void publish_workers(self_ptr self) {
+/// gateway is degraded while it is the only one). Logs every node whose
+/// state changed, with `reason`: what changed the pool.
+void publish_workers(self_ptr self, std::string_view reason) {
   auto& st = self->state;
   std::uint32_t alive = 0;
   for (auto& [name, n] : st.nodes)
@@ -102,9 +106,15 @@ void publish_workers(self_ptr self) {
   for (auto& [name, n] : st.nodes) {
     const char* state = n.state == "local" ? "local" : n.workers > 0 ? "up" : "down";
     if (n.state != state) {
-      if (!n.state.empty() && st.cfg.log_nodes)
-        std::fprintf(stderr, "sil-server: node %s is %s (%u workers in the pool)\n", n.name.c_str(),
-                     state, n.workers);
+      if (!n.state.empty() && st.cfg.log_nodes) {
+        auto lvl = std::string_view{state} == "down" ? logging::level::warn : logging::level::info;
+        logging::write(lvl, "cluster", "node state",
+                       {{"node", n.name},
+                        {"from", n.state},
+                        {"to", state},
+                        {"workers", n.workers},
+                        {"reason", reason}});
+      }
       n.state = state;
       n.changed_unix_ms = now_unix_ms();
     }
@@ -139,14 +149,14 @@ void add_worker(self_ptr self) {
   slot.id = st.next_id++;
   slot.node = st.cfg.node_name;
   st.workers.push_back(std::move(slot));
-  publish_workers(self);
+  publish_workers(self, "local worker started");
 }
 
 /// No worker at all: spawn the local fallback worker, if allowed.
 void add_fallback(self_ptr self) {
   add_worker(self);
   self->state.workers.back().fallback = true;
-  publish_workers(self);
+  publish_workers(self, "fallback worker started: no other worker is reachable");
 }
 
 /// A remote node's worker joins the pool.
@@ -159,9 +169,25 @@ caf::result<std::uint64_t> join(self_ptr self, const std::string& node, const st
                                                   + st.cfg.m.version());
   if (!h)
     return make_caf_error(errc::bad_request, "no worker handle");
+  // Before anything else looks at the handle: a node with another live
+  // node's id (or ours) has a handle that CAF routes to that other node, so
+  // it would "join" as someone else's worker.
+  std::vector<known_node> known;
+  for (const auto& [name, id] : st.node_ids) {
+    auto n = st.nodes.find(name);
+    known.push_back({name, id, n != st.nodes.end() && n->second.workers > 0});
+  }
+  auto id_text = caf::to_string(h.node());
+  if (auto verdict = check_node_identity(node, id_text, caf::to_string(self->node()), known);
+      !verdict) {
+    logging::error("cluster", "node refused: node id clash",
+                   {{"node", node}, {"node_id", id_text}, {"reason", verdict.error().message}});
+    return to_caf_error(verdict.error());
+  }
   for (const auto& w : st.workers)
     if (w.handle == h)
       return w.id; // joined twice (a retried request): keep one slot
+  st.node_ids[node] = id_text;
   self->monitor(h);
   worker_slot slot;
   slot.handle = h;
@@ -173,7 +199,9 @@ caf::result<std::uint64_t> join(self_ptr self, const std::string& node, const st
   if (st.nodes[node].state.empty())
     st.nodes[node].state = "new";
   auto id = st.workers.back().id;
-  publish_workers(self);
+  if (st.cfg.log_nodes)
+    logging::info("cluster", "node joined", {{"node", node}, {"node_id", id_text}});
+  publish_workers(self, "worker joined");
   dispatch(self);
   return id;
 }
@@ -208,9 +236,12 @@ void fail_slot(self_ptr self, std::uint64_t id, const caf::error& why) {
   auto jobs = std::move(i->jobs);
   st.running_rows -= i->rows;
   bool local = !i->remote && !i->fallback;
+  auto reason = "lost a worker: " + caf::to_string(why);
   if (i->remote && st.cfg.log_nodes)
-    std::fprintf(stderr, "sil-server: node %s lost a worker (%s); %zu requests retried elsewhere\n",
-                 i->node.c_str(), caf::to_string(why).c_str(), jobs ? jobs->size() : 0);
+    logging::warn("cluster", "node lost a worker",
+                  {{"node", i->node},
+                   {"reason", caf::to_string(why)},
+                   {"retried", jobs ? jobs->size() : std::size_t{0}}});
   st.workers.erase(i);
   self->demonitor(old.address());
   // A hung remote worker is killed too: its node sees it die, replaces it
@@ -222,7 +253,7 @@ void fail_slot(self_ptr self, std::uint64_t id, const caf::error& why) {
     ++st.stats.restarts;
     add_worker(self);
   } else {
-    publish_workers(self);
+    publish_workers(self, reason);
   }
   if (jobs)
     requeue(self, *jobs, why);

@@ -6,8 +6,6 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
-#include <sys/resource.h>
-
 #include <array>
 #include <chrono>
 #include <functional>
@@ -16,6 +14,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/build_info.hpp"
+#include "core/process_stats.hpp"
 #include "core/tsan.hpp"
 #include "core/window_stats.hpp"
 
@@ -75,10 +75,28 @@ struct mirrored_counter {
   }
 };
 
+/// The states a node can be in, one sil_node_state series each.
+constexpr std::array<const char*, 3> node_states{"local", "up", "down"};
+
+/// One node's series, looked up once when the node first appears.
+struct node_series {
+  prom::Gauge* up = nullptr;
+  prom::Gauge* workers = nullptr;
+  prom::Gauge* outstanding = nullptr;
+  mirrored_counter encodes;
+  std::array<prom::Gauge*, node_states.size()> state{};
+};
+
 struct metrics_state {
   metrics_config cfg;
+  // The process, from /proc (Prometheus's standard process_* names).
   prom::Counter* process_cpu = nullptr;
-  std::uint64_t cpu_us = 0;
+  double cpu_seconds = 0.0;
+  prom::Gauge* process_resident = nullptr;
+  prom::Gauge* process_virtual = nullptr;
+  prom::Gauge* process_start = nullptr;
+  prom::Gauge* process_open_fds = nullptr;
+  prom::Gauge* process_max_fds = nullptr;
   std::shared_ptr<prom::Registry> registry = std::make_shared<prom::Registry>();
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   ring all{10000};
@@ -137,11 +155,15 @@ struct metrics_state {
   prom::Gauge* http_open = nullptr;
   std::vector<std::pair<mirrored_counter, std::uint64_t http_counters::*>> http_mirrors;
   prom::Gauge* uptime = nullptr;
-  // Per encoder node (cluster roles); children added as nodes appear.
+  // Per encoder node (cluster roles), labelled by node name only, so that a
+  // node keeps its series across state changes; children added as nodes
+  // appear. The state is its own 0/1 series per state (sil_node_state).
   prom::Family<prom::Gauge>* node_up = nullptr;
   prom::Family<prom::Gauge>* node_workers = nullptr;
   prom::Family<prom::Gauge>* node_outstanding = nullptr;
-  prom::Family<prom::Gauge>* node_encodes = nullptr;
+  prom::Family<prom::Counter>* node_encodes = nullptr;
+  prom::Family<prom::Gauge>* node_state = nullptr;
+  std::map<std::string, node_series> nodes;
 
   cache_snapshot last_cache;
   pool_snapshot last_pool;
@@ -151,10 +173,14 @@ struct metrics_state {
 
 using self_ptr = metrics_actor::stateful_pointer<metrics_state>;
 
+/// Server-side latency buckets, seconds. A hit answered on the read path
+/// takes a few microseconds and a miss a millisecond or more, so the buckets
+/// start at 2.5 us (with 10 us among them) and reach 5 s in steps of
+/// 1-2.5-5: both kinds of answer spread over several buckets.
 const prom::Histogram::BucketBoundaries& latency_buckets() {
-  static const prom::Histogram::BucketBoundaries b{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                   0.005,  0.01,    0.025,  0.05,  0.1,
-                                                   0.25,   0.5,     1.0,    2.5,   5.0};
+  static const prom::Histogram::BucketBoundaries b{
+    0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+    0.005,     0.01,     0.025,   0.05,     0.1,     0.25,   0.5,     1.0,    2.5,   5.0};
   return b;
 }
 
@@ -260,9 +286,21 @@ void build_registry(metrics_state& st) {
   };
   st.process_cpu = &prom::BuildCounter()
                       .Name("process_cpu_seconds_total")
-                      .Help("User and system CPU time of the process, seconds")
+                      .Help("Total user and system CPU time spent in seconds")
                       .Register(reg)
                       .Add({});
+  st.process_resident = gauge("process_resident_memory_bytes", "Resident memory size in bytes");
+  st.process_virtual = gauge("process_virtual_memory_bytes", "Virtual memory size in bytes");
+  st.process_start
+    = gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds");
+  st.process_open_fds = gauge("process_open_fds", "Number of open file descriptors");
+  st.process_max_fds = gauge("process_max_fds", "Maximum number of open file descriptors");
+  prom::BuildGauge()
+    .Name("sil_build_info")
+    .Help("The version and commit this binary was built from; the value is always 1")
+    .Register(reg)
+    .Add({{"version", build_version()}, {"commit", build_commit()}})
+    .Set(1);
   st.uptime = gauge("sil_uptime_seconds", "Seconds since the service started");
   const prom::Histogram::BucketBoundaries div_buckets{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.02,
                                                       0.05,   0.1,    0.2,   0.3,   0.5,  1.0};
@@ -352,7 +390,7 @@ void build_registry(metrics_state& st) {
   }
   st.node_up = &prom::BuildGauge()
                   .Name("sil_node_up")
-                  .Help("1 if the encoder node has live workers (the gateway's own: state local)")
+                  .Help("1 if the encoder node has live workers or is the gateway's own")
                   .Register(reg);
   st.node_workers = &prom::BuildGauge()
                        .Name("sil_node_workers")
@@ -362,10 +400,15 @@ void build_registry(metrics_state& st) {
                            .Name("sil_node_outstanding")
                            .Help("Requests the node is encoding now")
                            .Register(reg);
-  st.node_encodes = &prom::BuildGauge()
-                       .Name("sil_node_encodes")
+  st.node_encodes = &prom::BuildCounter()
+                       .Name("sil_node_encodes_total")
                        .Help("Requests the node has encoded since it first joined")
                        .Register(reg);
+  st.node_state = &prom::BuildGauge()
+                     .Name("sil_node_state")
+                     .Help("1 for the node's current state (local: the gateway's own; up: has "
+                           "live workers; down: had workers, has none), 0 for the others")
+                     .Register(reg);
   prom::BuildGauge()
     .Name("sil_model_info")
     .Help("The served model; the value is always 1")
@@ -399,6 +442,27 @@ http_counters http_of(const metrics_state& st) {
   return h;
 }
 
+/// Updates one node's series, creating them when the node first appears.
+void refresh_node(metrics_state& st, const node_info& n) {
+  auto [it, fresh] = st.nodes.try_emplace(n.name);
+  auto& ns = it->second;
+  if (fresh) {
+    std::map<std::string, std::string> labels{{"node", n.name}};
+    ns.up = &st.node_up->Add(labels);
+    ns.workers = &st.node_workers->Add(labels);
+    ns.outstanding = &st.node_outstanding->Add(labels);
+    ns.encodes.counter = &st.node_encodes->Add(labels);
+    for (std::size_t i = 0; i < node_states.size(); ++i)
+      ns.state[i] = &st.node_state->Add({{"node", n.name}, {"state", node_states[i]}});
+  }
+  ns.up->Set(n.state == "up" || n.state == "local" ? 1.0 : 0.0);
+  ns.workers->Set(n.workers);
+  ns.outstanding->Set(static_cast<double>(n.outstanding));
+  ns.encodes.update(n.encodes);
+  for (std::size_t i = 0; i < node_states.size(); ++i)
+    ns.state[i]->Set(n.state == node_states[i] ? 1.0 : 0.0);
+}
+
 void refresh(metrics_state& st) {
   for (auto& [c, field] : st.cache_counters)
     c.update(st.last_cache.*field);
@@ -427,34 +491,20 @@ void refresh(metrics_state& st) {
   st.http_open->Set(static_cast<double>(http.connections_open));
   for (auto& [c, field] : st.http_mirrors)
     c.update(http.*field);
-  // CPU time of the whole process (all threads), in microseconds mirrored
-  // into a counter of seconds: near the core count per second, the node is
-  // saturated.
-  rusage ru{};
-  if (getrusage(RUSAGE_SELF, &ru) == 0) {
-    auto us = [](const timeval& t) {
-      return static_cast<std::uint64_t>(t.tv_sec) * 1000000u
-             + static_cast<std::uint64_t>(t.tv_usec);
-    };
-    auto now = us(ru.ru_utime) + us(ru.ru_stime);
-    if (now > st.cpu_us) {
-      st.process_cpu->Increment(static_cast<double>(now - st.cpu_us) / 1e6);
-      st.cpu_us = now;
+  // The process as /proc sees it; where /proc is missing the series stay 0.
+  if (auto p = proc::read_self()) {
+    if (p->cpu_seconds > st.cpu_seconds) {
+      st.process_cpu->Increment(p->cpu_seconds - st.cpu_seconds);
+      st.cpu_seconds = p->cpu_seconds;
     }
+    st.process_resident->Set(p->resident_bytes);
+    st.process_virtual->Set(p->virtual_bytes);
+    st.process_start->Set(p->start_time_seconds);
+    st.process_open_fds->Set(p->open_fds);
+    st.process_max_fds->Set(p->max_fds);
   }
-  for (const auto& n : st.last_pool.nodes) {
-    std::map<std::string, std::string> labels{{"node", n.name}, {"state", n.state}};
-    // One series per node: the state label of a node changes, so the old
-    // series is dropped when it does.
-    for (auto* fam : {st.node_up, st.node_workers, st.node_outstanding, st.node_encodes})
-      for (const char* other : {"up", "down", "local"})
-        if (n.state != other && fam->Has({{"node", n.name}, {"state", other}}))
-          fam->Remove(&fam->Add({{"node", n.name}, {"state", other}}));
-    st.node_up->Add(labels).Set(n.state == "down" ? 0.0 : 1.0);
-    st.node_workers->Add(labels).Set(n.workers);
-    st.node_outstanding->Add(labels).Set(static_cast<double>(n.outstanding));
-    st.node_encodes->Add(labels).Set(static_cast<double>(n.encodes));
-  }
+  for (const auto& n : st.last_pool.nodes)
+    refresh_node(st, n);
   st.uptime->Set(
     std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count());
   for (auto& [c, field] : st.audit_counters)

@@ -116,7 +116,8 @@ sil_config::sil_config() {
   opt_group{custom_options_, "global"}
     .add(s.role, "role", "standalone, gateway or worker (see README: Cluster)")
     .add(s.gateway, "gateway", "worker: the gateway's registry, HOST:PORT")
-    .add(s.node_name, "node-name", "this node's name in /stats and /metrics (empty: host:pid)");
+    .add(s.node_name, "node-name",
+         "this node's name in /stats and /metrics (default ROLE@HOSTNAME:PORT)");
   opt_group{custom_options_, "cluster"}
     .add(s.cluster_host, "host", "gateway: address the registry listens on for worker nodes")
     .add(s.cluster_port, "port", "gateway: port of the registry (0 picks one)")

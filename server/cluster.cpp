@@ -7,10 +7,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <thread>
 #include <vector>
 
 #include "actors/encoder_worker.hpp"
+#include "core/node_identity.hpp"
 #include "logging/log.hpp"
 
 namespace sil {
@@ -31,9 +33,12 @@ void prepare_cluster_config(sil_config& cfg) {
 std::string default_node_name(const service_settings& s) {
   if (!s.node_name.empty())
     return s.node_name;
+  // No process id: a restarted node keeps its name, and with it its
+  // metric series. Two nodes on one host differ by role or by HTTP port
+  // (they cannot share a port on one network namespace).
   char host[256] = "localhost";
   gethostname(host, sizeof host - 1);
-  return s.role + "@" + host + ":" + std::to_string(getpid());
+  return s.role + "@" + host + ":" + std::to_string(s.port);
 }
 
 result<std::uint16_t> publish_registry(caf::actor_system& sys, const service_handles& h,
@@ -59,20 +64,59 @@ struct worker_node {
   std::string host;
   std::uint16_t port = 0;
   std::vector<encoder_worker_actor> workers;
+  /// Set when the node must give up: its node id clashes with the gateway's
+  /// or another node's, and retrying cannot help.
+  bool fatal = false;
 
   encoder_worker_actor spawn_worker() {
     return sys.spawn<caf::detached>(encoder_worker, m);
   }
 
+  /// The node id of the peer at host:port, from the middleman's handshake
+  /// with it (cached by the middleman after the first connect).
+  caf::expected<caf::node_id> peer_node() {
+    caf::scoped_actor self{sys};
+    caf::expected<caf::node_id> out{caf::make_error(caf::sec::runtime_error, "no answer")};
+    self->request(sys.middleman().actor_handle(), 2s, caf::connect_atom::value, host, port)
+      .receive([&](caf::node_id& nid, caf::strong_actor_ptr&,
+                   std::set<std::string>&) { out = std::move(nid); },
+               [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+
+  /// The gateway has this node's own id: CAF treats the connection as one
+  /// to itself and hands back a local actor, or none.
+  void identity_clash() {
+    logging::error("cluster", "this node has the gateway's node id; giving up",
+                   {{"node", name},
+                    {"gateway", host + ":" + std::to_string(port)},
+                    {"node_id", caf::to_string(sys.node())},
+                    {"remedy", node_identity_remedy}});
+    fatal = true;
+  }
+
   /// Connects to the registry, retrying with exponential backoff (100 ms up
-  /// to 2 s) until it answers or `stop` is set.
+  /// to 2 s) until it answers or `stop` is set. Gives up (sets `fatal`) if
+  /// the gateway turns out to have this node's own id.
   caf::expected<registry_actor> connect() {
     auto backoff = 100ms;
     bool reported = false;
     while (!stop) {
       auto r = sys.middleman().remote_actor<registry_actor>(host, port);
+      if (r && r->node() == sys.node()) {
+        identity_clash();
+        break;
+      }
       if (r)
         return r;
+      if (r.error() == caf::sec::no_actor_published_at_port) {
+        // What a connection to a node with our own id looks like when no
+        // local actor happens to have the registry's actor id.
+        if (auto nid = peer_node(); nid && *nid == sys.node()) {
+          identity_clash();
+          break;
+        }
+      }
       if (!reported) {
         logging::warn(
           "cluster", "gateway not reachable; retrying",
@@ -101,11 +145,19 @@ struct worker_node {
     caf::scoped_actor self{sys};
     bool ok = false;
     self->request(reg, 2s, join_atom::value, name, m.version(), w)
-      .receive(
-        [&](std::uint64_t) { ok = true; },
-        [&](caf::error& e) {
-          logging::error("cluster", "the gateway refused a worker", {{"error", sys.render(e)}});
-        });
+      .receive([&](std::uint64_t) { ok = true; },
+               [&](caf::error& e) {
+                 auto why = from_caf_error(e);
+                 // A node id clash cannot go away by retrying: give up.
+                 if (e.category() == error_category && why.code == errc::forbidden) {
+                   fatal = true;
+                   logging::error("cluster", "the gateway refused this node; giving up",
+                                  {{"node", name}, {"reason", why.message}});
+                   return;
+                 }
+                 logging::warn("cluster", "the gateway refused a worker",
+                               {{"node", name}, {"reason", sys.render(e)}});
+               });
     return ok;
   }
 
@@ -128,6 +180,8 @@ struct worker_node {
       std::size_t joined = 0;
       for (auto& w : workers)
         joined += join(*reg, w) ? 1 : 0;
+      if (fatal)
+        break;
       if (joined == 0) {
         std::this_thread::sleep_for(1s); // refused (e.g. another model): retry later
         continue;
@@ -137,12 +191,12 @@ struct worker_node {
       std::fflush(stdout);
       self->monitor(*reg);
       bool gateway_up = true;
-      while (gateway_up && !stop) {
+      while (gateway_up && !stop && !fatal) {
         self->receive(
           [&](caf::down_msg& dm) {
             if (dm.source == reg->address()) {
               logging::warn("cluster", "lost the gateway; reconnecting",
-                            {{"error", sys.render(dm.reason)}});
+                            {{"node", name}, {"reason", sys.render(dm.reason)}});
               gateway_up = false;
               return;
             }
@@ -160,7 +214,7 @@ struct worker_node {
     }
     for (auto& w : workers)
       caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
-    return 0;
+    return fatal ? 1 : 0;
   }
 };
 
@@ -168,7 +222,7 @@ struct worker_node {
 
 int run_worker_node(caf::actor_system& sys, const service_settings& s, const model& m,
                     const std::atomic<bool>& stop) {
-  worker_node node{sys, s, m, stop, default_node_name(s), {}, 0, {}};
+  worker_node node{sys, s, m, stop, default_node_name(s), {}, 0, {}, false};
   return node.run();
 }
 

@@ -20,7 +20,9 @@ namespace sil {
 /// `middleman.heartbeat-interval` itself. Call before creating the system.
 void prepare_cluster_config(sil_config& cfg);
 
-/// This node's name: `node-name`, or ROLE@HOSTNAME:PID.
+/// This node's name: `node-name`, or ROLE@HOSTNAME:PORT (PORT: the HTTP
+/// port setting). No process id, so that a restarted node keeps its name and
+/// its metric series.
 std::string default_node_name(const service_settings& s);
 
 /// Gateway: publishes the supervisor as the registry on cluster.host /
@@ -30,8 +32,10 @@ result<std::uint16_t> publish_registry(caf::actor_system& sys, const service_han
 
 /// Worker role: spawns the encoder workers, connects to the gateway (with
 /// retry and backoff, off the main thread), joins them, and joins again
-/// whenever the gateway comes back or a worker had to be replaced. Returns
-/// when `stop` becomes true (the caller sets it on SIGINT/SIGTERM).
+/// whenever the gateway comes back or a worker had to be replaced. Returns 0
+/// when `stop` becomes true (the caller sets it on SIGINT/SIGTERM), or 1 at
+/// once if this node cannot join because its CAF node id is the gateway's
+/// or another live node's (logged with the remedy).
 int run_worker_node(caf::actor_system& sys, const service_settings& s, const model& m,
                     const std::atomic<bool>& stop);
 

@@ -6,10 +6,13 @@
 // Invalid configuration exits 2 with one plain line on stderr that names the
 // key (the log is not set up yet); from then on diagnostics go through
 // sil::logging. The stdout lines "listening on HOST:PORT" and "registry on
-// HOST:PORT" are read by tests and tools and stay plain.
+// HOST:PORT" are read by tests and tools and stay plain. `--probe URL`
+// (first) is a health check instead: exit 0 if the URL answers 2xx
+// (server/probe.hpp).
 #include <caf/all.hpp>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -26,6 +29,7 @@
 #include "http/server.hpp"
 #include "logging/log.hpp"
 #include "server/cluster.hpp"
+#include "server/probe.hpp"
 
 namespace {
 
@@ -135,12 +139,21 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
                       {"workers", sil::worker_count(s)},
                       {"gateway", s.gateway}});
   int rc = 0;
-  std::thread node{[&] { rc = sil::run_worker_node(sys, s, m, stop); }};
+  std::atomic<bool> gave_up{false};
+  std::thread node{[&] {
+    rc = sil::run_worker_node(sys, s, m, stop);
+    if (rc != 0) {
+      // The node cannot work (its reason is logged): wake the wait below.
+      gave_up = true;
+      ::kill(::getpid(), SIGTERM);
+    }
+  }};
   int sig = 0;
   while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
     sil::logging::reopen_and_log("SIGHUP");
-  sil::logging::info("server", "signal received, leaving the cluster",
-                     {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  if (!gave_up)
+    sil::logging::info("server", "signal received, leaving the cluster",
+                       {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
   stop = true;
   node.join();
   sil::logging::info("server", "stopped");
@@ -161,6 +174,10 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // A health probe (container HEALTHCHECK) before anything else: no
+  // configuration, no actor system.
+  if (auto rc = sil::probe::main_if_probe(argc, argv))
+    return *rc;
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], "--version") == 0) {
       std::printf("sil-server %s (commit %s)\n", sil::build_version(), sil::build_commit());

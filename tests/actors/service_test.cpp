@@ -13,6 +13,7 @@
 #include "actors/encoder_worker.hpp"
 #include "actors/service.hpp"
 #include "config/sil_config.hpp"
+#include "core/build_info.hpp"
 
 namespace sil {
 namespace {
@@ -529,6 +530,69 @@ TEST_F(ServiceTest, EmbeddingsSurviveSerialization) {
   ASSERT_EQ(back.embeddings.size(), 1u);
   EXPECT_EQ(back.embeddings[0], out.embeddings[0]);
   EXPECT_FALSE(back.embeddings[0].same_block(out.embeddings[0]));
+}
+
+// The registry refuses a worker whose handle carries the gateway's own node
+// id: on a real cluster that is two processes CAF cannot tell apart (the
+// hazard of host networking with PID 1 in every container).
+TEST_F(ServiceTest, AJoinWithTheGatewaysOwnNodeIdIsRefused) {
+  start();
+  auto before = pool_stats().workers;
+  auto w = sys.spawn(encoder_worker, m);
+  auto hdl = self->request(svc.supervisor, caf::infinite, join_atom::value, std::string{"w9"},
+                           m.version(), w);
+  sched.run();
+  ASSERT_FALSE(self->mailbox().empty());
+  bool refused = false;
+  hdl.receive([&](std::uint64_t) { ADD_FAILURE() << "joined"; },
+              [&](caf::error& e) {
+                auto err = from_caf_error(e);
+                EXPECT_EQ(err.code, errc::forbidden);
+                EXPECT_NE(err.message.find("gateway's own node id"), std::string::npos)
+                  << err.message;
+                EXPECT_NE(err.message.find("--pid=host"), std::string::npos) << err.message;
+                refused = true;
+              });
+  EXPECT_TRUE(refused);
+  auto after = pool_stats();
+  EXPECT_EQ(after.workers, before);
+  for (const auto& n : after.nodes)
+    EXPECT_NE(n.name, "w9");
+  caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+// /metrics follows Prometheus practice: node series are labelled by node
+// only, encodes are a counter, the state is one 0/1 series per state; the
+// process_* family and the build info are there; latency buckets start in
+// microseconds.
+TEST_F(ServiceTest, MetricsNodeSeriesProcessFamilyAndBuildInfo) {
+  settings.node_name = "gw-test";
+  start();
+  predict(make_request(1.0f));
+  predict(make_request(2.0f));
+  auto text = ask<std::string>(svc.metrics, metrics_atom::value);
+  auto has = [&](const std::string& s) { return text.find(s) != std::string::npos; };
+  EXPECT_TRUE(has("# TYPE sil_node_encodes_total counter\n")) << text;
+  EXPECT_TRUE(has("sil_node_encodes_total{node=\"gw-test\"} 2\n"));
+  EXPECT_TRUE(has("sil_node_up{node=\"gw-test\"} 1\n"));
+  EXPECT_TRUE(has("sil_node_workers{node=\"gw-test\"} 2\n"));
+  EXPECT_TRUE(has("sil_node_state{node=\"gw-test\",state=\"local\"} 1\n"));
+  EXPECT_TRUE(has("sil_node_state{node=\"gw-test\",state=\"up\"} 0\n"));
+  EXPECT_TRUE(has("sil_node_state{node=\"gw-test\",state=\"down\"} 0\n"));
+  EXPECT_FALSE(has("sil_node_up{node=\"gw-test\",state=")); // no churning label
+  EXPECT_FALSE(has("sil_node_encodes{"));
+  for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                           "process_virtual_memory_bytes", "process_start_time_seconds",
+                           "process_open_fds", "process_max_fds"})
+    EXPECT_TRUE(has(std::string{"\n"} + name + " ")) << name;
+  EXPECT_TRUE(has("# TYPE process_cpu_seconds_total counter\n"));
+  EXPECT_FALSE(has("\nprocess_resident_memory_bytes 0\n")) << "not read from /proc";
+  EXPECT_TRUE(has(std::string{"sil_build_info{commit=\""} + build_commit() + "\",version=\""
+                  + build_version() + "\"} 1\n"))
+    << text;
+  EXPECT_TRUE(has("sil_request_duration_seconds_bucket{source=\"encoder\",le=\"1e-05\"}"));
+  EXPECT_TRUE(has("sil_request_duration_seconds_bucket{source=\"cache\",le=\"2.5e-06\"}"));
 }
 
 } // namespace

@@ -140,8 +140,10 @@ TEST_F(Cluster, PredictionsMatchStandaloneModeAndSpreadOverNodes) {
   // /metrics lists the nodes.
   http_client m{http()};
   auto metrics = m.request("GET", "/metrics", "").body;
-  EXPECT_NE(metrics.find("sil_node_up{node=\"w1\",state=\"up\"} 1"), std::string::npos);
-  EXPECT_NE(metrics.find("sil_node_encodes{node=\"w2\",state=\"up\"}"), std::string::npos);
+  EXPECT_NE(metrics.find("sil_node_up{node=\"w1\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("sil_node_state{node=\"w1\",state=\"up\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("sil_node_state{node=\"gw\",state=\"local\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("sil_node_encodes_total{node=\"w2\"}"), std::string::npos);
 }
 
 TEST_F(Cluster, KillingAWorkerUnderLoadFailsNoRequest) {
