@@ -16,8 +16,10 @@
 #include <thread>
 
 #include "actors/service.hpp"
+#include "actors/worker_board.hpp"
 #include "config/sil_config.hpp"
 #include "http/server.hpp"
+#include "http/worker_routes.hpp"
 #include "server/cluster.hpp"
 
 namespace {
@@ -40,7 +42,8 @@ int fail(const std::string& msg, int code = 2) {
   return code;
 }
 
-/// The worker role: no HTTP, encoders only, until SIGINT/SIGTERM.
+/// The worker role: encoders, and a small HTTP listener on host:port for
+/// health probes and the node's /metrics, until SIGINT/SIGTERM.
 int worker_main(sil::sil_config& cfg, const sil::model& m) {
   // Block the signals before any thread starts, then wait for them here.
   sigset_t set;
@@ -49,20 +52,40 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::atomic<bool> stop{false};
-  caf::actor_system sys{cfg};
   const auto& s = cfg.settings;
+  auto board = std::make_shared<sil::worker_board>();
+  sil::http_config hc;
+  hc.host = s.host;
+  hc.port = static_cast<std::uint16_t>(s.port);
+  hc.threads = 1;
+  hc.read_timeout
+    = std::chrono::milliseconds{static_cast<std::int64_t>(s.http_read_timeout_seconds * 1000.0)};
+  hc.max_connections = static_cast<std::size_t>(s.http_max_connections);
+  hc.linger = std::chrono::milliseconds{static_cast<std::int64_t>(s.http_linger_seconds * 1000.0)};
+  hc.cors_origins = *sil::parse_cors_origins(s.http_cors_origins);
+  auto routes = std::make_shared<sil::http_api::worker_routes>(
+    board, sil::http_api::worker_identity{sil::default_node_name(s), s.gateway, m.version()},
+    hc.cors_origins);
+  auto listener = sil::http_server::start(hc, routes);
+  if (!listener)
+    return fail(listener.error().message, 1);
+  std::printf("listening on %s:%u\n", s.host.c_str(), static_cast<unsigned>((*listener)->port()));
+  std::fflush(stdout);
+  caf::actor_system sys{cfg};
   std::fprintf(stderr,
                "sil-server: worker node %s, model %s version %s, %zu encoder workers, "
                "gateway %s\n",
                sil::default_node_name(s).c_str(), m.name().c_str(), m.version().c_str(),
                sil::worker_count(s), s.gateway.c_str());
   int rc = 0;
-  std::thread node{[&] { rc = sil::run_worker_node(sys, s, m, stop); }};
+  std::thread node{[&] { rc = sil::run_worker_node(sys, s, m, stop, board); }};
   int sig = 0;
   sigwait(&set, &sig);
   std::fprintf(stderr, "sil-server: signal received, leaving the cluster\n");
+  routes->set_draining(); // readiness fails from now on
   stop = true;
   node.join();
+  (*listener)->shutdown(std::chrono::milliseconds{0});
   std::fprintf(stderr, "sil-server: stopped\n");
   // The actor system's destructor then waits for every detached actor's
   // thread. Under heavy load we saw CAF 0.17 wait there forever: a finished
@@ -138,6 +161,10 @@ int main(int argc, char** argv) {
   hc.input_dim = m->input_dim();
   hc.model_version = m->version();
   hc.admin_token = s.admin_token;
+  hc.model_name = m->name();
+  hc.cors_origins = *sil::parse_cors_origins(s.http_cors_origins);
+  hc.local_workers = sil::worker_count(s) > 0;
+  hc.fallback_local = s.cluster_fallback == "local";
   auto started = sil::http_server::start(sys, hc, *svc);
   if (!started) {
     sil::stop_service(*svc);

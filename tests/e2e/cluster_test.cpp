@@ -102,10 +102,13 @@ struct Cluster : ::testing::Test {
 
   /// Starts worker node `name` with one encoder; waits until it joined.
   void start_worker(const std::string& name, int port = 0, bool wait = true) {
+    // --port=0: each worker node's own HTTP listener (health, /metrics) on
+    // a free port.
     auto w = server_process::start(SIL_SERVER_BINARY,
                                    {"--role=worker",
                                     "--gateway=127.0.0.1:" + std::to_string(port ? port : registry),
-                                    "--workers=1", "--model.preset=seed", "--node-name=" + name},
+                                    "--workers=1", "--model.preset=seed", "--node-name=" + name,
+                                    "--port=0"},
                                    {}, std::chrono::seconds{20}, wait ? "joined " : "");
     ASSERT_TRUE(w) << "worker " << name << " did not join";
     workers.emplace(name, std::move(*w));
@@ -288,7 +291,8 @@ TEST_F(Cluster, AWorkerWithAnotherModelIsRefused) {
   auto w = server_process::start(SIL_SERVER_BINARY,
                                  {"--role=worker",
                                   "--gateway=127.0.0.1:" + std::to_string(registry), "--workers=1",
-                                  "--model.preset=seed", "--model.seed=7", "--node-name=other"},
+                                  "--model.preset=seed", "--model.seed=7", "--node-name=other",
+                                  "--port=0"},
                                  {}, std::chrono::seconds{3}, "joined ");
   EXPECT_FALSE(w) << "a worker with other weights joined";
   EXPECT_TRUE(node(http(), "other").is_null());
