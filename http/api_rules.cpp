@@ -310,7 +310,9 @@ readiness serving_readiness(const readiness_input& in) {
             "the server is shutting down: it finishes the requests in flight and takes no new "
             "work"};
   if (in.workers_alive > 0)
-    return {true, "ok", std::to_string(in.workers_alive) + " encoder workers alive"};
+    return {true, "ok",
+            std::to_string(in.workers_alive)
+              + (in.workers_alive == 1 ? " encoder worker alive" : " encoder workers alive")};
   if (in.local_workers && !in.seen_workers)
     return {false, "starting", "the encoder workers are starting"};
   if (in.fallback_local)

@@ -75,7 +75,7 @@ readiness worker_routes::ready() const {
     return {false, "unavailable", "no encoder worker is alive on this node"};
   return {true, "ok",
           "joined the gateway at " + who_.gateway + " with " + std::to_string(alive)
-            + " encoder workers"};
+            + (alive == 1 ? " encoder worker" : " encoder workers")};
 }
 
 std::string worker_routes::metrics_text() const {
