@@ -185,6 +185,14 @@ requests = {
                           {"Authorization": "Bearer fuzz-token"}),
     "admin_wrong_token": http("POST", "/admin/cache/clear", "", {"Authorization": "Bearer x"}),
     "agent": http("GET", "/agent", headers={"Authorization": "Bearer fuzz-token"}),
+    "infer": http("POST", "/v2/models/base/infer", json.dumps({"id": "1", "inputs": [
+        {"name": "features", "datatype": "FP32", "shape": [1, 32], "data": R}]})),
+    "infer_no_content_type": http("POST", "/v2/models/base/infer", json.dumps({"inputs": [
+        {"name": "features", "datatype": "FP32", "shape": [1, 32], "data": [R]}]}),
+        {"Content-Type": None}),
+    "health_ready_request_id": http("GET", "/health/ready", headers={"X-Request-Id": "abc"}),
+    "cors_preflight": http("OPTIONS", "/predict", headers={
+        "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}),
 }
 
 
