@@ -72,9 +72,9 @@ constexpr std::uint32_t rotr(std::uint32_t x, int n) noexcept {
 void sha_block(std::array<std::uint32_t, 8>& h, const unsigned char* p) {
   std::array<std::uint32_t, 64> w{};
   for (int i = 0; i < 16; ++i)
-    w[static_cast<std::size_t>(i)] = (std::uint32_t{p[4 * i]} << 24)
-                                     | (std::uint32_t{p[4 * i + 1]} << 16)
-                                     | (std::uint32_t{p[4 * i + 2]} << 8) | std::uint32_t{p[4 * i + 3]};
+    w[static_cast<std::size_t>(i)]
+      = (std::uint32_t{p[4 * i]} << 24) | (std::uint32_t{p[4 * i + 1]} << 16)
+        | (std::uint32_t{p[4 * i + 2]} << 8) | std::uint32_t{p[4 * i + 3]};
   for (std::size_t i = 16; i < 64; ++i) {
     auto s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
     auto s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -189,8 +189,8 @@ std::variant<route_match, response> find_route(const std::vector<route_spec>& ta
   std::string verbs;
   for (const auto& m : matches)
     verbs += (verbs.empty() ? "" : " or ") + std::string{m.spec->method};
-  error e{errc::method_not_allowed, "use " + verbs + " for " + std::string{req.target} + ", not "
-                                      + std::string{req.method}};
+  error e{errc::method_not_allowed,
+          "use " + verbs + " for " + std::string{req.target} + ", not " + std::string{req.method}};
   auto r = v2 ? v2_error_response(e, matches.front().spec->label)
               : error_response(e, matches.front().spec->label);
   r.allow = std::move(allow);
@@ -235,8 +235,7 @@ std::string new_request_id() {
     static std::atomic<std::uint64_t> counter{0};
     std::random_device rd;
     std::uint64_t seed = (std::uint64_t{rd()} << 32) ^ rd();
-    seed ^= static_cast<std::uint64_t>(
-      std::chrono::steady_clock::now().time_since_epoch().count());
+    seed ^= static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     seed ^= mix64(counter.fetch_add(1) + 1);
     return seed;
   }()};

@@ -1,10 +1,10 @@
 #include "http/codec.hpp"
 
+#include <algorithm>
 #include <cfloat>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -1231,8 +1231,7 @@ std::optional<error> push_value(const json& v, std::size_t index, std::vector<fl
 
 /// The input tensor: name, datatype, shape [T, D] and T x D values, flat
 /// or nested by rows.
-std::optional<error> read_input(const json& in, const decode_limits& limits,
-                                predict_request& req) {
+std::optional<error> read_input(const json& in, const decode_limits& limits, predict_request& req) {
   if (!in.is_object())
     return bad(std::string{"inputs[0] must be an object, not "} + json_kind(in));
   auto name = in.find("name");
@@ -1246,8 +1245,8 @@ std::optional<error> read_input(const json& in, const decode_limits& limits,
     return bad("input 'features' needs a string 'datatype' (FP32)");
   if (type->get_ref<const std::string&>() != "FP32")
     return bad("input 'features' must have datatype FP32, got '" + type->get<std::string>() + "'");
-  auto dims = "[T, " + std::to_string(limits.input_dim) + "] with 1 <= T <= "
-              + std::to_string(limits.max_rows);
+  auto dims = "[T, " + std::to_string(limits.input_dim)
+              + "] with 1 <= T <= " + std::to_string(limits.max_rows);
   auto shape = in.find("shape");
   if (shape == in.end() || !shape->is_array())
     return bad("input 'features' needs a 'shape' array " + dims);
@@ -1297,8 +1296,8 @@ std::optional<error> read_input(const json& in, const decode_limits& limits,
 
 result<infer_request> decode_infer(std::string_view body, const decode_limits& limits) {
   if (nesting_depth(body) > max_infer_nesting)
-    return bad("the body nests arrays and objects deeper than "
-               + std::to_string(max_infer_nesting) + " levels");
+    return bad("the body nests arrays and objects deeper than " + std::to_string(max_infer_nesting)
+               + " levels");
   auto j = json::parse(body.begin(), body.end(), nullptr, false);
   if (j.is_discarded())
     return bad("malformed JSON: the body is not a JSON document");
@@ -1373,9 +1372,8 @@ std::string encode_infer(const predict_reply& r, double latency_ms, std::string_
 }
 
 std::string encode_server_metadata(std::string_view name, std::string_view version) {
-  json j = {{"name", std::string{name}},
-            {"version", std::string{version}},
-            {"extensions", json::array()}};
+  json j = {
+    {"name", std::string{name}}, {"version", std::string{version}}, {"extensions", json::array()}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -161,10 +161,12 @@ public:
   virtual void finished(const finished_exchange& e) = 0;
 
   /// Gives back an in-flight slot a request took (handled::holds_slot).
-  virtual void release_slot() {}
+  virtual void release_slot() {
+  }
 
   /// The server is shutting down: readiness turns false.
-  virtual void set_draining() {}
+  virtual void set_draining() {
+  }
 };
 
 } // namespace sil::http_api

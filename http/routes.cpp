@@ -56,7 +56,8 @@ void ask(caf::actor_system& sys, const Handle& dst, caf::timespan timeout, Done 
 
 /// The outcome of a prediction the actors answered, for the metrics
 /// aggregator (sent from the actor's thread, where sending wakes no one).
-request_outcome predict_outcome(const caf::expected<predict_reply>& r, clock_type::time_point start) {
+request_outcome predict_outcome(const caf::expected<predict_reply>& r,
+                                clock_type::time_point start) {
   request_outcome o;
   o.route = "predict";
   if (r) {
@@ -226,7 +227,7 @@ handled service_routes::handle(const request_view& req, responder& r) {
     auto st = check_admin(req.authorization, cfg_.admin_token);
     if (!st) {
       logging::warn("admin", "refused",
-                    {{"action", req.target},
+                    {{"action", req.target.substr(0, 128)},
                      {"token_id", token_id(req.authorization)},
                      {"remote", req.remote},
                      {"request_id", req.request_id},
@@ -282,11 +283,10 @@ std::optional<response> service_routes::check_model(const route_match& m) const 
                                                  + "': this server serves '" + model_.name + "'"},
                              m.spec->label);
   if (m.params.size() > 1 && m.params[1] != model_.version)
-    return v2_error_response({errc::not_found, "unknown version '" + std::string{m.params[1]}
-                                                 + "' of model '" + model_.name
-                                                 + "': this server serves version '"
-                                                 + model_.version + "'"},
-                             m.spec->label);
+    return v2_error_response(
+      {errc::not_found, "unknown version '" + std::string{m.params[1]} + "' of model '"
+                          + model_.name + "': this server serves version '" + model_.version + "'"},
+      m.spec->label);
   return std::nullopt;
 }
 
@@ -337,9 +337,9 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
   std::optional<predict_request> decoded;
   if (fmt.v2) {
     if (req.binary_tensors)
-      return handled::answer(fmt.fail(
-        {errc::bad_request, "binary tensor data (Inference-Header-Content-Length) is not "
-                            "supported: send the tensor as JSON \"data\""}));
+      return handled::answer(
+        fmt.fail({errc::bad_request, "binary tensor data (Inference-Header-Content-Length) is not "
+                                     "supported: send the tensor as JSON \"data\""}));
     auto d = decode_infer(req.body, limits);
     if (!d)
       return handled::answer(fmt.fail(d.error()));
@@ -399,19 +399,19 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
   auto done = rsp.later();
   auto metrics = svc_.metrics;
   auto start = req.start;
-  caf::anon_send(svc_.ingress, predict_atom::value, std::move(*decoded),
-                 predict_callback{[metrics, start, done, fmt = std::move(fmt)](
-                                    caf::expected<predict_reply> r) {
-                   // This runs on the actor thread that answered: report the
-                   // outcome from here, where sending wakes no thread. The
-                   // JSON is written on the connection's thread.
-                   caf::anon_send(metrics, outcome_atom::value, predict_outcome(r, start));
-                   done([r = std::move(r), fmt, start]() {
-                     auto out = r ? fmt.ok(*r, start) : fmt.fail(from_caf_error(r.error()));
-                     out.reported = true;
-                     return out;
-                   });
-                 }});
+  caf::anon_send(
+    svc_.ingress, predict_atom::value, std::move(*decoded),
+    predict_callback{[metrics, start, done, fmt = std::move(fmt)](caf::expected<predict_reply> r) {
+      // This runs on the actor thread that answered: report the
+      // outcome from here, where sending wakes no thread. The
+      // JSON is written on the connection's thread.
+      caf::anon_send(metrics, outcome_atom::value, predict_outcome(r, start));
+      done([r = std::move(r), fmt, start]() {
+        auto out = r ? fmt.ok(*r, start) : fmt.fail(from_caf_error(r.error()));
+        out.reported = true;
+        return out;
+      });
+    }});
   return h;
 }
 
@@ -472,8 +472,8 @@ handled service_routes::ask_agent(const request_view& req, responder& rsp,
                 std::string{req.request_id}, value};
   auto reply = [done, label, cmd, log](caf::expected<agent_snapshot> r) {
     done([r = std::move(r), label, cmd, log]() {
-      auto out = r ? json_ok(encode_agent(*r), label)
-                   : error_response(from_caf_error(r.error()), label);
+      auto out
+        = r ? json_ok(encode_agent(*r), label) : error_response(from_caf_error(r.error()), label);
       if (log) {
         auto result = r ? std::string{"ok"} : std::string{to_string(out.error)};
         if (*cmd == admin_command::set_ttl)

@@ -66,8 +66,8 @@ std::string_view sv(beast::string_view s) {
 } // namespace
 
 struct http_server::impl {
-  impl(const http_config& c, std::shared_ptr<http_api::handler> h,
-       std::shared_ptr<service_board> b, std::shared_ptr<hit_path> hp)
+  impl(const http_config& c, std::shared_ptr<http_api::handler> h, std::shared_ptr<service_board> b,
+       std::shared_ptr<hit_path> hp)
     : cfg(c)
     , handler(std::move(h))
     , board(std::move(b))
@@ -626,8 +626,8 @@ private:
     }
     e.status = status_;
     e.bytes_out = bytes_out;
-    auto from = header_at_.time_since_epoch().count() != 0 && header_at_ <= start_ ? header_at_
-                                                                                    : start_;
+    auto from
+      = header_at_.time_since_epoch().count() != 0 && header_at_ <= start_ ? header_at_ : start_;
     e.latency = std::chrono::duration_cast<std::chrono::nanoseconds>(now - from);
     e.service_latency = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start_);
     e.route = route_;
@@ -827,8 +827,7 @@ void http_server::impl::do_accept() {
 
 namespace {
 
-result<std::unique_ptr<http_server::impl>>
-bind_and_run(std::unique_ptr<http_server::impl> p) {
+result<std::unique_ptr<http_server::impl>> bind_and_run(std::unique_ptr<http_server::impl> p) {
   const auto& cfg = p->cfg;
   beast::error_code ec;
   auto addr = asio::ip::make_address(cfg.host, ec);
@@ -872,14 +871,15 @@ bind_and_run(std::unique_ptr<http_server::impl> p) {
 result<std::unique_ptr<http_server>>
 http_server::start(caf::actor_system& sys, const http_config& cfg, const service_handles& service) {
   auto routes = std::make_shared<http_api::service_routes>(sys, cfg, service);
-  auto p = bind_and_run(std::make_unique<impl>(cfg, std::move(routes), service.board, service.hits));
+  auto p
+    = bind_and_run(std::make_unique<impl>(cfg, std::move(routes), service.board, service.hits));
   if (!p)
     return p.error();
   return std::unique_ptr<http_server>{new http_server{std::move(*p)}};
 }
 
-result<std::unique_ptr<http_server>>
-http_server::start(const http_config& cfg, std::shared_ptr<http_api::handler> routes) {
+result<std::unique_ptr<http_server>> http_server::start(const http_config& cfg,
+                                                        std::shared_ptr<http_api::handler> routes) {
   auto p = bind_and_run(std::make_unique<impl>(cfg, std::move(routes), nullptr, nullptr));
   if (!p)
     return p.error();

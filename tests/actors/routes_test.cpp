@@ -279,8 +279,8 @@ TEST_F(ServiceRoutes, InferTakesTheSamePathAndCacheAsPredict) {
   EXPECT_TRUE(p["cache_hit"].get<bool>()) << hit.body;
   EXPECT_FLOAT_EQ(p["prediction"].get<float>(), j["outputs"][0]["data"][0].get<float>());
   // And back: an inference with the version in the path hits too.
-  auto again = this->hit("POST", "/v2/models/seed/versions/" + m.version() + "/infer",
-                         infer_body(2.0f));
+  auto again
+    = this->hit("POST", "/v2/models/seed/versions/" + m.version() + "/infer", infer_body(2.0f));
   EXPECT_TRUE(json::parse(again.body)["parameters"]["cache_hit"].get<bool>()) << again.body;
   // use_cache through the protocol's parameters.
   auto fresh = later("POST", "/v2/models/seed/infer",
@@ -299,9 +299,10 @@ TEST_F(ServiceRoutes, InferErrorsAreInTheProtocolsForm) {
   expect_v2(now("POST", "/v2/models/other/infer", infer_body(1.0f)), 404, "unknown model 'other'");
   expect_v2(now("POST", "/v2/models/seed/versions/v9/infer", infer_body(1.0f)), 404,
             "unknown version 'v9'");
-  expect_v2(now("POST", "/v2/models/seed/infer",
-                R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,3],"data":[1,2,3]}]})"),
-            400, "shape");
+  expect_v2(
+    now("POST", "/v2/models/seed/infer",
+        R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,3],"data":[1,2,3]}]})"),
+    400, "shape");
   expect_v2(now("POST", "/v2/models/seed/infer", infer_body(1.0f), "text/plain"), 415,
             "application/json");
   expect_v2(now("GET", "/v2/models/seed/infer"), 405, "use POST");
@@ -529,11 +530,12 @@ TEST_F(WorkerRoutes, MetricsShowTheBoardAndEverythingElseIs404Json) {
   auto m = get("/metrics");
   EXPECT_EQ(m.status, 200u);
   EXPECT_EQ(std::string{m.content_type}.rfind("text/plain", 0), 0u);
-  for (auto line : {"sil_worker_gateway_connected 1\n", "sil_worker_ready 1\n",
-                    "sil_worker_encoder_workers 2\n", "sil_worker_encodes_total 7\n",
-                    "sil_worker_encode_seconds_total 1.5\n", "sil_worker_gateway_joins_total 3\n",
-                    "sil_worker_info{node=\"w1\",gateway=\"127.0.0.1:7000\",model_version=\"s42-abc\"} 1\n",
-                    "# TYPE sil_worker_encodes_total counter\n"})
+  for (auto line :
+       {"sil_worker_gateway_connected 1\n", "sil_worker_ready 1\n",
+        "sil_worker_encoder_workers 2\n", "sil_worker_encodes_total 7\n",
+        "sil_worker_encode_seconds_total 1.5\n", "sil_worker_gateway_joins_total 3\n",
+        "sil_worker_info{node=\"w1\",gateway=\"127.0.0.1:7000\",model_version=\"s42-abc\"} 1\n",
+        "# TYPE sil_worker_encodes_total counter\n"})
     EXPECT_NE(m.body.find(line), std::string::npos) << line;
   auto nf = get("/predict", "POST");
   EXPECT_EQ(nf.status, 404u);

@@ -105,12 +105,11 @@ struct Cluster : ::testing::Test {
   void start_worker(const std::string& name, int port = 0, bool wait = true) {
     // --port=0: each worker node's own HTTP listener (health, /metrics) on
     // a free port.
-    auto w = server_process::start(SIL_SERVER_BINARY,
-                                   {"--role=worker",
-                                    "--gateway=127.0.0.1:" + std::to_string(port ? port : registry),
-                                    "--workers=1", "--model.preset=seed", "--node-name=" + name,
-                                    "--port=0"},
-                                   {}, std::chrono::seconds{20}, wait ? "joined " : "");
+    auto w = server_process::start(
+      SIL_SERVER_BINARY,
+      {"--role=worker", "--gateway=127.0.0.1:" + std::to_string(port ? port : registry),
+       "--workers=1", "--model.preset=seed", "--node-name=" + name, "--port=0"},
+      {}, std::chrono::seconds{20}, wait ? "joined " : "");
     ASSERT_TRUE(w) << "worker " << name << " did not join";
     workers.emplace(name, std::move(*w));
   }
@@ -306,12 +305,11 @@ TEST_F(Cluster, AWorkerStartedBeforeTheGatewayJoinsOnceItIsUp) {
 
 TEST_F(Cluster, AWorkerWithAnotherModelIsRefused) {
   start_gateway();
-  auto w = server_process::start(SIL_SERVER_BINARY,
-                                 {"--role=worker",
-                                  "--gateway=127.0.0.1:" + std::to_string(registry), "--workers=1",
-                                  "--model.preset=seed", "--model.seed=7", "--node-name=other",
-                                  "--port=0"},
-                                 {}, std::chrono::seconds{3}, "joined ");
+  auto w = server_process::start(
+    SIL_SERVER_BINARY,
+    {"--role=worker", "--gateway=127.0.0.1:" + std::to_string(registry), "--workers=1",
+     "--model.preset=seed", "--model.seed=7", "--node-name=other", "--port=0"},
+    {}, std::chrono::seconds{3}, "joined ");
   EXPECT_FALSE(w) << "a worker with other weights joined";
   EXPECT_TRUE(node(http(), "other").is_null());
 }
@@ -355,7 +353,8 @@ TEST_F(Cluster, AWorkerNodeAnswersHealthAndItsOwnMetricsOnItsPort) {
   EXPECT_NE(m.body.find("sil_worker_encodes_total 5\n"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("node=\"w1\""), std::string::npos) << m.body;
   // promtool accepts it.
-  std::string path = std::string{SIL_TEST_TMPDIR} + "/worker-metrics-" + std::to_string(wport) + ".txt";
+  std::string path
+    = std::string{SIL_TEST_TMPDIR} + "/worker-metrics-" + std::to_string(wport) + ".txt";
   {
     std::FILE* f = std::fopen(path.c_str(), "w");
     ASSERT_NE(f, nullptr);

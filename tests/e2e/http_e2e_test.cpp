@@ -783,7 +783,8 @@ TEST_F(E2E, EveryAnswerCarriesARequestIdAndPredictionsEchoTheBodyId) {
   auto mine = send_with(c, "GET", "/health", {{"X-Request-Id", "trace-7:a/b"}});
   EXPECT_EQ(mine.headers["x-request-id"], "trace-7:a/b");
   auto too_long = send_with(c, "GET", "/health", {{"X-Request-Id", std::string(129, 'x')}});
-  EXPECT_TRUE(is_generated_id(too_long.headers["x-request-id"])) << too_long.headers["x-request-id"];
+  EXPECT_TRUE(is_generated_id(too_long.headers["x-request-id"]))
+    << too_long.headers["x-request-id"];
   auto a = c.request("GET", "/health");
   auto b = c.request("GET", "/health");
   EXPECT_TRUE(is_generated_id(a.headers["x-request-id"]));
@@ -853,21 +854,23 @@ TEST_F(E2E, KServeV2MetadataAndInferenceShareThePredictPath) {
   EXPECT_TRUE(p["cache_hit"].get<bool>());
   EXPECT_DOUBLE_EQ(p["prediction"].get<double>(), score);
   // Cache control through the protocol's parameters.
-  auto fresh = json::parse(
-    c.request("POST", "/v2/models/seed/infer", infer_body(1.0f, R"(,"parameters":{"use_cache":false})"))
-      .body);
+  auto fresh = json::parse(c.request("POST", "/v2/models/seed/infer",
+                                     infer_body(1.0f, R"(,"parameters":{"use_cache":false})"))
+                             .body);
   ++predictions;
   EXPECT_FALSE(fresh["parameters"]["cache_hit"].get<bool>());
   EXPECT_EQ(fresh["parameters"]["source"], "encoder");
 
   // Errors in the protocol's form.
-  auto bad = c.request("POST", "/v2/models/seed/infer",
-                       R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,3],"data":[1,2,3]}]})");
+  auto bad = c.request(
+    "POST", "/v2/models/seed/infer",
+    R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,3],"data":[1,2,3]}]})");
   ++predictions;
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(json::parse(bad.body)["error"].get<std::string>().find("shape"), std::string::npos);
-  auto fp64 = c.request("POST", "/v2/models/seed/infer",
-                        R"({"inputs":[{"name":"features","datatype":"FP64","shape":[1,32],"data":[]}]})");
+  auto fp64
+    = c.request("POST", "/v2/models/seed/infer",
+                R"({"inputs":[{"name":"features","datatype":"FP64","shape":[1,32],"data":[]}]})");
   ++predictions;
   EXPECT_EQ(fp64.status, 400);
   auto text = c.request("POST", "/v2/models/seed/infer", infer_body(1.0f), "text/plain");
@@ -921,9 +924,9 @@ TEST_F(E2E, CorsOnlyWhenConfigured) {
   EXPECT_NE(pre.headers["access-control-allow-methods"].find("POST"), std::string::npos);
   EXPECT_NE(pre.headers["access-control-allow-headers"].find("Content-Type"), std::string::npos);
   EXPECT_EQ(pre.headers.count("content-length"), 0u);
-  auto simple = send_with(c, "POST", "/predict",
-                          {{"Origin", "http://localhost:3000"}, {"Content-Type", "application/json"}},
-                          body(1.0f));
+  auto simple = send_with(
+    c, "POST", "/predict",
+    {{"Origin", "http://localhost:3000"}, {"Content-Type", "application/json"}}, body(1.0f));
   EXPECT_EQ(simple.status, 200);
   EXPECT_EQ(simple.headers["access-control-allow-origin"], "http://localhost:3000");
   EXPECT_NE(simple.headers["access-control-expose-headers"].find("X-Request-Id"),
@@ -936,9 +939,9 @@ TEST_F(E2E, CorsOnlyWhenConfigured) {
   EXPECT_EQ(other.status, 200);
   EXPECT_EQ(other.headers.count("access-control-allow-origin"), 0u);
   http_client c2{port()};
-  auto refused = send_with(c2, "OPTIONS", "/predict",
-                           {{"Origin", "https://evil.example.com"},
-                            {"Access-Control-Request-Method", "POST"}});
+  auto refused = send_with(
+    c2, "OPTIONS", "/predict",
+    {{"Origin", "https://evil.example.com"}, {"Access-Control-Request-Method", "POST"}});
   EXPECT_EQ(refused.status, 403);
   EXPECT_EQ(json::parse(refused.body)["error"]["code"], "forbidden");
   // Not an origin: the configuration is refused, naming the key.
@@ -949,22 +952,34 @@ TEST_F(E2E, CorsOnlyWhenConfigured) {
 
 TEST_F(E2E, AdminActionsAreLoggedWithATokenFingerprintNeverTheToken) {
   // stderr into a file, through a shell that then becomes the server.
-  std::string log = std::string{SIL_TEST_TMPDIR} + "/admin-log-" + std::to_string(::getpid()) + ".txt";
+  std::string log
+    = std::string{SIL_TEST_TMPDIR} + "/admin-log-" + std::to_string(::getpid()) + ".txt";
   server_ = server_process::start("/bin/sh", {"-c", std::string{"exec '"} + SIL_SERVER_BINARY
                                                       + "' --port=0 --model.preset=seed "
                                                         "--workers=1 --admin.token=s3cr3t 2>'"
                                                       + log + "'"});
   ASSERT_TRUE(server_);
   http_client c{port()};
-  auto bearer = [](const char* t) { return std::make_pair(std::string{"Authorization"}, std::string{"Bearer "} + t); };
-  EXPECT_EQ(send_with(c, "POST", "/admin/cache/disable", {bearer("s3cr3t"), {"X-Request-Id", "adm-1"}}).status, 200);
-  EXPECT_EQ(send_with(c, "POST", "/admin/cache/enable", {bearer("wrong-one"), {"X-Request-Id", "adm-2"}}).status, 401);
+  auto bearer = [](const char* t) {
+    return std::make_pair(std::string{"Authorization"}, std::string{"Bearer "} + t);
+  };
+  EXPECT_EQ(
+    send_with(c, "POST", "/admin/cache/disable", {bearer("s3cr3t"), {"X-Request-Id", "adm-1"}})
+      .status,
+    200);
+  EXPECT_EQ(
+    send_with(c, "POST", "/admin/cache/enable", {bearer("wrong-one"), {"X-Request-Id", "adm-2"}})
+      .status,
+    401);
   EXPECT_EQ(send_with(c, "PUT", "/admin/cache/ttl",
                       {bearer("s3cr3t"), {"X-Request-Id", "adm-3"}, {"Content-Type", "text/plain"}},
                       R"({"ttl_seconds":5})")
               .status,
             415);
-  EXPECT_EQ(send_with(c, "POST", "/admin/agent/resume", {bearer("s3cr3t"), {"X-Request-Id", "adm-4"}}).status, 200);
+  EXPECT_EQ(
+    send_with(c, "POST", "/admin/agent/resume", {bearer("s3cr3t"), {"X-Request-Id", "adm-4"}})
+      .status,
+    200);
   EXPECT_EQ(server_->stop(), 0);
   std::ifstream in{log};
   ASSERT_TRUE(in) << log;

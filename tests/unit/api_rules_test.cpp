@@ -91,7 +91,8 @@ TEST(Errors, BothFormsCarryTheStatusAndRetryAfterOn503) {
   EXPECT_EQ(r.status, 503u);
   EXPECT_TRUE(r.retry_after);
   EXPECT_EQ(r.outcome, "overloaded");
-  EXPECT_EQ(json::parse(r.body), json::parse(R"({"error":{"code":"overloaded","message":"busy"}})"));
+  EXPECT_EQ(json::parse(r.body),
+            json::parse(R"({"error":{"code":"overloaded","message":"busy"}})"));
   auto v = v2_error_response({errc::bad_request, "bad \"tensor\""});
   EXPECT_EQ(v.status, 400u);
   EXPECT_FALSE(v.retry_after);

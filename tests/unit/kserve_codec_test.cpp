@@ -60,8 +60,11 @@ TEST(InferDecode, FlatAndNestedDataGiveTheSameRequestAsPredict) {
 TEST(InferDecode, IdParametersAndRequestedOutputs) {
   auto j = request(input({1, 32}, row(3.0)));
   j["id"] = "req-\u00e9";
-  j["parameters"] = {{"use_cache", false},     {"max_age_ms", 250}, {"timeout_ms", 1500},
-                     {"max_wrong_rate", 0.001}, {"unknown", "ignored"}};
+  j["parameters"] = {{"use_cache", false},
+                     {"max_age_ms", 250},
+                     {"timeout_ms", 1500},
+                     {"max_wrong_rate", 0.001},
+                     {"unknown", "ignored"}};
   j["outputs"] = json::array({{{"name", "prediction"}, {"parameters", {{"binary_data", false}}}}});
   auto r = decode(j);
   ASSERT_TRUE(r) << r.error().message;
@@ -119,37 +122,47 @@ TEST(InferDecode, EveryBadTensorIsA400ThatSaysWhatIsWrong) {
     {"too many values", with("data", too_long), "has 33 values of data"},
     {"rows disagree with shape", with("data", json::array({row(1.0), row(2.0)})),
      "has 2 rows of data, its shape says 1"},
-    {"short nested row", with("data", [] {
-       json d = json::array();
-       d.push_back(json::array({1, 2}));
-       return d;
-     }()),
+    {"short nested row",
+     with("data",
+          [] {
+            json d = json::array();
+            d.push_back(json::array({1, 2}));
+            return d;
+          }()),
      "data row 0"},
-    {"a string value", with("data", [&] {
-       json d = row(1.0);
-       d[0] = "1";
-       return d;
-     }()),
+    {"a string value",
+     with("data",
+          [&] {
+            json d = row(1.0);
+            d[0] = "1";
+            return d;
+          }()),
      "data[0] must be a number"},
-    {"a null value", with("data", [&] {
-       json d = row(1.0);
-       d[5] = nullptr;
-       return d;
-     }()),
+    {"a null value",
+     with("data",
+          [&] {
+            json d = row(1.0);
+            d[5] = nullptr;
+            return d;
+          }()),
      "data[5] must be a number"},
-    {"not a float", with("data", [&] {
-       json d = row(1.0);
-       d[2] = 1e39;
-       return d;
-     }()),
+    {"not a float",
+     with("data",
+          [&] {
+            json d = row(1.0);
+            d[2] = 1e39;
+            return d;
+          }()),
      "data[2] is not a finite 32-bit float"},
-    {"id not a string", [&] {
+    {"id not a string",
+     [&] {
        auto j = request(ok);
        j["id"] = 42;
        return j;
      }(),
      "'id' must be a string"},
-    {"parameters not an object", [&] {
+    {"parameters not an object",
+     [&] {
        auto j = request(ok);
        j["parameters"] = json::array();
        return j;
@@ -162,19 +175,22 @@ TEST(InferDecode, EveryBadTensorIsA400ThatSaysWhatIsWrong) {
     {"max_age negative", with_param("max_age_ms", -1), "'max_age_ms'"},
     {"budget 0", with_param("max_wrong_rate", 0), "'max_wrong_rate'"},
     {"budget above 1", with_param("max_wrong_rate", 1.5), "'max_wrong_rate'"},
-    {"unknown output", [&] {
+    {"unknown output",
+     [&] {
        auto j = request(ok);
        j["outputs"] = json::array({{{"name", "logits"}}});
        return j;
      }(),
      "unknown output 'logits'"},
-    {"output without name", [&] {
+    {"output without name",
+     [&] {
        auto j = request(ok);
        j["outputs"] = json::array({json::object()});
        return j;
      }(),
      "string 'name'"},
-    {"too deep", [&] {
+    {"too deep",
+     [&] {
        auto j = request(ok);
        j["extra"] = deep;
        return j;
