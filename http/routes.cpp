@@ -39,19 +39,37 @@ enum route_id : int {
   r_v2_infer_version,
 };
 
-/// Asks a typed actor from outside the actor system without blocking: a
-/// one-shot actor sends the request and hands the answer to `done`.
-template <class R, class Handle, class Done, class... Ts>
-void ask(caf::actor_system& sys, const Handle& dst, caf::timespan timeout, Done done, Ts... xs) {
+/// The one bridge from a route to an actor: asks `dst` with `xs...` from a
+/// one-shot actor (3 s timeout), so no I/O thread ever blocks on an actor,
+/// and answers later with `answer(expected<R>&)`, which runs on the
+/// connection's own thread.
+template <class R, class Handle, class Answer, class... Ts>
+handled ask_actor(caf::actor_system& sys, responder& rsp, const Handle& dst, const char* route,
+                  Answer answer, Ts... xs) {
+  auto done = rsp.later();
+  auto reply = [done, answer](caf::expected<R> r) {
+    done([r = std::move(r), answer]() mutable { return answer(r); });
+  };
   // The unused int works around CAF 0.17 dereferencing a null pointer to an
   // empty argument tuple when a function actor has no arguments (UBSan).
   sys.spawn(
     [=](caf::event_based_actor* self, int) {
-      self->request(dst, timeout, xs...)
-        .then([=](R& r) { done(caf::expected<R>{std::move(r)}); },
-              [=](caf::error& e) { done(caf::expected<R>{std::move(e)}); });
+      self->request(dst, caf::timespan{3s}, xs...)
+        .then([=](R& r) { reply(caf::expected<R>{std::move(r)}); },
+              [=](caf::error& e) { reply(caf::expected<R>{std::move(e)}); });
     },
     0);
+  handled h;
+  h.route = route;
+  return h;
+}
+
+/// An answer from `encode(R&)`, or the error the actor gave.
+template <class R, class Encode>
+auto or_error(const char* route, Encode encode) {
+  return [route, encode](caf::expected<R>& r) {
+    return r ? encode(*r) : error_response(from_caf_error(r.error()), route);
+  };
 }
 
 /// The outcome of a prediction the actors answered, for the metrics
@@ -421,90 +439,65 @@ handled service_routes::ask_stats(responder& rsp) {
   // The read path's last batches first, so that every answered hit counts.
   if (svc_.hits)
     svc_.hits->flush();
-  auto done = rsp.later();
-  ask<service_snapshot>(
-    sys_, svc_.metrics, caf::timespan{3s},
-    [done](caf::expected<service_snapshot> r) {
-      done([r = std::move(r)]() {
-        return r ? json_ok(encode_stats(*r), "stats")
-                 : error_response(from_caf_error(r.error()), "stats");
-      });
-    },
+  return ask_actor<service_snapshot>(
+    sys_, rsp, svc_.metrics, "stats",
+    or_error<service_snapshot>(
+      "stats", [](service_snapshot& s) { return json_ok(encode_stats(s), "stats"); }),
     stats_atom::value);
-  handled h;
-  h.route = "stats";
-  return h;
 }
 
 handled service_routes::ask_metrics(responder& rsp) {
   if (svc_.hits)
     svc_.hits->flush();
-  auto done = rsp.later();
-  ask<std::string>(
-    sys_, svc_.metrics, caf::timespan{3s},
-    [done](caf::expected<std::string> r) {
-      done([r = std::move(r)]() mutable {
-        if (!r)
-          return error_response(from_caf_error(r.error()), "metrics");
-        auto out = json_ok(std::move(*r), "metrics");
-        out.content_type = "text/plain; version=0.0.4; charset=utf-8";
-        return out;
-      });
-    },
-    metrics_atom::value);
-  handled h;
-  h.route = "metrics";
-  return h;
+  auto encode = [](std::string& text) {
+    auto out = json_ok(std::move(text), "metrics");
+    out.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return out;
+  };
+  return ask_actor<std::string>(sys_, rsp, svc_.metrics, "metrics",
+                                or_error<std::string>("metrics", encode), metrics_atom::value);
 }
 
 handled service_routes::ask_agent(const request_view& req, responder& rsp,
                                   std::optional<admin_command> cmd, double value) {
-  auto done = rsp.later();
-  const char* label = cmd ? "admin" : "agent";
-  // What the admin log needs once the answer is known.
+  auto encode = [](agent_snapshot& a) { return json_ok(encode_agent(a), "agent"); };
+  if (!cmd)
+    return ask_actor<agent_snapshot>(sys_, rsp, svc_.supervisor, "agent",
+                                     or_error<agent_snapshot>("agent", encode), agent_atom::value);
+  // An admin command answers with the agent's state, and is logged once
+  // its result is known.
   struct audit {
-    std::string action, token, remote, request_id;
+    admin_command cmd;
+    std::string token, remote, request_id;
     double value;
   };
-  std::optional<audit> log;
-  if (cmd)
-    log = audit{admin_action(*cmd), token_id(req.authorization), std::string{req.remote},
-                std::string{req.request_id}, value};
-  auto reply = [done, label, cmd, log](caf::expected<agent_snapshot> r) {
-    done([r = std::move(r), label, cmd, log]() {
-      auto out
-        = r ? json_ok(encode_agent(*r), label) : error_response(from_caf_error(r.error()), label);
-      if (log) {
-        auto result = r ? std::string{"ok"} : std::string{to_string(out.error)};
-        if (*cmd == admin_command::set_ttl)
-          logging::info("admin", "action",
-                        {{"action", log->action},
-                         {"ttl_seconds", log->value},
-                         {"token_id", log->token},
-                         {"remote", log->remote},
-                         {"request_id", log->request_id},
-                         {"result", result},
-                         {"status", out.status}});
-        else
-          logging::info("admin", "action",
-                        {{"action", log->action},
-                         {"token_id", log->token},
-                         {"remote", log->remote},
-                         {"request_id", log->request_id},
-                         {"result", result},
-                         {"status", out.status}});
-      }
-      return out;
-    });
+  audit log{*cmd, token_id(req.authorization), std::string{req.remote}, std::string{req.request_id},
+            value};
+  auto answer = [log](caf::expected<agent_snapshot>& r) {
+    auto out
+      = r ? json_ok(encode_agent(*r), "admin") : error_response(from_caf_error(r.error()), "admin");
+    auto result = r ? std::string{"ok"} : std::string{to_string(out.error)};
+    if (log.cmd == admin_command::set_ttl)
+      logging::info("admin", "action",
+                    {{"action", admin_action(log.cmd)},
+                     {"ttl_seconds", log.value},
+                     {"token_id", log.token},
+                     {"remote", log.remote},
+                     {"request_id", log.request_id},
+                     {"result", result},
+                     {"status", out.status}});
+    else
+      logging::info("admin", "action",
+                    {{"action", admin_action(log.cmd)},
+                     {"token_id", log.token},
+                     {"remote", log.remote},
+                     {"request_id", log.request_id},
+                     {"result", result},
+                     {"status", out.status}});
+    return out;
   };
-  if (cmd)
-    ask<agent_snapshot>(sys_, svc_.supervisor, caf::timespan{3s}, reply, admin_atom::value, *cmd,
-                        value);
-  else
-    ask<agent_snapshot>(sys_, svc_.supervisor, caf::timespan{3s}, reply, agent_atom::value);
-  handled h;
-  h.route = label;
-  return h;
+  return ask_actor<agent_snapshot>(sys_, rsp, svc_.supervisor, "admin", answer, admin_atom::value,
+                                   *cmd, value);
 }
 
 handled service_routes::admin(const request_view& req, responder& rsp, int id) {
