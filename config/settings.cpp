@@ -59,6 +59,71 @@ std::optional<std::pair<std::string, std::uint16_t>> split_host_port(const std::
 
 namespace {
 
+bool is_hex_digit(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+/// scheme://host[:port], in lower case as browsers send it (an IPv6 host
+/// in brackets), without a path.
+bool valid_origin(std::string_view o) {
+  auto sep = o.find("://");
+  if (sep == std::string_view::npos || sep == 0)
+    return false;
+  for (char c : o.substr(0, sep))
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'))
+      return false;
+  auto rest = o.substr(sep + 3);
+  auto host = rest;
+  std::string_view port;
+  bool has_port = false;
+  if (!rest.empty() && rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string_view::npos)
+      return false;
+    host = rest.substr(1, close - 1);
+    auto after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':')
+        return false;
+      port = after.substr(1);
+      has_port = true;
+    }
+    if (host.empty())
+      return false;
+    for (char c : host)
+      if (!(is_hex_digit(c) || c == ':' || c == '.'))
+        return false;
+  } else {
+    auto colon = rest.find(':');
+    if (colon != std::string_view::npos) {
+      host = rest.substr(0, colon);
+      port = rest.substr(colon + 1);
+      has_port = true;
+    }
+    if (host.empty())
+      return false;
+    for (char c : host)
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+        return false;
+  }
+  if (has_port) {
+    if (port.empty() || port.size() > 5)
+      return false;
+    for (char c : port)
+      if (c < '0' || c > '9')
+        return false;
+  }
+  return true;
+}
+
 status open_fraction(const char* key, double v, double hi) {
   if (!std::isfinite(v) || v <= 0.0 || v >= hi)
     return bad(key, "must be in (0, " + str(hi) + ")", str(v));
@@ -71,7 +136,27 @@ bool valid_host_port(const std::string& s) {
 
 } // namespace
 
+result<std::vector<std::string>> parse_cors_origins(std::string_view list) {
+  std::vector<std::string> out;
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    auto item = trim(list.substr(0, comma));
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    if (item.empty())
+      continue;
+    if (item != "*" && !valid_origin(item))
+      return error{errc::invalid_config,
+                   "http.cors-origins: '" + std::string{item}
+                     + "' is not an origin: expected * or scheme://host[:port] in lower case, "
+                       "without a path (e.g. https://app.example.com)"};
+    out.emplace_back(item);
+  }
+  return out;
+}
+
 status validate(const service_settings& s, std::size_t input_dim) {
+  if (auto origins = parse_cors_origins(s.http_cors_origins); !origins)
+    return origins.error();
   const status checks[] = {
     int_range("port", s.port, 0, 65535),
     s.host.empty() ? bad("host", "must not be empty", "\"\"") : ok(),

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -62,6 +64,10 @@ struct service_settings {
   double http_max_queue_delay_seconds = 1.0;
   /// How long a closing connection keeps discarding what the client sends.
   double http_linger_seconds = 2.0;
+  /// Browser origins that may read answers (CORS), comma-separated
+  /// ("https://app.example.com, http://localhost:3000", or "*"); empty: no
+  /// CORS field in any answer.
+  std::string http_cors_origins;
   // -- reuse under an error budget
   /// true: reuse only what the guard certifies; false: pure prefix reuse.
   /// Like every bool flag, `--risk.guard=off` / `SIL_RISK_GUARD=off` work.
@@ -122,6 +128,11 @@ struct service_settings {
 
 /// "HOST:PORT" split; nullopt unless the port is a number in [1, 65535].
 std::optional<std::pair<std::string, std::uint16_t>> split_host_port(const std::string& s);
+
+/// Splits http.cors-origins into origins ("*" or scheme://host[:port], as
+/// a browser's Origin field spells them); an element that is neither is an
+/// error that names it.
+result<std::vector<std::string>> parse_cors_origins(std::string_view list);
 
 /// Checks every value; the error message names the offending key and the
 /// value. `input_dim` is the model's D, which bounds the prefix length.

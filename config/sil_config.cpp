@@ -77,7 +77,9 @@ sil_config::sil_config() {
     .add(s.http_max_queue_delay_seconds, "max-queue-delay",
          "seconds a prediction may expect to wait for an encoder, else 503 (0: no limit)")
     .add(s.http_linger_seconds, "linger",
-         "seconds a closing connection discards what the client still sends");
+         "seconds a closing connection discards what the client still sends")
+    .add(s.http_cors_origins, "cors-origins",
+         "browser origins that may call the API (CORS), comma-separated, or *; empty: none");
   opt_group{custom_options_, "risk"}
     .add(s.risk_guard, "guard",
          "true: reuse only exact or certified inputs; false (or off): any input sharing the key")

@@ -1,11 +1,13 @@
 #include "http/codec.hpp"
 
+#include <algorithm>
 #include <cfloat>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -28,7 +30,7 @@ std::string fmt_number(double v) {
 }
 
 /// The fields of a /predict body; `other` is any unknown key.
-enum class field { features, use_cache, max_age_ms, max_wrong_rate, timeout_ms, other };
+enum class field { features, use_cache, max_age_ms, max_wrong_rate, timeout_ms, id, other };
 
 /// Open containers of a skipped value, innermost last: object or array.
 /// The first 64 levels live in one word; deeper ones (rare, and bounded by
@@ -82,11 +84,13 @@ private:
 /// skipped without recursion, at any depth.
 class predict_parser {
 public:
-  predict_parser(std::string_view body, const decode_limits& limits)
+  predict_parser(std::string_view body, const decode_limits& limits,
+                 std::optional<std::string>* id = nullptr)
     : begin_(body.data())
     , p_(body.data())
     , end_(body.data() + body.size())
-    , limits_(limits) {
+    , limits_(limits)
+    , id_(id) {
     req_.features.reserve(limits.input_dim);
   }
 
@@ -163,6 +167,9 @@ private:
         case field::max_wrong_rate:
         case field::timeout_ms:
           ok = parse_number_field(f);
+          break;
+        case field::id:
+          ok = parse_id();
           break;
         case field::other:
           ok = skip_value(); // unknown fields are ignored
@@ -260,6 +267,18 @@ private:
       return true;
     }
     return misplaced("'use_cache' must be true or false, not ");
+  }
+
+  /// "id": a string is kept to be echoed (KServe v2 does so); any other
+  /// value is skipped like an unknown field's, as it always was.
+  bool parse_id() {
+    if (id_ == nullptr || p_ == end_ || *p_ != '"')
+      return skip_value();
+    std::string text;
+    if (!lex_string(nullptr, &text))
+      return false;
+    *id_ = std::move(text);
+    return true;
   }
 
   bool parse_number_field(field f) {
@@ -551,7 +570,7 @@ private:
   /// A string from its opening quote: escapes and UTF-8 checked as nlohmann
   /// checked them. With `key`, also decodes it far enough to tell which
   /// field it names.
-  bool lex_string(field* key) {
+  bool lex_string(field* key, std::string* text = nullptr) {
     ++p_; // '"'
     // Decoded key, if it is short and ASCII (every field name is).
     char name[16];
@@ -580,15 +599,22 @@ private:
         if (!lex_escape(cp))
           return false;
         put(cp);
+        if (text != nullptr)
+          append_utf8(*text, cp);
         continue;
       }
       if (c < 0x80) {
         put(c);
+        if (text != nullptr)
+          text->push_back(static_cast<char>(c));
         ++p_;
         continue;
       }
+      const char* seq = p_;
       if (!lex_utf8())
         return false;
+      if (text != nullptr)
+        text->append(seq, p_);
       fits = false;
     }
     if (key != nullptr) {
@@ -605,6 +631,8 @@ private:
           *key = field::max_wrong_rate;
         else if (k == "timeout_ms")
           *key = field::timeout_ms;
+        else if (k == "id")
+          *key = field::id;
       }
     }
     return true;
@@ -612,6 +640,25 @@ private:
 
   bool parse_key(field& f) {
     return lex_string(&f);
+  }
+
+  /// Appends code point `cp` (a valid scalar value) as UTF-8.
+  static void append_utf8(std::string& out, std::uint32_t cp) {
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
   }
 
   /// A backslash escape at p_; the code point it stands for in `cp`.
@@ -755,6 +802,8 @@ private:
   const char* p_;
   const char* end_;
   decode_limits limits_;
+  /// Where a string "id" goes (null: not wanted).
+  std::optional<std::string>* id_ = nullptr;
   predict_request req_;
   std::size_t rows_ = 0;
   std::size_t row_len_ = 0;
@@ -883,7 +932,13 @@ result<predict_request> decode_predict(std::string_view body, const decode_limit
   return predict_parser{body, limits}.run();
 }
 
-std::string encode_predict(const predict_reply& r, double latency_ms) {
+result<predict_request> decode_predict(std::string_view body, const decode_limits& limits,
+                                       std::optional<std::string>& id) {
+  return predict_parser{body, limits, &id}.run();
+}
+
+std::string encode_predict(const predict_reply& r, double latency_ms,
+                           const std::optional<std::string>& id) {
   std::string out;
   out.reserve(256);
   out += "{\"prediction\":";
@@ -908,6 +963,10 @@ std::string encode_predict(const predict_reply& r, double latency_ms) {
     out += ",\"p_wrong_upper\":";
     append_number(out, r.risk.p_wrong_upper, std::chars_format::general, 6);
     out += '}';
+  }
+  if (id) {
+    out += ",\"id\":";
+    out += json(*id).dump(-1, ' ', false, json::error_handler_t::replace);
   }
   out += '}';
   return out;
@@ -1058,6 +1117,286 @@ std::string encode_health(bool cache_enabled, std::uint32_t workers, std::size_t
   out.append(version.data(), version.size());
   out += "\"}";
   return out;
+}
+
+// -- KServe v2 ---------------------------------------------------------------------
+
+namespace {
+
+/// The deepest nesting of arrays and objects in `body` outside strings
+/// (checked before a DOM is built, so that no document can be nested
+/// deeper than the protocol needs).
+std::size_t nesting_depth(std::string_view body) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+const char* json_kind(const json& j) {
+  switch (j.type()) {
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float:
+      return "a number";
+    default:
+      return "a value";
+  }
+}
+
+error bad(std::string message) {
+  return {errc::bad_request, std::move(message)};
+}
+
+/// A whole number held by `j` (an integer, or a float without fraction).
+bool whole_number(const json& j, double& v) {
+  if (!j.is_number())
+    return false;
+  v = j.get<double>();
+  return std::isfinite(v) && std::floor(v) == v;
+}
+
+/// The request-level "parameters" of an inference request: the same
+/// options as a /predict body, with the same ranges.
+std::optional<error> read_parameters(const json& params, predict_request& req) {
+  if (!params.is_object())
+    return bad(std::string{"'parameters' must be an object, not "} + json_kind(params));
+  if (auto i = params.find("use_cache"); i != params.end()) {
+    if (!i->is_boolean())
+      return bad(std::string{"parameter 'use_cache' must be true or false, not "} + json_kind(*i));
+    req.use_cache = i->get<bool>();
+  }
+  if (auto i = params.find("max_age_ms"); i != params.end()) {
+    double v = 0.0;
+    if (!whole_number(*i, v) || v < 0.0 || v > static_cast<double>(max_age_limit_ms))
+      return bad("parameter 'max_age_ms' must be an integer in [0, "
+                 + std::to_string(max_age_limit_ms) + "] (a year)");
+    req.max_age_ms = static_cast<std::int64_t>(v);
+  }
+  if (auto i = params.find("timeout_ms"); i != params.end()) {
+    double v = 0.0;
+    if (!whole_number(*i, v) || v < 1.0 || v > static_cast<double>(timeout_limit_ms))
+      return bad("parameter 'timeout_ms' must be an integer in [1, "
+                 + std::to_string(timeout_limit_ms) + "] (ten minutes)");
+    req.timeout_ms = static_cast<std::int64_t>(v);
+  }
+  if (auto i = params.find("max_wrong_rate"); i != params.end()) {
+    double v = i->is_number() ? i->get<double>() : 0.0;
+    if (!i->is_number() || !(v > 0.0 && v <= 1.0))
+      return bad("parameter 'max_wrong_rate' must be a number in (0, 1]");
+    req.max_wrong_rate = v;
+  }
+  return std::nullopt;
+}
+
+/// Appends one tensor element, which must be a finite 32-bit float.
+std::optional<error> push_value(const json& v, std::size_t index, std::vector<float>& out) {
+  if (!v.is_number())
+    return bad("input 'features': data[" + std::to_string(index) + "] must be a number, not "
+               + json_kind(v));
+  auto d = v.get<double>();
+  if (!std::isfinite(d) || std::fabs(d) > static_cast<double>(FLT_MAX))
+    return bad("input 'features': data[" + std::to_string(index)
+               + "] is not a finite 32-bit float");
+  out.push_back(static_cast<float>(d));
+  return std::nullopt;
+}
+
+/// The input tensor: name, datatype, shape [T, D] and T x D values, flat
+/// or nested by rows.
+std::optional<error> read_input(const json& in, const decode_limits& limits, predict_request& req) {
+  if (!in.is_object())
+    return bad(std::string{"inputs[0] must be an object, not "} + json_kind(in));
+  auto name = in.find("name");
+  if (name == in.end() || !name->is_string())
+    return bad("inputs[0] needs a string 'name' ('features')");
+  if (name->get_ref<const std::string&>() != "features")
+    return bad("unknown input '" + name->get<std::string>()
+               + "': this model has one input, 'features'");
+  auto type = in.find("datatype");
+  if (type == in.end() || !type->is_string())
+    return bad("input 'features' needs a string 'datatype' (FP32)");
+  if (type->get_ref<const std::string&>() != "FP32")
+    return bad("input 'features' must have datatype FP32, got '" + type->get<std::string>() + "'");
+  auto dims = "[T, " + std::to_string(limits.input_dim)
+              + "] with 1 <= T <= " + std::to_string(limits.max_rows);
+  auto shape = in.find("shape");
+  if (shape == in.end() || !shape->is_array())
+    return bad("input 'features' needs a 'shape' array " + dims);
+  double rows = 0.0;
+  double cols = 0.0;
+  if (shape->size() != 2 || !whole_number((*shape)[0], rows) || !whole_number((*shape)[1], cols))
+    return bad("input 'features' must have shape " + dims + ", got " + shape->dump());
+  if (cols != static_cast<double>(limits.input_dim) || rows < 1.0
+      || rows > static_cast<double>(limits.max_rows))
+    return bad("input 'features' must have shape " + dims + ", got " + shape->dump());
+  auto t = static_cast<std::size_t>(rows);
+  auto expected = t * limits.input_dim;
+  auto data = in.find("data");
+  if (data == in.end() || !data->is_array())
+    return bad("input 'features' needs a 'data' array of " + std::to_string(expected)
+               + " numbers (flat, or " + std::to_string(t) + " rows of "
+               + std::to_string(limits.input_dim) + ")");
+  req.features.reserve(expected);
+  if (!data->empty() && (*data)[0].is_array()) {
+    // Nested by rows.
+    if (data->size() != t)
+      return bad("input 'features' has " + std::to_string(data->size())
+                 + " rows of data, its shape says " + std::to_string(t));
+    for (std::size_t r = 0; r < t; ++r) {
+      const auto& row = (*data)[r];
+      if (!row.is_array() || row.size() != limits.input_dim)
+        return bad("input 'features': data row " + std::to_string(r) + " must be an array of "
+                   + std::to_string(limits.input_dim) + " numbers");
+      for (const auto& v : row)
+        if (auto e = push_value(v, req.features.size(), req.features))
+          return e;
+    }
+  } else {
+    if (data->size() != expected)
+      return bad("input 'features' has " + std::to_string(data->size())
+                 + " values of data, its shape " + shape->dump() + " needs "
+                 + std::to_string(expected));
+    for (const auto& v : *data)
+      if (auto e = push_value(v, req.features.size(), req.features))
+        return e;
+  }
+  req.rows = static_cast<std::uint32_t>(t);
+  return std::nullopt;
+}
+
+} // namespace
+
+result<infer_request> decode_infer(std::string_view body, const decode_limits& limits) {
+  if (nesting_depth(body) > max_infer_nesting)
+    return bad("the body nests arrays and objects deeper than " + std::to_string(max_infer_nesting)
+               + " levels");
+  auto j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (j.is_discarded())
+    return bad("malformed JSON: the body is not a JSON document");
+  if (!j.is_object())
+    return bad(std::string{"the body must be a JSON object, not "} + json_kind(j));
+  infer_request out;
+  if (auto id = j.find("id"); id != j.end()) {
+    if (!id->is_string())
+      return bad(std::string{"'id' must be a string, not "} + json_kind(*id));
+    out.id = id->get<std::string>();
+  }
+  if (auto p = j.find("parameters"); p != j.end())
+    if (auto e = read_parameters(*p, out.req))
+      return *e;
+  auto inputs = j.find("inputs");
+  if (inputs == j.end() || !inputs->is_array())
+    return bad("missing 'inputs': an array with one tensor, 'features'");
+  if (inputs->size() != 1)
+    return bad("'inputs' must hold exactly 1 tensor ('features'), got "
+               + std::to_string(inputs->size()));
+  if (auto e = read_input((*inputs)[0], limits, out.req))
+    return *e;
+  if (auto outputs = j.find("outputs"); outputs != j.end()) {
+    if (!outputs->is_array())
+      return bad(std::string{"'outputs' must be an array, not "} + json_kind(*outputs));
+    for (const auto& o : *outputs) {
+      auto name = o.is_object() ? o.find("name") : o.end();
+      if (!o.is_object() || name == o.end() || !name->is_string())
+        return bad("each requested output must be an object with a string 'name'");
+      if (name->get_ref<const std::string&>() != "prediction")
+        return bad("unknown output '" + name->get<std::string>()
+                   + "': this model has one output, 'prediction'");
+    }
+  }
+  return out;
+}
+
+std::string encode_infer(const predict_reply& r, double latency_ms, std::string_view model_name,
+                         const std::optional<std::string>& id) {
+  std::string out;
+  out.reserve(320);
+  out += "{\"model_name\":";
+  out += json(std::string{model_name}).dump(-1, ' ', false, json::error_handler_t::replace);
+  out += ",\"model_version\":";
+  out += json(r.model_version).dump(-1, ' ', false, json::error_handler_t::replace);
+  if (id) {
+    out += ",\"id\":";
+    out += json(*id).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  out += ",\"parameters\":{\"cache_hit\":";
+  out += r.cache_hit ? "true" : "false";
+  out += ",\"source\":\"";
+  out += to_string(r.source);
+  out += "\",\"latency_ms\":";
+  append_number(out, latency_ms, std::chars_format::fixed, 4);
+  if (r.source == embedding_source::cache) {
+    out += ",\"cache_age_ms\":";
+    append_number(out, static_cast<double>(r.cache_age_ns) / 1e6, std::chars_format::fixed, 3);
+  }
+  if (r.risk.present) {
+    out += ",\"risk_basis\":\"";
+    out += to_string(r.risk.basis);
+    out += "\",\"risk_distance\":";
+    append_number(out, r.risk.distance, std::chars_format::general, 6);
+    out += ",\"p_wrong_upper\":";
+    append_number(out, r.risk.p_wrong_upper, std::chars_format::general, 6);
+  }
+  out += "},\"outputs\":[{\"name\":\"prediction\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[";
+  append_number(out, static_cast<double>(r.prediction), std::chars_format::general, 9);
+  out += "]}]}";
+  return out;
+}
+
+std::string encode_server_metadata(std::string_view name, std::string_view version) {
+  json j = {
+    {"name", std::string{name}}, {"version", std::string{version}}, {"extensions", json::array()}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string encode_model_metadata(const model_description& m) {
+  json j = {
+    {"name", m.name},
+    {"versions", json::array({m.version})},
+    {"platform", model_platform},
+    {"inputs",
+     json::array({{{"name", "features"},
+                   {"datatype", "FP32"},
+                   {"shape", json::array({-1, static_cast<std::int64_t>(m.input_dim)})}}})},
+    {"outputs",
+     json::array({{{"name", "prediction"}, {"datatype", "FP32"}, {"shape", json::array({1})}}})},
+  };
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string encode_model_ready(std::string_view name, bool ready, std::string_view reason) {
+  json j = {{"name", std::string{name}}, {"ready", ready}};
+  if (!ready)
+    j["reason"] = std::string{reason};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 unsigned status_for(errc code) noexcept {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,8 +36,61 @@ inline constexpr std::int64_t timeout_limit_ms = 600'000;
 /// message that says what is wrong and where. Never throws.
 result<predict_request> decode_predict(std::string_view body, const decode_limits& limits);
 
-/// {"prediction": ..., "cache_hit": ..., "latency_ms": ..., ...}
-std::string encode_predict(const predict_reply& r, double latency_ms);
+/// The same, and a string "id" field's value in `id` (as KServe v2 echoes
+/// it). An "id" that is not a string is ignored, like any unknown field.
+result<predict_request> decode_predict(std::string_view body, const decode_limits& limits,
+                                       std::optional<std::string>& id);
+
+/// {"prediction": ..., "cache_hit": ..., "latency_ms": ..., ..., "id": ...}
+/// ("id" only when the request gave one).
+std::string encode_predict(const predict_reply& r, double latency_ms,
+                           const std::optional<std::string>& id = std::nullopt);
+
+// -- the KServe v2 (Open Inference Protocol) adapter -------------------------------
+
+/// A decoded POST /v2/models/{name}/infer body.
+struct infer_request {
+  predict_request req;
+  /// The request's "id", echoed in the answer.
+  std::optional<std::string> id;
+};
+
+/// The deepest nesting an inference request may use (its tensor data needs 5).
+inline constexpr std::size_t max_infer_nesting = 16;
+
+/// What an inference request's "platform" metadata says this server runs.
+inline constexpr const char* model_platform = "sil_eigen";
+
+/// Parses and validates an inference request: {"id": string, "parameters":
+/// {"use_cache", "max_age_ms", "max_wrong_rate", "timeout_ms"}, "inputs":
+/// [{"name": "features", "datatype": "FP32", "shape": [T, D], "data": T x D
+/// numbers, flat or as T rows}], "outputs": [{"name": "prediction"}]}; only
+/// "inputs" is required. The options' ranges are /predict's. Every failure is
+/// errc::bad_request with a message that says what is wrong. Never throws.
+result<infer_request> decode_infer(std::string_view body, const decode_limits& limits);
+
+/// {"model_name", "model_version", "id", "parameters": {"cache_hit",
+/// "source", "latency_ms", ...}, "outputs": [{"name": "prediction",
+/// "datatype": "FP32", "shape": [1], "data": [score]}]}
+std::string encode_infer(const predict_reply& r, double latency_ms, std::string_view model_name,
+                         const std::optional<std::string>& id);
+
+/// What the metadata routes say about the model.
+struct model_description {
+  std::string name;
+  std::string version;
+  std::size_t input_dim = 32;
+};
+
+/// GET /v2: {"name", "version", "extensions": []}
+std::string encode_server_metadata(std::string_view name, std::string_view version);
+
+/// GET /v2/models/{name}: name, versions, platform, inputs [{"features",
+/// FP32, [-1, D]}], outputs [{"prediction", FP32, [1]}].
+std::string encode_model_metadata(const model_description& m);
+
+/// GET /v2/models/{name}/ready: {"name", "ready", "reason" (when not ready)}.
+std::string encode_model_ready(std::string_view name, bool ready, std::string_view reason);
 
 /// {"error": {"code": "...", "message": "..."}}
 std::string encode_error(const error& e);
@@ -58,6 +112,25 @@ status check_admin(std::string_view authorization, std::string_view token);
 /// The /health body.
 std::string encode_health(bool cache_enabled, std::uint32_t workers, std::size_t in_flight,
                           std::string_view version);
+
+/// "application/json", in any case, optionally with parameters such as
+/// "; charset=utf-8".
+inline bool is_json_media_type(std::string_view ct) noexcept {
+  auto type = ct.substr(0, ct.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t'))
+    type.remove_suffix(1);
+  constexpr std::string_view json_type = "application/json";
+  if (type.size() != json_type.size())
+    return false;
+  for (std::size_t i = 0; i < type.size(); ++i) {
+    char c = type[i];
+    if (c >= 'A' && c <= 'Z')
+      c = static_cast<char>(c - 'A' + 'a');
+    if (c != json_type[i])
+      return false;
+  }
+  return true;
+}
 
 /// The HTTP status for an error code: the only place this mapping exists.
 unsigned status_for(errc code) noexcept;

@@ -10,6 +10,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/message.hpp>
 
+#include "http/codec.hpp"
 #include "http/framing.hpp"
 
 namespace sil::http_rules {
@@ -28,13 +29,10 @@ http_api::framing_fields framing_of(const boost::beast::http::header<true, Field
   return ff;
 }
 
-/// "application/json", optionally with parameters such as "; charset=utf-8".
+/// "application/json", optionally with parameters such as "; charset=utf-8"
+/// (the rule is http_api::is_json_media_type's).
 inline bool is_json(boost::beast::string_view ct) {
-  auto semi = ct.find(';');
-  auto type = ct.substr(0, semi);
-  while (!type.empty() && type.back() == ' ')
-    type.remove_suffix(1);
-  return boost::beast::iequals(type, "application/json");
+  return http_api::is_json_media_type({ct.data(), ct.size()});
 }
 
 /// An HTTP/1.1 request that asks for "100 Continue" before its body.

@@ -20,9 +20,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "http/api_rules.hpp"
 #include "http/codec.hpp"
 #include "http/framing.hpp"
 #include "http/request_rules.hpp"
+#include "http/routes.hpp"
 #include "logging/log.hpp"
 
 namespace sil {
@@ -35,8 +37,8 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-/// A connection waiting for an actor's answer, which the drain may have to
-/// answer itself (503) when its deadline passes.
+/// A connection waiting for an answer that comes later, which the drain
+/// may have to answer itself (503) when its deadline passes.
 class drainable {
 public:
   virtual ~drainable() = default;
@@ -53,17 +55,25 @@ std::string make_refusal() {
                      "its connection limit; retry later\"}}\n";
   return "HTTP/1.1 503 Service Unavailable\r\nServer: sil-server\r\n"
          "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
-         "Content-Length: "
-         + std::to_string(body.size()) + "\r\n\r\n" + body;
+         "X-Request-Id: "
+         + http_api::new_request_id() + "\r\nContent-Length: " + std::to_string(body.size())
+         + "\r\n\r\n" + body;
+}
+
+std::string_view sv(beast::string_view s) {
+  return {s.data(), s.size()};
 }
 
 } // namespace
 
 struct http_server::impl {
-  impl(caf::actor_system& s, const http_config& c, const service_handles& h)
-    : sys(s)
-    , cfg(c)
-    , svc(h)
+  impl(const http_config& c, std::shared_ptr<http_api::handler> h, std::shared_ptr<service_board> b,
+       std::shared_ptr<hit_path> hp)
+    : cfg(c)
+    , handler(std::move(h))
+    , board(std::move(b))
+    , hits(std::move(hp))
+    , cors(c.cors_origins)
     , acceptor(ioc)
     , signals(ioc, SIGINT, SIGTERM) {
     // nop
@@ -74,9 +84,14 @@ struct http_server::impl {
       ::close(spare_fd);
   }
 
-  caf::actor_system& sys;
   http_config cfg;
-  service_handles svc;
+  /// What requests mean (the routes).
+  std::shared_ptr<http_api::handler> handler;
+  /// The connection counters' home (null: not counted).
+  std::shared_ptr<service_board> board;
+  /// The read path, whose batches the flush timer sends (null: none).
+  std::shared_ptr<hit_path> hits;
+  http_api::cors_policy cors;
   asio::io_context ioc;
   /// Keeps the I/O threads running while a session waits for an actor's
   /// answer: that wait is no asio operation, so without this guard the
@@ -91,7 +106,6 @@ struct http_server::impl {
   /// with 503, instead of waiting unanswered in the backlog.
   int spare_fd = -1;
   std::size_t max_connections = 0;
-  const std::string refusal = make_refusal();
   asio::signal_set signals;
   /// Sends the read path's batches at most `flush_delay` after its first
   /// unsent event (armed on demand: an idle server never wakes for it).
@@ -99,15 +113,14 @@ struct http_server::impl {
   asio::steady_timer flush_timer{flush_strand};
   static constexpr std::chrono::milliseconds flush_delay{5};
   std::vector<std::thread> threads;
-  /// Predictions accepted and not yet written back (the in-flight cap).
-  std::atomic<std::size_t> inflight{0};
   /// Any request being handled, for draining on shutdown.
   std::atomic<std::size_t> active{0};
   /// Open connections (sessions alive).
   std::atomic<std::size_t> connections{0};
   /// Set at shutdown: answers carry "Connection: close".
   std::atomic<bool> draining{false};
-  /// Sessions waiting for an actor's answer (for the drain deadline).
+  /// Sessions waiting for an answer that comes later (for the drain
+  /// deadline).
   std::mutex waiting_mu;
   std::unordered_map<drainable*, std::weak_ptr<drainable>> waiting;
   /// Requests answered 503 by the drain deadline.
@@ -125,43 +138,19 @@ struct http_server::impl {
     asio::post(flush_strand, [this] {
       flush_timer.expires_after(flush_delay);
       flush_timer.async_wait([this](beast::error_code ec) {
-        if (!ec)
-          svc.hits->flush();
+        if (!ec && hits)
+          hits->flush();
       });
     });
   }
 
-  /// Hands what the read path holds to the actors now (before a snapshot,
-  /// so that /stats and /metrics count every answered hit).
-  void flush_hits() {
-    if (svc.hits)
-      svc.hits->flush();
-  }
-
   void count(std::atomic<std::uint64_t> service_board::*field) {
-    if (svc.board)
-      ((*svc.board).*field).fetch_add(1, std::memory_order_relaxed);
+    if (board)
+      ((*board).*field).fetch_add(1, std::memory_order_relaxed);
   }
 };
 
 namespace {
-
-/// Asks a typed actor from outside the actor system without blocking: a
-/// one-shot actor sends the request and hands the answer to `done`.
-template <class R, class Handle, class Done, class... Ts>
-void ask(caf::actor_system& sys, const Handle& dst, caf::timespan timeout, Done done, Ts... xs) {
-  // The unused int works around CAF 0.17 dereferencing a null pointer to an
-  // empty argument tuple when a function actor has no arguments (UBSan).
-  sys.spawn(
-    [=](caf::event_based_actor* self, int) {
-      self->request(dst, timeout, xs...)
-        .then([=](R& r) { done(caf::expected<R>{std::move(r)}); },
-              [=](caf::error& e) { done(caf::expected<R>{std::move(e)}); });
-    },
-    0);
-}
-
-using http_rules::is_json;
 
 /// One connection: read a request, answer it, repeat while keep-alive.
 ///
@@ -172,21 +161,32 @@ using http_rules::is_json;
 /// and what the client still sends is read and discarded for a bounded
 /// time (a lingering close), so that the client reads the answer rather
 /// than a reset.
-class session : public drainable, public std::enable_shared_from_this<session> {
+///
+/// What a request means is the handler's business (http/routes.*): the
+/// session hands it a parsed request and writes the answer it gives, now
+/// or later (then the session waits, registered for the drain deadline,
+/// watching for a client that leaves).
+class session : public drainable,
+                public http_api::responder,
+                public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket&& socket, http_server::impl& srv)
     : stream_(std::move(socket))
     , srv_(srv)
     , timer_(stream_.get_executor()) {
     ++srv_.connections;
-    if (srv_.svc.board)
-      srv_.svc.board->connections_open.fetch_add(1, std::memory_order_relaxed);
+    if (srv_.board)
+      srv_.board->connections_open.fetch_add(1, std::memory_order_relaxed);
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec)
+      remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
   ~session() override {
     --srv_.connections;
-    if (srv_.svc.board)
-      srv_.svc.board->connections_open.fetch_sub(1, std::memory_order_relaxed);
+    if (srv_.board)
+      srv_.board->connections_open.fetch_sub(1, std::memory_order_relaxed);
   }
 
   void run() {
@@ -198,13 +198,31 @@ public:
     asio::post(stream_.get_executor(), [self = shared_from_this()] { self->expire(); });
   }
 
+  // -- http_api::responder ---------------------------------------------------
+
+  std::function<void(http_api::deferred_response)> later() override {
+    // Posted to this connection's strand: it runs after the handler that
+    // asked has returned (and the wait has begun), whatever thread answers.
+    return [self = shared_from_this(), ex = stream_.get_executor(),
+            seq = seq_](http_api::deferred_response make) {
+      asio::post(ex, [self, seq, make = std::move(make)] {
+        if (!self->end_wait(seq))
+          return;
+        self->send(make());
+      });
+    };
+  }
+
+  bool client_gone() override {
+    return peer_state() == peer::gone;
+  }
+
 private:
   void expire() {
     if (phase_ != phase::waiting)
       return;
     ++srv_.expired;
     keep_alive_ = false;
-    retry_after_ = true;
     cancel_watch();
     send_error({errc::unavailable, "the server is shutting down and its drain deadline passed "
                                    "before this request was answered; retry elsewhere"});
@@ -212,7 +230,7 @@ private:
 
   enum class phase : std::uint8_t {
     reading,
-    /// Waiting for an actor's answer.
+    /// Waiting for an answer that comes later.
     waiting,
     writing,
     /// The answer is out; discarding what the client still sends.
@@ -269,6 +287,7 @@ private:
   }
 
   void on_header(beast::error_code ec, std::size_t) {
+    header_at_ = clock_type::now();
     if (ec)
       return on_read_error(ec);
     if (auto st = http_api::check_framing(http_rules::framing_of(parser_->get())); !st)
@@ -346,12 +365,21 @@ private:
       srv_.count(&service_board::framing_errors);
     keep_alive_ = false;
     route_ = "other";
-    version_ = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
     start_ = clock_type::now();
+    if (parser_ && parser_->is_header_done()) {
+      version_ = parser_->get().version();
+      // Keep what the header said, for the request id and the access log.
+      req_ = parser_->release();
+      request_id_ = http_api::request_id_for(sv((*req_)["X-Request-Id"]));
+      origin_ = std::string{sv((*req_)[bhttp::field::origin])};
+    } else {
+      version_ = 11;
+      request_id_ = http_api::new_request_id();
+    }
     send_error(e);
   }
 
-  // -- route -----------------------------------------------------------------
+  // -- handle ----------------------------------------------------------------
 
   void handle(bhttp::request<bhttp::string_body>&& req) {
     start_ = clock_type::now();
@@ -360,273 +388,50 @@ private:
     head_ = req.method() == bhttp::verb::head;
     ++srv_.active;
     counted_active_ = true;
-    auto target = req.target();
-    if (auto q = target.find('?'); q != beast::string_view::npos)
+    req_ = std::move(req);
+    const auto& m = *req_;
+    auto target = sv(m.target());
+    if (auto q = target.find('?'); q != std::string_view::npos)
       target = target.substr(0, q);
-    auto get_only = [&](const char* name) {
-      route_ = name;
-      if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
-        allow_ = "GET, HEAD";
-        send_error({errc::method_not_allowed, std::string{"use GET for /"} + name + ", not "
-                                                + std::string{req.method_string()}});
-        return false;
-      }
-      return true;
-    };
-    if (target == "/predict") {
-      route_ = "predict";
-      handle_predict(req);
-    } else if (target == "/health") {
-      if (get_only("health")) {
-        auto& b = *srv_.svc.board;
-        send(200, http_api::encode_health(b.cache_enabled.load(), b.workers_alive.load(),
-                                          srv_.inflight.load(), srv_.cfg.model_version));
-      }
-    } else if (target == "/stats") {
-      if (get_only("stats"))
-        ask_stats();
-    } else if (target == "/metrics") {
-      if (get_only("metrics"))
-        ask_metrics();
-    } else if (target == "/agent") {
-      route_ = "agent";
-      if (authorized(req) && get_only("agent"))
-        ask_agent(std::nullopt, 0.0);
-    } else if (target.starts_with("/admin/")) {
-      route_ = "admin";
-      if (authorized(req))
-        handle_admin(req, target);
-    } else {
-      route_ = "other";
-      send_error({errc::not_found, "no route " + std::string{target}
-                                     + " (routes: POST /predict, GET /health, GET /stats, "
-                                       "GET /metrics)"});
-    }
+    request_id_ = http_api::request_id_for(sv(m["X-Request-Id"]));
+    origin_ = std::string{sv(m[bhttp::field::origin])};
+    http_api::request_view v;
+    v.method = sv(m.method_string());
+    v.target = target;
+    auto ct = m.find(bhttp::field::content_type);
+    v.has_content_type = ct != m.end();
+    if (v.has_content_type)
+      v.content_type = sv(ct->value());
+    v.authorization = sv(m[bhttp::field::authorization]);
+    v.origin = origin_;
+    v.preflight_method = sv(m[bhttp::field::access_control_request_method]);
+    v.binary_tensors = m.find("Inference-Header-Content-Length") != m.end();
+    v.request_id = request_id_;
+    v.body = m.body();
+    v.remote = remote_;
+    v.start = start_;
+    auto h = srv_.handler->handle(v, *this);
+    if (h.now)
+      return send(std::move(*h.now));
+    if (h.client_gone)
+      return client_gone_now();
+    // The answer comes later.
+    holds_slot_ = h.holds_slot;
+    cancel_ = std::move(h.cancel);
+    reported_ = h.reported;
+    route_ = h.route;
+    begin_wait();
+    if (h.watch_client)
+      watch_client();
   }
 
-  /// Checks the bearer token; answers 401/403 itself when it fails.
-  bool authorized(const bhttp::request<bhttp::string_body>& req) {
-    auto auth = req[bhttp::field::authorization];
-    auto st = http_api::check_admin({auth.data(), auth.size()}, srv_.cfg.admin_token);
-    if (st)
-      return true;
-    www_authenticate_ = st.error().code == errc::unauthorized;
-    send_error(st.error());
-    return false;
-  }
+  // -- waiting for an answer -------------------------------------------------
 
-  void handle_admin(bhttp::request<bhttp::string_body>& req, beast::string_view target) {
-    struct route {
-      const char* path;
-      bhttp::verb method;
-      admin_command cmd;
-    };
-    static constexpr route routes[] = {
-      {"/admin/cache/disable", bhttp::verb::post, admin_command::disable_cache},
-      {"/admin/cache/enable", bhttp::verb::post, admin_command::enable_cache},
-      {"/admin/cache/clear", bhttp::verb::post, admin_command::clear_cache},
-      {"/admin/cache/ttl", bhttp::verb::put, admin_command::set_ttl},
-      {"/admin/agent/resume", bhttp::verb::post, admin_command::resume_agent},
-    };
-    for (const auto& r : routes) {
-      if (target != r.path)
-        continue;
-      if (req.method() != r.method) {
-        allow_ = std::string{bhttp::to_string(r.method)};
-        return send_error({errc::method_not_allowed, "use " + allow_ + " for " + r.path});
-      }
-      double value = 0.0;
-      if (r.cmd == admin_command::set_ttl) {
-        auto ttl = http_api::decode_ttl(req.body());
-        if (!ttl)
-          return send_error(ttl.error());
-        value = *ttl;
-      }
-      return ask_agent(r.cmd, value);
-    }
-    send_error({errc::not_found, "no admin route " + std::string{target}
-                                   + " (POST /admin/cache/disable, /admin/cache/enable, "
-                                     "/admin/cache/clear, /admin/agent/resume; PUT "
-                                     "/admin/cache/ttl)"});
-  }
-
-  /// Runs `k(done)` to ask an actor, where `done(expected<R>)` comes back
-  /// on any thread: the answer is posted to this connection, which turns it
-  /// into a response with `reply` unless the drain answered meanwhile.
-  template <class R, class Reply, class Ask>
-  void await(Ask k, Reply reply) {
-    auto self = shared_from_this();
-    auto ex = stream_.get_executor();
-    auto seq = begin_wait();
-    k([self, ex, seq, reply](caf::expected<R> r) {
-      asio::post(ex, [self, seq, reply, r = std::move(r)]() mutable {
-        if (!self->end_wait(seq))
-          return;
-        if (!r)
-          return self->send_error(from_caf_error(r.error()));
-        reply(*self, *r);
-      });
-    });
-  }
-
-  /// GET /agent, or an admin command (which answers with the agent's state).
-  void ask_agent(std::optional<admin_command> cmd, double value) {
-    auto& sys = srv_.sys;
-    auto dst = srv_.svc.supervisor;
-    await<agent_snapshot>(
-      [&sys, dst, cmd, value](auto done) {
-        if (cmd)
-          ask<agent_snapshot>(sys, dst, std::chrono::seconds{3}, done, admin_atom::value, *cmd,
-                              value);
-        else
-          ask<agent_snapshot>(sys, dst, std::chrono::seconds{3}, done, agent_atom::value);
-      },
-      [](session& s, agent_snapshot& a) { s.send(200, http_api::encode_agent(a)); });
-  }
-
-  void handle_predict(bhttp::request<bhttp::string_body>& req) {
-    if (req.method() != bhttp::verb::post) {
-      allow_ = "POST";
-      return send_error({errc::method_not_allowed,
-                         "use POST for /predict, not " + std::string{req.method_string()}});
-    }
-    auto ct = req[bhttp::field::content_type];
-    if (!is_json(ct))
-      return send_error({errc::unsupported_media_type,
-                         "content type must be application/json, got '" + std::string{ct} + "'"});
-    auto decoded = http_api::decode_predict(req.body(), {srv_.cfg.input_dim, srv_.cfg.max_rows});
-    if (!decoded)
-      return send_error(decoded.error());
-    if (srv_.svc.hits) {
-      // A hit is answered here, on this I/O thread, before any admission
-      // limit: a cheap answer is never refused to make room for expensive
-      // ones. The read path records its outcome in batches.
-      if (auto hit = srv_.svc.hits->serve(*decoded, start_)) {
-        reported_ = true;
-        source_ = hit->source;
-        cache_hit_ = true;
-        return send(200, http_api::encode_predict(*hit, elapsed_ms()));
-      }
-    }
-    // A client that sent its request and left at once (a reset flood)
-    // costs nothing more than the parse.
-    if (peer_state() == peer::gone)
-      return client_gone();
-    // The deadline: the client's own, else the server's queue delay. The
-    // encoder pool refuses at once (503) what it cannot finish by then.
-    auto budget = decoded->timeout_ms > 0 ? std::chrono::milliseconds{decoded->timeout_ms}
-                                          : srv_.cfg.max_queue_delay;
-    if (budget.count() > 0) {
-      decoded->deadline = start_ + budget;
-      // The pool's own rule, applied here first from the load it
-      // publishes: a miss it would refuse costs no actor message (under a
-      // flood those would keep the actors from the hits' bookkeeping).
-      if (auto wait = expected_encoder_wait(decoded->rows); wait > budget) {
-        retry_after_ = true;
-        return send_error(
-          {errc::overloaded, "the encoders are busy: the expected wait of "
-                               + std::to_string(wait.count()) + " ms exceeds this request's "
-                               + std::to_string(budget.count()) + " ms deadline; retry later"});
-      }
-    }
-    if (srv_.inflight.fetch_add(1) >= srv_.cfg.max_inflight) {
-      --srv_.inflight;
-      retry_after_ = true;
-      return send_error({errc::overloaded, "server is at its limit of "
-                                             + std::to_string(srv_.cfg.max_inflight)
-                                             + " requests in flight; retry later"});
-    }
-    holds_slot_ = true;
-    cancel_ = std::make_shared<cancel_flag>();
-    decoded->cancel = cancel_;
-    auto metrics = srv_.svc.metrics;
-    auto start = start_;
-    auto& ingress = srv_.svc.ingress;
-    await<predict_reply>(
-      [&ingress, metrics, start, req = std::move(*decoded)](auto done) mutable {
-        caf::anon_send(ingress, predict_atom::value, std::move(req),
-                       predict_callback{[metrics, start, done](caf::expected<predict_reply> r) {
-                         // This runs on the actor thread that answered:
-                         // report the outcome from here, where sending
-                         // wakes no thread.
-                         caf::anon_send(metrics, outcome_atom::value, predict_outcome(r, start));
-                         done(std::move(r));
-                       }});
-      },
-      [](session& s, predict_reply& r) {
-        s.source_ = r.source;
-        s.cache_hit_ = r.cache_hit;
-        s.send(200, http_api::encode_predict(r, s.elapsed_ms()));
-      });
-    reported_ = true;
-    watch_client();
-  }
-
-  /// The wait the encoder pool expects for `rows` more rows now (0 while
-  /// it has measured nothing), from the load it publishes.
-  std::chrono::milliseconds expected_encoder_wait(std::uint32_t rows) const {
-    if (!srv_.svc.board)
-      return std::chrono::milliseconds{0};
-    const auto& b = *srv_.svc.board;
-    auto ns_per_row = b.encoder_ns_per_row.load(std::memory_order_relaxed);
-    auto workers = b.encoder_workers.load(std::memory_order_relaxed);
-    if (ns_per_row == 0 || workers == 0)
-      return std::chrono::milliseconds{0};
-    auto rows_ahead = b.encoder_rows_ahead.load(std::memory_order_relaxed) + rows;
-    auto ms = static_cast<double>(rows_ahead) * static_cast<double>(ns_per_row)
-              / static_cast<double>(workers) / 1e6;
-    return std::chrono::milliseconds{static_cast<std::int64_t>(std::min(ms, 3.6e6))};
-  }
-
-  static request_outcome predict_outcome(const caf::expected<predict_reply>& r,
-                                         clock_type::time_point start) {
-    request_outcome o;
-    o.route = "predict";
-    if (r) {
-      o.source = r->source;
-      o.cache_hit = r->cache_hit;
-    } else {
-      auto code = from_caf_error(r.error()).code;
-      o.error_code = static_cast<std::uint8_t>(code);
-      o.status = static_cast<std::uint16_t>(http_api::status_for(code));
-    }
-    o.latency_ns
-      = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count();
-    return o;
-  }
-
-  void ask_stats() {
-    srv_.flush_hits();
-    auto& sys = srv_.sys;
-    auto dst = srv_.svc.metrics;
-    await<service_snapshot>(
-      [&sys, dst](auto done) {
-        ask<service_snapshot>(sys, dst, std::chrono::seconds{3}, done, stats_atom::value);
-      },
-      [](session& s, service_snapshot& r) { s.send(200, http_api::encode_stats(r)); });
-  }
-
-  void ask_metrics() {
-    srv_.flush_hits();
-    auto& sys = srv_.sys;
-    auto dst = srv_.svc.metrics;
-    await<std::string>(
-      [&sys, dst](auto done) {
-        ask<std::string>(sys, dst, std::chrono::seconds{3}, done, metrics_atom::value);
-      },
-      [](session& s, std::string& r) {
-        s.send(200, std::move(r), "text/plain; version=0.0.4; charset=utf-8");
-      });
-  }
-
-  // -- waiting for an actor ----------------------------------------------------
-
-  /// Registers this request for the drain deadline; returns its number.
-  std::uint64_t begin_wait() {
+  /// Registers this request for the drain deadline.
+  void begin_wait() {
     phase_ = phase::waiting;
     std::lock_guard<std::mutex> guard{srv_.waiting_mu};
     srv_.waiting.emplace(this, weak_from_this());
-    return seq_;
   }
 
   /// The answer for request `seq` arrived: true if it is still wanted.
@@ -669,7 +474,7 @@ private:
       case peer::quiet:
         return watch_client();
       case peer::gone:
-        return client_gone();
+        return client_gone_now();
     }
   }
 
@@ -688,10 +493,16 @@ private:
   }
 
   /// Nobody will read the answer: cancel the work and close.
-  void client_gone() {
+  void client_gone_now() {
     if (cancel_)
       cancel_->cancel();
     srv_.count(&service_board::clients_gone);
+    // The exchange ends without an answer (nginx's 499); its outcome, if
+    // any, is the work's own to report.
+    status_ = 499;
+    outcome_ = "client_gone";
+    reported_ = true;
+    finish(0);
     close_now();
   }
 
@@ -701,15 +512,10 @@ private:
 
   // -- write -----------------------------------------------------------------
 
-  double elapsed_ms() const {
-    return std::chrono::duration<double, std::milli>(clock_type::now() - start_).count();
-  }
-
   void send_error(const error& e) {
-    error_ = e.code;
-    if (e.code == errc::overloaded || e.code == errc::unavailable)
-      retry_after_ = true;
-    send(http_api::status_for(e.code), http_api::encode_error(e));
+    auto r = http_api::error_response(e, route_);
+    r.reported = reported_;
+    send(std::move(r));
   }
 
   /// Writes what the socket takes now, on this thread.
@@ -727,33 +533,44 @@ private:
     }
   }
 
-  void send(unsigned status, std::string body, const char* content_type = "application/json") {
-    status_ = status;
+  void send(http_api::response r) {
+    status_ = r.status;
+    route_ = r.route;
+    error_ = r.error;
+    reported_ = reported_ || r.reported;
+    outcome_ = r.outcome;
     phase_ = phase::writing;
     // The prediction is done: free its in-flight slot now, not after the
     // write, so a client that has read its answer can never see 503 for it.
-    if (holds_slot_) {
-      --srv_.inflight;
-      holds_slot_ = false;
-    }
+    release_slot();
     if (srv_.draining.load())
       keep_alive_ = false;
-    res_.emplace(static_cast<bhttp::status>(status), version_);
+    srv_.cors.decorate(r, origin_);
+    res_.emplace(static_cast<bhttp::status>(r.status), version_);
     res_->set(bhttp::field::server, "sil-server");
-    res_->set(bhttp::field::content_type, content_type);
-    if (!allow_.empty())
-      res_->set(bhttp::field::allow, allow_);
-    if (retry_after_)
+    if (r.content_type != nullptr)
+      res_->set(bhttp::field::content_type, r.content_type);
+    if (!r.allow.empty())
+      res_->set(bhttp::field::allow, r.allow);
+    if (r.retry_after)
       res_->set(bhttp::field::retry_after, "1");
-    if (www_authenticate_)
+    if (r.www_authenticate)
       res_->set(bhttp::field::www_authenticate, "Bearer");
+    res_->set("X-Request-Id", request_id_);
+    for (const auto& [name, value] : r.headers)
+      res_->set(name, value);
     res_->keep_alive(keep_alive_);
-    if (head_) {
+    if (r.status == 204) {
+      // No content, and no Content-Length either (RFC 9110 section 8.6).
+      bytes_out_ = 0;
+    } else if (head_) {
       // HEAD: the header a GET would get, Content-Length included, and no
       // body (RFC 9110 section 9.3.2).
-      res_->content_length(body.size());
+      res_->content_length(r.body.size());
+      bytes_out_ = 0;
     } else {
-      res_->body() = std::move(body);
+      bytes_out_ = r.body.size();
+      res_->body() = std::move(r.body);
       res_->prepare_payload();
     }
     // Write at once, on this thread: a small answer almost always fits the
@@ -781,8 +598,7 @@ private:
       wrote_async_ = false;
       stream_.expires_never();
     }
-    if (!reported_)
-      report();
+    finish(bytes_out_);
     release_counters();
     serializer_.reset();
     res_.reset();
@@ -794,37 +610,58 @@ private:
     do_read();
   }
 
-  void report() {
-    request_outcome o;
-    o.error_code = static_cast<std::uint8_t>(error_);
-    o.status = static_cast<std::uint16_t>(status_);
-    o.route = route_;
-    o.source = source_;
-    o.cache_hit = cache_hit_;
-    o.latency_ns
-      = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start_).count();
-    caf::anon_send(srv_.svc.metrics, outcome_atom::value, std::move(o));
+  /// The exchange is over: the handler reports it (metrics, access log),
+  /// once.
+  void finish(std::uint64_t bytes_out) {
+    if (finished_)
+      return;
+    finished_ = true;
+    auto now = clock_type::now();
+    http_api::finished_exchange e;
+    e.request_id = request_id_;
+    e.remote = remote_;
+    if (req_) {
+      e.method = sv(req_->method_string());
+      e.target = sv(req_->target());
+      e.bytes_in = req_->body().size();
+    }
+    e.status = status_;
+    e.bytes_out = bytes_out;
+    auto from
+      = header_at_.time_since_epoch().count() != 0 && header_at_ <= start_ ? header_at_ : start_;
+    e.latency = std::chrono::duration_cast<std::chrono::nanoseconds>(now - from);
+    e.service_latency = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start_);
+    e.route = route_;
+    e.error = error_;
+    e.reported = reported_;
+    e.outcome = outcome_;
+    srv_.handler->finished(e);
   }
 
   void reset_request_state() {
     reported_ = false;
-    allow_.clear();
-    retry_after_ = false;
-    www_authenticate_ = false;
+    finished_ = false;
     head_ = false;
     error_ = errc{};
-    source_ = embedding_source::encoder;
-    cache_hit_ = false;
+    route_ = "other";
+    outcome_ = {};
     cancel_.reset();
+    req_.reset();
+    origin_.clear();
+    request_id_.clear();
+  }
+
+  void release_slot() {
+    if (holds_slot_) {
+      srv_.handler->release_slot();
+      holds_slot_ = false;
+    }
   }
 
   /// Gives back this request's in-flight slot and its place in the drain
   /// count, each at most once.
   void release_counters() {
-    if (holds_slot_) {
-      --srv_.inflight;
-      holds_slot_ = false;
-    }
+    release_slot();
     if (counted_active_) {
       --srv_.active;
       counted_active_ = false;
@@ -892,24 +729,32 @@ private:
   beast::flat_buffer buffer_;
   std::array<char, 16 * 1024> scratch_{};
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  /// The request being answered (the handler's views point into it).
+  std::optional<bhttp::request<bhttp::string_body>> req_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
   std::optional<bhttp::response_serializer<bhttp::string_body>> serializer_;
+  /// "IP:PORT" of the client.
+  std::string remote_;
+  std::string request_id_;
+  std::string origin_;
+  /// When the request's header arrived, and when it was parsed whole.
+  clock_type::time_point header_at_{};
   clock_type::time_point start_ = clock_type::now();
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_ = false;
   bool holds_slot_ = false;
   bool counted_active_ = false;
-  std::string allow_;
-  bool retry_after_ = false;
-  bool www_authenticate_ = false;
   const char* route_ = "other";
   unsigned status_ = 200;
   errc error_{};
-  embedding_source source_ = embedding_source::encoder;
-  bool cache_hit_ = false;
-  /// The outcome was already sent to the metrics aggregator.
+  std::string_view outcome_;
+  std::uint64_t bytes_out_ = 0;
+  /// The outcome is counted elsewhere (the read path, a prediction's
+  /// callback).
   bool reported_ = false;
+  /// The handler has been told that this exchange ended.
+  bool finished_ = false;
   /// Set when the client of the prediction in flight goes away.
   std::shared_ptr<cancel_flag> cancel_;
 };
@@ -932,6 +777,7 @@ std::size_t derived_connection_cap() {
 
 void http_server::impl::refuse(int fd) {
   // Best effort, never blocking: the answer fits any socket buffer.
+  auto refusal = make_refusal();
   ::send(fd, refusal.data(), refusal.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   ::shutdown(fd, SHUT_WR);
   ::close(fd);
@@ -980,15 +826,16 @@ void http_server::impl::do_accept() {
   });
 }
 
-result<std::unique_ptr<http_server>>
-http_server::start(caf::actor_system& sys, const http_config& cfg, const service_handles& service) {
-  auto p = std::make_unique<impl>(sys, cfg, service);
+namespace {
+
+result<std::unique_ptr<http_server::impl>> bind_and_run(std::unique_ptr<http_server::impl> p) {
+  const auto& cfg = p->cfg;
   beast::error_code ec;
   auto addr = asio::ip::make_address(cfg.host, ec);
   if (ec)
     return error{errc::invalid_config, "host: '" + cfg.host + "' is not an IP address"};
   tcp::endpoint ep{addr, cfg.port};
-  auto fail = [&](const char* what) -> result<std::unique_ptr<http_server>> {
+  auto fail = [&](const char* what) -> result<std::unique_ptr<http_server::impl>> {
     return error{errc::io_error, std::string{what} + " " + cfg.host + ":" + std::to_string(cfg.port)
                                    + ": " + ec.message()};
   };
@@ -1005,8 +852,8 @@ http_server::start(caf::actor_system& sys, const http_config& cfg, const service
   p->max_connections = cfg.max_connections > 0 ? cfg.max_connections : derived_connection_cap();
   p->spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   auto* raw = p.get();
-  if (p->svc.hits)
-    p->svc.hits->on_pending([raw] { raw->schedule_flush(); });
+  if (p->hits)
+    p->hits->on_pending([raw] { raw->schedule_flush(); });
   p->signals.async_wait([raw](beast::error_code e, int) {
     if (e)
       return;
@@ -1017,7 +864,27 @@ http_server::start(caf::actor_system& sys, const http_config& cfg, const service
   p->do_accept();
   for (std::size_t i = 0; i < cfg.threads; ++i)
     p->threads.emplace_back([raw] { raw->ioc.run(); });
-  return std::unique_ptr<http_server>{new http_server{std::move(p)}};
+  return p;
+}
+
+} // namespace
+
+result<std::unique_ptr<http_server>>
+http_server::start(caf::actor_system& sys, const http_config& cfg, const service_handles& service) {
+  auto routes = std::make_shared<http_api::service_routes>(sys, cfg, service);
+  auto p
+    = bind_and_run(std::make_unique<impl>(cfg, std::move(routes), service.board, service.hits));
+  if (!p)
+    return p.error();
+  return std::unique_ptr<http_server>{new http_server{std::move(*p)}};
+}
+
+result<std::unique_ptr<http_server>> http_server::start(const http_config& cfg,
+                                                        std::shared_ptr<http_api::handler> routes) {
+  auto p = bind_and_run(std::make_unique<impl>(cfg, std::move(routes), nullptr, nullptr));
+  if (!p)
+    return p.error();
+  return std::unique_ptr<http_server>{new http_server{std::move(*p)}};
 }
 
 http_server::http_server(std::unique_ptr<impl> p)
@@ -1070,6 +937,7 @@ std::size_t http_server::shutdown(std::chrono::milliseconds drain) {
     p.signals.cancel(ec);
   });
   p.draining = true;
+  p.handler->set_draining();
   // Wait until nothing has been active for a short quiet period, so that
   // requests already sent on open connections (not yet parsed when the
   // signal came) are served too; the drain timeout bounds the wait.
@@ -1102,9 +970,9 @@ std::size_t http_server::shutdown(std::chrono::milliseconds drain) {
   for (auto& t : p.threads)
     t.join();
   p.threads.clear();
-  if (p.svc.hits) {
-    p.svc.hits->on_pending({});
-    p.svc.hits->flush();
+  if (p.hits) {
+    p.hits->on_pending({});
+    p.hits->flush();
   }
   return left;
 }

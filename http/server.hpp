@@ -1,10 +1,11 @@
 // The HTTP front end: an asynchronous Boost.Beast server.
 //
 // Owns: sockets, keep-alive sessions, hard limits (body size, read timeout,
-// requests in flight), routing, and the bridge to the actors. It never
-// blocks an I/O thread on an actor: a prediction is handed to the ingress
-// with a callback that posts the answer back to the connection's strand.
-// Does not own: JSON rules and the error -> status mapping (http/codec).
+// connections), request framing, the request id and CORS fields of every
+// answer, waiting for answers that come later (never blocking an I/O
+// thread), and the drain at shutdown.
+// Does not own: what a request means. A handler does (http/exchange.hpp):
+// http/routes.* on a serving node, http/worker_routes.* on a worker node.
 #pragma once
 
 #include <caf/fwd.hpp>
@@ -13,9 +14,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "actors/service.hpp"
 #include "core/error.hpp"
+#include "http/exchange.hpp"
 
 namespace sil {
 
@@ -43,8 +46,18 @@ struct http_config {
   std::size_t max_rows = 64;
   std::size_t input_dim = 32;
   std::string model_version;
+  /// The model's name (the KServe v2 routes' {model_name}).
+  std::string model_name;
   /// Bearer token of /admin/... and /agent; empty disables them (403).
   std::string admin_token;
+  /// Browser origins that may read answers (http.cors-origins; "*": any);
+  /// empty: no CORS field in any answer.
+  std::vector<std::string> cors_origins;
+  /// Readiness: the node runs encoder workers of its own (until one is up
+  /// it is "starting"); a gateway without any encodes on a local fallback
+  /// (cluster.fallback=local) and so stays ready.
+  bool local_workers = true;
+  bool fallback_local = false;
 };
 
 /// A running HTTP server.
@@ -54,6 +67,11 @@ public:
   /// io_error if the address cannot be bound.
   static result<std::unique_ptr<http_server>> start(caf::actor_system& sys, const http_config& cfg,
                                                     const service_handles& service);
+
+  /// Binds and serves `routes` (a worker node's listener: no actors
+  /// behind it). Fails with io_error if the address cannot be bound.
+  static result<std::unique_ptr<http_server>> start(const http_config& cfg,
+                                                    std::shared_ptr<http_api::handler> routes);
 
   ~http_server();
 

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <set>
@@ -55,11 +56,40 @@ result<std::uint16_t> publish_registry(caf::actor_system& sys, const service_han
 
 namespace {
 
+/// An encoder worker that also counts its work on the node's board (for
+/// the worker's /metrics).
+encoder_worker_actor::behavior_type counting_encoder(encoder_worker_actor::pointer, const model& m,
+                                                     std::shared_ptr<worker_board> board) {
+  return {
+    [m, board](encode_atom, const encode_batch& batch) -> caf::result<encoded_batch> {
+      auto out = encode_with(m, batch);
+      if (!out) {
+        board->failures.fetch_add(1, std::memory_order_relaxed);
+        return std::move(out.error());
+      }
+      std::uint64_t items = 0;
+      std::uint64_t rows = 0;
+      for (std::size_t i = 0; i < out->embeddings.size() && i < batch.items.size(); ++i)
+        if (out->embeddings[i]) {
+          ++items;
+          rows += batch.items[i].rows;
+        }
+      board->batches.fetch_add(1, std::memory_order_relaxed);
+      board->encodes.fetch_add(items, std::memory_order_relaxed);
+      board->rows.fetch_add(rows, std::memory_order_relaxed);
+      board->busy_ns.fetch_add(static_cast<std::uint64_t>(std::max<std::int64_t>(out->busy_ns, 0)),
+                               std::memory_order_relaxed);
+      return std::move(*out);
+    },
+  };
+}
+
 struct worker_node {
   caf::actor_system& sys;
   const service_settings& s;
   const model& m;
   const std::atomic<bool>& stop;
+  std::shared_ptr<worker_board> board;
   std::string name;
   std::string host;
   std::uint16_t port = 0;
@@ -69,7 +99,7 @@ struct worker_node {
   bool fatal = false;
 
   encoder_worker_actor spawn_worker() {
-    return sys.spawn<caf::detached>(encoder_worker, m);
+    return sys.spawn<caf::detached>(counting_encoder, m, board);
   }
 
   /// The node id of the peer at host:port, from the middleman's handshake
@@ -168,6 +198,8 @@ struct worker_node {
     auto n = worker_count(s);
     for (std::size_t i = 0; i < n; ++i)
       workers.push_back(spawn_worker());
+    board->workers_configured = static_cast<std::uint32_t>(n);
+    board->workers_alive = static_cast<std::uint32_t>(n);
     // Only monitors and receives down messages; it never makes a request
     // (see join()).
     caf::scoped_actor self{sys};
@@ -186,6 +218,8 @@ struct worker_node {
         std::this_thread::sleep_for(1s); // refused (e.g. another model): retry later
         continue;
       }
+      board->connected = true;
+      board->joins.fetch_add(1, std::memory_order_relaxed);
       std::printf("joined %s:%u as %s with %zu encoder workers\n", host.c_str(),
                   static_cast<unsigned>(port), name.c_str(), joined);
       std::fflush(stdout);
@@ -197,6 +231,8 @@ struct worker_node {
             if (dm.source == reg->address()) {
               logging::warn("cluster", "lost the gateway; reconnecting",
                             {{"node", name}, {"reason", sys.render(dm.reason)}});
+              board->connected = false;
+              board->gateway_losses.fetch_add(1, std::memory_order_relaxed);
               gateway_up = false;
               return;
             }
@@ -204,7 +240,10 @@ struct worker_node {
             // replace it and join the new one.
             for (auto& w : workers)
               if (w.address() == dm.source) {
+                board->workers_alive.fetch_sub(1);
                 w = spawn_worker();
+                board->workers_alive.fetch_add(1);
+                board->restarts.fetch_add(1, std::memory_order_relaxed);
                 self->monitor(w);
                 join(*reg, w);
               }
@@ -212,8 +251,10 @@ struct worker_node {
           caf::after(200ms) >> [] {});
       }
     }
+    board->connected = false;
     for (auto& w : workers)
       caf::anon_send_exit(w, caf::exit_reason::user_shutdown);
+    board->workers_alive = 0;
     return fatal ? 1 : 0;
   }
 };
@@ -221,8 +262,10 @@ struct worker_node {
 } // namespace
 
 int run_worker_node(caf::actor_system& sys, const service_settings& s, const model& m,
-                    const std::atomic<bool>& stop) {
-  worker_node node{sys, s, m, stop, default_node_name(s), {}, 0, {}, false};
+                    const std::atomic<bool>& stop, std::shared_ptr<worker_board> board) {
+  if (!board)
+    board = std::make_shared<worker_board>();
+  worker_node node{sys, s, m, stop, std::move(board), default_node_name(s), {}, 0, {}, false};
   return node.run();
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "actors/service.hpp"
+#include "actors/worker_board.hpp"
 #include "config/sil_config.hpp"
 #include "core/error.hpp"
 #include "core/model.hpp"
@@ -35,8 +36,10 @@ result<std::uint16_t> publish_registry(caf::actor_system& sys, const service_han
 /// whenever the gateway comes back or a worker had to be replaced. Returns 0
 /// when `stop` becomes true (the caller sets it on SIGINT/SIGTERM), or 1 at
 /// once if this node cannot join because its CAF node id is the gateway's
-/// or another live node's (logged with the remedy).
+/// or another live node's (logged with the remedy). It publishes its state
+/// (connection, workers alive, encodes) on `board`, which the node's HTTP
+/// listener reads.
 int run_worker_node(caf::actor_system& sys, const service_settings& s, const model& m,
-                    const std::atomic<bool>& stop);
+                    const std::atomic<bool>& stop, std::shared_ptr<worker_board> board);
 
 } // namespace sil

@@ -24,9 +24,11 @@
 #include <vector>
 
 #include "actors/service.hpp"
+#include "actors/worker_board.hpp"
 #include "config/sil_config.hpp"
 #include "core/build_info.hpp"
 #include "http/server.hpp"
+#include "http/worker_routes.hpp"
 #include "logging/log.hpp"
 #include "server/cluster.hpp"
 #include "server/probe.hpp"
@@ -118,7 +120,8 @@ void log_configuration(const sil::sil_config& cfg) {
   }
 }
 
-/// The worker role: no HTTP, encoders only, until SIGINT/SIGTERM.
+/// The worker role: encoders, and a small HTTP listener on host:port for
+/// health probes and the node's /metrics, until SIGINT/SIGTERM.
 int worker_main(sil::sil_config& cfg, const sil::model& m) {
   // Block the signals before any thread starts, then wait for them here.
   sigset_t set;
@@ -129,9 +132,26 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGHUP, SIG_DFL); // blocked now: sigwait below takes it
   std::atomic<bool> stop{false};
-  caf::actor_system sys{cfg};
   const auto& s = cfg.settings;
+  auto board = std::make_shared<sil::worker_board>();
+  sil::http_config hc;
+  hc.host = s.host;
+  hc.port = static_cast<std::uint16_t>(s.port);
+  hc.threads = 1;
+  hc.read_timeout
+    = std::chrono::milliseconds{static_cast<std::int64_t>(s.http_read_timeout_seconds * 1000.0)};
+  hc.max_connections = static_cast<std::size_t>(s.http_max_connections);
+  hc.linger = std::chrono::milliseconds{static_cast<std::int64_t>(s.http_linger_seconds * 1000.0)};
+  hc.cors_origins = *sil::parse_cors_origins(s.http_cors_origins);
   auto name = sil::default_node_name(s);
+  auto routes = std::make_shared<sil::http_api::worker_routes>(
+    board, sil::http_api::worker_identity{name, s.gateway, m.version()}, hc.cors_origins);
+  auto listener = sil::http_server::start(hc, routes);
+  if (!listener)
+    return fail(listener.error().message, 1);
+  std::printf("listening on %s:%u\n", s.host.c_str(), static_cast<unsigned>((*listener)->port()));
+  std::fflush(stdout);
+  caf::actor_system sys{cfg};
   sil::logging::info("server", "worker node started",
                      {{"node", name},
                       {"model", m.name()},
@@ -141,7 +161,7 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
   int rc = 0;
   std::atomic<bool> gave_up{false};
   std::thread node{[&] {
-    rc = sil::run_worker_node(sys, s, m, stop);
+    rc = sil::run_worker_node(sys, s, m, stop, board);
     if (rc != 0) {
       // The node cannot work (its reason is logged): wake the wait below.
       gave_up = true;
@@ -154,8 +174,10 @@ int worker_main(sil::sil_config& cfg, const sil::model& m) {
   if (!gave_up)
     sil::logging::info("server", "signal received, leaving the cluster",
                        {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});
+  routes->set_draining(); // readiness fails from now on
   stop = true;
   node.join();
+  (*listener)->shutdown(std::chrono::milliseconds{0});
   sil::logging::info("server", "stopped");
   // The actor system's destructor then waits for every detached actor's
   // thread. Under heavy load we saw CAF 0.17 wait there forever: a finished
@@ -254,6 +276,10 @@ int main(int argc, char** argv) {
   hc.input_dim = m->input_dim();
   hc.model_version = m->version();
   hc.admin_token = s.admin_token;
+  hc.model_name = m->name();
+  hc.cors_origins = *sil::parse_cors_origins(s.http_cors_origins);
+  hc.local_workers = sil::worker_count(s) > 0;
+  hc.fallback_local = s.cluster_fallback == "local";
   auto started = sil::http_server::start(sys, hc, *svc);
   if (!started) {
     sil::stop_service(*svc);

@@ -214,6 +214,8 @@ def main():
         for w in workers:
             gw_host, _ = sil[w]["environment"]["SIL_GATEWAY"].split(":")
             assert gw_host == gateways[0], "workers must point at the gateway service"
+            # Each worker node's HTTP listener (health, /metrics) gets a free
+            # port: in compose every node has its own address.
             p = start(w, {"SIL_GATEWAY": f"127.0.0.1:{cluster_port}", "SIL_PORT": "0"})
             wait_line(p, "joined ", 20)
             worker_procs[w] = p

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -102,11 +103,13 @@ struct Cluster : ::testing::Test {
 
   /// Starts worker node `name` with one encoder; waits until it joined.
   void start_worker(const std::string& name, int port = 0, bool wait = true) {
-    auto w = server_process::start(SIL_SERVER_BINARY,
-                                   {"--role=worker",
-                                    "--gateway=127.0.0.1:" + std::to_string(port ? port : registry),
-                                    "--workers=1", "--model.preset=seed", "--node-name=" + name},
-                                   {}, std::chrono::seconds{20}, wait ? "joined " : "");
+    // --port=0: each worker node's own HTTP listener (health, /metrics) on
+    // a free port.
+    auto w = server_process::start(
+      SIL_SERVER_BINARY,
+      {"--role=worker", "--gateway=127.0.0.1:" + std::to_string(port ? port : registry),
+       "--workers=1", "--model.preset=seed", "--node-name=" + name, "--port=0"},
+      {}, std::chrono::seconds{20}, wait ? "joined " : "");
     ASSERT_TRUE(w) << "worker " << name << " did not join";
     workers.emplace(name, std::move(*w));
   }
@@ -251,6 +254,12 @@ TEST_F(Cluster, WithEveryWorkerGoneTheGatewayEncodesLocallyWhenAllowed) {
   workers.at("w1").signal(SIGKILL);
   ASSERT_GE(wait_for_state(http(), "w1", "down", 5s), 0.0);
   EXPECT_EQ(get_json(http(), "/health")["status"], "degraded");
+  // Still ready: the local fallback answers predictions.
+  http_client probe{http()};
+  auto ready = probe.request("GET", "/health/ready");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  EXPECT_EQ(json::parse(ready.body)["status"], "degraded");
+  EXPECT_EQ(probe.request("GET", "/health").status, 200);
   http_client c{http()};
   auto start = clock_type::now();
   auto r = c.request("POST", "/predict", predict_body(1));
@@ -263,6 +272,17 @@ TEST_F(Cluster, WithEveryWorkerGoneTheGatewayEncodesLocallyWhenAllowed) {
 TEST_F(Cluster, WithEveryWorkerGoneARejectingGatewayAnswers503Fast) {
   start_gateway({"--cluster.fallback=reject"});
   EXPECT_EQ(get_json(http(), "/health")["status"], "degraded");
+  // Not ready: nothing could encode a miss.
+  http_client probe{http()};
+  auto ready = probe.request("GET", "/health/ready");
+  EXPECT_EQ(ready.status, 503) << ready.body;
+  EXPECT_EQ(ready.headers["retry-after"], "1");
+  auto why = json::parse(ready.body);
+  EXPECT_EQ(why["status"], "unavailable");
+  EXPECT_NE(why["reason"].get<std::string>().find("cluster.fallback=reject"), std::string::npos);
+  EXPECT_EQ(probe.request("GET", "/v2/health/ready").status, 503);
+  EXPECT_EQ(probe.request("GET", "/health").status, 503); // same body, status of readiness
+  EXPECT_EQ(probe.request("GET", "/health/live").status, 200);
   http_client c{http()};
   auto start = clock_type::now();
   auto r = c.request("POST", "/predict", predict_body(1));
@@ -287,13 +307,97 @@ TEST_F(Cluster, AWorkerStartedBeforeTheGatewayJoinsOnceItIsUp) {
 
 TEST_F(Cluster, AWorkerWithAnotherModelIsRefused) {
   start_gateway();
-  auto w = server_process::start(SIL_SERVER_BINARY,
-                                 {"--role=worker",
-                                  "--gateway=127.0.0.1:" + std::to_string(registry), "--workers=1",
-                                  "--model.preset=seed", "--model.seed=7", "--node-name=other"},
-                                 {}, std::chrono::seconds{3}, "joined ");
+  auto w = server_process::start(
+    SIL_SERVER_BINARY,
+    {"--role=worker", "--gateway=127.0.0.1:" + std::to_string(registry), "--workers=1",
+     "--model.preset=seed", "--model.seed=7", "--node-name=other", "--port=0"},
+    {}, std::chrono::seconds{3}, "joined ");
   EXPECT_FALSE(w) << "a worker with other weights joined";
   EXPECT_TRUE(node(http(), "other").is_null());
+}
+
+/// Polls a worker node's /health/ready until its status is `status`;
+/// returns the last answer.
+http_response wait_ready_status(int port, int status, std::chrono::milliseconds timeout) {
+  http_response r;
+  auto start = clock_type::now();
+  while (clock_type::now() - start < timeout) {
+    http_client c{port};
+    r = c.request("GET", "/health/ready");
+    if (r.status == status)
+      break;
+    std::this_thread::sleep_for(50ms);
+  }
+  return r;
+}
+
+TEST_F(Cluster, AWorkerNodeAnswersHealthAndItsOwnMetricsOnItsPort) {
+  start_gateway();
+  start_worker("w1");
+  int wport = workers.at("w1").port_after("listening on ");
+  ASSERT_GT(wport, 0) << workers.at("w1").output();
+  http_client w{wport};
+  EXPECT_EQ(w.request("GET", "/health/live").status, 200);
+  EXPECT_EQ(w.request("GET", "/v2/health/live").status, 200);
+  auto ready = wait_ready_status(wport, 200, 5s);
+  ASSERT_EQ(ready.status, 200) << ready.body;
+  EXPECT_TRUE(json::parse(ready.body)["ready"].get<bool>());
+  EXPECT_EQ(w.request("GET", "/v2/health/ready").status, 200);
+  // Predictions through the gateway are encoded here.
+  http_client g{http()};
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(g.request("POST", "/predict", predict_body(100 + i, false)).status, 200);
+  auto m = w.request("GET", "/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(m.headers["content-type"].rfind("text/plain", 0), 0u);
+  EXPECT_NE(m.body.find("sil_worker_gateway_connected 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("sil_worker_encoder_workers 1\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("sil_worker_encodes_total 5\n"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("node=\"w1\""), std::string::npos) << m.body;
+  // promtool accepts it.
+  std::string path
+    = std::string{SIL_TEST_TMPDIR} + "/worker-metrics-" + std::to_string(wport) + ".txt";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(m.body.data(), 1, m.body.size(), f);
+    std::fclose(f);
+  }
+  auto check = std::string{SIL_PROMTOOL} + " check metrics < " + path + " 2>&1";
+  EXPECT_EQ(std::system(check.c_str()), 0) << m.body;
+  std::remove(path.c_str());
+  // Anything else is a JSON 404.
+  auto nf = w.request("POST", "/predict", predict_body(1));
+  EXPECT_EQ(nf.status, 404);
+  EXPECT_EQ(json::parse(nf.body)["error"]["code"], "not_found");
+  EXPECT_FALSE(nf.headers["x-request-id"].empty());
+  // Without its gateway the node is alive but not ready.
+  gateway->signal(SIGKILL);
+  auto lost = wait_ready_status(wport, 503, 10s);
+  ASSERT_EQ(lost.status, 503) << lost.body;
+  EXPECT_EQ(json::parse(lost.body)["status"], "disconnected");
+  http_client after{wport};
+  EXPECT_EQ(after.request("GET", "/health/live").status, 200);
+  auto m2 = after.request("GET", "/metrics").body;
+  EXPECT_NE(m2.find("sil_worker_gateway_connected 0\n"), std::string::npos) << m2;
+  EXPECT_NE(m2.find("sil_worker_gateway_losses_total 1\n"), std::string::npos) << m2;
+}
+
+TEST_F(Cluster, AWorkerNodeIsNotReadyUntilItHasJoined) {
+  int port = free_port();
+  start_worker("early", port, false);
+  auto& w = workers.at("early");
+  ASSERT_TRUE(w.wait_for_output("listening on ", 10s));
+  int wport = w.port_after("listening on ");
+  ASSERT_GT(wport, 0);
+  http_client c{wport};
+  auto before = c.request("GET", "/health/ready");
+  EXPECT_EQ(before.status, 503);
+  EXPECT_EQ(json::parse(before.body)["status"], "disconnected");
+  EXPECT_EQ(c.request("GET", "/health/live").status, 200);
+  start_gateway({"--cluster.port=" + std::to_string(port)});
+  EXPECT_TRUE(w.wait_for_output("joined ", 10s));
+  EXPECT_EQ(wait_ready_status(wport, 200, 5s).status, 200);
 }
 
 TEST(ClusterConfig, AWorkerNeedsAGatewayAddress) {

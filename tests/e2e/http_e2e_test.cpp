@@ -2,7 +2,8 @@
 // spoken to over a plain socket.
 #include <gtest/gtest.h>
 
-#include <algorithm>
+#include <unistd.h>
+
 #include <array>
 #include <cmath>
 #include <csignal>
@@ -705,6 +706,351 @@ TEST_F(E2E, AdminApiNeedsTheRightTokenAndWorksWithIt) {
   for (const auto& d : log)
     EXPECT_TRUE(d["manual"].get<bool>());
   EXPECT_EQ(log.back()["action"], "resume");
+}
+
+// -- health, request ids, KServe v2, OpenAPI, CORS, the admin log -----------
+
+/// Sends one request with extra header fields and reads the answer.
+http_response send_with(http_client& c, const std::string& method, const std::string& target,
+                        const std::vector<std::pair<std::string, std::string>>& fields,
+                        const std::string& body = "") {
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+  for (const auto& [name, value] : fields)
+    req += name + ": " + value + "\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT")
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  return c.raw(req + "\r\n" + body);
+}
+
+bool is_generated_id(const std::string& id) {
+  return id.size() == 16 && id.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+std::string infer_body(float first, const std::string& extra = "", bool nested = false) {
+  auto r = row(first);
+  auto data = nested ? "[" + r + "]" : r;
+  return R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,32],"data":)" + data + "}]"
+         + extra + "}";
+}
+
+TEST_F(E2E, HealthLiveReadyAndTheirKServeAliases) {
+  start();
+  http_client c{port()};
+  for (const char* path : {"/health/live", "/v2/health/live"}) {
+    auto r = c.request("GET", path);
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_EQ(r.headers["content-type"], "application/json");
+    EXPECT_TRUE(json::parse(r.body)["live"].get<bool>()) << path;
+  }
+  for (const char* path : {"/health/ready", "/v2/health/ready"}) {
+    auto r = c.request("GET", path);
+    EXPECT_EQ(r.status, 200) << path << " " << r.body;
+    auto j = json::parse(r.body);
+    EXPECT_TRUE(j["ready"].get<bool>());
+    EXPECT_EQ(j["status"], "ok");
+    EXPECT_NE(j["reason"].get<std::string>().find("2 encoder workers"), std::string::npos);
+  }
+  // The first version's /health: same body, 200 while ready.
+  auto h = c.request("GET", "/health");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(json::parse(h.body)["status"], "ok");
+  auto model = c.request("GET", "/v2/models/seed/ready");
+  EXPECT_EQ(model.status, 200);
+  EXPECT_TRUE(json::parse(model.body)["ready"].get<bool>());
+  EXPECT_EQ(c.request("POST", "/health/ready", "{}").status, 405);
+}
+
+TEST_F(E2E, ReadinessTurns503WhileDrainingAndHealthKeepsItsBody) {
+  // Slow requests (64 rows through the default, heavier preset, one worker)
+  // keep the drain going while the probes ask.
+  server_
+    = server_process::start(SIL_SERVER_BINARY, {"--port=0", "--workers=1", "--encoder.timeout=20"});
+  ASSERT_TRUE(server_);
+  http_client ready_probe{port()};
+  http_client health_probe{port()};
+  ASSERT_EQ(ready_probe.request("GET", "/health/ready").status, 200);
+  auto before = health_probe.request("GET", "/health");
+  ASSERT_EQ(before.status, 200);
+  std::vector<std::unique_ptr<http_client>> clients;
+  for (int i = 0; i < 6; ++i) {
+    clients.push_back(std::make_unique<http_client>(port()));
+    std::vector<std::string> rows(64, row(20.0f + static_cast<float>(i)));
+    clients.back()->send_request("POST", "/predict", features(rows) + "}");
+  }
+  for (int i = 0; i < 500; ++i) {
+    if (json::parse(health_probe.request("GET", "/health").body)["in_flight"].get<int>() > 0)
+      break;
+    std::this_thread::sleep_for(2ms);
+  }
+  server_->signal(SIGTERM);
+  // Open connections are still served while the server drains; readiness
+  // says so (and the answer closes its connection).
+  http_response r;
+  for (int i = 0; i < 2000; ++i) {
+    r = ready_probe.request("GET", "/health/ready");
+    if (r.status != 200)
+      break;
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.headers["retry-after"], "1");
+  EXPECT_EQ(r.headers["connection"], "close");
+  auto j = json::parse(r.body);
+  EXPECT_FALSE(j["ready"].get<bool>());
+  EXPECT_EQ(j["status"], "draining");
+  auto during = health_probe.request("GET", "/health");
+  EXPECT_EQ(during.status, 503);
+  auto a = json::parse(before.body);
+  auto b = json::parse(during.body);
+  EXPECT_EQ(b["status"], a["status"]); // the body is the first version's
+  EXPECT_EQ(b["model_version"], a["model_version"]);
+  for (auto& c : clients)
+    EXPECT_EQ(c->read_response().status, 200);
+  EXPECT_EQ(server_->wait(10s), 0);
+}
+
+TEST_F(E2E, EveryAnswerCarriesARequestIdAndPredictionsEchoTheBodyId) {
+  start();
+  http_client c{port()};
+  auto mine = send_with(c, "GET", "/health", {{"X-Request-Id", "trace-7:a/b"}});
+  EXPECT_EQ(mine.headers["x-request-id"], "trace-7:a/b");
+  auto too_long = send_with(c, "GET", "/health", {{"X-Request-Id", std::string(129, 'x')}});
+  EXPECT_TRUE(is_generated_id(too_long.headers["x-request-id"]))
+    << too_long.headers["x-request-id"];
+  auto a = c.request("GET", "/health");
+  auto b = c.request("GET", "/health");
+  EXPECT_TRUE(is_generated_id(a.headers["x-request-id"]));
+  EXPECT_NE(a.headers["x-request-id"], b.headers["x-request-id"]);
+  // Errors too, the transport's own included.
+  for (auto r : {c.request("GET", "/nope"), c.request("GET", "/predict"),
+                 c.request("POST", "/predict", "{bad")})
+    EXPECT_TRUE(is_generated_id(r.headers["x-request-id"])) << r.status;
+  http_client raw{port()};
+  auto garbage = raw.raw("NOT AN HTTP REQUEST\r\n\r\n");
+  EXPECT_EQ(garbage.status, 400);
+  EXPECT_TRUE(is_generated_id(garbage.headers["x-request-id"]));
+  // The body's "id", as KServe v2 echoes it.
+  http_client p{port()};
+  auto echoed = send_with(p, "POST", "/predict",
+                          {{"Content-Type", "application/json"}, {"X-Request-Id", "r-1"}},
+                          features({row(1.0f)}) + ",\"id\":\"client-42\"}");
+  ASSERT_EQ(echoed.status, 200) << echoed.body;
+  EXPECT_EQ(json::parse(echoed.body)["id"], "client-42");
+  EXPECT_EQ(echoed.headers["x-request-id"], "r-1");
+  EXPECT_FALSE(json::parse(p.request("POST", "/predict", body(1.0f)).body).contains("id"));
+}
+
+TEST_F(E2E, KServeV2MetadataAndInferenceShareThePredictPath) {
+  start();
+  http_client c{port()};
+  auto version = json::parse(c.request("GET", "/health").body)["model_version"].get<std::string>();
+  auto server = json::parse(c.request("GET", "/v2").body);
+  EXPECT_EQ(server["name"], "sil-server");
+  EXPECT_FALSE(server["version"].get<std::string>().empty());
+  auto meta = c.request("GET", "/v2/models/seed");
+  ASSERT_EQ(meta.status, 200);
+  auto m = json::parse(meta.body);
+  EXPECT_EQ(m["versions"], json::array({version}));
+  EXPECT_EQ(m["inputs"][0]["datatype"], "FP32");
+  EXPECT_EQ(m["inputs"][0]["shape"], json::array({-1, 32}));
+  EXPECT_EQ(c.request("GET", "/v2/models/seed/versions/" + version).body, meta.body);
+  auto unknown = c.request("GET", "/v2/models/resnet");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_TRUE(json::parse(unknown.body)["error"].is_string());
+  EXPECT_EQ(c.request("GET", "/v2/models/seed/versions/v0").status, 404);
+
+  int predictions = 0;
+  // A flat tensor, with an id; Triton's client sends no Content-Type.
+  auto first = send_with(c, "POST", "/v2/models/seed/infer", {}, infer_body(1.0f, R"(,"id":"42")"));
+  ++predictions;
+  ASSERT_EQ(first.status, 200) << first.body;
+  auto f = json::parse(first.body);
+  EXPECT_EQ(f["model_name"], "seed");
+  EXPECT_EQ(f["model_version"], version);
+  EXPECT_EQ(f["id"], "42");
+  EXPECT_EQ(f["outputs"][0]["name"], "prediction");
+  EXPECT_EQ(f["outputs"][0]["datatype"], "FP32");
+  EXPECT_EQ(f["outputs"][0]["shape"], json::array({1}));
+  auto score = f["outputs"][0]["data"][0].get<double>();
+  // The same input nested by rows, through the versioned path: a hit on the
+  // entry the first made.
+  auto nested = c.request("POST", "/v2/models/seed/versions/" + version + "/infer",
+                          infer_body(1.0f, "", true));
+  ++predictions;
+  auto n = json::parse(nested.body);
+  EXPECT_TRUE(n["parameters"]["cache_hit"].get<bool>()) << nested.body;
+  EXPECT_DOUBLE_EQ(n["outputs"][0]["data"][0].get<double>(), score);
+  // /predict shares the cache.
+  auto p = json::parse(c.request("POST", "/predict", body(1.0f)).body);
+  ++predictions;
+  EXPECT_TRUE(p["cache_hit"].get<bool>());
+  EXPECT_DOUBLE_EQ(p["prediction"].get<double>(), score);
+  // Cache control through the protocol's parameters.
+  auto fresh = json::parse(c.request("POST", "/v2/models/seed/infer",
+                                     infer_body(1.0f, R"(,"parameters":{"use_cache":false})"))
+                             .body);
+  ++predictions;
+  EXPECT_FALSE(fresh["parameters"]["cache_hit"].get<bool>());
+  EXPECT_EQ(fresh["parameters"]["source"], "encoder");
+
+  // Errors in the protocol's form.
+  auto bad = c.request(
+    "POST", "/v2/models/seed/infer",
+    R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,3],"data":[1,2,3]}]})");
+  ++predictions;
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(json::parse(bad.body)["error"].get<std::string>().find("shape"), std::string::npos);
+  auto fp64
+    = c.request("POST", "/v2/models/seed/infer",
+                R"({"inputs":[{"name":"features","datatype":"FP64","shape":[1,32],"data":[]}]})");
+  ++predictions;
+  EXPECT_EQ(fp64.status, 400);
+  auto text = c.request("POST", "/v2/models/seed/infer", infer_body(1.0f), "text/plain");
+  ++predictions;
+  EXPECT_EQ(text.status, 415);
+  EXPECT_TRUE(json::parse(text.body)["error"].is_string());
+  auto other = c.request("POST", "/v2/models/base/infer", infer_body(1.0f));
+  ++predictions;
+  EXPECT_EQ(other.status, 404);
+  // The same metrics: every one of them counts as a prediction.
+  auto s = json::parse(c.request("GET", "/stats").body);
+  EXPECT_EQ(s["requests"]["predict"].get<int>(), predictions);
+  EXPECT_EQ(s["requests"]["errors"].get<int>(), 4);
+  EXPECT_EQ(s["cache"]["misses"].get<int>(), 1);
+}
+
+TEST_F(E2E, TheOpenApiDocumentIsServedFromTheBinary) {
+  start();
+  http_client c{port()};
+  auto r = c.request("GET", "/openapi.json");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+  std::ifstream in{std::string{SIL_SOURCE_DIR} + "/http/openapi.json"};
+  ASSERT_TRUE(in);
+  std::string file{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  EXPECT_EQ(r.body, file);
+  EXPECT_EQ(json::parse(r.body)["openapi"].get<std::string>().substr(0, 2), "3.");
+}
+
+TEST_F(E2E, CorsOnlyWhenConfigured) {
+  const std::vector<std::pair<std::string, std::string>> preflight{
+    {"Origin", "https://app.example.com"},
+    {"Access-Control-Request-Method", "POST"},
+    {"Access-Control-Request-Headers", "content-type"}};
+  start();
+  {
+    http_client c{port()};
+    auto r = send_with(c, "GET", "/health", {{"Origin", "https://app.example.com"}});
+    EXPECT_EQ(r.status, 200);
+    for (const auto& [name, value] : r.headers)
+      EXPECT_NE(name.rfind("access-control-", 0), 0u) << name;
+    EXPECT_EQ(r.headers.count("vary"), 0u);
+    EXPECT_EQ(send_with(c, "OPTIONS", "/predict", preflight).status, 405);
+  }
+  server_.reset();
+  start({"--http.cors-origins=https://app.example.com, http://localhost:3000"});
+  http_client c{port()};
+  auto pre = send_with(c, "OPTIONS", "/predict", preflight);
+  EXPECT_EQ(pre.status, 204);
+  EXPECT_EQ(pre.headers["access-control-allow-origin"], "https://app.example.com");
+  EXPECT_NE(pre.headers["access-control-allow-methods"].find("POST"), std::string::npos);
+  EXPECT_NE(pre.headers["access-control-allow-headers"].find("Content-Type"), std::string::npos);
+  EXPECT_EQ(pre.headers.count("content-length"), 0u);
+  auto simple = send_with(
+    c, "POST", "/predict",
+    {{"Origin", "http://localhost:3000"}, {"Content-Type", "application/json"}}, body(1.0f));
+  EXPECT_EQ(simple.status, 200);
+  EXPECT_EQ(simple.headers["access-control-allow-origin"], "http://localhost:3000");
+  EXPECT_NE(simple.headers["access-control-expose-headers"].find("X-Request-Id"),
+            std::string::npos);
+  EXPECT_EQ(simple.headers["vary"], "Origin");
+  auto error = send_with(c, "GET", "/nope", {{"Origin", "http://localhost:3000"}});
+  EXPECT_EQ(error.status, 404);
+  EXPECT_EQ(error.headers["access-control-allow-origin"], "http://localhost:3000");
+  auto other = send_with(c, "GET", "/health", {{"Origin", "https://evil.example.com"}});
+  EXPECT_EQ(other.status, 200);
+  EXPECT_EQ(other.headers.count("access-control-allow-origin"), 0u);
+  http_client c2{port()};
+  auto refused = send_with(
+    c2, "OPTIONS", "/predict",
+    {{"Origin", "https://evil.example.com"}, {"Access-Control-Request-Method", "POST"}});
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(json::parse(refused.body)["error"]["code"], "forbidden");
+  // Not an origin: the configuration is refused, naming the key.
+  auto [rc, err] = run_to_exit(SIL_SERVER_BINARY, {"--http.cors-origins=app.example.com/"});
+  EXPECT_EQ(rc, 2) << err;
+  EXPECT_NE(err.find("http.cors-origins"), std::string::npos) << err;
+}
+
+TEST_F(E2E, AdminActionsAreLoggedWithATokenFingerprintNeverTheToken) {
+  // stderr into a file, through a shell that then becomes the server.
+  std::string log
+    = std::string{SIL_TEST_TMPDIR} + "/admin-log-" + std::to_string(::getpid()) + ".txt";
+  server_ = server_process::start("/bin/sh", {"-c", std::string{"exec '"} + SIL_SERVER_BINARY
+                                                      + "' --port=0 --model.preset=seed "
+                                                        "--workers=1 --admin.token=s3cr3t 2>'"
+                                                      + log + "'"});
+  ASSERT_TRUE(server_);
+  http_client c{port()};
+  auto bearer = [](const char* t) {
+    return std::make_pair(std::string{"Authorization"}, std::string{"Bearer "} + t);
+  };
+  EXPECT_EQ(
+    send_with(c, "POST", "/admin/cache/disable", {bearer("s3cr3t"), {"X-Request-Id", "adm-1"}})
+      .status,
+    200);
+  EXPECT_EQ(
+    send_with(c, "POST", "/admin/cache/enable", {bearer("wrong-one"), {"X-Request-Id", "adm-2"}})
+      .status,
+    401);
+  EXPECT_EQ(send_with(c, "PUT", "/admin/cache/ttl",
+                      {bearer("s3cr3t"), {"X-Request-Id", "adm-3"}, {"Content-Type", "text/plain"}},
+                      R"({"ttl_seconds":5})")
+              .status,
+            415);
+  EXPECT_EQ(
+    send_with(c, "POST", "/admin/agent/resume", {bearer("s3cr3t"), {"X-Request-Id", "adm-4"}})
+      .status,
+    200);
+  EXPECT_EQ(server_->stop(), 0);
+  std::ifstream in{log};
+  ASSERT_TRUE(in) << log;
+  std::string text{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
+  EXPECT_EQ(text.find("s3cr3t"), std::string::npos) << "the token is in the log";
+  EXPECT_EQ(text.find("wrong-one"), std::string::npos) << "a presented token is in the log";
+  auto line_of = [&](const std::string& id) {
+    auto at = text.find(id);
+    if (at == std::string::npos)
+      return std::string{};
+    auto begin = text.rfind('\n', at);
+    auto end = text.find('\n', at);
+    return text.substr(begin == std::string::npos ? 0 : begin + 1,
+                       end == std::string::npos ? std::string::npos : end - begin - 1);
+  };
+  auto token_of = [](const std::string& line) {
+    auto at = line.find("token_id");
+    if (at == std::string::npos)
+      return std::string{};
+    auto hex = line.find_first_of("0123456789abcdef", at + 8);
+    return hex == std::string::npos ? std::string{} : line.substr(hex, 8);
+  };
+  auto disable = line_of("adm-1");
+  ASSERT_FALSE(disable.empty()) << text;
+  EXPECT_NE(disable.find("admin"), std::string::npos) << disable;
+  EXPECT_NE(disable.find("disable_cache"), std::string::npos) << disable;
+  EXPECT_NE(disable.find("127.0.0.1:"), std::string::npos) << disable;
+  EXPECT_NE(disable.find("ok"), std::string::npos) << disable;
+  auto wrong = line_of("adm-2");
+  EXPECT_NE(wrong.find("unauthorized"), std::string::npos) << wrong;
+  auto ttl = line_of("adm-3");
+  EXPECT_NE(ttl.find("unsupported_media_type"), std::string::npos) << ttl;
+  auto resume = line_of("adm-4");
+  EXPECT_NE(resume.find("resume_agent"), std::string::npos) << resume;
+  // The same token has the same fingerprint; another token another one.
+  EXPECT_EQ(token_of(disable).size(), 8u) << disable;
+  EXPECT_EQ(token_of(disable), token_of(resume));
+  EXPECT_EQ(token_of(disable), token_of(ttl));
+  EXPECT_NE(token_of(disable), token_of(wrong));
 }
 
 /// The cells of a sil-lab results.json whose values at the JSON pointers of

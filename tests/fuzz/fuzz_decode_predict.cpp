@@ -13,6 +13,11 @@
 // - decode_predict agrees with an independent DOM-based reading of the
 //   documented contract: it accepts exactly the bodies the contract accepts,
 //   with the same values;
+// - decode_predict with its "id" echo accepts exactly the same bodies, keeps
+//   a string "id" as the DOM reads it, and encode_predict echoes it as valid
+//   JSON;
+// - decode_infer (the KServe v2 adapter) fails with a 4xx, or gives a
+//   request within the same limits whose answer (encode_infer) is valid JSON;
 // - decode_ttl returns a finite value in [0, 1 year] or a 4xx error;
 // - check_admin accepts exactly "<Bearer in any case> <spaces><token>" and
 //   never a disabled API.
@@ -165,6 +170,52 @@ void check_predict(std::string_view body, const decode_limits& limits) {
   CHECK(ref->max_wrong_rate == req.max_wrong_rate, body);
 }
 
+/// The limits every decoded request keeps, whichever API it came through.
+void check_limits(const sil::predict_request& req, const decode_limits& limits,
+                  std::string_view body) {
+  CHECK(req.rows >= 1 && req.rows <= limits.max_rows, body);
+  CHECK(req.features.size() == static_cast<std::size_t>(req.rows) * limits.input_dim, body);
+  for (float v : req.features)
+    CHECK(std::isfinite(v), body);
+  CHECK(req.max_age_ms == -1
+          || (req.max_age_ms >= 0 && req.max_age_ms <= sil::http_api::max_age_limit_ms),
+        body);
+  CHECK(req.timeout_ms == -1
+          || (req.timeout_ms >= 1 && req.timeout_ms <= sil::http_api::timeout_limit_ms),
+        body);
+  CHECK(req.max_wrong_rate == 0.0 || (req.max_wrong_rate > 0.0 && req.max_wrong_rate <= 1.0), body);
+}
+
+void check_predict_id(std::string_view body, const decode_limits& limits) {
+  std::optional<std::string> id;
+  auto with = sil::http_api::decode_predict(body, limits, id);
+  auto without = sil::http_api::decode_predict(body, limits);
+  CHECK(bool(with) == bool(without), body);
+  if (!with) {
+    return;
+  }
+  CHECK(with->features.size() == without->features.size(), body);
+  auto dom = json::parse(body.begin(), body.end(), nullptr, false);
+  if (dom.is_object() && dom.contains("id") && dom["id"].is_string())
+    CHECK(id.has_value() && *id == dom["id"].get<std::string>(), body);
+  sil::predict_reply reply;
+  reply.model_version = "v";
+  CHECK(json::accept(sil::http_api::encode_predict(reply, 1.0, id)), body);
+}
+
+void check_infer(std::string_view body, const decode_limits& limits) {
+  auto r = sil::http_api::decode_infer(body, limits);
+  if (!r) {
+    CHECK(r.error().code == sil::errc::bad_request, body);
+    check_error(r.error(), body);
+    return;
+  }
+  check_limits(r->req, limits, body);
+  sil::predict_reply reply;
+  reply.model_version = "v";
+  CHECK(json::accept(sil::http_api::encode_infer(reply, 1.0, "base", r->id)), body);
+}
+
 void check_ttl(std::string_view body) {
   auto r = sil::http_api::decode_ttl(body);
   if (!r) {
@@ -210,6 +261,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // under which the fuzzer reaches the row and value limits easily.
   check_predict(input, decode_limits{32, 64});
   check_predict(input, decode_limits{2, 3});
+  check_predict_id(input, decode_limits{2, 3});
+  check_infer(input, decode_limits{32, 64});
+  check_infer(input, decode_limits{2, 3});
   check_ttl(input);
   check_admin(input);
   return 0;

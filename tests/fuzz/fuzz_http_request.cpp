@@ -105,6 +105,17 @@ void route(const bhttp::request<bhttp::string_body>& req) {
     }
     CHECK(decoded->rows >= 1 && decoded->rows <= predict_limits.max_rows);
     CHECK(decoded->features.size() == decoded->rows * predict_limits.input_dim);
+  } else if (target.rfind("/v2/models/", 0) == 0 && target.size() > 6
+             && target.substr(target.size() - 6) == "/infer") {
+    if (req.method() != bhttp::verb::post)
+      return;
+    auto decoded = sil::http_api::decode_infer(sv(req.body()), predict_limits);
+    if (!decoded) {
+      check_error(decoded.error());
+      return;
+    }
+    CHECK(decoded->req.rows >= 1 && decoded->req.rows <= predict_limits.max_rows);
+    CHECK(decoded->req.features.size() == decoded->req.rows * predict_limits.input_dim);
   } else if (target == "/agent" || target.rfind("/admin/", 0) == 0) {
     auto auth = sil::http_api::check_admin(sv(req[bhttp::field::authorization]), "fuzz-token");
     if (!auth) {

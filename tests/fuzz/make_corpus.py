@@ -95,6 +95,19 @@ predict = {
     "admin_spaces": "BEARER   s3cret-token",
     "admin_no_space": "Bearers3cret-token",
     "admin_basic": "Basic czNjcmV0",
+    # the KServe v2 inference body, and the "id" /predict echoes
+    "valid_id": body([R], id="req-\u00e9\"42"),
+    "id_not_a_string": body([R], id=42),
+    "infer_flat": json.dumps({"id": "7", "inputs": [
+        {"name": "features", "datatype": "FP32", "shape": [1, 32], "data": R}]}),
+    "infer_nested_small": json.dumps({"parameters": {"use_cache": False, "timeout_ms": 50},
+                                      "inputs": [{"name": "features", "datatype": "FP32",
+                                                  "shape": [2, 2], "data": [[1, 2], [3, 4]]}],
+                                      "outputs": [{"name": "prediction"}]}),
+    "infer_bad_shape": json.dumps({"inputs": [
+        {"name": "features", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]}),
+    "infer_fp64": json.dumps({"inputs": [
+        {"name": "features", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}),
 }
 
 
@@ -172,6 +185,14 @@ requests = {
                           {"Authorization": "Bearer fuzz-token"}),
     "admin_wrong_token": http("POST", "/admin/cache/clear", "", {"Authorization": "Bearer x"}),
     "agent": http("GET", "/agent", headers={"Authorization": "Bearer fuzz-token"}),
+    "infer": http("POST", "/v2/models/base/infer", json.dumps({"id": "1", "inputs": [
+        {"name": "features", "datatype": "FP32", "shape": [1, 32], "data": R}]})),
+    "infer_no_content_type": http("POST", "/v2/models/base/infer", json.dumps({"inputs": [
+        {"name": "features", "datatype": "FP32", "shape": [1, 32], "data": [R]}]}),
+        {"Content-Type": None}),
+    "health_ready_request_id": http("GET", "/health/ready", headers={"X-Request-Id": "abc"}),
+    "cors_preflight": http("OPTIONS", "/predict", headers={
+        "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}),
 }
 
 

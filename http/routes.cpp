@@ -1,0 +1,562 @@
+#include "http/routes.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+
+#include "core/build_info.hpp"
+#include "http/openapi.hpp"
+#include "logging/log.hpp"
+
+namespace sil::http_api {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+enum route_id : int {
+  r_predict,
+  r_health,
+  r_health_live,
+  r_health_ready,
+  r_stats,
+  r_metrics,
+  r_agent,
+  r_admin_disable,
+  r_admin_enable,
+  r_admin_clear,
+  r_admin_ttl,
+  r_admin_resume,
+  r_openapi,
+  r_v2_server,
+  r_v2_live,
+  r_v2_ready,
+  r_v2_model,
+  r_v2_model_ready,
+  r_v2_model_version,
+  r_v2_model_version_ready,
+  r_v2_infer,
+  r_v2_infer_version,
+};
+
+/// The one bridge from a route to an actor: asks `dst` with `xs...` from a
+/// one-shot actor (3 s timeout), so no I/O thread ever blocks on an actor,
+/// and answers later with `answer(expected<R>&)`, which runs on the
+/// connection's own thread.
+template <class R, class Handle, class Answer, class... Ts>
+handled ask_actor(caf::actor_system& sys, responder& rsp, const Handle& dst, const char* route,
+                  Answer answer, Ts... xs) {
+  auto done = rsp.later();
+  auto reply = [done, answer](caf::expected<R> r) {
+    done([r = std::move(r), answer]() mutable { return answer(r); });
+  };
+  // The unused int works around CAF 0.17 dereferencing a null pointer to an
+  // empty argument tuple when a function actor has no arguments (UBSan).
+  sys.spawn(
+    [=](caf::event_based_actor* self, int) {
+      self->request(dst, caf::timespan{3s}, xs...)
+        .then([=](R& r) { reply(caf::expected<R>{std::move(r)}); },
+              [=](caf::error& e) { reply(caf::expected<R>{std::move(e)}); });
+    },
+    0);
+  handled h;
+  h.route = route;
+  return h;
+}
+
+/// An answer from `encode(R&)`, or the error the actor gave.
+template <class R, class Encode>
+auto or_error(const char* route, Encode encode) {
+  return [route, encode](caf::expected<R>& r) {
+    return r ? encode(*r) : error_response(from_caf_error(r.error()), route);
+  };
+}
+
+/// The outcome of a prediction the actors answered, for the metrics
+/// aggregator (sent from the actor's thread, where sending wakes no one).
+request_outcome predict_outcome(const caf::expected<predict_reply>& r,
+                                clock_type::time_point start) {
+  request_outcome o;
+  o.route = "predict";
+  if (r) {
+    o.source = r->source;
+    o.cache_hit = r->cache_hit;
+  } else {
+    auto code = from_caf_error(r.error()).code;
+    o.error_code = static_cast<std::uint8_t>(code);
+    o.status = static_cast<std::uint16_t>(status_for(code));
+  }
+  o.latency_ns
+    = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count();
+  return o;
+}
+
+std::string_view outcome_of(embedding_source s) {
+  switch (s) {
+    case embedding_source::cache:
+      return "hit";
+    case embedding_source::single_flight:
+      return "joined";
+    case embedding_source::encoder:
+      break;
+  }
+  return "miss";
+}
+
+double ms_since(clock_type::time_point start) {
+  return std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
+}
+
+const char* admin_action(admin_command cmd) {
+  switch (cmd) {
+    case admin_command::disable_cache:
+      return "disable_cache";
+    case admin_command::enable_cache:
+      return "enable_cache";
+    case admin_command::clear_cache:
+      return "clear_cache";
+    case admin_command::set_ttl:
+      return "set_ttl";
+    case admin_command::resume_agent:
+      return "resume_agent";
+  }
+  return "unknown";
+}
+
+response json_ok(std::string body, const char* route) {
+  response r;
+  r.body = std::move(body);
+  r.route = route;
+  return r;
+}
+
+/// A prediction's answer in the API `kind` asked for.
+struct answer_format {
+  bool v2 = false;
+  std::string model_name;
+  std::optional<std::string> id;
+
+  response ok(const predict_reply& r, clock_type::time_point start) const {
+    response out;
+    out.route = "predict";
+    out.outcome = outcome_of(r.source);
+    out.body = v2 ? encode_infer(r, ms_since(start), model_name, id)
+                  : encode_predict(r, ms_since(start), id);
+    return out;
+  }
+
+  response fail(const error& e) const {
+    return v2 ? v2_error_response(e, "predict") : error_response(e, "predict");
+  }
+};
+
+} // namespace
+
+const std::vector<route_spec>& service_routes::table() {
+  static const std::vector<route_spec> routes{
+    {"POST", "/predict", "predict", r_predict},
+    {"GET", "/health", "health", r_health},
+    {"GET", "/health/live", "health", r_health_live},
+    {"GET", "/health/ready", "health", r_health_ready},
+    {"GET", "/stats", "stats", r_stats},
+    {"GET", "/metrics", "metrics", r_metrics},
+    {"GET", "/agent", "agent", r_agent},
+    {"POST", "/admin/cache/disable", "admin", r_admin_disable},
+    {"POST", "/admin/cache/enable", "admin", r_admin_enable},
+    {"POST", "/admin/cache/clear", "admin", r_admin_clear},
+    {"PUT", "/admin/cache/ttl", "admin", r_admin_ttl},
+    {"POST", "/admin/agent/resume", "admin", r_admin_resume},
+    {"GET", "/openapi.json", "openapi", r_openapi},
+    {"GET", "/v2", "metadata", r_v2_server},
+    {"GET", "/v2/health/live", "health", r_v2_live},
+    {"GET", "/v2/health/ready", "health", r_v2_ready},
+    {"GET", "/v2/models/{model_name}", "metadata", r_v2_model},
+    {"GET", "/v2/models/{model_name}/ready", "metadata", r_v2_model_ready},
+    {"GET", "/v2/models/{model_name}/versions/{model_version}", "metadata", r_v2_model_version},
+    {"GET", "/v2/models/{model_name}/versions/{model_version}/ready", "metadata",
+     r_v2_model_version_ready},
+    {"POST", "/v2/models/{model_name}/infer", "predict", r_v2_infer},
+    {"POST", "/v2/models/{model_name}/versions/{model_version}/infer", "predict",
+     r_v2_infer_version},
+  };
+  return routes;
+}
+
+service_routes::service_routes(caf::actor_system& sys, const http_config& cfg,
+                               const service_handles& svc)
+  : sys_(sys)
+  , cfg_(cfg)
+  , svc_(svc)
+  , cors_(cfg.cors_origins)
+  , model_{cfg.model_name, cfg.model_version, cfg.input_dim} {
+  server_metadata_ = encode_server_metadata("sil-server", build_version());
+  model_metadata_ = encode_model_metadata(model_);
+  if (svc_.board && svc_.board->workers_alive.load() > 0)
+    seen_workers_ = true;
+}
+
+// -- readiness ---------------------------------------------------------------------
+
+readiness service_routes::ready() const {
+  readiness_input in;
+  in.draining = draining_.load();
+  in.local_workers = cfg_.local_workers;
+  in.fallback_local = cfg_.fallback_local;
+  in.workers_alive = svc_.board ? svc_.board->workers_alive.load() : 0;
+  if (in.workers_alive > 0)
+    seen_workers_ = true;
+  in.seen_workers = seen_workers_.load();
+  return serving_readiness(in);
+}
+
+response service_routes::health() const {
+  // The first version's body, unchanged; the status follows readiness.
+  auto& b = *svc_.board;
+  response r;
+  r.body = encode_health(b.cache_enabled.load(), b.workers_alive.load(), inflight_.load(),
+                         cfg_.model_version);
+  r.route = "health";
+  auto rd = ready();
+  if (!rd.ready) {
+    r.status = 503;
+    r.retry_after = true;
+    r.outcome = rd.status;
+  }
+  return r;
+}
+
+void service_routes::set_draining() {
+  draining_ = true;
+}
+
+void service_routes::release_slot() {
+  --inflight_;
+}
+
+// -- dispatch ----------------------------------------------------------------------
+
+handled service_routes::handle(const request_view& req, responder& r) {
+  if (auto opt = answer_options(table(), req, cors_))
+    return handled::answer(std::move(*opt));
+  // The admin API and /agent check the token before anything else, so
+  // that nothing about them is revealed without it.
+  bool agent = req.target == "/agent";
+  if (agent || req.target.substr(0, 7) == "/admin/") {
+    auto st = check_admin(req.authorization, cfg_.admin_token);
+    if (!st) {
+      logging::warn("admin", "refused",
+                    {{"action", req.target.substr(0, 128)},
+                     {"token_id", token_id(req.authorization)},
+                     {"remote", req.remote},
+                     {"request_id", req.request_id},
+                     {"result", to_string(st.error().code)}});
+      return handled::answer(error_response(st.error(), agent ? "agent" : "admin"));
+    }
+  }
+  auto found = find_route(table(), req);
+  if (auto* resp = std::get_if<response>(&found))
+    return handled::answer(std::move(*resp));
+  const auto& m = std::get<route_match>(found);
+  switch (m.spec->id) {
+    case r_predict:
+      return predict(req, r, api::house);
+    case r_health:
+      return handled::answer(health());
+    case r_health_live:
+    case r_v2_live:
+      return handled::answer(json_ok(encode_liveness(), "health"));
+    case r_health_ready:
+    case r_v2_ready:
+      return handled::answer(readiness_response(ready()));
+    case r_stats:
+      return ask_stats(r);
+    case r_metrics:
+      return ask_metrics(r);
+    case r_agent:
+      return ask_agent(req, r, std::nullopt, 0.0);
+    case r_admin_disable:
+    case r_admin_enable:
+    case r_admin_clear:
+    case r_admin_ttl:
+    case r_admin_resume:
+      return admin(req, r, m.spec->id);
+    case r_openapi:
+      return handled::answer(json_ok(openapi_document(), "openapi"));
+    case r_v2_server:
+      return handled::answer(json_ok(server_metadata_, "metadata"));
+    case r_v2_infer:
+    case r_v2_infer_version:
+      if (auto miss = check_model(m))
+        return handled::answer(std::move(*miss));
+      return predict(req, r, api::v2);
+    default:
+      return model_route(req, m, m.spec->id);
+  }
+}
+
+std::optional<response> service_routes::check_model(const route_match& m) const {
+  if (m.params.empty() || m.params[0] != model_.name)
+    return v2_error_response({errc::not_found, "unknown model '"
+                                                 + std::string{m.params.empty() ? "" : m.params[0]}
+                                                 + "': this server serves '" + model_.name + "'"},
+                             m.spec->label);
+  if (m.params.size() > 1 && m.params[1] != model_.version)
+    return v2_error_response(
+      {errc::not_found, "unknown version '" + std::string{m.params[1]} + "' of model '"
+                          + model_.name + "': this server serves version '" + model_.version + "'"},
+      m.spec->label);
+  return std::nullopt;
+}
+
+handled service_routes::model_route(const request_view&, const route_match& m, int id) {
+  if (auto miss = check_model(m))
+    return handled::answer(std::move(*miss));
+  if (id == r_v2_model || id == r_v2_model_version)
+    return handled::answer(json_ok(model_metadata_, "metadata"));
+  // .../ready: the model is loaded for as long as the process runs, so it
+  // is ready exactly when the server is.
+  auto rd = ready();
+  response r;
+  r.status = rd.ready ? 200 : 503;
+  r.retry_after = !rd.ready;
+  r.body = encode_model_ready(model_.name, rd.ready, rd.reason);
+  r.route = "metadata";
+  return handled::answer(std::move(r));
+}
+
+// -- predictions -------------------------------------------------------------------
+
+std::chrono::milliseconds service_routes::expected_encoder_wait(std::uint32_t rows) const {
+  if (!svc_.board)
+    return 0ms;
+  const auto& b = *svc_.board;
+  auto ns_per_row = b.encoder_ns_per_row.load(std::memory_order_relaxed);
+  auto workers = b.encoder_workers.load(std::memory_order_relaxed);
+  if (ns_per_row == 0 || workers == 0)
+    return 0ms;
+  auto rows_ahead = b.encoder_rows_ahead.load(std::memory_order_relaxed) + rows;
+  auto ms = static_cast<double>(rows_ahead) * static_cast<double>(ns_per_row)
+            / static_cast<double>(workers) / 1e6;
+  return std::chrono::milliseconds{static_cast<std::int64_t>(std::min(ms, 3.6e6))};
+}
+
+handled service_routes::predict(const request_view& req, responder& rsp, api kind) {
+  answer_format fmt;
+  fmt.v2 = kind == api::v2;
+  if (fmt.v2)
+    fmt.model_name = model_.name;
+  // The same media-type rule for both, except that an inference request
+  // may come without Content-Type (Triton's HTTP client sends none).
+  if ((kind == api::house || req.has_content_type) && !is_json_media_type(req.content_type))
+    return handled::answer(
+      fmt.fail({errc::unsupported_media_type, "content type must be application/json, got '"
+                                                + std::string{req.content_type} + "'"}));
+  decode_limits limits{cfg_.input_dim, cfg_.max_rows};
+  std::optional<predict_request> decoded;
+  if (fmt.v2) {
+    if (req.binary_tensors)
+      return handled::answer(
+        fmt.fail({errc::bad_request, "binary tensor data (Inference-Header-Content-Length) is not "
+                                     "supported: send the tensor as JSON \"data\""}));
+    auto d = decode_infer(req.body, limits);
+    if (!d)
+      return handled::answer(fmt.fail(d.error()));
+    decoded = std::move(d->req);
+    fmt.id = std::move(d->id);
+  } else {
+    auto d = decode_predict(req.body, limits, fmt.id);
+    if (!d)
+      return handled::answer(fmt.fail(d.error()));
+    decoded = std::move(*d);
+  }
+  if (svc_.hits) {
+    // A hit is answered here, on this I/O thread, before any admission
+    // limit: a cheap answer is never refused to make room for expensive
+    // ones. The read path records its outcome in batches.
+    if (auto hit = svc_.hits->serve(*decoded, req.start)) {
+      auto r = fmt.ok(*hit, req.start);
+      r.reported = true;
+      return handled::answer(std::move(r));
+    }
+  }
+  // A client that sent its request and left at once (a reset flood)
+  // costs nothing more than the parse.
+  if (rsp.client_gone()) {
+    handled h;
+    h.client_gone = true;
+    return h;
+  }
+  // The deadline: the client's own, else the server's queue delay. The
+  // encoder pool refuses at once (503) what it cannot finish by then.
+  auto budget = decoded->timeout_ms > 0 ? std::chrono::milliseconds{decoded->timeout_ms}
+                                        : cfg_.max_queue_delay;
+  if (budget.count() > 0) {
+    decoded->deadline = req.start + budget;
+    // The pool's own rule, applied here first from the load it publishes:
+    // a miss it would refuse costs no actor message (under a flood those
+    // would keep the actors from the hits' bookkeeping).
+    if (auto wait = expected_encoder_wait(decoded->rows); wait > budget)
+      return handled::answer(fmt.fail(
+        {errc::overloaded, "the encoders are busy: the expected wait of "
+                             + std::to_string(wait.count()) + " ms exceeds this request's "
+                             + std::to_string(budget.count()) + " ms deadline; retry later"}));
+  }
+  if (inflight_.fetch_add(1) >= cfg_.max_inflight) {
+    --inflight_;
+    return handled::answer(
+      fmt.fail({errc::overloaded, "server is at its limit of " + std::to_string(cfg_.max_inflight)
+                                    + " requests in flight; retry later"}));
+  }
+  handled h;
+  h.holds_slot = true;
+  h.watch_client = true;
+  h.reported = true; // by the callback below
+  h.route = "predict";
+  h.cancel = std::make_shared<cancel_flag>();
+  decoded->cancel = h.cancel;
+  auto done = rsp.later();
+  auto metrics = svc_.metrics;
+  auto start = req.start;
+  caf::anon_send(
+    svc_.ingress, predict_atom::value, std::move(*decoded),
+    predict_callback{[metrics, start, done, fmt = std::move(fmt)](caf::expected<predict_reply> r) {
+      // This runs on the actor thread that answered: report the
+      // outcome from here, where sending wakes no thread. The
+      // JSON is written on the connection's thread.
+      caf::anon_send(metrics, outcome_atom::value, predict_outcome(r, start));
+      done([r = std::move(r), fmt, start]() {
+        auto out = r ? fmt.ok(*r, start) : fmt.fail(from_caf_error(r.error()));
+        out.reported = true;
+        return out;
+      });
+    }});
+  return h;
+}
+
+// -- reads of the actors' state ----------------------------------------------------
+
+handled service_routes::ask_stats(responder& rsp) {
+  // The read path's last batches first, so that every answered hit counts.
+  if (svc_.hits)
+    svc_.hits->flush();
+  return ask_actor<service_snapshot>(
+    sys_, rsp, svc_.metrics, "stats",
+    or_error<service_snapshot>(
+      "stats", [](service_snapshot& s) { return json_ok(encode_stats(s), "stats"); }),
+    stats_atom::value);
+}
+
+handled service_routes::ask_metrics(responder& rsp) {
+  if (svc_.hits)
+    svc_.hits->flush();
+  auto encode = [](std::string& text) {
+    auto out = json_ok(std::move(text), "metrics");
+    out.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return out;
+  };
+  return ask_actor<std::string>(sys_, rsp, svc_.metrics, "metrics",
+                                or_error<std::string>("metrics", encode), metrics_atom::value);
+}
+
+handled service_routes::ask_agent(const request_view& req, responder& rsp,
+                                  std::optional<admin_command> cmd, double value) {
+  auto encode = [](agent_snapshot& a) { return json_ok(encode_agent(a), "agent"); };
+  if (!cmd)
+    return ask_actor<agent_snapshot>(sys_, rsp, svc_.supervisor, "agent",
+                                     or_error<agent_snapshot>("agent", encode), agent_atom::value);
+  // An admin command answers with the agent's state, and is logged once
+  // its result is known.
+  struct audit {
+    admin_command cmd;
+    std::string token, remote, request_id;
+    double value;
+  };
+  audit log{*cmd, token_id(req.authorization), std::string{req.remote}, std::string{req.request_id},
+            value};
+  auto answer = [log](caf::expected<agent_snapshot>& r) {
+    auto out
+      = r ? json_ok(encode_agent(*r), "admin") : error_response(from_caf_error(r.error()), "admin");
+    auto result = r ? std::string{"ok"} : std::string{to_string(out.error)};
+    if (log.cmd == admin_command::set_ttl)
+      logging::info("admin", "action",
+                    {{"action", admin_action(log.cmd)},
+                     {"ttl_seconds", log.value},
+                     {"token_id", log.token},
+                     {"remote", log.remote},
+                     {"request_id", log.request_id},
+                     {"result", result},
+                     {"status", out.status}});
+    else
+      logging::info("admin", "action",
+                    {{"action", admin_action(log.cmd)},
+                     {"token_id", log.token},
+                     {"remote", log.remote},
+                     {"request_id", log.request_id},
+                     {"result", result},
+                     {"status", out.status}});
+    return out;
+  };
+  return ask_actor<agent_snapshot>(sys_, rsp, svc_.supervisor, "admin", answer, admin_atom::value,
+                                   *cmd, value);
+}
+
+handled service_routes::admin(const request_view& req, responder& rsp, int id) {
+  switch (id) {
+    case r_admin_disable:
+      return ask_agent(req, rsp, admin_command::disable_cache, 0.0);
+    case r_admin_enable:
+      return ask_agent(req, rsp, admin_command::enable_cache, 0.0);
+    case r_admin_clear:
+      return ask_agent(req, rsp, admin_command::clear_cache, 0.0);
+    case r_admin_resume:
+      return ask_agent(req, rsp, admin_command::resume_agent, 0.0);
+    default:
+      break;
+  }
+  // PUT /admin/cache/ttl: the same media-type rule as /predict.
+  auto refuse = [&](const error& e) {
+    logging::info("admin", "action",
+                  {{"action", "set_ttl"},
+                   {"token_id", token_id(req.authorization)},
+                   {"remote", req.remote},
+                   {"request_id", req.request_id},
+                   {"result", to_string(e.code)},
+                   {"status", status_for(e.code)}});
+    return handled::answer(error_response(e, "admin"));
+  };
+  if (!is_json_media_type(req.content_type))
+    return refuse({errc::unsupported_media_type, "content type must be application/json, got '"
+                                                   + std::string{req.content_type} + "'"});
+  auto ttl = decode_ttl(req.body);
+  if (!ttl)
+    return refuse(ttl.error());
+  return ask_agent(req, rsp, admin_command::set_ttl, *ttl);
+}
+
+// -- the end of an exchange --------------------------------------------------------
+
+void service_routes::finished(const finished_exchange& e) {
+  if (!e.reported) {
+    request_outcome o;
+    o.error_code = static_cast<std::uint8_t>(e.error);
+    o.status = static_cast<std::uint16_t>(e.status);
+    o.route = e.route;
+    o.latency_ns = e.service_latency.count();
+    caf::anon_send(svc_.metrics, outcome_atom::value, std::move(o));
+  }
+  if (!logging::access_enabled())
+    return;
+  logging::access_record rec;
+  rec.request_id = e.request_id;
+  rec.remote = e.remote;
+  rec.method = e.method;
+  rec.target = e.target;
+  rec.status = e.status;
+  rec.bytes_in = e.bytes_in;
+  rec.bytes_out = e.bytes_out;
+  rec.latency_ms = std::chrono::duration<double, std::milli>(e.latency).count();
+  rec.outcome = e.outcome;
+  logging::access(rec);
+}
+
+} // namespace sil::http_api
