@@ -184,7 +184,7 @@ def main():
 
     def worker(prefix, name, reg):
         return start(name, prefix + [server, "--role=worker", f"--gateway=127.0.0.1:{reg}",
-                                     "--workers=1", f"--node-name={name}"] + common)
+                                     "--workers=1", "--port=0", f"--node-name={name}"] + common)
 
     try:
         # A: the worker has the gateway's id.

@@ -344,7 +344,7 @@ TEST(Logs, AWorkerNodeReopensItsLogOnSighupToo) {
   // No gateway listens there: the worker keeps retrying until stopped.
   auto worker = server_process::start(SIL_SERVER_BINARY,
                                       {"--role=worker", "--gateway=127.0.0.1:1", "--workers=1",
-                                       "--model.preset=seed", "--log.file=" + log},
+                                       "--model.preset=seed", "--port=0", "--log.file=" + log},
                                       {}, 20s, "");
   ASSERT_TRUE(worker);
   ASSERT_TRUE(wait_for_text(log, "server: worker node started"));
