@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -1051,6 +1052,52 @@ TEST_F(E2E, AdminActionsAreLoggedWithATokenFingerprintNeverTheToken) {
   EXPECT_EQ(token_of(disable), token_of(resume));
   EXPECT_EQ(token_of(disable), token_of(ttl));
   EXPECT_NE(token_of(disable), token_of(wrong));
+}
+
+TEST_F(E2E, TheAccessLogHasOneLinePerExchangeWithItsRequestIdStatusAndOutcome) {
+  auto dir = std::string{SIL_TEST_TMPDIR} + "/access-" + std::to_string(::getpid());
+  auto file = dir + "/access.log";
+  server_ = server_process::start(
+    SIL_SERVER_BINARY, {"--port=0", "--model.preset=seed", "--workers=1", "--log.access=true",
+                        "--log.format=json", "--log.access-file=" + file});
+  ASSERT_TRUE(server_);
+  http_client c{port()};
+  auto json_headers = [](const char* id) {
+    return std::vector<std::pair<std::string, std::string>>{{"Content-Type", "application/json"},
+                                                            {"X-Request-Id", id}};
+  };
+  EXPECT_EQ(send_with(c, "POST", "/predict", json_headers("acc-miss"), body(0.25f)).status, 200);
+  EXPECT_EQ(send_with(c, "POST", "/predict", json_headers("acc-hit"), body(0.25f)).status, 200);
+  EXPECT_EQ(send_with(c, "POST", "/predict", json_headers("acc-bad"), "{\"features\": 1}").status,
+            400);
+  EXPECT_EQ(send_with(c, "GET", "/no/such/route", {{"X-Request-Id", "acc-404"}}).status, 404);
+  EXPECT_EQ(server_->stop(), 0);
+
+  std::ifstream in{file};
+  ASSERT_TRUE(in) << file;
+  std::map<std::string, json> by_id;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not a JSON line: " << line;
+    EXPECT_EQ(j.value("component", ""), "access") << line;
+    if (j.contains("request_id"))
+      by_id[j["request_id"].get<std::string>()] = j;
+  }
+  ASSERT_EQ(by_id.size(), 4u) << "one line per exchange";
+  const auto& miss = by_id["acc-miss"];
+  EXPECT_EQ(miss["method"], "POST");
+  EXPECT_EQ(miss["target"], "/predict");
+  EXPECT_EQ(miss["status"], 200);
+  EXPECT_EQ(miss["outcome"], "miss");
+  EXPECT_EQ(miss["bytes_in"].get<std::uint64_t>(), body(0.25f).size());
+  EXPECT_GT(miss["bytes_out"].get<std::uint64_t>(), 10u);
+  EXPECT_GE(miss["latency_ms"].get<double>(), 0.0);
+  EXPECT_NE(miss["remote"].get<std::string>().find("127.0.0.1:"), std::string::npos);
+  EXPECT_EQ(by_id["acc-hit"]["outcome"], "hit");
+  EXPECT_EQ(by_id["acc-bad"]["status"], 400);
+  EXPECT_EQ(by_id["acc-404"]["status"], 404);
+  EXPECT_EQ(by_id["acc-404"]["target"], "/no/such/route");
 }
 
 /// The cells of a sil-lab results.json whose values at the JSON pointers of

@@ -103,11 +103,11 @@ class Client:
         return self._call("GET", "/health")
 
     def live(self):
-        """GET /health/live (on servers that have it)."""
+        """GET /health/live: 200 while the process serves."""
         return self._call("GET", "/health/live")
 
     def ready(self):
-        """GET /health/ready (on servers that have it)."""
+        """GET /health/ready: 200 when it can answer predictions; SilHTTPError 503 otherwise."""
         return self._call("GET", "/health/ready")
 
     def stats(self):

@@ -239,6 +239,37 @@ class NoAdminTokenTest(ServerTestCase):
         self.assertEqual(cm.exception.code, "forbidden")
 
 
+class ReadinessTest(unittest.TestCase):
+    """live() and ready(): a serving node is both; a gateway that cannot
+    answer predictions (no worker, no fallback) is live but not ready."""
+
+    def test_a_serving_node_is_live_and_ready(self):
+        server = Server()
+        try:
+            c = Client(server.url)
+            self.assertEqual(c.live()["status"], "ok")
+            ready = c.ready()
+            self.assertTrue(ready["ready"])
+            self.assertEqual(ready["status"], "ok")
+        finally:
+            server.stop()
+
+    def test_a_gateway_without_workers_is_live_but_not_ready(self):
+        server = Server("--role=gateway", "--workers=0", "--cluster.port=0",
+                        "--cluster.fallback=reject")
+        try:
+            c = Client(server.url)
+            self.assertEqual(c.live()["status"], "ok")
+            with self.assertRaises(SilHTTPError) as cm:
+                c.ready()
+            self.assertEqual(cm.exception.status, 503)
+            with self.assertRaises(SilHTTPError) as cm:
+                c.health()
+            self.assertEqual(cm.exception.status, 503)
+        finally:
+            server.stop()
+
+
 class ConnectionTest(unittest.TestCase):
     def test_connection_refused_is_a_typed_error(self):
         url = f"http://127.0.0.1:{free_port()}"
