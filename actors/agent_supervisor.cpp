@@ -74,7 +74,7 @@ struct supervisor_state {
   /// An operator's command holds until resume.
   bool manual_override = false;
   std::deque<decision_record> log;
-  std::vector<std::uint64_t> action_counts = std::vector<std::uint64_t>(6, 0);
+  decision_counts counts;
   /// Every live worker; shared with the exit hook, which outlives the state.
   std::shared_ptr<std::vector<caf::actor>> registry = std::make_shared<std::vector<caf::actor>>();
   static inline const char* name = "agent_supervisor";
@@ -104,14 +104,16 @@ void publish_workers(self_ptr self, std::string_view reason) {
     ++st.nodes[w.node].workers;
   }
   for (auto& [name, n] : st.nodes) {
-    const char* state = n.state == "local" ? "local" : n.workers > 0 ? "up" : "down";
+    auto state = n.state == node_state::local ? node_state::local
+                 : n.workers > 0              ? node_state::up
+                                              : node_state::down;
     if (n.state != state) {
-      if (!n.state.empty() && st.cfg.log_nodes) {
-        auto lvl = std::string_view{state} == "down" ? logging::level::warn : logging::level::info;
+      if (st.cfg.log_nodes) {
+        auto lvl = state == node_state::down ? logging::level::warn : logging::level::info;
         logging::write(lvl, "cluster", "node state",
                        {{"node", n.name},
-                        {"from", n.state},
-                        {"to", state},
+                        {"from", to_string(n.state)},
+                        {"to", to_string(state)},
                         {"workers", n.workers},
                         {"reason", reason}});
       }
@@ -195,9 +197,7 @@ caf::result<std::uint64_t> join(self_ptr self, const std::string& node, const st
   slot.node = node;
   slot.remote = true;
   st.workers.push_back(std::move(slot));
-  st.nodes[node].name = node;
-  if (st.nodes[node].state.empty())
-    st.nodes[node].state = "new";
+  st.nodes[node].name = node; // a node seen for the first time starts as joining
   auto id = st.workers.back().id;
   if (st.cfg.log_nodes)
     logging::info("cluster", "node joined", {{"node", node}, {"node_id", id_text}});
@@ -473,18 +473,17 @@ void dispatch(self_ptr self) {
 }
 
 constexpr std::size_t max_log = 100;
-constexpr std::size_t manual_index = 5; // action_counts: keep .. enable, then manual
 
 /// The agent's mode changed (by a decision or an operator's command).
 void log_mode_change(const decision_record& rec) {
   if (rec.from == rec.to)
     return;
   logging::info("agent", "mode changed",
-                {{"from", rec.from},
-                 {"to", rec.to},
+                {{"from", to_string(rec.from)},
+                 {"to", to_string(rec.to)},
                  {"ttl_s", rec.ttl_seconds},
                  {"by", rec.manual ? "operator" : "agent"},
-                 {"action", rec.action}});
+                 {"action", to_string(rec.action)}});
 }
 
 void append_log(self_ptr self, decision_record rec) {
@@ -581,12 +580,12 @@ void observe(self_ptr self) {
         act(self, d.action, d.next.ttl_seconds);
         // Evidence gathered under the old mode says little about the new one.
         s.served.clear();
-        ++s.action_counts[static_cast<std::size_t>(d.action)];
+        ++s.counts.of(d.action);
         decision_record rec;
         rec.unix_ms = now_unix_ms();
-        rec.from = to_string(obs.state.mode);
-        rec.to = to_string(d.next.mode);
-        rec.action = to_string(d.action);
+        rec.from = obs.state.mode;
+        rec.to = d.next.mode;
+        rec.action = decision_of(d.action);
         rec.reason = std::move(d.reason);
         rec.samples = obs.divergence.count;
         rec.p50 = obs.divergence.p50;
@@ -609,7 +608,7 @@ agent_snapshot agent_view(self_ptr self) {
   auto& st = self->state;
   const auto& p = st.cfg.policy;
   agent_snapshot out;
-  out.mode = to_string(st.agent.mode);
+  out.mode = st.agent.mode;
   out.acts = st.cfg.agent_acts;
   out.manual_override = st.manual_override;
   out.ttl_seconds = st.agent.ttl_seconds;
@@ -624,7 +623,7 @@ agent_snapshot agent_view(self_ptr self) {
   out.base_ttl_seconds = p.base_ttl_seconds;
   out.ttl_floor_seconds = p.ttl_floor_seconds;
   out.interval_seconds = std::chrono::duration<double>(st.cfg.agent_interval).count();
-  out.trigger = to_string(p.trigger);
+  out.trigger = p.trigger;
   out.max_wrong_rate = p.max_wrong_rate;
   out.disable_wrong_rate = p.disable_wrong_rate;
   out.confidence = p.confidence;
@@ -633,7 +632,7 @@ agent_snapshot agent_view(self_ptr self) {
   out.served_lower = st.served.lower(p.confidence);
   out.served_upper = st.served.upper(p.confidence);
   out.decisions.assign(st.log.begin(), st.log.end());
-  out.action_counts = st.action_counts;
+  out.counts = st.counts;
   return out;
 }
 
@@ -642,14 +641,14 @@ caf::result<agent_snapshot> admin(self_ptr self, admin_command cmd, double value
   auto& st = self->state;
   decision_record rec;
   rec.unix_ms = now_unix_ms();
-  rec.from = to_string(st.agent.mode);
+  rec.from = st.agent.mode;
   rec.manual = true;
+  rec.action = decision_of(cmd);
   switch (cmd) {
     case admin_command::disable_cache:
       caf::anon_send(st.cfg.cache, disable_atom::value);
       st.agent.mode = agent_mode::disabled;
       st.manual_override = true;
-      rec.action = "disable";
       rec.reason = "operator: POST /admin/cache/disable; the agent holds until resume";
       break;
     case admin_command::enable_cache:
@@ -657,12 +656,10 @@ caf::result<agent_snapshot> admin(self_ptr self, admin_command cmd, double value
       st.agent.mode = st.agent.ttl_seconds < st.cfg.policy.base_ttl_seconds ? agent_mode::short_ttl
                                                                             : agent_mode::normal;
       st.manual_override = true;
-      rec.action = "enable";
       rec.reason = "operator: POST /admin/cache/enable; the agent holds until resume";
       break;
     case admin_command::clear_cache:
       caf::anon_send(st.cfg.cache, clear_atom::value);
-      rec.action = "clear";
       rec.reason = "operator: POST /admin/cache/clear";
       break;
     case admin_command::set_ttl: {
@@ -674,7 +671,6 @@ caf::result<agent_snapshot> admin(self_ptr self, admin_command cmd, double value
         st.agent.mode
           = value < st.cfg.policy.base_ttl_seconds ? agent_mode::short_ttl : agent_mode::normal;
       st.manual_override = true;
-      rec.action = "set_ttl";
       char buf[96];
       std::snprintf(buf, sizeof buf,
                     "operator: PUT /admin/cache/ttl to %.3gs; the agent holds "
@@ -686,19 +682,18 @@ caf::result<agent_snapshot> admin(self_ptr self, admin_command cmd, double value
     case admin_command::resume_agent:
       st.manual_override = false;
       st.agent.clean_windows = 0;
-      rec.action = "resume";
       rec.reason = "operator: POST /admin/agent/resume; the agent decides again";
       break;
   }
-  rec.to = to_string(st.agent.mode);
+  rec.to = st.agent.mode;
   rec.ttl_seconds = st.agent.ttl_seconds;
-  ++st.action_counts[manual_index];
+  ++st.counts.manual;
   log_mode_change(rec);
   if (cmd == admin_command::resume_agent)
-    logging::info("agent", "resumed: the agent decides again", {{"mode", rec.to}});
+    logging::info("agent", "resumed: the agent decides again", {{"mode", to_string(rec.to)}});
   else if (cmd != admin_command::clear_cache)
     logging::info("agent", "operator override: the agent holds until resume",
-                  {{"action", rec.action}, {"mode", rec.to}});
+                  {{"action", to_string(rec.action)}, {"mode", to_string(rec.to)}});
   append_log(self, std::move(rec));
   return agent_view(self);
 }
@@ -710,7 +705,7 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
   st.agent.ttl_seconds = st.cfg.policy.base_ttl_seconds;
   auto& local = st.nodes[st.cfg.node_name];
   local.name = st.cfg.node_name;
-  local.state = "local";
+  local.state = node_state::local;
   for (std::size_t i = 0; i < st.cfg.workers; ++i)
     add_worker(self);
   self->set_down_handler([=](caf::down_msg& dm) {
@@ -743,7 +738,6 @@ supervisor_actor::behavior_type supervisor(self_ptr self, supervisor_config cfg)
       out.outstanding = 0;
       for (const auto& w : s.workers)
         out.outstanding += w.outstanding;
-      out.agent_mode = to_string(s.agent.mode);
       for (const auto& [name, n] : s.nodes) {
         auto info = n;
         info.outstanding = 0;

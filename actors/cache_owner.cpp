@@ -100,7 +100,7 @@ cache_snapshot snapshot(self_ptr self) {
   out.in_flight = st.flights.size();
   out.size = s.size;
   out.max_size = s.max_size;
-  out.admission = to_string(s.admission);
+  out.admission = s.admission;
   out.admission_rejections = s.rejections;
   out.enabled = s.enabled;
   out.single_flight = st.cfg.single_flight;
@@ -111,7 +111,7 @@ cache_snapshot snapshot(self_ptr self) {
   g.tolerance = st.cfg.guard.tolerance;
   g.max_wrong_rate = st.cfg.guard.max_wrong_rate;
   g.confidence = st.cfg.guard.confidence;
-  g.prefix_unit = to_string(st.cfg.unit);
+  g.unit = st.cfg.unit;
   g.exact = st.verdicts[static_cast<std::size_t>(reuse_basis::exact)];
   g.certified = st.verdicts[static_cast<std::size_t>(reuse_basis::certified)];
   g.refused = st.verdicts[static_cast<std::size_t>(reuse_basis::refused)];

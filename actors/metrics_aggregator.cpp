@@ -75,16 +75,13 @@ struct mirrored_counter {
   }
 };
 
-/// The states a node can be in, one sil_node_state series each.
-constexpr std::array<const char*, 3> node_states{"local", "up", "down"};
-
 /// One node's series, looked up once when the node first appears.
 struct node_series {
   prom::Gauge* up = nullptr;
   prom::Gauge* workers = nullptr;
   prom::Gauge* outstanding = nullptr;
   mirrored_counter encodes;
-  std::array<prom::Gauge*, node_states.size()> state{};
+  std::array<prom::Gauge*, settled_node_states.size()> state{};
 };
 
 struct metrics_state {
@@ -109,7 +106,7 @@ struct metrics_state {
   prom::Histogram* cosine_hist = nullptr;
   prom::Histogram* l2_hist = nullptr;
   prom::Histogram* delta_hist = nullptr;
-  std::array<prom::Counter*, 3> reports_by_kind{};
+  std::array<prom::Counter*, all_comparison_kinds.size()> reports_by_kind{};
   /// The served wrong-rate: the last labels of served answers (audits, and
   /// shadow comparisons the guard would have served), and totals.
   label_window served{1000};
@@ -124,7 +121,9 @@ struct metrics_state {
   prom::Gauge* guard_enabled = nullptr;
   std::vector<std::pair<mirrored_counter, std::uint64_t guard_snapshot::*>> guard_counters;
   std::vector<std::pair<mirrored_counter, std::uint64_t audit_snapshot::*>> audit_counters;
-  std::vector<mirrored_counter> decision_counters;
+  /// sil_agent_decisions_total: the agent's, by action, and operators'.
+  std::array<mirrored_counter, all_agent_actions.size()> decision_counters{};
+  mirrored_counter manual_decisions;
   prom::Gauge* agent_mode = nullptr;
   prom::Gauge* agent_override = nullptr;
   audit_snapshot last_audit;
@@ -138,9 +137,10 @@ struct metrics_state {
   prom::Family<prom::Counter>* predictions = nullptr;
   // Children looked up once: Family::Add builds a label map per call, too
   // slow for every request on the actor thread that also serves hits.
-  std::unordered_map<std::string, prom::Counter*> http_by_route_status;
-  std::array<prom::Histogram*, 3> duration_by_source{};
-  std::array<prom::Counter*, 3> predictions_by_source{};
+  /// By (route << 16 | status).
+  std::unordered_map<std::uint32_t, prom::Counter*> http_by_route_status;
+  std::array<prom::Histogram*, all_embedding_sources.size()> duration_by_source{};
+  std::array<prom::Counter*, all_embedding_sources.size()> predictions_by_source{};
   std::vector<std::pair<mirrored_counter, std::uint64_t cache_snapshot::*>> cache_counters;
   std::vector<std::pair<mirrored_counter, std::uint64_t pool_snapshot::*>> pool_counters;
   prom::Gauge* cache_entries = nullptr;
@@ -325,8 +325,8 @@ void build_registry(metrics_state& st) {
                     .Help("Divergence comparisons, by kind (audit of a hit, shadow comparison "
                           "while reuse is disabled, or refusal: the guard chose a fresh result)")
                     .Register(reg);
-  st.reports_by_kind = {&reports.Add({{"kind", "audit"}}), &reports.Add({{"kind", "shadow"}}),
-                        &reports.Add({{"kind", "refusal"}})};
+  for (auto kind : all_comparison_kinds)
+    st.reports_by_kind[static_cast<std::size_t>(kind)] = &reports.Add({{"kind", to_string(kind)}});
   auto& served = prom::BuildCounter()
                    .Name("sil_served_labels_total")
                    .Help("Audited served cached answers (and shadow comparisons the guard would "
@@ -372,8 +372,10 @@ void build_registry(metrics_state& st) {
                       .Name("sil_agent_decisions_total")
                       .Help("Agent decisions that changed something, by action")
                       .Register(reg);
-  for (const char* action : {"keep", "shorten_ttl", "restore_ttl", "disable", "enable", "manual"})
-    st.decision_counters.push_back(mirrored_counter{&decisions.Add({{"action", action}}), 0});
+  for (auto action : all_agent_actions)
+    st.decision_counters[static_cast<std::size_t>(action)].counter
+      = &decisions.Add({{"action", to_string(action)}});
+  st.manual_decisions.counter = &decisions.Add({{"action", "manual"}});
   st.agent_mode = gauge("sil_agent_state",
                         "Agent mode: 0 normal, 1 short_ttl (TTL shortened), 2 disabled (no reuse)");
   st.agent_override
@@ -382,8 +384,7 @@ void build_registry(metrics_state& st) {
     {counter("sil_cache_invalidations_total",
              "Entries evicted because an audit found them beyond the evict threshold"),
      &cache_snapshot::invalidations});
-  for (auto src :
-       {embedding_source::encoder, embedding_source::cache, embedding_source::single_flight}) {
+  for (auto src : all_embedding_sources) {
     auto i = static_cast<std::size_t>(src);
     st.duration_by_source[i] = &st.duration->Add({{"source", to_string(src)}}, latency_buckets());
     st.predictions_by_source[i] = &st.predictions->Add({{"source", to_string(src)}});
@@ -452,15 +453,16 @@ void refresh_node(metrics_state& st, const node_info& n) {
     ns.workers = &st.node_workers->Add(labels);
     ns.outstanding = &st.node_outstanding->Add(labels);
     ns.encodes.counter = &st.node_encodes->Add(labels);
-    for (std::size_t i = 0; i < node_states.size(); ++i)
-      ns.state[i] = &st.node_state->Add({{"node", n.name}, {"state", node_states[i]}});
+    for (std::size_t i = 0; i < settled_node_states.size(); ++i)
+      ns.state[i]
+        = &st.node_state->Add({{"node", n.name}, {"state", to_string(settled_node_states[i])}});
   }
-  ns.up->Set(n.state == "up" || n.state == "local" ? 1.0 : 0.0);
+  ns.up->Set(n.state == node_state::up || n.state == node_state::local ? 1.0 : 0.0);
   ns.workers->Set(n.workers);
   ns.outstanding->Set(static_cast<double>(n.outstanding));
   ns.encodes.update(n.encodes);
-  for (std::size_t i = 0; i < node_states.size(); ++i)
-    ns.state[i]->Set(n.state == node_states[i] ? 1.0 : 0.0);
+  for (std::size_t i = 0; i < settled_node_states.size(); ++i)
+    ns.state[i]->Set(n.state == settled_node_states[i] ? 1.0 : 0.0);
 }
 
 void refresh(metrics_state& st) {
@@ -509,11 +511,10 @@ void refresh(metrics_state& st) {
     std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count());
   for (auto& [c, field] : st.audit_counters)
     c.update(st.last_audit.*field);
-  for (std::size_t i = 0; i < st.decision_counters.size(); ++i)
-    if (i < st.last_agent.action_counts.size())
-      st.decision_counters[i].update(st.last_agent.action_counts[i]);
-  const auto& mode = st.last_agent.mode;
-  st.agent_mode->Set(mode == "disabled" ? 2.0 : mode == "short_ttl" ? 1.0 : 0.0);
+  for (auto action : all_agent_actions)
+    st.decision_counters[static_cast<std::size_t>(action)].update(st.last_agent.counts.of(action));
+  st.manual_decisions.update(st.last_agent.counts.manual);
+  st.agent_mode->Set(static_cast<double>(st.last_agent.mode));
   st.agent_override->Set(st.last_agent.manual_override ? 1.0 : 0.0);
 }
 
@@ -586,12 +587,13 @@ service_snapshot make_snapshot(metrics_state& st) {
 
 /// Counts one request's outcome.
 void record(metrics_state& s, const request_outcome& o) {
-  // "predict#200" fits std::string's small buffer: no allocation.
-  auto& counter = s.http_by_route_status[o.route + '#' + std::to_string(o.status)];
+  auto key = static_cast<std::uint32_t>(o.route) << 16 | o.status;
+  auto& counter = s.http_by_route_status[key];
   if (counter == nullptr)
-    counter = &s.http_requests->Add({{"route", o.route}, {"status", std::to_string(o.status)}});
+    counter = &s.http_requests->Add(
+      {{"route", to_string(o.route)}, {"status", std::to_string(o.status)}});
   counter->Increment();
-  if (o.route != "predict")
+  if (o.route != route_label::predict)
     return;
   ++s.requests;
   if (o.error_code != 0) {
@@ -626,7 +628,7 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
       // Hits answered on the read path: each a /predict 200 from the cache.
       tsan::handoff_acquire(&tsan::read_path_batches); // sent by hit_path::send
       request_outcome o;
-      o.route = "predict";
+      o.route = route_label::predict;
       o.source = embedding_source::cache;
       o.cache_hit = true;
       for (auto ns : batch.latency_ns) {

@@ -50,7 +50,8 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   cc.cache.enabled = s.cache_enabled;
   cc.single_flight = s.cache_single_flight;
   cc.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
-  cc.unit = s.cache_prefix_unit == "rows" ? prefix_unit::rows : prefix_unit::values;
+  auto unit = parse_prefix_unit(s.cache_prefix_unit); // validated
+  cc.unit = unit ? *unit : prefix_unit::values;
   cc.guard.enabled = s.risk_guard;
   cc.guard.tolerance = s.risk_tolerance;
   cc.guard.max_wrong_rate = s.risk_max_wrong_rate;
@@ -81,8 +82,7 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   sc.cache = h.cache;
   sc.agent_interval = seconds(s.agent_interval_seconds);
   sc.agent_acts = s.agent_enabled;
-  sc.policy.trigger
-    = s.agent_trigger == "cosine" ? agent_trigger::cosine : agent_trigger::wrong_rate;
+  sc.policy.trigger = parse_agent_trigger(s.agent_trigger).value_or(agent_trigger::wrong_rate);
   sc.policy.max_wrong_rate = s.risk_max_wrong_rate;
   sc.policy.disable_wrong_rate = s.agent_disable_wrong_rate;
   sc.policy.confidence = s.risk_confidence;

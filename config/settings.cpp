@@ -4,6 +4,8 @@
 #include <sstream>
 
 #include "core/admission.hpp"
+#include "core/agent_policy.hpp"
+#include "core/prefix_key.hpp"
 
 namespace sil {
 
@@ -183,7 +185,7 @@ status validate(const service_settings& s, std::size_t input_dim) {
     seconds_range("http.max-queue-delay", s.http_max_queue_delay_seconds, 0.0, 600.0, true),
     seconds_range("http.linger", s.http_linger_seconds, 0.0, 60.0, true),
     seconds_range("agent.interval", s.agent_interval_seconds, 0.0, 3600.0, false),
-    s.cache_prefix_unit == "values" || s.cache_prefix_unit == "rows"
+    parse_prefix_unit(s.cache_prefix_unit)
       ? ok()
       : bad("cache.prefix-unit", "must be values or rows", s.cache_prefix_unit),
     open_fraction("risk.tolerance", s.risk_tolerance, 1.0),
@@ -191,7 +193,7 @@ status validate(const service_settings& s, std::size_t input_dim) {
     std::isfinite(s.risk_confidence) && s.risk_confidence >= 0.5 && s.risk_confidence < 1.0
       ? ok()
       : bad("risk.confidence", "must be in [0.5, 1)", str(s.risk_confidence)),
-    s.agent_trigger == "wrong-rate" || s.agent_trigger == "cosine"
+    parse_agent_trigger(s.agent_trigger)
       ? ok()
       : bad("agent.trigger", "must be wrong-rate or cosine", s.agent_trigger),
     s.agent_disable_wrong_rate > s.risk_max_wrong_rate && s.agent_disable_wrong_rate <= 1.0

@@ -41,6 +41,13 @@ const char* to_string(agent_trigger t) noexcept {
   return t == agent_trigger::wrong_rate ? "wrong-rate" : "cosine";
 }
 
+std::optional<agent_trigger> parse_agent_trigger(std::string_view text) noexcept {
+  for (auto t : {agent_trigger::wrong_rate, agent_trigger::cosine})
+    if (text == to_string(t))
+      return t;
+  return std::nullopt;
+}
+
 status validate(const policy_config& cfg) {
   if (cfg.trigger == agent_trigger::wrong_rate) {
     if (!(cfg.max_wrong_rate > 0.0 && cfg.max_wrong_rate < cfg.disable_wrong_rate

@@ -26,17 +26,21 @@
 // keeps its mode and its streak.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/error.hpp"
 #include "core/window_stats.hpp"
 
 namespace sil {
 
-/// The agent's mode.
-enum class agent_mode : std::uint8_t { normal, short_ttl, disabled };
+/// The agent's mode. The numbers are the values of the sil_agent_state
+/// gauge.
+enum class agent_mode : std::uint8_t { normal = 0, short_ttl = 1, disabled = 2 };
 
 /// What the agent asks the cache owner to do.
 enum class agent_action : std::uint8_t {
@@ -46,6 +50,11 @@ enum class agent_action : std::uint8_t {
   disable,
   enable,
 };
+
+/// Every action, in order (per-action counters iterate it).
+inline constexpr std::array<agent_action, 5> all_agent_actions{
+  agent_action::keep, agent_action::shorten_ttl, agent_action::restore_ttl, agent_action::disable,
+  agent_action::enable};
 
 const char* to_string(agent_mode m) noexcept;
 const char* to_string(agent_action a) noexcept;
@@ -59,6 +68,10 @@ enum class agent_trigger : std::uint8_t {
 };
 
 const char* to_string(agent_trigger t) noexcept;
+
+/// The trigger named `text` ("wrong-rate" or "cosine", as to_string spells
+/// them), or nullopt.
+std::optional<agent_trigger> parse_agent_trigger(std::string_view text) noexcept;
 
 /// Thresholds and limits of the policy.
 struct policy_config {

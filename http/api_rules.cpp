@@ -199,7 +199,7 @@ std::variant<route_match, response> find_route(const std::vector<route_spec>& ta
 
 // -- errors ------------------------------------------------------------------------
 
-response error_response(const error& e, const char* route) {
+response error_response(const error& e, route_label route) {
   response r;
   r.status = status_for(e.code);
   r.body = encode_error(e);
@@ -211,7 +211,7 @@ response error_response(const error& e, const char* route) {
   return r;
 }
 
-response v2_error_response(const error& e, const char* route) {
+response v2_error_response(const error& e, route_label route) {
   auto r = error_response(e, route);
   r.body = dump(json{{"error", e.message}});
   return r;
@@ -287,13 +287,13 @@ response cors_policy::preflight(std::string_view origin, const std::string& allo
   if (!allow_origin(origin)) {
     auto r = error_response({errc::forbidden, "origin '" + std::string{origin}
                                                 + "' may not call this API (http.cors-origins)"},
-                            "preflight");
+                            route_label::preflight);
     return r;
   }
   response r;
   r.status = 204;
   r.content_type = nullptr;
-  r.route = "preflight";
+  r.route = route_label::preflight;
   r.allow = allow;
   r.headers.emplace_back("Access-Control-Allow-Methods", allow);
   r.headers.emplace_back("Access-Control-Allow-Headers", cors_allow_headers);
@@ -331,7 +331,7 @@ std::string encode_liveness() {
   return "{\"live\":true,\"status\":\"ok\"}";
 }
 
-response readiness_response(const readiness& r, const char* route) {
+response readiness_response(const readiness& r, route_label route) {
   response out;
   out.status = r.ready ? 200 : 503;
   out.body = encode_readiness(r);

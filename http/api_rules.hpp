@@ -28,7 +28,7 @@ struct route_spec {
   const char* method;
   const char* path;
   /// The route label of sil_http_requests_total.
-  const char* label;
+  route_label label;
   /// The handler's own number for it.
   int id;
 };
@@ -74,10 +74,10 @@ bool is_v2_path(std::string_view target) noexcept;
 
 /// The API's error answer: {"error": {"code": "...", "message": "..."}}
 /// with the status http_api::status_for gives; Retry-After on 503.
-response error_response(const error& e, const char* route = "other");
+response error_response(const error& e, route_label route = route_label::other);
 
 /// The KServe v2 protocol's error answer: {"error": "message"}.
-response v2_error_response(const error& e, const char* route = "other");
+response v2_error_response(const error& e, route_label route = route_label::other);
 
 // -- request ids -------------------------------------------------------------------
 
@@ -170,7 +170,7 @@ std::string encode_readiness(const readiness& r);
 std::string encode_liveness();
 
 /// 200 with the readiness body, or 503 (with Retry-After) when not ready.
-response readiness_response(const readiness& r, const char* route = "health");
+response readiness_response(const readiness& r, route_label route = route_label::health);
 
 // -- admin tokens ------------------------------------------------------------------
 

@@ -815,9 +815,9 @@ json agent_json(const agent_snapshot& a) {
   json decisions = json::array();
   for (const auto& d : a.decisions)
     decisions.push_back({{"unix_ms", d.unix_ms},
-                         {"from", d.from},
-                         {"to", d.to},
-                         {"action", d.action},
+                         {"from", to_string(d.from)},
+                         {"to", to_string(d.to)},
+                         {"action", to_string(d.action)},
                          {"manual", d.manual},
                          {"reason", d.reason},
                          {"observation",
@@ -830,13 +830,13 @@ json agent_json(const agent_snapshot& a) {
                            {"labels", d.labels},
                            {"wrong", d.wrong}}},
                          {"ttl_seconds", d.ttl_seconds}});
-  return {{"state", a.mode},
+  return {{"state", to_string(a.mode)},
           {"enabled", a.acts},
           {"manual_override", a.manual_override},
           {"ttl_seconds", a.ttl_seconds},
           {"clean_windows", a.clean_windows},
           {"reports", a.reports},
-          {"trigger", a.trigger},
+          {"trigger", to_string(a.trigger)},
           {"served",
            {{"labels", a.served_labels},
             {"wrong", a.served_wrong},
@@ -866,7 +866,7 @@ json nodes_json(const std::vector<node_info>& nodes) {
   json out = json::array();
   for (const auto& n : nodes)
     out.push_back({{"name", n.name},
-                   {"state", n.state},
+                   {"state", to_string(n.state)},
                    {"workers", n.workers},
                    {"outstanding", n.outstanding},
                    {"encodes", n.encodes},
@@ -891,7 +891,7 @@ json risk_json(const service_snapshot& s) {
     {"tolerance", g.tolerance},
     {"max_wrong_rate", g.max_wrong_rate},
     {"confidence", g.confidence},
-    {"prefix_unit", g.prefix_unit},
+    {"prefix_unit", to_string(g.unit)},
     {"exact", g.exact},
     {"certified", g.certified},
     {"refused", g.refused},
@@ -981,8 +981,8 @@ std::string encode_stats(const service_snapshot& s) {
   const auto& c = s.cache;
   json j = {
     {"cache",
-     {{"policy", c.admission == "tinylfu" ? "W-TinyLFU+TTL" : "LRU+TTL"},
-      {"admission", c.admission},
+     {{"policy", c.admission == admission_policy::tinylfu ? "W-TinyLFU+TTL" : "LRU+TTL"},
+      {"admission", to_string(c.admission)},
       {"enabled", c.enabled},
       {"single_flight", c.single_flight},
       {"size", c.size},
@@ -1036,14 +1036,15 @@ std::string encode_stats(const service_snapshot& s) {
       {"read_timeouts", s.http.read_timeouts},
       {"framing_errors", s.http.framing_errors}}},
     {"agent",
-     {{"state", s.agent.mode.empty() ? s.pool.agent_mode : s.agent.mode},
+     {{"state", to_string(s.agent.mode)},
       {"enabled", s.agent.acts},
       {"manual_override", s.agent.manual_override},
       {"ttl_seconds", s.agent.ttl_seconds},
       {"reports", s.agent.reports},
       {"decisions", s.agent.decisions.size()},
-      {"last_decision",
-       s.agent.decisions.empty() ? json(nullptr) : json(s.agent.decisions.back().action)}}},
+      {"last_decision", s.agent.decisions.empty()
+                          ? json(nullptr)
+                          : json(to_string(s.agent.decisions.back().action))}}},
     {"divergence",
      {{"cosine", latency_json(s.cosine)},
       {"l2", latency_json(s.l2)},

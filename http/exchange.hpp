@@ -20,6 +20,7 @@
 
 #include "core/cancellation.hpp"
 #include "core/error.hpp"
+#include "messages/payloads.hpp"
 
 namespace sil::http_api {
 
@@ -70,8 +71,8 @@ struct response {
   std::vector<std::pair<std::string, std::string>> headers;
 
   // -- labels of the exchange, for metrics and the access log ---------------
-  /// The route label of sil_http_requests_total ("predict", "health", ...).
-  const char* route = "other";
+  /// The route label of sil_http_requests_total.
+  route_label route = route_label::other;
   /// The error this answer reports (errc{} if none).
   errc error{};
   /// The outcome was already counted elsewhere (the read path counts its
@@ -96,7 +97,7 @@ struct finished_exchange {
   /// From the request parsed to the answer's write (what the service's
   /// latency metrics count).
   std::chrono::nanoseconds service_latency{0};
-  const char* route = "other";
+  route_label route = route_label::other;
   errc error{};
   bool reported = false;
   std::string_view outcome;
@@ -139,7 +140,7 @@ struct handled {
   bool reported = false;
   /// The route label, should the transport have to answer itself (503 at
   /// the drain deadline).
-  const char* route = "other";
+  route_label route = route_label::other;
 
   static handled answer(response r) {
     handled h;

@@ -44,7 +44,7 @@ enum route_id : int {
 /// and answers later with `answer(expected<R>&)`, which runs on the
 /// connection's own thread.
 template <class R, class Handle, class Answer, class... Ts>
-handled ask_actor(caf::actor_system& sys, responder& rsp, const Handle& dst, const char* route,
+handled ask_actor(caf::actor_system& sys, responder& rsp, const Handle& dst, route_label route,
                   Answer answer, Ts... xs) {
   auto done = rsp.later();
   auto reply = [done, answer](caf::expected<R> r) {
@@ -66,7 +66,7 @@ handled ask_actor(caf::actor_system& sys, responder& rsp, const Handle& dst, con
 
 /// An answer from `encode(R&)`, or the error the actor gave.
 template <class R, class Encode>
-auto or_error(const char* route, Encode encode) {
+auto or_error(route_label route, Encode encode) {
   return [route, encode](caf::expected<R>& r) {
     return r ? encode(*r) : error_response(from_caf_error(r.error()), route);
   };
@@ -77,7 +77,7 @@ auto or_error(const char* route, Encode encode) {
 request_outcome predict_outcome(const caf::expected<predict_reply>& r,
                                 clock_type::time_point start) {
   request_outcome o;
-  o.route = "predict";
+  o.route = route_label::predict;
   if (r) {
     o.source = r->source;
     o.cache_hit = r->cache_hit;
@@ -107,23 +107,7 @@ double ms_since(clock_type::time_point start) {
   return std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
 }
 
-const char* admin_action(admin_command cmd) {
-  switch (cmd) {
-    case admin_command::disable_cache:
-      return "disable_cache";
-    case admin_command::enable_cache:
-      return "enable_cache";
-    case admin_command::clear_cache:
-      return "clear_cache";
-    case admin_command::set_ttl:
-      return "set_ttl";
-    case admin_command::resume_agent:
-      return "resume_agent";
-  }
-  return "unknown";
-}
-
-response json_ok(std::string body, const char* route) {
+response json_ok(std::string body, route_label route) {
   response r;
   r.body = std::move(body);
   r.route = route;
@@ -138,7 +122,7 @@ struct answer_format {
 
   response ok(const predict_reply& r, clock_type::time_point start) const {
     response out;
-    out.route = "predict";
+    out.route = route_label::predict;
     out.outcome = outcome_of(r.source);
     out.body = v2 ? encode_infer(r, ms_since(start), model_name, id)
                   : encode_predict(r, ms_since(start), id);
@@ -146,7 +130,8 @@ struct answer_format {
   }
 
   response fail(const error& e) const {
-    return v2 ? v2_error_response(e, "predict") : error_response(e, "predict");
+    return v2 ? v2_error_response(e, route_label::predict)
+              : error_response(e, route_label::predict);
   }
 };
 
@@ -154,29 +139,30 @@ struct answer_format {
 
 const std::vector<route_spec>& service_routes::table() {
   static const std::vector<route_spec> routes{
-    {"POST", "/predict", "predict", r_predict},
-    {"GET", "/health", "health", r_health},
-    {"GET", "/health/live", "health", r_health_live},
-    {"GET", "/health/ready", "health", r_health_ready},
-    {"GET", "/stats", "stats", r_stats},
-    {"GET", "/metrics", "metrics", r_metrics},
-    {"GET", "/agent", "agent", r_agent},
-    {"POST", "/admin/cache/disable", "admin", r_admin_disable},
-    {"POST", "/admin/cache/enable", "admin", r_admin_enable},
-    {"POST", "/admin/cache/clear", "admin", r_admin_clear},
-    {"PUT", "/admin/cache/ttl", "admin", r_admin_ttl},
-    {"POST", "/admin/agent/resume", "admin", r_admin_resume},
-    {"GET", "/openapi.json", "openapi", r_openapi},
-    {"GET", "/v2", "metadata", r_v2_server},
-    {"GET", "/v2/health/live", "health", r_v2_live},
-    {"GET", "/v2/health/ready", "health", r_v2_ready},
-    {"GET", "/v2/models/{model_name}", "metadata", r_v2_model},
-    {"GET", "/v2/models/{model_name}/ready", "metadata", r_v2_model_ready},
-    {"GET", "/v2/models/{model_name}/versions/{model_version}", "metadata", r_v2_model_version},
-    {"GET", "/v2/models/{model_name}/versions/{model_version}/ready", "metadata",
+    {"POST", "/predict", route_label::predict, r_predict},
+    {"GET", "/health", route_label::health, r_health},
+    {"GET", "/health/live", route_label::health, r_health_live},
+    {"GET", "/health/ready", route_label::health, r_health_ready},
+    {"GET", "/stats", route_label::stats, r_stats},
+    {"GET", "/metrics", route_label::metrics, r_metrics},
+    {"GET", "/agent", route_label::agent, r_agent},
+    {"POST", "/admin/cache/disable", route_label::admin, r_admin_disable},
+    {"POST", "/admin/cache/enable", route_label::admin, r_admin_enable},
+    {"POST", "/admin/cache/clear", route_label::admin, r_admin_clear},
+    {"PUT", "/admin/cache/ttl", route_label::admin, r_admin_ttl},
+    {"POST", "/admin/agent/resume", route_label::admin, r_admin_resume},
+    {"GET", "/openapi.json", route_label::openapi, r_openapi},
+    {"GET", "/v2", route_label::metadata, r_v2_server},
+    {"GET", "/v2/health/live", route_label::health, r_v2_live},
+    {"GET", "/v2/health/ready", route_label::health, r_v2_ready},
+    {"GET", "/v2/models/{model_name}", route_label::metadata, r_v2_model},
+    {"GET", "/v2/models/{model_name}/ready", route_label::metadata, r_v2_model_ready},
+    {"GET", "/v2/models/{model_name}/versions/{model_version}", route_label::metadata,
+     r_v2_model_version},
+    {"GET", "/v2/models/{model_name}/versions/{model_version}/ready", route_label::metadata,
      r_v2_model_version_ready},
-    {"POST", "/v2/models/{model_name}/infer", "predict", r_v2_infer},
-    {"POST", "/v2/models/{model_name}/versions/{model_version}/infer", "predict",
+    {"POST", "/v2/models/{model_name}/infer", route_label::predict, r_v2_infer},
+    {"POST", "/v2/models/{model_name}/versions/{model_version}/infer", route_label::predict,
      r_v2_infer_version},
   };
   return routes;
@@ -215,7 +201,7 @@ response service_routes::health() const {
   response r;
   r.body = encode_health(b.cache_enabled.load(), b.workers_alive.load(), inflight_.load(),
                          cfg_.model_version);
-  r.route = "health";
+  r.route = route_label::health;
   auto rd = ready();
   if (!rd.ready) {
     r.status = 503;
@@ -250,7 +236,8 @@ handled service_routes::handle(const request_view& req, responder& r) {
                      {"remote", req.remote},
                      {"request_id", req.request_id},
                      {"result", to_string(st.error().code)}});
-      return handled::answer(error_response(st.error(), agent ? "agent" : "admin"));
+      return handled::answer(
+        error_response(st.error(), agent ? route_label::agent : route_label::admin));
     }
   }
   auto found = find_route(table(), req);
@@ -264,7 +251,7 @@ handled service_routes::handle(const request_view& req, responder& r) {
       return handled::answer(health());
     case r_health_live:
     case r_v2_live:
-      return handled::answer(json_ok(encode_liveness(), "health"));
+      return handled::answer(json_ok(encode_liveness(), route_label::health));
     case r_health_ready:
     case r_v2_ready:
       return handled::answer(readiness_response(ready()));
@@ -281,9 +268,9 @@ handled service_routes::handle(const request_view& req, responder& r) {
     case r_admin_resume:
       return admin(req, r, m.spec->id);
     case r_openapi:
-      return handled::answer(json_ok(openapi_document(), "openapi"));
+      return handled::answer(json_ok(openapi_document(), route_label::openapi));
     case r_v2_server:
-      return handled::answer(json_ok(server_metadata_, "metadata"));
+      return handled::answer(json_ok(server_metadata_, route_label::metadata));
     case r_v2_infer:
     case r_v2_infer_version:
       if (auto miss = check_model(m))
@@ -312,7 +299,7 @@ handled service_routes::model_route(const request_view&, const route_match& m, i
   if (auto miss = check_model(m))
     return handled::answer(std::move(*miss));
   if (id == r_v2_model || id == r_v2_model_version)
-    return handled::answer(json_ok(model_metadata_, "metadata"));
+    return handled::answer(json_ok(model_metadata_, route_label::metadata));
   // .../ready: the model is loaded for as long as the process runs, so it
   // is ready exactly when the server is.
   auto rd = ready();
@@ -320,7 +307,7 @@ handled service_routes::model_route(const request_view&, const route_match& m, i
   r.status = rd.ready ? 200 : 503;
   r.retry_after = !rd.ready;
   r.body = encode_model_ready(model_.name, rd.ready, rd.reason);
-  r.route = "metadata";
+  r.route = route_label::metadata;
   return handled::answer(std::move(r));
 }
 
@@ -411,7 +398,7 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
   h.holds_slot = true;
   h.watch_client = true;
   h.reported = true; // by the callback below
-  h.route = "predict";
+  h.route = route_label::predict;
   h.cancel = std::make_shared<cancel_flag>();
   decoded->cancel = h.cancel;
   auto done = rsp.later();
@@ -440,9 +427,10 @@ handled service_routes::ask_stats(responder& rsp) {
   if (svc_.hits)
     svc_.hits->flush();
   return ask_actor<service_snapshot>(
-    sys_, rsp, svc_.metrics, "stats",
+    sys_, rsp, svc_.metrics, route_label::stats,
     or_error<service_snapshot>(
-      "stats", [](service_snapshot& s) { return json_ok(encode_stats(s), "stats"); }),
+      route_label::stats,
+      [](service_snapshot& s) { return json_ok(encode_stats(s), route_label::stats); }),
     stats_atom::value);
 }
 
@@ -450,20 +438,22 @@ handled service_routes::ask_metrics(responder& rsp) {
   if (svc_.hits)
     svc_.hits->flush();
   auto encode = [](std::string& text) {
-    auto out = json_ok(std::move(text), "metrics");
+    auto out = json_ok(std::move(text), route_label::metrics);
     out.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return out;
   };
-  return ask_actor<std::string>(sys_, rsp, svc_.metrics, "metrics",
-                                or_error<std::string>("metrics", encode), metrics_atom::value);
+  return ask_actor<std::string>(sys_, rsp, svc_.metrics, route_label::metrics,
+                                or_error<std::string>(route_label::metrics, encode),
+                                metrics_atom::value);
 }
 
 handled service_routes::ask_agent(const request_view& req, responder& rsp,
                                   std::optional<admin_command> cmd, double value) {
-  auto encode = [](agent_snapshot& a) { return json_ok(encode_agent(a), "agent"); };
+  auto encode = [](agent_snapshot& a) { return json_ok(encode_agent(a), route_label::agent); };
   if (!cmd)
-    return ask_actor<agent_snapshot>(sys_, rsp, svc_.supervisor, "agent",
-                                     or_error<agent_snapshot>("agent", encode), agent_atom::value);
+    return ask_actor<agent_snapshot>(sys_, rsp, svc_.supervisor, route_label::agent,
+                                     or_error<agent_snapshot>(route_label::agent, encode),
+                                     agent_atom::value);
   // An admin command answers with the agent's state, and is logged once
   // its result is known.
   struct audit {
@@ -474,12 +464,12 @@ handled service_routes::ask_agent(const request_view& req, responder& rsp,
   audit log{*cmd, token_id(req.authorization), std::string{req.remote}, std::string{req.request_id},
             value};
   auto answer = [log](caf::expected<agent_snapshot>& r) {
-    auto out
-      = r ? json_ok(encode_agent(*r), "admin") : error_response(from_caf_error(r.error()), "admin");
+    auto out = r ? json_ok(encode_agent(*r), route_label::admin)
+                 : error_response(from_caf_error(r.error()), route_label::admin);
     auto result = r ? std::string{"ok"} : std::string{to_string(out.error)};
     if (log.cmd == admin_command::set_ttl)
       logging::info("admin", "action",
-                    {{"action", admin_action(log.cmd)},
+                    {{"action", to_string(log.cmd)},
                      {"ttl_seconds", log.value},
                      {"token_id", log.token},
                      {"remote", log.remote},
@@ -488,7 +478,7 @@ handled service_routes::ask_agent(const request_view& req, responder& rsp,
                      {"status", out.status}});
     else
       logging::info("admin", "action",
-                    {{"action", admin_action(log.cmd)},
+                    {{"action", to_string(log.cmd)},
                      {"token_id", log.token},
                      {"remote", log.remote},
                      {"request_id", log.request_id},
@@ -496,8 +486,8 @@ handled service_routes::ask_agent(const request_view& req, responder& rsp,
                      {"status", out.status}});
     return out;
   };
-  return ask_actor<agent_snapshot>(sys_, rsp, svc_.supervisor, "admin", answer, admin_atom::value,
-                                   *cmd, value);
+  return ask_actor<agent_snapshot>(sys_, rsp, svc_.supervisor, route_label::admin, answer,
+                                   admin_atom::value, *cmd, value);
 }
 
 handled service_routes::admin(const request_view& req, responder& rsp, int id) {
@@ -516,13 +506,13 @@ handled service_routes::admin(const request_view& req, responder& rsp, int id) {
   // PUT /admin/cache/ttl: the same media-type rule as /predict.
   auto refuse = [&](const error& e) {
     logging::info("admin", "action",
-                  {{"action", "set_ttl"},
+                  {{"action", to_string(admin_command::set_ttl)},
                    {"token_id", token_id(req.authorization)},
                    {"remote", req.remote},
                    {"request_id", req.request_id},
                    {"result", to_string(e.code)},
                    {"status", status_for(e.code)}});
-    return handled::answer(error_response(e, "admin"));
+    return handled::answer(error_response(e, route_label::admin));
   };
   if (!is_json_media_type(req.content_type))
     return refuse({errc::unsupported_media_type, "content type must be application/json, got '"

@@ -364,7 +364,7 @@ private:
     if (e.code != errc::request_timeout)
       srv_.count(&service_board::framing_errors);
     keep_alive_ = false;
-    route_ = "other";
+    route_ = route_label::other;
     start_ = clock_type::now();
     if (parser_ && parser_->is_header_done()) {
       version_ = parser_->get().version();
@@ -643,7 +643,7 @@ private:
     finished_ = false;
     head_ = false;
     error_ = errc{};
-    route_ = "other";
+    route_ = route_label::other;
     outcome_ = {};
     cancel_.reset();
     req_.reset();
@@ -745,7 +745,7 @@ private:
   bool head_ = false;
   bool holds_slot_ = false;
   bool counted_active_ = false;
-  const char* route_ = "other";
+  route_label route_ = route_label::other;
   unsigned status_ = 200;
   errc error_{};
   std::string_view outcome_;

@@ -47,11 +47,11 @@ void metric(std::string& out, const char* name, const char* type, const char* he
 
 const std::vector<route_spec>& worker_routes::table() {
   static const std::vector<route_spec> routes{
-    {"GET", "/health/live", "health", w_live},
-    {"GET", "/health/ready", "health", w_ready},
-    {"GET", "/v2/health/live", "health", w_v2_live},
-    {"GET", "/v2/health/ready", "health", w_v2_ready},
-    {"GET", "/metrics", "metrics", w_metrics},
+    {"GET", "/health/live", route_label::health, w_live},
+    {"GET", "/health/ready", route_label::health, w_ready},
+    {"GET", "/v2/health/live", route_label::health, w_v2_live},
+    {"GET", "/v2/health/ready", route_label::health, w_v2_ready},
+    {"GET", "/metrics", route_label::metrics, w_metrics},
   };
   return routes;
 }

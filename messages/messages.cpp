@@ -4,30 +4,6 @@
 
 namespace sil {
 
-const char* to_string(embedding_source s) noexcept {
-  switch (s) {
-    case embedding_source::encoder:
-      return "encoder";
-    case embedding_source::cache:
-      return "cache";
-    case embedding_source::single_flight:
-      return "single_flight";
-  }
-  return "unknown";
-}
-
-const char* to_string(comparison_kind k) noexcept {
-  switch (k) {
-    case comparison_kind::audit:
-      return "audit";
-    case comparison_kind::shadow:
-      return "shadow";
-    case comparison_kind::refusal:
-      return "refusal";
-  }
-  return "unknown";
-}
-
 caf::error to_caf_error(const sil::error& err) {
   return caf::error{static_cast<std::uint8_t>(err.code), error_category,
                     caf::make_message(err.message)};

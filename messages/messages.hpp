@@ -15,11 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "core/admission.hpp"
 #include "core/cancellation.hpp"
 #include "core/embedding.hpp"
 #include "core/error.hpp"
 #include "core/prefix_key.hpp"
 #include "core/reuse_guard.hpp"
+#include "messages/payloads.hpp"
 
 namespace sil {
 
@@ -117,18 +119,6 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, reuse_info& x) {
   return f(caf::meta::type_name("reuse_info"), x.present, x.basis, x.distance, x.p_wrong_upper);
 }
-
-/// Where a prediction's embedding came from.
-enum class embedding_source : std::uint8_t {
-  /// Computed for this request.
-  encoder = 0,
-  /// Served from the cache.
-  cache = 1,
-  /// Computed for a concurrent request with the same prefix (single-flight).
-  single_flight = 2,
-};
-
-const char* to_string(embedding_source s) noexcept;
 
 /// The answer to a prediction request.
 struct predict_reply {
@@ -244,21 +234,6 @@ typename Inspector::result_type inspect(Inspector& f, encoded_batch& x) {
 
 // -- cache --------------------------------------------------------------------------
 
-/// What a cache lookup tells the ingress to do.
-enum class lookup_kind : std::uint8_t {
-  /// Use `value` (a cache hit).
-  hit = 0,
-  /// Nobody computes this key: compute it, then insert (or abandon).
-  lead = 1,
-  /// Another request computed it while this one waited (single-flight).
-  joined = 2,
-  /// Reuse is disabled: compute fresh (and insert to keep the cache current).
-  bypass = 3,
-  /// An entry exists but the reuse guard refused it for this input: compute
-  /// fresh, answer with that, label the comparison, and insert.
-  refresh = 4,
-};
-
 /// What a lookup asks besides the key.
 struct lookup_query {
   /// Refuse entries older than this (ns); -1: no limit.
@@ -335,7 +310,8 @@ struct guard_snapshot {
   double tolerance = 0.0;
   double max_wrong_rate = 0.0;
   double confidence = 0.0;
-  std::string prefix_unit;
+  /// What the key's K counts (cache.prefix-unit).
+  prefix_unit unit = prefix_unit::values;
   /// Lookups that found a live entry, by verdict.
   std::uint64_t exact = 0;
   std::uint64_t certified = 0;
@@ -349,7 +325,7 @@ struct guard_snapshot {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, guard_snapshot& x) {
   return f(caf::meta::type_name("guard_snapshot"), x.enabled, x.tolerance, x.max_wrong_rate,
-           x.confidence, x.prefix_unit, x.exact, x.certified, x.refused, x.unguarded, x.labels,
+           x.confidence, x.unit, x.exact, x.certified, x.refused, x.unguarded, x.labels,
            x.wrong_labels, x.shapes);
 }
 
@@ -381,9 +357,9 @@ struct cache_snapshot {
   std::uint64_t access_batches = 0;
   std::uint64_t accesses_applied = 0;
   std::uint64_t accesses_dropped = 0;
-  /// The admission policy ("lru" or "tinylfu"), and the window candidates it
-  /// turned away (part of evictions; 0 under lru).
-  std::string admission = "lru";
+  /// The admission policy, and the window candidates it turned away (part
+  /// of evictions; 0 under lru).
+  admission_policy admission = admission_policy::lru;
   std::uint64_t admission_rejections = 0;
 
   double hit_rate() const noexcept {
@@ -402,18 +378,6 @@ typename Inspector::result_type inspect(Inspector& f, cache_snapshot& x) {
 }
 
 // -- correctness risk -------------------------------------------------------------------
-
-/// What made a comparison of a cached and a fresh embedding.
-enum class comparison_kind : std::uint8_t {
-  /// A sampled re-check of a served hit.
-  audit = 0,
-  /// A free comparison while reuse was disabled.
-  shadow = 1,
-  /// A free comparison after the guard refused reuse.
-  refusal = 2,
-};
-
-const char* to_string(comparison_kind k) noexcept;
 
 /// One comparison of a cached embedding with a fresh one.
 struct divergence_report {
@@ -459,13 +423,18 @@ typename Inspector::result_type inspect(Inspector& f, audit_snapshot& x) {
            x.failed, x.requests_in_window, x.audits_in_window, x.rate, x.max_share);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, decision_counts& x) {
+  return f(caf::meta::type_name("decision_counts"), x.by_action, x.manual);
+}
+
 /// One entry of the agent's decision log.
 struct decision_record {
   /// Wall-clock time, milliseconds since the Unix epoch.
   std::int64_t unix_ms = 0;
-  std::string from;
-  std::string to;
-  std::string action;
+  agent_mode from = agent_mode::normal;
+  agent_mode to = agent_mode::normal;
+  decision_action action = decision_action::keep;
   /// True for an operator's command through the admin API.
   bool manual = false;
   std::string reason;
@@ -490,7 +459,7 @@ typename Inspector::result_type inspect(Inspector& f, decision_record& x) {
 
 /// What GET /agent shows.
 struct agent_snapshot {
-  std::string mode;
+  agent_mode mode = agent_mode::normal;
   /// false: agent.enabled=false, the agent observes but never acts.
   bool acts = true;
   /// An operator's command holds until POST /admin/agent/resume.
@@ -509,11 +478,9 @@ struct agent_snapshot {
   double interval_seconds = 0.0;
   /// Oldest first, at most 100.
   std::vector<decision_record> decisions;
-  /// Decisions taken since start, by action: keep (never logged),
-  /// shorten_ttl, restore_ttl, disable, enable, manual.
-  std::vector<std::uint64_t> action_counts;
-  /// "wrong-rate" or "cosine".
-  std::string trigger;
+  /// Decisions taken since start: the agent's by action, and operators'.
+  decision_counts counts;
+  agent_trigger trigger = agent_trigger::wrong_rate;
   double max_wrong_rate = 0.0;
   double disable_wrong_rate = 0.0;
   double confidence = 0.0;
@@ -529,19 +496,10 @@ typename Inspector::result_type inspect(Inspector& f, agent_snapshot& x) {
   return f(caf::meta::type_name("agent_snapshot"), x.mode, x.acts, x.manual_override, x.ttl_seconds,
            x.clean_windows, x.reports, x.recover_threshold, x.ttl_threshold, x.disable_threshold,
            x.entry_evict_threshold, x.recover_windows, x.min_samples, x.base_ttl_seconds,
-           x.ttl_floor_seconds, x.interval_seconds, x.decisions, x.action_counts, x.trigger,
+           x.ttl_floor_seconds, x.interval_seconds, x.decisions, x.counts, x.trigger,
            x.max_wrong_rate, x.disable_wrong_rate, x.confidence, x.served_labels, x.served_wrong,
            x.served_lower, x.served_upper);
 }
-
-/// An operator's command (admin API).
-enum class admin_command : std::uint8_t {
-  disable_cache = 0,
-  enable_cache = 1,
-  clear_cache = 2,
-  set_ttl = 3,
-  resume_agent = 4,
-};
 
 // -- encoder pool / supervisor ------------------------------------------------------
 
@@ -549,8 +507,7 @@ enum class admin_command : std::uint8_t {
 /// One encoder node as the gateway sees it.
 struct node_info {
   std::string name;
-  /// "up" (has live workers), "down" (had workers, has none), "local".
-  std::string state;
+  node_state state = node_state::joining;
   std::uint32_t workers = 0;
   std::uint64_t outstanding = 0;
   std::uint64_t encodes = 0;
@@ -574,7 +531,6 @@ struct pool_snapshot {
   std::uint64_t queued = 0;
   std::uint64_t outstanding = 0;
   std::uint64_t max_batch_seen = 0;
-  std::string agent_mode;
   /// Encoder nodes: this one ("local") and every remote node that joined.
   std::vector<node_info> nodes;
   /// Requests encoded by the gateway's fallback worker (no node reachable).
@@ -599,7 +555,7 @@ struct pool_snapshot {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pool_snapshot& x) {
   return f(caf::meta::type_name("pool_snapshot"), x.workers, x.batches, x.items, x.retries,
-           x.failures, x.restarts, x.queued, x.outstanding, x.max_batch_seen, x.agent_mode, x.nodes,
+           x.failures, x.restarts, x.queued, x.outstanding, x.max_batch_seen, x.nodes,
            x.fallback_items, x.busy_seconds, x.flops, x.cancelled, x.shed, x.expired, x.queued_rows,
            x.rows_per_second);
 }
@@ -612,8 +568,7 @@ struct request_outcome {
   std::uint8_t error_code = 0;
   /// The status the client saw (recorded as a label, not interpreted).
   std::uint16_t status = 200;
-  /// Route label: "predict", "health", "stats", "metrics", "other".
-  std::string route;
+  route_label route = route_label::other;
   embedding_source source = embedding_source::encoder;
   bool cache_hit = false;
   std::int64_t latency_ns = 0;

@@ -240,7 +240,7 @@ TEST_F(ServiceRoutes, AMissIsAnsweredLaterAndTheSameInputThenAtOnce) {
   EXPECT_TRUE(h.holds_slot);
   EXPECT_TRUE(h.watch_client);
   EXPECT_TRUE(h.reported);
-  EXPECT_STREQ(h.route, "predict");
+  EXPECT_EQ(h.route, route_label::predict);
   ASSERT_TRUE(h.cancel);
   EXPECT_EQ(routes->inflight(), 1u);
   auto miss = r.wait();
@@ -381,7 +381,7 @@ TEST_F(ServiceRoutes, MetadataRoutesKnowTheirModel) {
   EXPECT_EQ(json::parse(ready.body), json::parse(R"({"name":"seed","ready":true})"));
   auto doc = now("GET", "/openapi.json");
   EXPECT_EQ(doc.body, openapi_document());
-  EXPECT_STREQ(doc.route, "openapi");
+  EXPECT_EQ(doc.route, route_label::openapi);
 }
 
 TEST_F(ServiceRoutes, UnknownPathsAndWrongMethods) {
@@ -397,7 +397,7 @@ TEST_F(ServiceRoutes, UnknownPathsAndWrongMethods) {
   auto stats = now("POST", "/stats", "{}");
   EXPECT_EQ(stats.status, 405u);
   EXPECT_EQ(stats.allow, "GET, HEAD");
-  EXPECT_STREQ(stats.route, "stats");
+  EXPECT_EQ(stats.route, route_label::stats);
   // CORS is off: OPTIONS is a method like any other.
   EXPECT_EQ(now("OPTIONS", "/predict").status, 405u);
 }
@@ -418,7 +418,7 @@ TEST_F(ServiceRoutes, TheAdminApiNeedsItsTokenAndTheTtlItsContentType) {
   start();
   auto closed = now("POST", "/admin/cache/clear");
   EXPECT_EQ(closed.status, 403u);
-  EXPECT_STREQ(closed.route, "admin");
+  EXPECT_EQ(closed.route, route_label::admin);
   routes.reset();
   hc.admin_token = "s3cr3t";
   routes = std::make_unique<service_routes>(*sys, hc, svc);

@@ -491,14 +491,14 @@ TEST_F(ServiceTest, StatsAreCountedCorrectly) {
   // The metrics aggregator counts outcomes reported by the transport.
   for (int i = 0; i < 4; ++i) {
     request_outcome o;
-    o.route = "predict";
+    o.route = route_label::predict;
     o.cache_hit = i % 2 == 0;
     o.source = o.cache_hit ? embedding_source::cache : embedding_source::encoder;
     o.latency_ns = static_cast<std::int64_t>(i + 1) * 1000000;
     caf::anon_send(svc.metrics, outcome_atom::value, o);
   }
   request_outcome bad;
-  bad.route = "predict";
+  bad.route = route_label::predict;
   bad.status = 400;
   bad.error_code = static_cast<std::uint8_t>(errc::bad_request);
   caf::anon_send(svc.metrics, outcome_atom::value, bad);
@@ -636,8 +636,8 @@ struct AgentTest : ServiceTest {
     return ask<agent_snapshot>(svc.supervisor, agent_atom::value);
   }
 
-  std::vector<std::string> actions() {
-    std::vector<std::string> out;
+  std::vector<decision_action> actions() {
+    std::vector<decision_action> out;
     for (const auto& d : agent().decisions)
       out.push_back(d.action);
     return out;
@@ -646,23 +646,24 @@ struct AgentTest : ServiceTest {
 
 TEST_F(AgentTest, GrowingDriftGoesNormalShortTtlDisabledInOrder) {
   start();
-  EXPECT_EQ(agent().mode, "normal");
+  EXPECT_EQ(agent().mode, agent_mode::normal);
   window(0.001);
-  EXPECT_EQ(agent().mode, "normal");
+  EXPECT_EQ(agent().mode, agent_mode::normal);
   window(0.1); // above the TTL threshold: shorten, scaled by the risk
   auto a = agent();
-  EXPECT_EQ(a.mode, "short_ttl");
+  EXPECT_EQ(a.mode, agent_mode::short_ttl);
   EXPECT_LT(a.ttl_seconds, 30.0);
   EXPECT_GE(a.ttl_seconds, 2.0);
   EXPECT_EQ(cache_stats().ttl_ns, static_cast<std::int64_t>(a.ttl_seconds * 1e9));
   window(0.5); // above the disable threshold
-  EXPECT_EQ(agent().mode, "disabled");
+  EXPECT_EQ(agent().mode, agent_mode::disabled);
   EXPECT_FALSE(cache_stats().enabled);
   EXPECT_FALSE(svc.board->cache_enabled.load());
-  EXPECT_EQ(actions(), (std::vector<std::string>{"shorten_ttl", "disable"}));
+  EXPECT_EQ(actions(),
+            (std::vector<decision_action>{decision_action::shorten_ttl, decision_action::disable}));
   auto log = agent().decisions;
-  EXPECT_EQ(log[1].from, "short_ttl");
-  EXPECT_EQ(log[1].to, "disabled");
+  EXPECT_EQ(log[1].from, agent_mode::short_ttl);
+  EXPECT_EQ(log[1].to, agent_mode::disabled);
   EXPECT_EQ(log[1].samples, 5u);
   EXPECT_DOUBLE_EQ(log[1].p95, 0.5);
   EXPECT_NE(log[1].reason.find("disable threshold"), std::string::npos);
@@ -675,27 +676,29 @@ TEST_F(AgentTest, GrowingDriftGoesNormalShortTtlDisabledInOrder) {
 TEST_F(AgentTest, RecoveryNeedsRecoverWindowsCleanWindowsPerStep) {
   start();
   window(0.5);
-  ASSERT_EQ(agent().mode, "disabled");
+  ASSERT_EQ(agent().mode, agent_mode::disabled);
   window(0.001); // 1 clean window of 2
-  EXPECT_EQ(agent().mode, "disabled");
+  EXPECT_EQ(agent().mode, agent_mode::disabled);
   EXPECT_FALSE(cache_stats().enabled);
   window(0.001); // 2 of 2: re-enable with the floor TTL
   auto a = agent();
-  EXPECT_EQ(a.mode, "short_ttl");
+  EXPECT_EQ(a.mode, agent_mode::short_ttl);
   EXPECT_TRUE(cache_stats().enabled);
   EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{2s}.count());
   window(0.001);
-  EXPECT_EQ(agent().mode, "short_ttl");
+  EXPECT_EQ(agent().mode, agent_mode::short_ttl);
   window(0.001); // and back to normal, TTL restored
-  EXPECT_EQ(agent().mode, "normal");
+  EXPECT_EQ(agent().mode, agent_mode::normal);
   EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{30s}.count());
-  EXPECT_EQ(actions(), (std::vector<std::string>{"disable", "enable", "restore_ttl"}));
+  EXPECT_EQ(actions(),
+            (std::vector<decision_action>{decision_action::disable, decision_action::enable,
+                                          decision_action::restore_ttl}));
 }
 
 TEST_F(AgentTest, WindowsWithoutEvidenceChangeNothing) {
   start();
   window(0.9, 2); // 2 reports < min_samples 3
-  EXPECT_EQ(agent().mode, "normal");
+  EXPECT_EQ(agent().mode, agent_mode::normal);
   EXPECT_TRUE(actions().empty());
 }
 
@@ -703,8 +706,9 @@ TEST_F(AgentTest, NoiseAroundTheDisableThresholdDoesNotFlap) {
   start();
   for (int i = 0; i < 20; ++i)
     window(i % 2 == 0 ? 0.19 : 0.21);
-  EXPECT_EQ(actions(), (std::vector<std::string>{"shorten_ttl", "disable"}));
-  EXPECT_EQ(agent().mode, "disabled");
+  EXPECT_EQ(actions(),
+            (std::vector<decision_action>{decision_action::shorten_ttl, decision_action::disable}));
+  EXPECT_EQ(agent().mode, agent_mode::disabled);
 }
 
 TEST_F(AgentTest, AManualOverrideHoldsUntilResume) {
@@ -712,13 +716,13 @@ TEST_F(AgentTest, AManualOverrideHoldsUntilResume) {
   auto a
     = ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::disable_cache, 0.0);
   EXPECT_TRUE(a.manual_override);
-  EXPECT_EQ(a.mode, "disabled");
+  EXPECT_EQ(a.mode, agent_mode::disabled);
   EXPECT_FALSE(cache_stats().enabled);
   // Clean windows would re-enable, but the operator's command holds.
   for (int i = 0; i < 5; ++i)
     window(0.0);
   EXPECT_FALSE(cache_stats().enabled);
-  EXPECT_EQ(agent().mode, "disabled");
+  EXPECT_EQ(agent().mode, agent_mode::disabled);
   auto resumed
     = ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::resume_agent, 0.0);
   EXPECT_FALSE(resumed.manual_override);
@@ -728,11 +732,11 @@ TEST_F(AgentTest, AManualOverrideHoldsUntilResume) {
   auto log = agent().decisions;
   ASSERT_GE(log.size(), 3u);
   EXPECT_TRUE(log[0].manual);
-  EXPECT_EQ(log[0].action, "disable");
+  EXPECT_EQ(log[0].action, decision_action::disable);
   EXPECT_TRUE(log[1].manual);
-  EXPECT_EQ(log[1].action, "resume");
+  EXPECT_EQ(log[1].action, decision_action::resume);
   EXPECT_FALSE(log[2].manual);
-  EXPECT_EQ(log[2].action, "enable");
+  EXPECT_EQ(log[2].action, decision_action::enable);
 }
 
 TEST_F(AgentTest, ManualTtlIsValidated) {
@@ -782,6 +786,29 @@ TEST_F(AgentTest, WhileDisabledFreshResultsAreComparedForFree) {
   EXPECT_EQ(ask<audit_snapshot>(svc.ingress, stats_atom::value).shadow_comparisons, 2u);
 }
 
+// /metrics names the agent's mode by its number and counts decisions by
+// action, the operator's apart, from the enums the agent keeps.
+TEST_F(AgentTest, MetricsShowTheModeAndTheDecisionsByAction) {
+  start();
+  window(0.1); // shorten
+  window(0.5); // disable
+  ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::clear_cache, 0.0);
+  auto a = agent();
+  EXPECT_EQ(a.counts.of(agent_action::shorten_ttl), 1u);
+  EXPECT_EQ(a.counts.of(agent_action::disable), 1u);
+  EXPECT_EQ(a.counts.manual, 1u);
+  auto text = ask<std::string>(svc.metrics, metrics_atom::value);
+  auto has = [&](const std::string& s) { return text.find(s) != std::string::npos; };
+  EXPECT_TRUE(has("\nsil_agent_state 2\n")) << text;
+  EXPECT_TRUE(has("sil_agent_decisions_total{action=\"shorten_ttl\"} 1\n"));
+  EXPECT_TRUE(has("sil_agent_decisions_total{action=\"disable\"} 1\n"));
+  EXPECT_TRUE(has("sil_agent_decisions_total{action=\"manual\"} 1\n"));
+  EXPECT_TRUE(has("sil_agent_decisions_total{action=\"keep\"} 0\n"));
+  EXPECT_TRUE(has("sil_agent_decisions_total{action=\"enable\"} 0\n"));
+  EXPECT_EQ(a.decisions.back().action, decision_action::clear);
+  EXPECT_EQ(a.decisions.back().to, agent_mode::disabled);
+}
+
 TEST_F(AgentTest, ADisabledAgentMeasuresButNeverActs) {
   settings.agent_enabled = false;
   settings.audit_rate = 1.0;
@@ -802,7 +829,7 @@ TEST_F(AgentTest, ADisabledAgentMeasuresButNeverActs) {
     window(0.9);
   auto s = agent();
   EXPECT_FALSE(s.acts);
-  EXPECT_EQ(s.mode, "normal");
+  EXPECT_EQ(s.mode, agent_mode::normal);
   EXPECT_TRUE(s.decisions.empty());
   EXPECT_TRUE(cache_stats().enabled);
   EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{30s}.count());
@@ -932,7 +959,7 @@ TEST_F(GuardTest, AuditsOfServedHitsAreLabelsForTheGuardAndTheAgent) {
   EXPECT_EQ(g.labels, 1u);
   EXPECT_EQ(g.wrong_labels, 0u);
   auto a = ask<agent_snapshot>(svc.supervisor, agent_atom::value);
-  EXPECT_EQ(a.trigger, "wrong-rate");
+  EXPECT_EQ(a.trigger, agent_trigger::wrong_rate);
   EXPECT_EQ(a.served_labels, 1u);
   EXPECT_EQ(a.served_wrong, 0u);
   EXPECT_EQ(ask<audit_snapshot>(svc.ingress, stats_atom::value).audits, 1u);
@@ -997,7 +1024,7 @@ TEST_F(GuardTest, RowsUnitKeysOnTheFirstKRows) {
   predict(a);
   EXPECT_TRUE(predict(b)->cache_hit);
   EXPECT_FALSE(predict(c)->cache_hit);
-  EXPECT_EQ(cache_stats().guard.prefix_unit, "rows");
+  EXPECT_EQ(cache_stats().guard.unit, prefix_unit::rows);
 }
 
 /// The agent's wrong-rate trigger: served labels, not cosine.
@@ -1030,29 +1057,29 @@ struct RateAgentTest : GuardTest {
 TEST_F(RateAgentTest, ActsOnlyWhenTheLowerBoundExceedsTheBudget) {
   start();
   labels(50, 1); // 2%: above the budget, but the lower bound is not
-  EXPECT_EQ(agent().mode, "normal");
+  EXPECT_EQ(agent().mode, agent_mode::normal);
   labels(50, 4); // 5/100: lower bound ~2% > 1%
   auto a = agent();
-  EXPECT_EQ(a.mode, "short_ttl");
+  EXPECT_EQ(a.mode, agent_mode::short_ttl);
   EXPECT_LT(a.ttl_seconds, 30.0);
   ASSERT_EQ(a.decisions.size(), 1u);
   EXPECT_NE(a.decisions[0].reason.find("served wrong-rate 5/100"), std::string::npos)
     << a.decisions[0].reason;
   EXPECT_EQ(a.served_labels, 0u); // the window starts again after acting
   labels(20, 10);                 // lower bound far above 5%: disable
-  EXPECT_EQ(agent().mode, "disabled");
+  EXPECT_EQ(agent().mode, agent_mode::disabled);
   EXPECT_FALSE(cache_stats().enabled);
   labels(20, 0); // clean: 1 of 2
-  EXPECT_EQ(agent().mode, "disabled");
+  EXPECT_EQ(agent().mode, agent_mode::disabled);
   labels(20, 0); // 2 of 2: re-enable at the floor TTL
-  EXPECT_EQ(agent().mode, "short_ttl");
+  EXPECT_EQ(agent().mode, agent_mode::short_ttl);
   EXPECT_TRUE(cache_stats().enabled);
 }
 
 TEST_F(RateAgentTest, FewLabelsAreNoEvidence) {
   start();
   labels(5, 5);
-  EXPECT_EQ(agent().mode, "normal");
+  EXPECT_EQ(agent().mode, agent_mode::normal);
   EXPECT_TRUE(agent().decisions.empty());
 }
 

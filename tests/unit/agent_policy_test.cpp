@@ -188,5 +188,14 @@ TEST(AgentPolicy, ReasonNamesTheNumbers) {
   EXPECT_NE(d.reason.find("disable threshold"), std::string::npos) << d.reason;
 }
 
+// The configuration's words for the trigger are the ones to_string spells.
+TEST(AgentPolicy, TriggersParseFromTheirOwnWords) {
+  for (auto t : {agent_trigger::wrong_rate, agent_trigger::cosine})
+    EXPECT_EQ(parse_agent_trigger(to_string(t)), t);
+  EXPECT_EQ(parse_agent_trigger("wrong-rate"), agent_trigger::wrong_rate);
+  EXPECT_FALSE(parse_agent_trigger("wrong_rate"));
+  EXPECT_FALSE(parse_agent_trigger(""));
+}
+
 } // namespace
 } // namespace sil

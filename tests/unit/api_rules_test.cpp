@@ -17,11 +17,11 @@ using json = nlohmann::json;
 
 const std::vector<route_spec>& table() {
   static const std::vector<route_spec> t{
-    {"POST", "/predict", "predict", 1},
-    {"GET", "/health", "health", 2},
-    {"GET", "/v2/models/{model_name}", "metadata", 3},
-    {"GET", "/v2/models/{model_name}/versions/{model_version}/ready", "metadata", 4},
-    {"POST", "/v2/models/{model_name}/infer", "predict", 5},
+    {"POST", "/predict", route_label::predict, 1},
+    {"GET", "/health", route_label::health, 2},
+    {"GET", "/v2/models/{model_name}", route_label::metadata, 3},
+    {"GET", "/v2/models/{model_name}/versions/{model_version}/ready", route_label::metadata, 4},
+    {"POST", "/v2/models/{model_name}/infer", route_label::predict, 5},
   };
   return t;
 }
@@ -70,7 +70,7 @@ TEST(Routes, FindRouteAnswers404NamingEveryRouteAnd405WithAllow) {
   auto wrong = std::get<response>(find_route(table(), get("GET", "/predict")));
   EXPECT_EQ(wrong.status, 405u);
   EXPECT_EQ(wrong.allow, "POST");
-  EXPECT_STREQ(wrong.route, "predict");
+  EXPECT_EQ(wrong.route, route_label::predict);
   EXPECT_EQ(json::parse(wrong.body)["error"]["code"], "method_not_allowed");
 
   // Under /v2 the errors take the protocol's form.
@@ -87,7 +87,7 @@ TEST(Routes, FindRouteAnswers404NamingEveryRouteAnd405WithAllow) {
 }
 
 TEST(Errors, BothFormsCarryTheStatusAndRetryAfterOn503) {
-  auto r = error_response({errc::overloaded, "busy"}, "predict");
+  auto r = error_response({errc::overloaded, "busy"}, route_label::predict);
   EXPECT_EQ(r.status, 503u);
   EXPECT_TRUE(r.retry_after);
   EXPECT_EQ(r.outcome, "overloaded");

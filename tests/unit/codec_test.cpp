@@ -812,7 +812,7 @@ TEST(Codec, StatsCarryTheOriginalFields) {
   EXPECT_EQ(j["cache"]["policy"], "LRU+TTL");
   EXPECT_EQ(j["cache"]["admission"], "lru");
   EXPECT_DOUBLE_EQ(j["cache"]["hit_rate"].get<double>(), 0.75);
-  s.cache.admission = "tinylfu";
+  s.cache.admission = admission_policy::tinylfu;
   s.cache.admission_rejections = 9;
   auto t = nlohmann::json::parse(encode_stats(s));
   EXPECT_EQ(t["cache"]["policy"], "W-TinyLFU+TTL");
@@ -821,6 +821,57 @@ TEST(Codec, StatsCarryTheOriginalFields) {
   EXPECT_DOUBLE_EQ(j["cache"]["ttl_seconds"].get<double>(), 1.5);
   for (const char* k : {"count", "p50", "p95", "p99"})
     EXPECT_TRUE(j["latency"].contains(k)) << k;
+}
+
+// The agent's mode, trigger and decisions, the nodes' states and the guard's
+// prefix unit travel as enums; the JSON edge spells them with their one
+// to_string.
+TEST(Codec, EnumsBecomeTheirWordsOnlyAtTheJsonEdge) {
+  agent_snapshot a;
+  a.mode = agent_mode::short_ttl;
+  a.trigger = agent_trigger::wrong_rate;
+  decision_record d;
+  d.from = agent_mode::normal;
+  d.to = agent_mode::short_ttl;
+  d.action = decision_of(agent_action::shorten_ttl);
+  a.decisions.push_back(d);
+  d.from = agent_mode::short_ttl;
+  d.to = agent_mode::disabled;
+  d.action = decision_of(admin_command::disable_cache);
+  d.manual = true;
+  a.decisions.push_back(d);
+  d.from = d.to;
+  d.action = decision_of(admin_command::resume_agent);
+  a.decisions.push_back(d);
+  auto j = nlohmann::json::parse(encode_agent(a));
+  EXPECT_EQ(j["state"], "short_ttl");
+  EXPECT_EQ(j["trigger"], "wrong-rate");
+  ASSERT_EQ(j["decisions"].size(), 3u);
+  EXPECT_EQ(j["decisions"][0]["from"], "normal");
+  EXPECT_EQ(j["decisions"][0]["to"], "short_ttl");
+  EXPECT_EQ(j["decisions"][0]["action"], "shorten_ttl");
+  EXPECT_EQ(j["decisions"][1]["to"], "disabled");
+  EXPECT_EQ(j["decisions"][1]["action"], "disable");
+  EXPECT_EQ(j["decisions"][1]["manual"], true);
+  EXPECT_EQ(j["decisions"][2]["action"], "resume");
+
+  service_snapshot s;
+  s.agent = a;
+  s.cache.guard.unit = prefix_unit::rows;
+  for (auto st : {node_state::local, node_state::up, node_state::down}) {
+    node_info n;
+    n.name = to_string(st);
+    n.state = st;
+    s.pool.nodes.push_back(n);
+  }
+  auto t = nlohmann::json::parse(encode_stats(s));
+  EXPECT_EQ(t["agent"]["state"], "short_ttl");
+  EXPECT_EQ(t["agent"]["last_decision"], "resume");
+  EXPECT_EQ(t["risk"]["prefix_unit"], "rows");
+  ASSERT_EQ(t["encoder"]["nodes"].size(), 3u);
+  for (const auto& n : t["encoder"]["nodes"])
+    EXPECT_EQ(n["state"], n["name"]);
+  EXPECT_EQ(t["encoder"]["nodes"][1]["state"], "up");
 }
 
 TEST(Codec, HealthSaysDegradedWithoutWorkers) {
