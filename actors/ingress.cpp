@@ -88,7 +88,7 @@ void compare(self_ptr self, const job& j, const embedding& cached, std::int64_t 
   if (st.cfg.guard.enabled && risk.present && std::isfinite(risk.distance))
     self->send(st.cfg.cache, label_atom::value, j.key,
                reuse_label{j.req.rows, risk.distance, r.wrong, kind == comparison_kind::audit});
-  self->send(st.cfg.pool, report_atom::value, r);
+  self->send(st.cfg.agent, report_atom::value, r);
   if (st.cfg.metrics)
     self->send(st.cfg.metrics, report_atom::value, r);
 }

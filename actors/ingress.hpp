@@ -4,7 +4,7 @@
 //   lookup(key) at the cache owner
 //     hit    -> head(cached) -> reply (cache_hit: true)
 //     joined -> head(embedding computed for a concurrent request) -> reply
-//     lead   -> encode at the supervisor -> insert(key) -> head -> reply
+//     lead   -> encode at the encoder pool -> insert(key) -> head -> reply
 //              (on failure: abandon(key), so a waiter takes over)
 //     bypass -> encode -> insert (keeps the cache current) -> head -> reply
 //   use_cache: false -> encode -> head -> reply (the cache is not touched)
@@ -43,10 +43,13 @@ struct ingress_config {
   /// comparisons with `tolerance` and keeps sources only if enabled).
   guard_config guard;
   cache_actor cache;
-  supervisor_actor pool;
+  /// Encodes misses, refreshes and audits.
+  encoder_pool_actor pool;
+  /// Receives every divergence report (its window and served labels).
+  agent_actor agent;
   /// Deadline for an encode, retries included.
   caf::timespan encode_timeout = std::chrono::seconds{10};
-  /// Receives divergence reports (besides the supervisor, i.e. the agent).
+  /// Receives divergence reports too (the recent rings and histograms).
   metrics_actor metrics;
   /// Which hits are audited.
   audit_config audit;

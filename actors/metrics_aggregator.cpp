@@ -539,7 +539,7 @@ void collect(self_ptr self, K k) {
         [=](caf::error&) mutable { k(); });
   };
   auto fetch_agent = [=]() mutable {
-    self->request(self->state.cfg.pool, timeout, agent_atom::value)
+    self->request(self->state.cfg.agent, timeout, agent_atom::value)
       .then(
         [=](agent_snapshot& a) mutable {
           self->state.last_agent = std::move(a);

@@ -17,7 +17,8 @@ namespace sil {
 /// Parameters of the metrics aggregator.
 struct metrics_config {
   cache_actor cache;
-  supervisor_actor pool;
+  encoder_pool_actor pool;
+  agent_actor agent;
   std::string model_name;
   std::string model_version;
   /// Requests kept for /stats percentiles (the most recent ones).

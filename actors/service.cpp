@@ -67,37 +67,40 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
     return std::move(cache.error());
   h.cache = *cache;
 
-  supervisor_config sc;
-  sc.m = m;
-  sc.workers = worker_count(s);
-  sc.node_name = s.node_name.empty() ? "local" : s.node_name;
-  sc.fallback_local = s.cluster_fallback == "local";
-  sc.log_nodes = s.role == "gateway";
-  sc.max_batch = static_cast<std::size_t>(s.encoder_max_batch);
-  sc.encoder_timeout = seconds(s.encoder_timeout_seconds);
-  sc.max_attempts = static_cast<std::size_t>(s.encoder_max_attempts);
-  sc.detached_workers = opts.detached_workers;
-  sc.worker_nice = static_cast<int>(s.encoder_nice);
-  sc.factory = opts.factory;
-  sc.cache = h.cache;
-  sc.agent_interval = seconds(s.agent_interval_seconds);
-  sc.agent_acts = s.agent_enabled;
-  sc.policy.trigger = parse_agent_trigger(s.agent_trigger).value_or(agent_trigger::wrong_rate);
-  sc.policy.max_wrong_rate = s.risk_max_wrong_rate;
-  sc.policy.disable_wrong_rate = s.agent_disable_wrong_rate;
-  sc.policy.confidence = s.risk_confidence;
-  sc.label_window = static_cast<std::size_t>(s.agent_label_window);
-  sc.policy.recover_threshold = s.agent_recover_threshold;
-  sc.policy.ttl_threshold = s.agent_ttl_threshold;
-  sc.policy.disable_threshold = s.agent_disable_threshold;
-  sc.policy.recover_windows = static_cast<std::size_t>(s.agent_recover_windows);
-  sc.policy.min_samples = static_cast<std::size_t>(s.agent_min_samples);
-  sc.policy.base_ttl_seconds = s.cache_ttl_seconds;
+  encoder_pool_config pc;
+  pc.m = m;
+  pc.workers = worker_count(s);
+  pc.node_name = s.node_name.empty() ? "local" : s.node_name;
+  pc.fallback_local = s.cluster_fallback == "local";
+  pc.log_nodes = s.role == "gateway";
+  pc.max_batch = static_cast<std::size_t>(s.encoder_max_batch);
+  pc.encoder_timeout = seconds(s.encoder_timeout_seconds);
+  pc.max_attempts = static_cast<std::size_t>(s.encoder_max_attempts);
+  pc.detached_workers = opts.detached_workers;
+  pc.worker_nice = static_cast<int>(s.encoder_nice);
+  pc.factory = opts.factory;
+  pc.board = h.board;
+  h.pool = spawn_encoder_pool(sys, std::move(pc));
+
+  agent_config ac;
+  ac.cache = h.cache;
+  ac.interval = seconds(s.agent_interval_seconds);
+  ac.acts = s.agent_enabled;
+  ac.policy.trigger = parse_agent_trigger(s.agent_trigger).value_or(agent_trigger::wrong_rate);
+  ac.policy.max_wrong_rate = s.risk_max_wrong_rate;
+  ac.policy.disable_wrong_rate = s.agent_disable_wrong_rate;
+  ac.policy.confidence = s.risk_confidence;
+  ac.label_window = static_cast<std::size_t>(s.agent_label_window);
+  ac.policy.recover_threshold = s.agent_recover_threshold;
+  ac.policy.ttl_threshold = s.agent_ttl_threshold;
+  ac.policy.disable_threshold = s.agent_disable_threshold;
+  ac.policy.recover_windows = static_cast<std::size_t>(s.agent_recover_windows);
+  ac.policy.min_samples = static_cast<std::size_t>(s.agent_min_samples);
+  ac.policy.base_ttl_seconds = s.cache_ttl_seconds;
   // The floor never exceeds the configured TTL (a TTL of 0 keeps 0).
-  sc.policy.ttl_floor_seconds = std::min(s.agent_ttl_floor_seconds, s.cache_ttl_seconds);
-  sc.entry_evict_threshold = s.agent_entry_evict_threshold;
-  sc.board = h.board;
-  h.supervisor = spawn_agent_supervisor(sys, std::move(sc));
+  ac.policy.ttl_floor_seconds = std::min(s.agent_ttl_floor_seconds, s.cache_ttl_seconds);
+  ac.entry_evict_threshold = s.agent_entry_evict_threshold;
+  h.agent = spawn_agent(sys, std::move(ac));
 
   ingress_config ic;
   ic.m = m;
@@ -105,13 +108,15 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   ic.unit = cc.unit;
   ic.guard = cc.guard;
   ic.cache = h.cache;
-  ic.pool = h.supervisor;
+  ic.pool = h.pool;
+  ic.agent = h.agent;
   ic.encode_timeout
     = seconds(s.encoder_timeout_seconds * static_cast<double>(s.encoder_max_attempts) + 1.0);
 
   metrics_config mc;
   mc.cache = h.cache;
-  mc.pool = h.supervisor;
+  mc.pool = h.pool;
+  mc.agent = h.agent;
   mc.model_name = m.name();
   mc.model_version = m.version();
   mc.board = h.board;
@@ -148,7 +153,8 @@ void stop_service(service_handles& h) {
   auto reason = caf::exit_reason::user_shutdown;
   caf::anon_send_exit(h.ingress, reason);
   caf::anon_send_exit(h.metrics, reason);
-  caf::anon_send_exit(h.supervisor, reason);
+  caf::anon_send_exit(h.agent, reason);
+  caf::anon_send_exit(h.pool, reason);
   caf::anon_send_exit(h.cache, reason);
 }
 

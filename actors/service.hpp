@@ -6,7 +6,8 @@
 
 #include <memory>
 
-#include "actors/agent_supervisor.hpp"
+#include "actors/agent.hpp"
+#include "actors/encoder_pool.hpp"
 #include "actors/hit_path.hpp"
 #include "actors/service_board.hpp"
 #include "config/settings.hpp"
@@ -19,7 +20,8 @@ namespace sil {
 struct service_handles {
   ingress_actor ingress;
   cache_actor cache;
-  supervisor_actor supervisor;
+  encoder_pool_actor pool;
+  agent_actor agent;
   metrics_actor metrics;
   std::shared_ptr<service_board> board;
   /// Answers hits on the caller's thread (null with cache.read-path=false).

@@ -2,7 +2,7 @@
 // mailbox (GET /health answers within 10 ms even under overload).
 //
 // Owns: nothing but the values. Writers: the cache owner (cache_enabled),
-// the agent supervisor (workers_alive) and the HTTP front end (its
+// the encoder pool (workers_alive and its load) and the HTTP front end (its
 // connection counters). Readers: anyone, lock-free.
 #pragma once
 

@@ -451,7 +451,7 @@ handled service_routes::ask_agent(const request_view& req, responder& rsp,
                                   std::optional<admin_command> cmd, double value) {
   auto encode = [](agent_snapshot& a) { return json_ok(encode_agent(a), route_label::agent); };
   if (!cmd)
-    return ask_actor<agent_snapshot>(sys_, rsp, svc_.supervisor, route_label::agent,
+    return ask_actor<agent_snapshot>(sys_, rsp, svc_.agent, route_label::agent,
                                      or_error<agent_snapshot>(route_label::agent, encode),
                                      agent_atom::value);
   // An admin command answers with the agent's state, and is logged once
@@ -486,7 +486,7 @@ handled service_routes::ask_agent(const request_view& req, responder& rsp,
                      {"status", out.status}});
     return out;
   };
-  return ask_actor<agent_snapshot>(sys_, rsp, svc_.supervisor, route_label::admin, answer,
+  return ask_actor<agent_snapshot>(sys_, rsp, svc_.agent, route_label::admin, answer,
                                    admin_atom::value, *cmd, value);
 }
 

@@ -51,7 +51,7 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<agent_snapshot>("sil::agent_snapshot");
   cfg.add_message_type<admin_command>("sil::admin_command");
   cfg.add_message_type<encoder_worker_actor>("sil::encoder_worker_actor");
-  cfg.add_message_type<supervisor_actor>("sil::supervisor_actor");
+  cfg.add_message_type<encoder_pool_actor>("sil::encoder_pool_actor");
   cfg.add_message_type<registry_actor>("sil::registry_actor");
   cfg.add_message_type<node_info>("sil::node_info");
   cfg.add_error_category(error_category,

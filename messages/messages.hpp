@@ -501,9 +501,8 @@ typename Inspector::result_type inspect(Inspector& f, agent_snapshot& x) {
            x.served_lower, x.served_upper);
 }
 
-// -- encoder pool / supervisor ------------------------------------------------------
+// -- encoder pool -------------------------------------------------------------------
 
-/// State of the encoder pool.
 /// One encoder node as the gateway sees it.
 struct node_info {
   std::string name;
@@ -521,6 +520,7 @@ typename Inspector::result_type inspect(Inspector& f, node_info& x) {
            x.changed_unix_ms);
 }
 
+/// The encoder pool's counters and load at one moment.
 struct pool_snapshot {
   std::uint32_t workers = 0;
   std::uint64_t batches = 0;
@@ -680,21 +680,26 @@ using cache_actor = caf::typed_actor<
   caf::replies_to<clear_atom>::with<std::uint64_t>,
   caf::replies_to<stats_atom>::with<cache_snapshot>, caf::reacts_to<sweep_atom>>;
 
-/// The agent supervisor: owns the encoder workers (routing, batching, retry,
-/// restart) and the agent loop.
-using supervisor_actor = caf::typed_actor<
+/// The encoder pool: owns the encoder workers (routing, batching, retry,
+/// restart, admission by deadline) and the table of encoder nodes.
+using encoder_pool_actor = caf::typed_actor<
   caf::replies_to<encode_atom, encode_item>::with<embedding>,
-  caf::replies_to<stats_atom>::with<pool_snapshot>, caf::reacts_to<observe_atom>,
-  caf::reacts_to<report_atom, divergence_report>, caf::replies_to<agent_atom>::with<agent_snapshot>,
-  caf::replies_to<admin_atom, admin_command, double>::with<agent_snapshot>,
+  caf::replies_to<stats_atom>::with<pool_snapshot>,
   caf::replies_to<join_atom, std::string, std::string, encoder_worker_actor>::with<std::uint64_t>>;
 
-/// What a gateway publishes on cluster.port (the supervisor, seen through
+/// What a gateway publishes on cluster.port (the encoder pool, seen through
 /// this narrow interface): a worker node joins with its name, its model
 /// version (which must match the gateway's) and one encoder worker per
 /// message; the answer is the worker's slot id.
 using registry_actor = caf::typed_actor<
   caf::replies_to<join_atom, std::string, std::string, encoder_worker_actor>::with<std::uint64_t>>;
+
+/// The agent: the observe -> decide -> act loop over the cache owner, fed
+/// by divergence reports, and the operator's commands.
+using agent_actor
+  = caf::typed_actor<caf::reacts_to<report_atom, divergence_report>, caf::reacts_to<observe_atom>,
+                     caf::replies_to<agent_atom>::with<agent_snapshot>,
+                     caf::replies_to<admin_atom, admin_command, double>::with<agent_snapshot>>;
 
 /// Orchestrates predictions.
 using ingress_actor

@@ -44,7 +44,7 @@ std::string default_node_name(const service_settings& s) {
 
 result<std::uint16_t> publish_registry(caf::actor_system& sys, const service_handles& h,
                                        const service_settings& s) {
-  auto registry = caf::actor_cast<registry_actor>(h.supervisor);
+  auto registry = caf::actor_cast<registry_actor>(h.pool);
   auto port = sys.middleman().publish(registry, static_cast<std::uint16_t>(s.cluster_port),
                                       s.cluster_host.c_str(), true);
   if (!port)

@@ -1,6 +1,6 @@
 // Multi-node roles of sil-server (gateway and worker), on CAF's own
-// distribution layer (the middleman): a gateway publishes its supervisor as a
-// registry; worker nodes connect to it and join their encoder workers.
+// distribution layer (the middleman): a gateway publishes its encoder pool as
+// a registry; worker nodes connect to it and join their encoder workers.
 #pragma once
 
 #include <caf/fwd.hpp>
@@ -26,7 +26,7 @@ void prepare_cluster_config(sil_config& cfg);
 /// its metric series.
 std::string default_node_name(const service_settings& s);
 
-/// Gateway: publishes the supervisor as the registry on cluster.host /
+/// Gateway: publishes the encoder pool as the registry on cluster.host /
 /// cluster.port; returns the port it listens on.
 result<std::uint16_t> publish_registry(caf::actor_system& sys, const service_handles& h,
                                        const service_settings& s);

@@ -246,7 +246,7 @@ int main(int argc, char** argv) {
   if (!svc)
     return fail("cannot start the service: " + sys.render(svc.error()), 1);
   // Listen only once the local encoder workers are up, so that the first
-  // /health already says "ok" (the supervisor spawns them asynchronously).
+  // /health already says "ok" (the encoder pool spawns them asynchronously).
   // A gateway without local workers is degraded until a node joins.
   for (int i = 0; i < 1000 && sil::worker_count(s) > 0 && svc->board->workers_alive.load() == 0;
        ++i)

@@ -99,7 +99,7 @@ struct ServiceTest : ::testing::Test, test_coordinator_fixture<sil_config> {
   }
 
   pool_snapshot pool_stats() {
-    return ask<pool_snapshot>(svc.supervisor, stats_atom::value);
+    return ask<pool_snapshot>(svc.pool, stats_atom::value);
   }
 
   /// The prediction the model gives for `req`, computed directly.
@@ -539,8 +539,8 @@ TEST_F(ServiceTest, AJoinWithTheGatewaysOwnNodeIdIsRefused) {
   start();
   auto before = pool_stats().workers;
   auto w = sys.spawn(encoder_worker, m);
-  auto hdl = self->request(svc.supervisor, caf::infinite, join_atom::value, std::string{"w9"},
-                           m.version(), w);
+  auto hdl
+    = self->request(svc.pool, caf::infinite, join_atom::value, std::string{"w9"}, m.version(), w);
   sched.run();
   ASSERT_FALSE(self->mailbox().empty());
   bool refused = false;
@@ -625,7 +625,7 @@ struct AgentTest : ServiceTest {
       divergence_report r;
       r.key = 1;
       r.cosine = cos;
-      caf::anon_send(svc.supervisor, report_atom::value, r);
+      caf::anon_send(svc.agent, report_atom::value, r);
     }
     sched.run();
     advance_time(std::chrono::seconds{1}); // the agent's tick (and the sweep)
@@ -633,7 +633,7 @@ struct AgentTest : ServiceTest {
   }
 
   agent_snapshot agent() {
-    return ask<agent_snapshot>(svc.supervisor, agent_atom::value);
+    return ask<agent_snapshot>(svc.agent, agent_atom::value);
   }
 
   std::vector<decision_action> actions() {
@@ -713,8 +713,7 @@ TEST_F(AgentTest, NoiseAroundTheDisableThresholdDoesNotFlap) {
 
 TEST_F(AgentTest, AManualOverrideHoldsUntilResume) {
   start();
-  auto a
-    = ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::disable_cache, 0.0);
+  auto a = ask<agent_snapshot>(svc.agent, admin_atom::value, admin_command::disable_cache, 0.0);
   EXPECT_TRUE(a.manual_override);
   EXPECT_EQ(a.mode, agent_mode::disabled);
   EXPECT_FALSE(cache_stats().enabled);
@@ -724,7 +723,7 @@ TEST_F(AgentTest, AManualOverrideHoldsUntilResume) {
   EXPECT_FALSE(cache_stats().enabled);
   EXPECT_EQ(agent().mode, agent_mode::disabled);
   auto resumed
-    = ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::resume_agent, 0.0);
+    = ask<agent_snapshot>(svc.agent, admin_atom::value, admin_command::resume_agent, 0.0);
   EXPECT_FALSE(resumed.manual_override);
   window(0.0);
   window(0.0);
@@ -742,13 +741,13 @@ TEST_F(AgentTest, AManualOverrideHoldsUntilResume) {
 TEST_F(AgentTest, ManualTtlIsValidated) {
   start();
   auto hdl
-    = self->request(svc.supervisor, caf::infinite, admin_atom::value, admin_command::set_ttl, -1.0);
+    = self->request(svc.agent, caf::infinite, admin_atom::value, admin_command::set_ttl, -1.0);
   sched.run();
   bool failed = false;
   hdl.receive([](agent_snapshot&) {},
               [&](caf::error& e) { failed = from_caf_error(e).code == errc::bad_request; });
   EXPECT_TRUE(failed);
-  auto ok = ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::set_ttl, 5.0);
+  auto ok = ask<agent_snapshot>(svc.agent, admin_atom::value, admin_command::set_ttl, 5.0);
   EXPECT_DOUBLE_EQ(ok.ttl_seconds, 5.0);
   EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{5s}.count());
 }
@@ -778,7 +777,7 @@ TEST_F(AgentTest, WhileDisabledFreshResultsAreComparedForFree) {
   start();
   auto req = make_request(6.0f);
   predict(req); // cached
-  ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::disable_cache, 0.0);
+  ask<agent_snapshot>(svc.agent, admin_atom::value, admin_command::disable_cache, 0.0);
   predict(req); // fresh; compared with the stored entry
   predict(req);
   sched.run();
@@ -792,7 +791,7 @@ TEST_F(AgentTest, MetricsShowTheModeAndTheDecisionsByAction) {
   start();
   window(0.1); // shorten
   window(0.5); // disable
-  ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::clear_cache, 0.0);
+  ask<agent_snapshot>(svc.agent, admin_atom::value, admin_command::clear_cache, 0.0);
   auto a = agent();
   EXPECT_EQ(a.counts.of(agent_action::shorten_ttl), 1u);
   EXPECT_EQ(a.counts.of(agent_action::disable), 1u);
@@ -958,7 +957,7 @@ TEST_F(GuardTest, AuditsOfServedHitsAreLabelsForTheGuardAndTheAgent) {
   auto g = guard();
   EXPECT_EQ(g.labels, 1u);
   EXPECT_EQ(g.wrong_labels, 0u);
-  auto a = ask<agent_snapshot>(svc.supervisor, agent_atom::value);
+  auto a = ask<agent_snapshot>(svc.agent, agent_atom::value);
   EXPECT_EQ(a.trigger, agent_trigger::wrong_rate);
   EXPECT_EQ(a.served_labels, 1u);
   EXPECT_EQ(a.served_wrong, 0u);
@@ -1042,7 +1041,7 @@ struct RateAgentTest : GuardTest {
       r.key = 1;
       r.served = true;
       r.wrong = i < wrong;
-      caf::anon_send(svc.supervisor, report_atom::value, r);
+      caf::anon_send(svc.agent, report_atom::value, r);
     }
     sched.run();
     advance_time(std::chrono::seconds{1});
@@ -1050,7 +1049,7 @@ struct RateAgentTest : GuardTest {
   }
 
   agent_snapshot agent() {
-    return ask<agent_snapshot>(svc.supervisor, agent_atom::value);
+    return ask<agent_snapshot>(svc.agent, agent_atom::value);
   }
 };
 
@@ -1087,7 +1086,7 @@ TEST_F(RateAgentTest, WhileDisabledShadowComparisonsCountAsServedIfTheGuardWould
   start();
   auto req = make_request(9.0f);
   predict(req);
-  ask<agent_snapshot>(svc.supervisor, admin_atom::value, admin_command::disable_cache, 0.0);
+  ask<agent_snapshot>(svc.agent, admin_atom::value, admin_command::disable_cache, 0.0);
   predict(req); // exact: the guard would serve it
   auto other = make_request(9.0f, 3.0f);
   predict(other); // far: it would not (the entry is req's fresh copy)

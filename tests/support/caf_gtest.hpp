@@ -1,8 +1,8 @@
 // Makes CAF 0.17's deterministic test DSL (caf/test/dsl.hpp) usable from
-// GoogleTest: CAF's check macros report to gtest, and the DSL's engine
-// symbols are defined here without CAF's own main(). Include this header in
-// exactly one translation unit per test binary (unit_test_impl.hpp has
-// non-inline definitions).
+// GoogleTest: CAF's check macros report to gtest. Any number of a test
+// binary's translation units may include this header; the binary also links
+// tests/support/caf_gtest.cpp, which defines the DSL engine's symbols
+// (caf/test/unit_test_impl.hpp) without CAF's own main().
 #pragma once
 
 // dsl.hpp uses a FAIL(msg) macro of its own; keep gtest's as GTEST_FAIL().
@@ -51,4 +51,3 @@
 #define FAIL(msg) CAF_FAIL(msg)
 
 #include <caf/test/dsl.hpp>
-#include <caf/test/unit_test_impl.hpp>

@@ -1,4 +1,4 @@
-// The agent supervisor: the encoder worker pool and the agent loop.
+// The encoder pool: the encoder workers behind one handle.
 //
 // Owns:
 //  - the encoder workers: spawning, monitoring, respawning any that dies;
@@ -8,16 +8,18 @@
 //  - retries: a batch whose worker died or timed out is re-queued at the
 //    front, and the worker replaced; after max_attempts a request fails with
 //    encoder_timeout;
-//  - the agent loop (observe -> decide -> act) on a timer. It is the only
-//    actor that sends enable/disable/set_ttl to the cache owner.
-// Does not own: the policy itself (core/agent_policy), HTTP, the cache.
+//  - admission by deadline: an encode the queue ahead would make late is
+//    refused at once (overloaded); the load is published on the board;
+//  - the node table: remote workers join (registry_actor is the narrow view
+//    a gateway publishes), are checked for node-id clashes and monitored.
+// Does not own: the agent (actors/agent.*), the cache, HTTP.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "actors/service_board.hpp"
-#include "core/agent_policy.hpp"
 #include "core/model.hpp"
 #include "messages/messages.hpp"
 
@@ -28,8 +30,8 @@ namespace sil {
 using worker_factory
   = std::function<encoder_worker_actor(caf::local_actor* parent, std::size_t index)>;
 
-/// Parameters of the supervisor.
-struct supervisor_config {
+/// Parameters of the encoder pool.
+struct encoder_pool_config {
   model m;
   /// Local encoder workers; 0 on a gateway that uses remote nodes only.
   std::size_t workers = 2;
@@ -38,7 +40,7 @@ struct supervisor_config {
   /// With no worker at all (every remote node gone, no local ones): spawn a
   /// local fallback worker (true) or fail requests with `unavailable`.
   bool fallback_local = true;
-  /// Log node state changes to stderr (off in deterministic tests).
+  /// Log node state changes (off in deterministic tests).
   bool log_nodes = false;
   std::size_t max_batch = 32;
   caf::timespan encoder_timeout = std::chrono::seconds{2};
@@ -49,21 +51,11 @@ struct supervisor_config {
   int worker_nice = 10;
   /// Overrides how workers are made (tests).
   worker_factory factory;
-  cache_actor cache;
-  caf::timespan agent_interval = std::chrono::seconds{1};
-  /// false: the agent observes (GET /agent shows the windows) but never acts.
-  bool agent_acts = true;
-  policy_config policy;
-  /// wrong_rate trigger: how many served labels (audits, and shadow
-  /// comparisons the guard would have served) the agent weighs; the window
-  /// starts empty again after every action.
-  std::size_t label_window = 500;
-  /// Shown by GET /agent (the ingress applies it).
-  double entry_evict_threshold = 0.3;
+  /// Where the pool publishes workers alive and its load (optional).
   std::shared_ptr<service_board> board;
 };
 
-/// Spawns the supervisor and its workers.
-supervisor_actor spawn_agent_supervisor(caf::actor_system& sys, supervisor_config cfg);
+/// Spawns the pool and its workers.
+encoder_pool_actor spawn_encoder_pool(caf::actor_system& sys, encoder_pool_config cfg);
 
 } // namespace sil
