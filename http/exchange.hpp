@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "core/cancellation.hpp"
@@ -121,31 +122,60 @@ public:
   virtual bool client_gone() = 0;
 };
 
-/// What handle() did with a request.
-struct handled {
-  /// The answer, if it is ready now.
-  std::optional<response> now;
-  // The fields below matter only when the answer comes later.
+/// An answer that comes later (through responder::later()), and what the
+/// transport keeps for the request while it waits.
+struct pending {
+  /// The route label, should the transport have to answer itself (503 at
+  /// the drain deadline).
+  route_label route = route_label::other;
   /// The request took one of the in-flight slots: the transport gives it
   /// back (handler::release_slot) once the answer is ready or the client
   /// has gone.
   bool holds_slot = false;
-  /// Set by the transport when the client goes away meanwhile.
+  /// The client's cancel flag (null: none). With one, the transport watches
+  /// the connection while it waits and sets the flag if the client leaves.
   std::shared_ptr<cancel_flag> cancel;
-  /// Watch the connection while waiting, to notice a client that leaves.
-  bool watch_client = false;
-  /// The client had already gone: close without an answer.
-  bool client_gone = false;
-  /// The outcome will be counted elsewhere (a prediction's callback).
+  /// The outcome is counted by whoever produces the answer (a prediction's
+  /// callback), also when the transport has to end the exchange itself.
   bool reported = false;
-  /// The route label, should the transport have to answer itself (503 at
-  /// the drain deadline).
-  route_label route = route_label::other;
+};
+
+/// The client had already gone: the transport closes without an answer.
+struct client_left {};
+
+/// What handle() did with a request: an answer now, one that comes later,
+/// or nothing because the client has gone.
+struct handled {
+  std::variant<response, pending, client_left> what;
 
   static handled answer(response r) {
-    handled h;
-    h.now = std::move(r);
-    return h;
+    return {std::move(r)};
+  }
+
+  static handled later(pending p) {
+    return {std::move(p)};
+  }
+
+  static handled gone() {
+    return {client_left{}};
+  }
+
+  /// The answer, if it is ready now.
+  response* now() noexcept {
+    return std::get_if<response>(&what);
+  }
+
+  const response* now() const noexcept {
+    return std::get_if<response>(&what);
+  }
+
+  /// What to keep while the answer comes later (null otherwise).
+  const pending* waiting() const noexcept {
+    return std::get_if<pending>(&what);
+  }
+
+  bool client_gone() const noexcept {
+    return std::holds_alternative<client_left>(what);
   }
 };
 

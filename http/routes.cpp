@@ -59,9 +59,9 @@ handled ask_actor(caf::actor_system& sys, responder& rsp, const Handle& dst, rou
               [=](caf::error& e) { reply(caf::expected<R>{std::move(e)}); });
     },
     0);
-  handled h;
-  h.route = route;
-  return h;
+  pending p;
+  p.route = route;
+  return handled::later(std::move(p));
 }
 
 /// An answer from `encode(R&)`, or the error the actor gave.
@@ -368,11 +368,8 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
   }
   // A client that sent its request and left at once (a reset flood)
   // costs nothing more than the parse.
-  if (rsp.client_gone()) {
-    handled h;
-    h.client_gone = true;
-    return h;
-  }
+  if (rsp.client_gone())
+    return handled::gone();
   // The deadline: the client's own, else the server's queue delay. The
   // encoder pool refuses at once (503) what it cannot finish by then.
   auto budget = decoded->timeout_ms > 0 ? std::chrono::milliseconds{decoded->timeout_ms}
@@ -394,13 +391,12 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
       fmt.fail({errc::overloaded, "server is at its limit of " + std::to_string(cfg_.max_inflight)
                                     + " requests in flight; retry later"}));
   }
-  handled h;
-  h.holds_slot = true;
-  h.watch_client = true;
-  h.reported = true; // by the callback below
-  h.route = route_label::predict;
-  h.cancel = std::make_shared<cancel_flag>();
-  decoded->cancel = h.cancel;
+  pending p;
+  p.route = route_label::predict;
+  p.holds_slot = true;
+  p.reported = true; // by the callback below
+  p.cancel = std::make_shared<cancel_flag>();
+  decoded->cancel = p.cancel;
   auto done = rsp.later();
   auto metrics = svc_.metrics;
   auto start = req.start;
@@ -417,7 +413,7 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
         return out;
       });
     }});
-  return h;
+  return handled::later(std::move(p));
 }
 
 // -- reads of the actors' state ----------------------------------------------------

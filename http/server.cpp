@@ -411,17 +411,18 @@ private:
     v.remote = remote_;
     v.start = start_;
     auto h = srv_.handler->handle(v, *this);
-    if (h.now)
-      return send(std::move(*h.now));
-    if (h.client_gone)
+    if (auto* now = h.now())
+      return send(std::move(*now));
+    if (h.client_gone())
       return client_gone_now();
     // The answer comes later.
-    holds_slot_ = h.holds_slot;
-    cancel_ = std::move(h.cancel);
-    reported_ = h.reported;
-    route_ = h.route;
+    const auto& p = *h.waiting();
+    holds_slot_ = p.holds_slot;
+    cancel_ = p.cancel;
+    reported_ = p.reported;
+    route_ = p.route;
     begin_wait();
-    if (h.watch_client)
+    if (cancel_)
       watch_client();
   }
 

@@ -157,8 +157,8 @@ struct ServiceRoutes : ::testing::Test {
   response now(std::string meth, std::string tgt, std::string b = "",
                std::string ct = "application/json") {
     auto h = call(std::move(meth), std::move(tgt), std::move(b), std::move(ct));
-    EXPECT_TRUE(h.now) << target << " was not answered at once";
-    return h.now ? *h.now : response{};
+    EXPECT_TRUE(h.now()) << target << " was not answered at once";
+    return h.now() ? *h.now() : response{};
   }
 
   /// A request whose answer comes later; its in-flight slot, if any, is
@@ -167,11 +167,11 @@ struct ServiceRoutes : ::testing::Test {
                  std::string ct = "application/json") {
     fake_responder r;
     auto h = call(std::move(meth), std::move(tgt), std::move(b), std::move(ct), &r);
-    EXPECT_FALSE(h.now) << target << " was answered at once: " << (h.now ? h.now->body : "");
-    if (h.now)
-      return *h.now;
+    EXPECT_FALSE(h.now()) << target << " was answered at once: " << (h.now() ? h.now()->body : "");
+    if (h.now())
+      return *h.now();
     auto answer = r.wait();
-    if (h.holds_slot)
+    if (h.waiting() && h.waiting()->holds_slot)
       routes->release_slot();
     return answer;
   }
@@ -183,11 +183,11 @@ struct ServiceRoutes : ::testing::Test {
     for (int i = 0; i < 200; ++i) {
       fake_responder r;
       auto h = call(meth, tgt, b, "application/json", &r);
-      if (h.now && (h.now->reported || h.now->status != 200))
-        return *h.now;
-      if (!h.now) {
+      if (h.now() && (h.now()->reported || h.now()->status != 200))
+        return *h.now();
+      if (!h.now()) {
         r.wait();
-        if (h.holds_slot)
+        if (h.waiting() && h.waiting()->holds_slot)
           routes->release_slot();
       }
       std::this_thread::sleep_for(10ms);
@@ -236,12 +236,12 @@ TEST_F(ServiceRoutes, AMissIsAnsweredLaterAndTheSameInputThenAtOnce) {
   start();
   fake_responder r;
   auto h = call("POST", "/predict", predict_body(1.0f, R"(,"id":"abc")"), "application/json", &r);
-  ASSERT_FALSE(h.now);
-  EXPECT_TRUE(h.holds_slot);
-  EXPECT_TRUE(h.watch_client);
-  EXPECT_TRUE(h.reported);
-  EXPECT_EQ(h.route, route_label::predict);
-  ASSERT_TRUE(h.cancel);
+  ASSERT_FALSE(h.now());
+  ASSERT_TRUE(h.waiting());
+  EXPECT_TRUE(h.waiting()->holds_slot);
+  EXPECT_TRUE(h.waiting()->reported);
+  EXPECT_EQ(h.waiting()->route, route_label::predict);
+  ASSERT_TRUE(h.waiting()->cancel); // watched, and set if the client leaves
   EXPECT_EQ(routes->inflight(), 1u);
   auto miss = r.wait();
   routes->release_slot();
@@ -315,8 +315,8 @@ TEST_F(ServiceRoutes, InferErrorsAreInTheProtocolsForm) {
   v.binary_tensors = true;
   fake_responder r;
   auto h = routes->handle(v, r);
-  ASSERT_TRUE(h.now);
-  expect_v2(*h.now, 400, "binary tensor data");
+  ASSERT_TRUE(h.now());
+  expect_v2(*h.now(), 400, "binary tensor data");
 }
 
 TEST_F(ServiceRoutes, TheInFlightCapRefusesUntilTheTransportGivesASlotBack) {
@@ -324,8 +324,8 @@ TEST_F(ServiceRoutes, TheInFlightCapRefusesUntilTheTransportGivesASlotBack) {
   start();
   fake_responder first;
   auto a = call("POST", "/predict", predict_body(3.0f), "application/json", &first);
-  ASSERT_FALSE(a.now);
-  ASSERT_TRUE(a.holds_slot);
+  ASSERT_FALSE(a.now());
+  ASSERT_TRUE(a.waiting() && a.waiting()->holds_slot);
   // The first prediction's slot is held until the transport gives it back,
   // answered or not: the next miss is refused, in each API's own form.
   first.wait();
@@ -355,9 +355,9 @@ TEST_F(ServiceRoutes, AClientThatLeftCostsNoActorMessageNorSlot) {
   fake_responder r;
   r.gone = true;
   auto h = call("POST", "/predict", predict_body(5.0f), "application/json", &r);
-  EXPECT_FALSE(h.now);
-  EXPECT_TRUE(h.client_gone);
-  EXPECT_FALSE(h.holds_slot);
+  EXPECT_FALSE(h.now());
+  EXPECT_TRUE(h.client_gone());
+  EXPECT_FALSE(h.waiting()); // no slot taken, nothing to wait for
   EXPECT_EQ(r.laters, 0);
   EXPECT_EQ(routes->inflight(), 0u);
 }
@@ -405,6 +405,16 @@ TEST_F(ServiceRoutes, UnknownPathsAndWrongMethods) {
 TEST_F(ServiceRoutes, StatsAndMetricsComeFromTheActors) {
   start();
   later("POST", "/predict", predict_body(6.0f));
+  // An actor's answer comes later; the request holds no slot and is not
+  // watched (no cancel flag), and its outcome is the transport's to count.
+  fake_responder r;
+  auto h = call("GET", "/stats", "", "application/json", &r);
+  ASSERT_TRUE(h.waiting());
+  EXPECT_EQ(h.waiting()->route, route_label::stats);
+  EXPECT_FALSE(h.waiting()->holds_slot);
+  EXPECT_FALSE(h.waiting()->cancel);
+  EXPECT_FALSE(h.waiting()->reported);
+  EXPECT_EQ(r.wait().status, 200u);
   auto stats = later("GET", "/stats");
   ASSERT_EQ(stats.status, 200u);
   EXPECT_EQ(json::parse(stats.body)["cache"]["misses"], 1);
@@ -496,8 +506,8 @@ struct WorkerRoutes : ::testing::Test {
     v.request_id = "x";
     fake_responder r;
     auto h = routes.handle(v, r);
-    EXPECT_TRUE(h.now);
-    return h.now ? *h.now : response{};
+    EXPECT_TRUE(h.now());
+    return h.now() ? *h.now() : response{};
   }
 };
 
