@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "core/error.hpp"
-#include "messages/messages.hpp"
+#include "messages/payloads.hpp"
 
 namespace sil::http_api {
 

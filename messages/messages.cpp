@@ -1,7 +1,5 @@
 #include "messages/messages.hpp"
 
-#include <limits>
-
 namespace sil {
 
 caf::error to_caf_error(const sil::error& err) {
@@ -64,13 +62,6 @@ void register_message_types(caf::actor_system_config& cfg) {
                            }
                            return out;
                          });
-}
-
-std::int64_t max_age_ns_of(std::int64_t ms) noexcept {
-  if (ms < 0)
-    return -1;
-  constexpr std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 1000000;
-  return ms >= limit ? std::numeric_limits<std::int64_t>::max() : ms * 1000000;
 }
 
 } // namespace sil

@@ -1,5 +1,7 @@
 #include "messages/payloads.hpp"
 
+#include <limits>
+
 namespace sil {
 
 const char* to_string(embedding_source s) noexcept {
@@ -134,6 +136,13 @@ const char* to_string(route_label r) noexcept {
       return "other";
   }
   return "other";
+}
+
+std::int64_t max_age_ns_of(std::int64_t ms) noexcept {
+  if (ms < 0)
+    return -1;
+  constexpr std::int64_t limit = std::numeric_limits<std::int64_t>::max() / 1000000;
+  return ms >= limit ? std::numeric_limits<std::int64_t>::max() : ms * 1000000;
 }
 
 } // namespace sil
