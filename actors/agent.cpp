@@ -99,10 +99,11 @@ void observe(self_ptr self) {
         s.window_audits = 0;
         obs.labels = s.served.size();
         obs.wrong = s.served.wrong();
-        obs.hits = snap.hits - std::min(snap.hits, s.last_hits);
-        obs.misses = snap.misses - std::min(snap.misses, s.last_misses);
-        s.last_hits = snap.hits;
-        s.last_misses = snap.misses;
+        const auto& c = snap.stats;
+        obs.hits = c.hits - std::min(c.hits, s.last_hits);
+        obs.misses = c.misses - std::min(c.misses, s.last_misses);
+        s.last_hits = c.hits;
+        s.last_misses = c.misses;
         obs.state = s.agent;
         if (s.manual_override || !s.cfg.acts)
           return; // an operator's command holds until resume; a disabled agent only observes

@@ -86,25 +86,12 @@ bool promote(self_ptr self, flight& f) {
 
 cache_snapshot snapshot(self_ptr self) {
   const auto& st = self->state;
-  auto s = st.cache->stats();
   cache_snapshot out;
-  out.hits = s.hits;
-  out.misses = s.misses;
-  out.expirations = s.expirations;
-  out.evictions = s.evictions;
-  out.inserts = s.inserts;
-  out.erasures = s.erasures;
-  out.bypasses = s.bypasses;
+  out.stats = st.cache->stats();
   out.single_flight_joins = st.joins;
   out.invalidations = st.invalidations;
   out.in_flight = st.flights.size();
-  out.size = s.size;
-  out.max_size = s.max_size;
-  out.admission = s.admission;
-  out.admission_rejections = s.rejections;
-  out.enabled = s.enabled;
   out.single_flight = st.cfg.single_flight;
-  out.ttl_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(s.ttl).count();
   out.prefix_k = st.cfg.prefix_k;
   auto& g = out.guard;
   g.enabled = st.cfg.guard.enabled;
@@ -119,7 +106,7 @@ cache_snapshot snapshot(self_ptr self) {
   if (st.cfg.view) {
     // Hits served on the read path: counted there, added here.
     auto v = st.cfg.view->counters();
-    out.hits += v.hits;
+    out.stats.hits += v.hits;
     out.read_path_hits = v.hits;
     out.access_batches = v.access_batches;
     out.accesses_applied = v.accesses_applied;

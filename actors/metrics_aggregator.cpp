@@ -141,6 +141,8 @@ struct metrics_state {
   std::unordered_map<std::uint32_t, prom::Counter*> http_by_route_status;
   std::array<prom::Histogram*, all_embedding_sources.size()> duration_by_source{};
   std::array<prom::Counter*, all_embedding_sources.size()> predictions_by_source{};
+  /// The structure's own counters, and those its owner adds.
+  std::vector<std::pair<mirrored_counter, std::uint64_t cache_stats::*>> cache_stats_counters;
   std::vector<std::pair<mirrored_counter, std::uint64_t cache_snapshot::*>> cache_counters;
   std::vector<std::pair<mirrored_counter, std::uint64_t pool_snapshot::*>> pool_counters;
   prom::Gauge* cache_entries = nullptr;
@@ -204,24 +206,25 @@ void build_registry(metrics_state& st) {
   auto gauge = [&](const char* name, const char* help) {
     return &prom::BuildGauge().Name(name).Help(help).Register(reg).Add({});
   };
-  st.cache_counters = {
-    {counter("sil_cache_hits_total", "Cache lookups served from the cache"), &cache_snapshot::hits},
+  st.cache_stats_counters = {
+    {counter("sil_cache_hits_total", "Cache lookups served from the cache"), &cache_stats::hits},
     {counter("sil_cache_misses_total", "Cache lookups not served while reuse was enabled"),
-     &cache_snapshot::misses},
+     &cache_stats::misses},
     {counter("sil_cache_expirations_total", "Entries removed because they reached the TTL"),
-     &cache_snapshot::expirations},
+     &cache_stats::expirations},
     {counter(
        "sil_cache_evictions_total",
        "Live entries evicted to make room (LRU, or W-TinyLFU's victim or rejected candidate)"),
-     &cache_snapshot::evictions},
+     &cache_stats::evictions},
     {counter("sil_cache_admission_rejections_total",
              "Of the evictions: new entries W-TinyLFU did not admit past its window "
              "(cache.admission=tinylfu)"),
-     &cache_snapshot::admission_rejections},
-    {counter("sil_cache_inserts_total", "Embeddings inserted or refreshed"),
-     &cache_snapshot::inserts},
+     &cache_stats::rejections},
+    {counter("sil_cache_inserts_total", "Embeddings inserted or refreshed"), &cache_stats::inserts},
     {counter("sil_cache_bypasses_total", "Lookups while reuse was disabled"),
-     &cache_snapshot::bypasses},
+     &cache_stats::bypasses},
+  };
+  st.cache_counters = {
     {counter("sil_cache_single_flight_joins_total",
              "Lookups that waited for a concurrent computation of the same prefix"),
      &cache_snapshot::single_flight_joins},
@@ -466,6 +469,8 @@ void refresh_node(metrics_state& st, const node_info& n) {
 }
 
 void refresh(metrics_state& st) {
+  for (auto& [c, field] : st.cache_stats_counters)
+    c.update(st.last_cache.stats.*field);
   for (auto& [c, field] : st.cache_counters)
     c.update(st.last_cache.*field);
   for (auto& [c, field] : st.pool_counters)
@@ -480,11 +485,12 @@ void refresh(metrics_state& st) {
   st.risk_budget->Set(st.last_cache.guard.max_wrong_rate);
   st.risk_tolerance->Set(st.last_cache.guard.tolerance);
   st.guard_enabled->Set(st.last_cache.guard.enabled ? 1.0 : 0.0);
-  st.cache_entries->Set(static_cast<double>(st.last_cache.size));
-  st.cache_max_entries->Set(static_cast<double>(st.last_cache.max_size));
-  st.cache_enabled->Set(st.last_cache.enabled ? 1.0 : 0.0);
-  st.cache_ttl->Set(static_cast<double>(st.last_cache.ttl_ns) / 1e9);
-  st.cache_hit_ratio->Set(st.last_cache.hit_rate());
+  const auto& cs = st.last_cache.stats;
+  st.cache_entries->Set(static_cast<double>(cs.size));
+  st.cache_max_entries->Set(static_cast<double>(cs.max_size));
+  st.cache_enabled->Set(cs.enabled ? 1.0 : 0.0);
+  st.cache_ttl->Set(std::chrono::duration<double>(cs.ttl).count());
+  st.cache_hit_ratio->Set(cs.hit_rate());
   st.workers->Set(st.last_pool.workers);
   st.queue_depth->Set(static_cast<double>(st.last_pool.queued));
   st.queued_rows->Set(static_cast<double>(st.last_pool.queued_rows));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -979,31 +980,32 @@ std::string encode_error(const error& e) {
 
 std::string encode_stats(const service_snapshot& s) {
   const auto& c = s.cache;
+  const auto& cs = c.stats;
   json j = {
     {"cache",
-     {{"policy", c.admission == admission_policy::tinylfu ? "W-TinyLFU+TTL" : "LRU+TTL"},
-      {"admission", to_string(c.admission)},
-      {"enabled", c.enabled},
+     {{"policy", cs.admission == admission_policy::tinylfu ? "W-TinyLFU+TTL" : "LRU+TTL"},
+      {"admission", to_string(cs.admission)},
+      {"enabled", cs.enabled},
       {"single_flight", c.single_flight},
-      {"size", c.size},
-      {"max_size", c.max_size},
-      {"ttl_seconds", static_cast<double>(c.ttl_ns) / 1e9},
+      {"size", cs.size},
+      {"max_size", cs.max_size},
+      {"ttl_seconds", std::chrono::duration<double>(cs.ttl).count()},
       {"prefix_k", c.prefix_k},
-      {"hits", c.hits},
-      {"misses", c.misses},
-      {"expired", c.expirations},
-      {"evictions", c.evictions},
-      {"admission_rejections", c.admission_rejections},
-      {"inserts", c.inserts},
-      {"erasures", c.erasures},
-      {"bypasses", c.bypasses},
+      {"hits", cs.hits},
+      {"misses", cs.misses},
+      {"expired", cs.expirations},
+      {"evictions", cs.evictions},
+      {"admission_rejections", cs.rejections},
+      {"inserts", cs.inserts},
+      {"erasures", cs.erasures},
+      {"bypasses", cs.bypasses},
       {"single_flight_joins", c.single_flight_joins},
       {"in_flight", c.in_flight},
       {"read_path_hits", c.read_path_hits},
       {"access_batches", c.access_batches},
       {"accesses_applied", c.accesses_applied},
       {"accesses_dropped", c.accesses_dropped},
-      {"hit_rate", c.hit_rate()}}},
+      {"hit_rate", cs.hit_rate()}}},
     {"latency", latency_json(s.latency)},
     {"latency_hit", latency_json(s.hit_latency)},
     {"latency_miss", latency_json(s.miss_latency)},

@@ -147,12 +147,17 @@ typename Inspector::result_type inspect(Inspector& f, guard_snapshot& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_stats& x) {
+  return f(caf::meta::type_name("cache_stats"), x.hits, x.misses, x.expirations, x.evictions,
+           x.rejections, x.inserts, x.erasures, x.bypasses, x.refusals, x.size, x.max_size,
+           x.enabled, x.ttl, x.admission);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_snapshot& x) {
-  return f(caf::meta::type_name("cache_snapshot"), x.hits, x.misses, x.expirations, x.evictions,
-           x.inserts, x.erasures, x.bypasses, x.single_flight_joins, x.invalidations, x.in_flight,
-           x.size, x.max_size, x.enabled, x.single_flight, x.ttl_ns, x.prefix_k, x.guard,
-           x.read_path_hits, x.access_batches, x.accesses_applied, x.accesses_dropped, x.admission,
-           x.admission_rejections);
+  return f(caf::meta::type_name("cache_snapshot"), x.stats, x.single_flight_joins, x.invalidations,
+           x.in_flight, x.single_flight, x.prefix_k, x.guard, x.read_path_hits, x.access_batches,
+           x.accesses_applied, x.accesses_dropped);
 }
 
 template <class Inspector>

@@ -21,6 +21,7 @@
 #include "core/agent_policy.hpp"
 #include "core/cancellation.hpp"
 #include "core/embedding.hpp"
+#include "core/lru_ttl_cache.hpp"
 #include "core/prefix_key.hpp"
 #include "core/reuse_guard.hpp"
 
@@ -355,25 +356,20 @@ struct guard_snapshot {
   std::vector<guard_shape> shapes;
 };
 
-/// The cache's counters and settings at one moment.
+/// The cache's counters and settings at one moment: the structure's own,
+/// and what its owner adds (single-flight, the guard, the read path).
 struct cache_snapshot {
-  std::uint64_t hits = 0;
-  std::uint64_t misses = 0;
-  std::uint64_t expirations = 0;
-  std::uint64_t evictions = 0;
-  std::uint64_t inserts = 0;
-  std::uint64_t erasures = 0;
-  std::uint64_t bypasses = 0;
+  /// The LRU+TTL structure's counters and settings; `stats.hits` includes
+  /// the hits served on the read path.
+  cache_stats stats;
+  /// Lookups that waited for a concurrent computation of their key.
   std::uint64_t single_flight_joins = 0;
   /// Entries removed because an audit found them too far from fresh.
   std::uint64_t invalidations = 0;
+  /// Computations in flight (open single-flight entries).
   std::uint64_t in_flight = 0;
-  std::uint64_t size = 0;
-  std::uint64_t max_size = 0;
-  bool enabled = true;
   /// Whether concurrent misses on one key share one computation.
   bool single_flight = true;
-  std::int64_t ttl_ns = 0;
   std::uint32_t prefix_k = 0;
   guard_snapshot guard;
   /// Of `hits`: served on the read path (the I/O thread, no actor hop).
@@ -383,15 +379,6 @@ struct cache_snapshot {
   std::uint64_t access_batches = 0;
   std::uint64_t accesses_applied = 0;
   std::uint64_t accesses_dropped = 0;
-  /// The admission policy, and the window candidates it turned away (part
-  /// of evictions; 0 under lru).
-  admission_policy admission = admission_policy::lru;
-  std::uint64_t admission_rejections = 0;
-
-  double hit_rate() const noexcept {
-    auto n = hits + misses;
-    return n == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(n);
-  }
 };
 
 // -- comparisons, audits and the agent ------------------------------------------------

@@ -93,13 +93,13 @@ struct LoneAgentTest : ::testing::Test, test_coordinator_fixture<> {
 TEST_F(LoneAgentTest, DisablesAndReenablesTheCacheWithoutAnyEncoder) {
   window(0.5);
   EXPECT_EQ(state().mode, agent_mode::disabled);
-  EXPECT_FALSE(cache_stats().enabled);
+  EXPECT_FALSE(cache_stats().stats.enabled);
   window(0.001);
   window(0.001); // two clean windows: back on, with the floor TTL
   EXPECT_EQ(state().mode, agent_mode::short_ttl);
   auto c = cache_stats();
-  EXPECT_TRUE(c.enabled);
-  EXPECT_EQ(c.ttl_ns, std::chrono::nanoseconds{2s}.count());
+  EXPECT_TRUE(c.stats.enabled);
+  EXPECT_EQ(c.stats.ttl, 2s);
   auto log = state().decisions;
   ASSERT_EQ(log.size(), 2u);
   EXPECT_EQ(log[0].action, decision_action::disable);
@@ -111,9 +111,9 @@ TEST_F(LoneAgentTest, AnOperatorsTtlReachesTheCacheAndHoldsTheAgent) {
   auto a = ask<agent_snapshot>(agent, admin_atom::value, admin_command::set_ttl, 5.0);
   EXPECT_TRUE(a.manual_override);
   EXPECT_EQ(a.mode, agent_mode::short_ttl); // below the configured 30 s
-  EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{5s}.count());
+  EXPECT_EQ(cache_stats().stats.ttl, 5s);
   window(0.9); // would disable, but the command holds
-  EXPECT_TRUE(cache_stats().enabled);
+  EXPECT_TRUE(cache_stats().stats.enabled);
   EXPECT_EQ(state().counts.manual, 1u);
   EXPECT_EQ(state().decisions.back().action, decision_action::set_ttl);
 }
@@ -122,10 +122,10 @@ TEST_F(LoneAgentTest, ClearGoesToTheCacheOwner) {
   caf::anon_send(cache, insert_atom::value, prefix_key{7},
                  embedding::copy_of(std::vector<float>{1.0f, 2.0f}), embedding{});
   sched.run();
-  ASSERT_EQ(cache_stats().size, 1u);
+  ASSERT_EQ(cache_stats().stats.size, 1u);
   auto a = ask<agent_snapshot>(agent, admin_atom::value, admin_command::clear_cache, 0.0);
   EXPECT_FALSE(a.manual_override); // clearing does not hold the agent
-  EXPECT_EQ(cache_stats().size, 0u);
+  EXPECT_EQ(cache_stats().stats.size, 0u);
   EXPECT_EQ(a.decisions.back().action, decision_action::clear);
 }
 

@@ -132,11 +132,11 @@ TEST_F(ReadPathTest, AnswersAHitOnTheCallingThreadWithTheOwnersEmbedding) {
   EXPECT_EQ(hit->risk.basis, reuse_basis::exact);
   svc.hits->flush();
   auto s = snapshot();
-  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.stats.hits, 1u);
   EXPECT_EQ(s.read_path_hits, 1u);
   EXPECT_EQ(s.guard.exact, 1u);
   EXPECT_EQ(s.accesses_applied, 1u);
-  EXPECT_EQ(s.misses, 0u) << "a read-path miss counts nothing: the owner counts it";
+  EXPECT_EQ(s.stats.misses, 0u) << "a read-path miss counts nothing: the owner counts it";
 }
 
 TEST_F(ReadPathTest, LeavesEverythingButALiveCertifiedHitToTheActors) {
@@ -271,7 +271,7 @@ TEST_F(ReadPathTest, HitsAndAccessesAddUpUnderConcurrentChanges) {
   EXPECT_EQ(s.read_path_hits, served.load());
   // Every access was replayed or counted as dropped: none vanished.
   EXPECT_EQ(s.accesses_applied + s.accesses_dropped, served.load());
-  EXPECT_LE(s.size, 16u);
+  EXPECT_LE(s.stats.size, 16u);
 }
 
 } // namespace

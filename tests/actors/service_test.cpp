@@ -130,9 +130,9 @@ TEST_F(ServiceTest, MissThenHitForTheSamePrefixWithADifferentSuffix) {
   EXPECT_NE(direct(b), direct(a));
   EXPECT_EQ(rb->model_version, m.version());
   auto s = cache_stats();
-  EXPECT_EQ(s.hits, 1u);
-  EXPECT_EQ(s.misses, 1u);
-  EXPECT_EQ(s.inserts, 1u);
+  EXPECT_EQ(s.stats.hits, 1u);
+  EXPECT_EQ(s.stats.misses, 1u);
+  EXPECT_EQ(s.stats.inserts, 1u);
   EXPECT_EQ(pool_stats().items, 1u);
 }
 
@@ -149,9 +149,9 @@ TEST_F(ServiceTest, EntryExpiresAfterTheTtlOnTheSimulatedClock) {
   advance_time(1s); // now 3 s old: past the TTL; the sweep removes it
   sched.run();
   auto s = cache_stats();
-  EXPECT_EQ(s.expirations, 1u);
-  EXPECT_EQ(s.size, 0u);
-  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.stats.expirations, 1u);
+  EXPECT_EQ(s.stats.size, 0u);
+  EXPECT_EQ(s.stats.evictions, 0u);
   auto again = predict(req);
   EXPECT_FALSE(again->cache_hit);
   EXPECT_EQ(pool_stats().items, 2u);
@@ -187,9 +187,9 @@ TEST_F(ServiceTest, EvictionAtCapacity) {
   EXPECT_TRUE(predict(make_request(2))->cache_hit);
   EXPECT_FALSE(predict(make_request(1))->cache_hit); // evicts prefix 3 (LRU)
   auto s = cache_stats();
-  EXPECT_EQ(s.evictions, 2u);
-  EXPECT_EQ(s.size, 2u);
-  EXPECT_EQ(s.expirations, 0u);
+  EXPECT_EQ(s.stats.evictions, 2u);
+  EXPECT_EQ(s.stats.size, 2u);
+  EXPECT_EQ(s.stats.expirations, 0u);
 }
 
 TEST_F(ServiceTest, DisabledCacheComputesFresh) {
@@ -207,9 +207,9 @@ TEST_F(ServiceTest, DisabledCacheComputesFresh) {
   EXPECT_FALSE(rb->cache_hit);
   EXPECT_FLOAT_EQ(rb->prediction, direct(b)); // its own answer, not a's
   auto s = cache_stats();
-  EXPECT_FALSE(s.enabled);
-  EXPECT_EQ(s.bypasses, 3u);
-  EXPECT_EQ(s.hits, 0u);
+  EXPECT_FALSE(s.stats.enabled);
+  EXPECT_EQ(s.stats.bypasses, 3u);
+  EXPECT_EQ(s.stats.hits, 0u);
   EXPECT_EQ(pool_stats().items, 3u);
   EXPECT_FALSE(svc.board->cache_enabled.load());
 }
@@ -221,8 +221,8 @@ TEST_F(ServiceTest, UseCacheFalseNeitherReadsNorWritesTheCache) {
   EXPECT_FALSE(predict(req)->cache_hit);
   EXPECT_FALSE(predict(req)->cache_hit);
   auto s = cache_stats();
-  EXPECT_EQ(s.inserts, 0u);
-  EXPECT_EQ(s.hits + s.misses + s.bypasses, 0u);
+  EXPECT_EQ(s.stats.inserts, 0u);
+  EXPECT_EQ(s.stats.hits + s.stats.misses + s.stats.bypasses, 0u);
 }
 
 TEST_F(ServiceTest, SingleFlightFiftyConcurrentMissesEncodeOnce) {
@@ -374,7 +374,7 @@ TEST_F(ServiceTest, WithoutSingleFlightEveryConcurrentMissEncodes) {
   EXPECT_FALSE(s.single_flight);
   EXPECT_EQ(s.single_flight_joins, 0u);
   EXPECT_EQ(s.in_flight, 0u);
-  EXPECT_EQ(s.size, 1u);                // the 20 results went to one entry
+  EXPECT_EQ(s.stats.size, 1u);          // the 20 results went to one entry
   EXPECT_TRUE(predict(req)->cache_hit); // and later requests reuse it
 }
 
@@ -478,14 +478,14 @@ TEST_F(ServiceTest, StatsAreCountedCorrectly) {
   off.use_cache = false;
   predict(off); // not counted by the cache
   auto s = cache_stats();
-  EXPECT_EQ(s.hits, 2u);
-  EXPECT_EQ(s.misses, 3u);
-  EXPECT_EQ(s.inserts, 3u);
-  EXPECT_EQ(s.evictions, 1u);
-  EXPECT_EQ(s.size, 2u);
-  EXPECT_EQ(s.max_size, 2u);
-  EXPECT_DOUBLE_EQ(s.hit_rate(), 0.4);
-  EXPECT_EQ(s.ttl_ns, std::chrono::nanoseconds{10s}.count());
+  EXPECT_EQ(s.stats.hits, 2u);
+  EXPECT_EQ(s.stats.misses, 3u);
+  EXPECT_EQ(s.stats.inserts, 3u);
+  EXPECT_EQ(s.stats.evictions, 1u);
+  EXPECT_EQ(s.stats.size, 2u);
+  EXPECT_EQ(s.stats.max_size, 2u);
+  EXPECT_DOUBLE_EQ(s.stats.hit_rate(), 0.4);
+  EXPECT_EQ(s.stats.ttl, 10s);
   EXPECT_EQ(s.prefix_k, 4u);
   EXPECT_EQ(pool_stats().items, 4u);
   // The metrics aggregator counts outcomes reported by the transport.
@@ -511,7 +511,7 @@ TEST_F(ServiceTest, StatsAreCountedCorrectly) {
   EXPECT_DOUBLE_EQ(snap.latency.max, 4.0);
   EXPECT_EQ(snap.hit_latency.count, 2u);
   EXPECT_DOUBLE_EQ(snap.hit_latency.mean, 2.0); // 1 ms and 3 ms
-  EXPECT_EQ(snap.cache.hits, 2u);
+  EXPECT_EQ(snap.cache.stats.hits, 2u);
   EXPECT_EQ(snap.pool.items, 4u);
   EXPECT_EQ(snap.model_version, m.version());
 }
@@ -654,10 +654,10 @@ TEST_F(AgentTest, GrowingDriftGoesNormalShortTtlDisabledInOrder) {
   EXPECT_EQ(a.mode, agent_mode::short_ttl);
   EXPECT_LT(a.ttl_seconds, 30.0);
   EXPECT_GE(a.ttl_seconds, 2.0);
-  EXPECT_EQ(cache_stats().ttl_ns, static_cast<std::int64_t>(a.ttl_seconds * 1e9));
+  EXPECT_EQ(cache_stats().stats.ttl.count(), static_cast<std::int64_t>(a.ttl_seconds * 1e9));
   window(0.5); // above the disable threshold
   EXPECT_EQ(agent().mode, agent_mode::disabled);
-  EXPECT_FALSE(cache_stats().enabled);
+  EXPECT_FALSE(cache_stats().stats.enabled);
   EXPECT_FALSE(svc.board->cache_enabled.load());
   EXPECT_EQ(actions(),
             (std::vector<decision_action>{decision_action::shorten_ttl, decision_action::disable}));
@@ -679,17 +679,17 @@ TEST_F(AgentTest, RecoveryNeedsRecoverWindowsCleanWindowsPerStep) {
   ASSERT_EQ(agent().mode, agent_mode::disabled);
   window(0.001); // 1 clean window of 2
   EXPECT_EQ(agent().mode, agent_mode::disabled);
-  EXPECT_FALSE(cache_stats().enabled);
+  EXPECT_FALSE(cache_stats().stats.enabled);
   window(0.001); // 2 of 2: re-enable with the floor TTL
   auto a = agent();
   EXPECT_EQ(a.mode, agent_mode::short_ttl);
-  EXPECT_TRUE(cache_stats().enabled);
-  EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{2s}.count());
+  EXPECT_TRUE(cache_stats().stats.enabled);
+  EXPECT_EQ(cache_stats().stats.ttl, 2s);
   window(0.001);
   EXPECT_EQ(agent().mode, agent_mode::short_ttl);
   window(0.001); // and back to normal, TTL restored
   EXPECT_EQ(agent().mode, agent_mode::normal);
-  EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{30s}.count());
+  EXPECT_EQ(cache_stats().stats.ttl, 30s);
   EXPECT_EQ(actions(),
             (std::vector<decision_action>{decision_action::disable, decision_action::enable,
                                           decision_action::restore_ttl}));
@@ -716,18 +716,18 @@ TEST_F(AgentTest, AManualOverrideHoldsUntilResume) {
   auto a = ask<agent_snapshot>(svc.agent, admin_atom::value, admin_command::disable_cache, 0.0);
   EXPECT_TRUE(a.manual_override);
   EXPECT_EQ(a.mode, agent_mode::disabled);
-  EXPECT_FALSE(cache_stats().enabled);
+  EXPECT_FALSE(cache_stats().stats.enabled);
   // Clean windows would re-enable, but the operator's command holds.
   for (int i = 0; i < 5; ++i)
     window(0.0);
-  EXPECT_FALSE(cache_stats().enabled);
+  EXPECT_FALSE(cache_stats().stats.enabled);
   EXPECT_EQ(agent().mode, agent_mode::disabled);
   auto resumed
     = ask<agent_snapshot>(svc.agent, admin_atom::value, admin_command::resume_agent, 0.0);
   EXPECT_FALSE(resumed.manual_override);
   window(0.0);
   window(0.0);
-  EXPECT_TRUE(cache_stats().enabled);
+  EXPECT_TRUE(cache_stats().stats.enabled);
   auto log = agent().decisions;
   ASSERT_GE(log.size(), 3u);
   EXPECT_TRUE(log[0].manual);
@@ -749,7 +749,7 @@ TEST_F(AgentTest, ManualTtlIsValidated) {
   EXPECT_TRUE(failed);
   auto ok = ask<agent_snapshot>(svc.agent, admin_atom::value, admin_command::set_ttl, 5.0);
   EXPECT_DOUBLE_EQ(ok.ttl_seconds, 5.0);
-  EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{5s}.count());
+  EXPECT_EQ(cache_stats().stats.ttl, 5s);
 }
 
 TEST_F(AgentTest, AuditsReportDivergenceAndInvalidateFarEntries) {
@@ -766,7 +766,7 @@ TEST_F(AgentTest, AuditsReportDivergenceAndInvalidateFarEntries) {
   EXPECT_EQ(agent().reports, 1u);
   auto s = cache_stats();
   EXPECT_EQ(s.invalidations, 1u); // the suffix moved the embedding far
-  EXPECT_EQ(s.size, 0u);
+  EXPECT_EQ(s.stats.size, 0u);
   auto audits = ask<audit_snapshot>(svc.ingress, stats_atom::value);
   EXPECT_EQ(audits.audits, 1u);
   EXPECT_FALSE(predict(b)->cache_hit);
@@ -830,8 +830,8 @@ TEST_F(AgentTest, ADisabledAgentMeasuresButNeverActs) {
   EXPECT_FALSE(s.acts);
   EXPECT_EQ(s.mode, agent_mode::normal);
   EXPECT_TRUE(s.decisions.empty());
-  EXPECT_TRUE(cache_stats().enabled);
-  EXPECT_EQ(cache_stats().ttl_ns, std::chrono::nanoseconds{30s}.count());
+  EXPECT_TRUE(cache_stats().stats.enabled);
+  EXPECT_EQ(cache_stats().stats.ttl, 30s);
 }
 
 } // namespace
@@ -1067,12 +1067,12 @@ TEST_F(RateAgentTest, ActsOnlyWhenTheLowerBoundExceedsTheBudget) {
   EXPECT_EQ(a.served_labels, 0u); // the window starts again after acting
   labels(20, 10);                 // lower bound far above 5%: disable
   EXPECT_EQ(agent().mode, agent_mode::disabled);
-  EXPECT_FALSE(cache_stats().enabled);
+  EXPECT_FALSE(cache_stats().stats.enabled);
   labels(20, 0); // clean: 1 of 2
   EXPECT_EQ(agent().mode, agent_mode::disabled);
   labels(20, 0); // 2 of 2: re-enable at the floor TTL
   EXPECT_EQ(agent().mode, agent_mode::short_ttl);
-  EXPECT_TRUE(cache_stats().enabled);
+  EXPECT_TRUE(cache_stats().stats.enabled);
 }
 
 TEST_F(RateAgentTest, FewLabelsAreNoEvidence) {

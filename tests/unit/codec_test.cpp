@@ -801,10 +801,10 @@ TEST(Codec, EncodesErrorsAsJson) {
 
 TEST(Codec, StatsCarryTheOriginalFields) {
   service_snapshot s;
-  s.cache.hits = 3;
-  s.cache.misses = 1;
-  s.cache.max_size = 256;
-  s.cache.ttl_ns = 1500000000;
+  s.cache.stats.hits = 3;
+  s.cache.stats.misses = 1;
+  s.cache.stats.max_size = 256;
+  s.cache.stats.ttl = std::chrono::milliseconds{1500};
   auto j = nlohmann::json::parse(encode_stats(s));
   for (const char* k : {"policy", "enabled", "size", "max_size", "ttl_seconds", "hits", "misses",
                         "expired", "evictions", "hit_rate"})
@@ -812,8 +812,8 @@ TEST(Codec, StatsCarryTheOriginalFields) {
   EXPECT_EQ(j["cache"]["policy"], "LRU+TTL");
   EXPECT_EQ(j["cache"]["admission"], "lru");
   EXPECT_DOUBLE_EQ(j["cache"]["hit_rate"].get<double>(), 0.75);
-  s.cache.admission = admission_policy::tinylfu;
-  s.cache.admission_rejections = 9;
+  s.cache.stats.admission = admission_policy::tinylfu;
+  s.cache.stats.rejections = 9;
   auto t = nlohmann::json::parse(encode_stats(s));
   EXPECT_EQ(t["cache"]["policy"], "W-TinyLFU+TTL");
   EXPECT_EQ(t["cache"]["admission"], "tinylfu");
