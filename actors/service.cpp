@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "actors/cache_owner.hpp"
+#include "actors/hit_path.hpp"
 #include "actors/ingress.hpp"
 #include "actors/metrics_aggregator.hpp"
 

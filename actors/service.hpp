@@ -8,25 +8,13 @@
 
 #include "actors/agent.hpp"
 #include "actors/encoder_pool.hpp"
-#include "actors/hit_path.hpp"
 #include "actors/service_board.hpp"
+#include "actors/service_handles.hpp"
 #include "config/settings.hpp"
 #include "core/model.hpp"
 #include "messages/messages.hpp"
 
 namespace sil {
-
-/// Handles of a running service.
-struct service_handles {
-  ingress_actor ingress;
-  cache_actor cache;
-  encoder_pool_actor pool;
-  agent_actor agent;
-  metrics_actor metrics;
-  std::shared_ptr<service_board> board;
-  /// Answers hits on the caller's thread (null with cache.read-path=false).
-  std::shared_ptr<hit_path> hits;
-};
 
 /// Knobs that only tests change.
 struct service_options {

@@ -22,8 +22,6 @@
 #include <caf/pec.hpp>
 #include <caf/settings.hpp>
 
-#include "messages/messages.hpp"
-
 namespace sil {
 
 sil_config::sil_config() {
@@ -133,7 +131,6 @@ sil_config::sil_config() {
     .add(s.log_file, "file", "file the log is appended to; empty: stderr (SIGHUP reopens it)")
     .add(s.log_access, "access", "write one access-log line per HTTP request")
     .add(s.log_access_file, "access-file", "file for the access log; empty: the main log");
-  register_message_types(*this);
 }
 
 namespace {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "actors/hit_path.hpp"
 #include "core/build_info.hpp"
 #include "http/openapi.hpp"
 #include "logging/log.hpp"

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/service.hpp"
+#include "actors/service_handles.hpp"
 #include "http/api_rules.hpp"
 #include "http/codec.hpp"
 #include "http/exchange.hpp"

@@ -20,6 +20,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/hit_path.hpp"
+#include "actors/service_handles.hpp"
 #include "http/api_rules.hpp"
 #include "http/codec.hpp"
 #include "http/framing.hpp"

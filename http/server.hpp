@@ -16,11 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "actors/service.hpp"
 #include "core/error.hpp"
 #include "http/exchange.hpp"
 
 namespace sil {
+
+struct service_handles;
 
 /// Parameters of the HTTP server.
 struct http_config {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "actors/encoder_worker.hpp"
+#include "actors/service.hpp"
 #include "core/node_identity.hpp"
 #include "logging/log.hpp"
 

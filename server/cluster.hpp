@@ -8,8 +8,9 @@
 #include <atomic>
 #include <string>
 
-#include "actors/service.hpp"
+#include "actors/service_handles.hpp"
 #include "actors/worker_board.hpp"
+#include "config/settings.hpp"
 #include "config/sil_config.hpp"
 #include "core/error.hpp"
 #include "core/model.hpp"

@@ -30,6 +30,7 @@
 #include "http/server.hpp"
 #include "http/worker_routes.hpp"
 #include "logging/log.hpp"
+#include "messages/messages.hpp"
 #include "server/cluster.hpp"
 #include "server/probe.hpp"
 
@@ -230,6 +231,9 @@ int main(int argc, char** argv) {
     "server", "starting",
     {{"version", sil::build_version()}, {"commit", sil::build_commit()}, {"role", s.role}});
   log_configuration(cfg);
+  // Every node announces the message types before its actor system starts:
+  // a worker node and its gateway exchange them.
+  sil::register_message_types(cfg);
   if (s.role != "standalone")
     sil::prepare_cluster_config(cfg);
   raise_fd_limit();

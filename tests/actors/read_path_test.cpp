@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "actors/hit_path.hpp"
 #include "actors/service.hpp"
 #include "config/sil_config.hpp"
 
@@ -49,6 +50,7 @@ struct ReadPathTest : ::testing::Test {
     ASSERT_TRUE(mm) << mm.error().message;
     m = *mm;
     ASSERT_TRUE(validate(settings, m.input_dim()));
+    register_message_types(cfg); // as main() does before building its system
     sys.emplace(cfg);
     auto h = start_service(*sys, settings, m);
     ASSERT_TRUE(h) << sys->render(h.error());

@@ -113,6 +113,7 @@ struct ServiceRoutes : ::testing::Test {
     auto mm = make_model(settings);
     ASSERT_TRUE(mm) << mm.error().message;
     m = *mm;
+    register_message_types(cfg); // as main() does before building its system
     sys.emplace(cfg);
     auto h = start_service(*sys, settings, m);
     ASSERT_TRUE(h) << sys->render(h.error());

@@ -29,7 +29,15 @@ predict_request make_request(float first, float last = 0.0f, std::uint32_t rows 
   return r;
 }
 
-struct ServiceTest : ::testing::Test, test_coordinator_fixture<sil_config> {
+/// The server's configuration, with the message types announced as main()
+/// does before it builds its actor system.
+struct service_config : sil_config {
+  service_config() {
+    register_message_types(*this);
+  }
+};
+
+struct ServiceTest : ::testing::Test, test_coordinator_fixture<service_config> {
   service_settings settings;
   service_handles svc;
   model m;
