@@ -6,7 +6,7 @@ in docs/model.md and docs/weights-format.md, the splitmix64 weight
 initialization, the transformer encoder and the head.
 
   reference_model.py              print the reference value used by
-                                  tests/unit/model_test.cpp (ReferenceValue)
+                                  tests/core/model_test.cpp (ReferenceValue)
   reference_model.py --check BIN  run BIN (build/sil-model) on random inputs
                                   for every preset and compare; exit 1 if the
                                   two implementations disagree
@@ -110,7 +110,7 @@ def head(w, e):
 
 
 def fixed_input():
-    """The input of tests/unit/model_test.cpp ReferenceValue: 3 rows of 32."""
+    """The input of tests/core/model_test.cpp ReferenceValue: 3 rows of 32."""
     return np.array([[((t * 32 + i) % 7 - 3) * 0.25 for i in range(32)] for t in range(3)])
 
 

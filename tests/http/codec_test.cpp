@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/decode_predict_reference.hpp"
+#include "tests/http/decode_predict_reference.hpp"
 
 namespace sil::http_api {
 namespace {
