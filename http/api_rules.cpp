@@ -71,10 +71,11 @@ constexpr std::uint32_t rotr(std::uint32_t x, int n) noexcept {
 
 void sha_block(std::array<std::uint32_t, 8>& h, const unsigned char* p) {
   std::array<std::uint32_t, 64> w{};
-  for (int i = 0; i < 16; ++i)
-    w[static_cast<std::size_t>(i)]
-      = (std::uint32_t{p[4 * i]} << 24) | (std::uint32_t{p[4 * i + 1]} << 16)
-        | (std::uint32_t{p[4 * i + 2]} << 8) | std::uint32_t{p[4 * i + 3]};
+  for (std::size_t i = 0; i < 16; ++i) {
+    const std::size_t j = 4 * i;
+    w[i] = (std::uint32_t{p[j]} << 24) | (std::uint32_t{p[j + 1]} << 16)
+           | (std::uint32_t{p[j + 2]} << 8) | std::uint32_t{p[j + 3]};
+  }
   for (std::size_t i = 16; i < 64; ++i) {
     auto s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
     auto s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
