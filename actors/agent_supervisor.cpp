@@ -12,6 +12,7 @@
 #include "core/node_identity.hpp"
 #include "core/wait_estimator.hpp"
 #include "core/window_stats.hpp"
+#include "core/tsan.hpp"
 #include "logging/log.hpp"
 
 namespace sil {
@@ -419,6 +420,7 @@ void dispatch(self_ptr self) {
     self->request(target->handle, st.cfg.encoder_timeout, encode_atom::value, std::move(batch))
       .then(
         [=](encoded_batch& out) {
+          tsan::handoff_acquire(&tsan::encoder_batches); // see encode_with
           auto& s = self->state;
           auto* w = find_slot(self, id);
           if (w == nullptr)
