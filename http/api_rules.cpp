@@ -10,6 +10,7 @@
 
 #include "core/hash.hpp"
 #include "http/codec.hpp"
+#include "logging/log.hpp"
 
 namespace sil::http_api {
 
@@ -396,6 +397,22 @@ std::string token_id(std::string_view authorization) {
   if (token.empty())
     return "none";
   return sha256_hex(token).substr(0, 8);
+}
+
+void log_access(const finished_exchange& e) {
+  if (!logging::access_enabled())
+    return;
+  logging::access_record rec;
+  rec.request_id = e.request_id;
+  rec.remote = e.remote;
+  rec.method = e.method;
+  rec.target = e.target;
+  rec.status = e.status;
+  rec.bytes_in = e.bytes_in;
+  rec.bytes_out = e.bytes_out;
+  rec.latency_ms = std::chrono::duration<double, std::milli>(e.latency).count();
+  rec.outcome = e.outcome;
+  logging::access(rec);
 }
 
 } // namespace sil::http_api
