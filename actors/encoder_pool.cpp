@@ -9,6 +9,7 @@
 
 #include "actors/encoder_worker.hpp"
 #include "core/node_identity.hpp"
+#include "core/tsan.hpp"
 #include "core/wait_estimator.hpp"
 #include "logging/log.hpp"
 
@@ -402,6 +403,7 @@ void dispatch(self_ptr self) {
     self->request(target->handle, st.cfg.encoder_timeout, encode_atom::value, std::move(batch))
       .then(
         [=](encoded_batch& out) {
+          tsan::handoff_acquire(&tsan::encoder_batches); // see encode_with
           auto& s = self->state;
           auto* w = find_slot(self, id);
           if (w == nullptr)

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tsan.hpp"
 #include "logging/log.hpp"
 
 namespace sil {
@@ -34,8 +35,10 @@ caf::expected<encoded_batch> encode_with(const model& m, const encode_batch& bat
   }
   encoded_batch res;
   res.embeddings.resize(batch.items.size());
-  if (views.empty())
+  if (views.empty()) {
+    tsan::handoff_release(&tsan::encoder_batches); // see the end
     return res;
+  }
   auto started = std::chrono::steady_clock::now();
   auto out = m.encode_batch(views);
   if (!out)
@@ -47,6 +50,8 @@ caf::expected<encoded_batch> encode_with(const model& m, const encode_batch& bat
     res.flops += m.forward_flops(v.rows);
   for (std::size_t k = 0; k < live.size(); ++k)
     res.embeddings[live[k]] = std::move((*out)[k]);
+  // The result is complete; the reply carries it to the pool's thread.
+  tsan::handoff_release(&tsan::encoder_batches);
   return res;
 }
 

@@ -135,6 +135,15 @@ sil_config::sil_config() {
 
 namespace {
 
+/// Joins text pieces into one string with one allocation's worth of
+/// appends (error messages built inside loops).
+template <class... Ts>
+std::string join_text(const Ts&... parts) {
+  std::string out;
+  (out.append(parts), ...);
+  return out;
+}
+
 /// sil's own sections; "global" holds sil's and CAF's top-level options.
 const std::vector<std::string>& sil_categories() {
   static const std::vector<std::string> xs{"cache", "model", "encoder", "http",  "risk",
@@ -307,9 +316,9 @@ std::optional<std::string> coerce(const caf::config_option& opt, caf::config_val
       v = static_cast<double>(*i);
   } else if (t == "boolean") {
     bool b = false;
-    if (auto s = caf::get_if<std::string>(&v); s && parse_bool(*s, b))
-      v = b;
-    else if (auto a = caf::get_if<caf::atom_value>(&v); a && parse_bool(caf::to_string(*a), b))
+    auto s = caf::get_if<std::string>(&v);
+    auto a = caf::get_if<caf::atom_value>(&v);
+    if ((s != nullptr && parse_bool(*s, b)) || (a != nullptr && parse_bool(caf::to_string(*a), b)))
       v = b;
   } else if (t == "string") {
     if (auto a = caf::get_if<caf::atom_value>(&v))
@@ -549,7 +558,7 @@ std::vector<std::string> sil_config::sil_option_keys() const {
         || (cat == "global"
             && std::find(our_globals.begin(), our_globals.end(), name) != our_globals.end());
     if (mine)
-      out.push_back(cat + "." + name);
+      out.push_back(join_text(cat, ".", name));
   }
   return out;
 }
@@ -629,7 +638,7 @@ status sil_config::load_config_file(const std::string& path, bool named_on_comma
       for (const auto& [sub, inner] : *dict) {
         auto sub_dict = caf::get_if<caf::settings>(&inner);
         if (sub_dict == nullptr || !is_caf_category(sub))
-          return fail("caf." + sub + ": unknown section [caf." + sub + "]");
+          return fail(join_text("caf.", sub, ": unknown section [caf.", sub, "]"));
         if (auto st = check_section(sub, "caf." + sub, *sub_dict); !st)
           return st;
       }
@@ -672,10 +681,11 @@ status sil_config::check_arguments(const std::vector<std::string>& args,
         continue;
       }
       if (eq == std::string::npos)
-        return fail(i, shown + " needs a value (--" + name + "=VALUE)");
+        return fail(i, join_text(shown, " needs a value (--", name, "=VALUE)"));
       auto value = a.substr(eq + 1);
       if (!opt->parse(value))
-        return fail(i, shown + ": expected " + expected_kind(*opt) + ", got \"" + value + "\"");
+        return fail(i,
+                    join_text(shown, ": expected ", expected_kind(*opt), ", got \"", value, "\""));
       continue;
     }
     auto opt = custom_options_.cli_short_name_lookup(a[1]);
@@ -754,11 +764,12 @@ status sil_config::parse_all(int argc, char** argv, const char* (*getenv_fn)(con
       auto value = a.substr(eq + 1);
       if (!parse_bool(value, v)) {
         auto key = a.substr(2, eq - 2);
+        auto where = origins[i].empty()
+                       ? std::string{"; see --help"}
+                       : join_text(" (set by the environment variable ", origins[i], ")");
         return {errc::invalid_config,
-                (origins[i].empty() ? "--" : "") + key + ": expected true or false, got \"" + value
-                  + "\""
-                  + (origins[i].empty() ? std::string{"; see --help"}
-                                        : " (set by the environment variable " + origins[i] + ")")};
+                join_text(origins[i].empty() ? "--" : "", key, ": expected true or false, got \"",
+                          value, "\"", where)};
       }
       bools.emplace_back(opt, v);
       continue;

@@ -43,8 +43,8 @@ region_sizes regions_for(admission_policy p, std::size_t capacity) noexcept {
   // of misses inserts meanwhile; a two-entry window (1% of 256) turned a
   // key over to admission before its second request was counted, rated
   // like the one-off keys around it, and dropped it.
-  r.window = std::max<std::size_t>(
-    {1, capacity / 100, std::min<std::size_t>(min_window, capacity / 16)});
+  r.window
+    = std::max<std::size_t>({1, capacity / 100, std::min<std::size_t>(min_window, capacity / 16)});
   r.main = capacity - r.window;
   r.protected_max = r.main * 8 / 10;
   return r;

@@ -14,6 +14,8 @@
 #include <mutex>
 #include <vector>
 
+#include "core/tsan.hpp"
+
 namespace sil {
 
 /// Set once, by the front end, when a request's client has gone.
@@ -41,6 +43,11 @@ public:
   /// away (an internal caller): the demand is then never abandoned.
   explicit demand(cancel_flag_ptr first) {
     join(std::move(first));
+    // Built on one actor's thread and used by others (the cache owner, the
+    // pool, a detached encoder worker) after message hand-offs that TSan
+    // cannot see (core/tsan.hpp): publish the complete object, and acquire
+    // it before every use below.
+    tsan::handoff_release(this);
   }
 
   demand(const demand&) = delete;
@@ -48,6 +55,7 @@ public:
 
   /// Another client waits on the same computation.
   void join(cancel_flag_ptr flag) {
+    tsan::handoff_acquire(this);
     std::lock_guard<std::mutex> guard{mu_};
     if (flag == nullptr)
       pinned_ = true;
@@ -57,6 +65,7 @@ public:
 
   /// True once every waiting client has gone.
   bool abandoned() const {
+    tsan::handoff_acquire(this);
     std::lock_guard<std::mutex> guard{mu_};
     if (pinned_ || flags_.empty())
       return false;
@@ -68,6 +77,7 @@ public:
 
   /// Number of clients that joined (the first one included).
   std::size_t clients() const {
+    tsan::handoff_acquire(this);
     std::lock_guard<std::mutex> guard{mu_};
     return flags_.size() + (pinned_ ? 1 : 0);
   }

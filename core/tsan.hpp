@@ -45,6 +45,10 @@ struct channel {
 /// owner, latencies to the metrics aggregator, hits to the ingress.
 inline channel read_path_batches;
 
+/// Encoded batches: a local encoder worker fills the result on its own
+/// (detached) thread and returns it; the pool reads it in its handler.
+inline channel encoder_batches;
+
 /// After sending a message (or completing an object) that another thread
 /// will read; `p` names the sync object.
 inline void handoff_release([[maybe_unused]] const void* p) noexcept {

@@ -10,6 +10,7 @@
 
 #include "core/hash.hpp"
 #include "http/codec.hpp"
+#include "logging/log.hpp"
 
 namespace sil::http_api {
 
@@ -71,10 +72,11 @@ constexpr std::uint32_t rotr(std::uint32_t x, int n) noexcept {
 
 void sha_block(std::array<std::uint32_t, 8>& h, const unsigned char* p) {
   std::array<std::uint32_t, 64> w{};
-  for (int i = 0; i < 16; ++i)
-    w[static_cast<std::size_t>(i)]
-      = (std::uint32_t{p[4 * i]} << 24) | (std::uint32_t{p[4 * i + 1]} << 16)
-        | (std::uint32_t{p[4 * i + 2]} << 8) | std::uint32_t{p[4 * i + 3]};
+  for (std::size_t i = 0; i < 16; ++i) {
+    const std::size_t j = 4 * i;
+    w[i] = (std::uint32_t{p[j]} << 24) | (std::uint32_t{p[j + 1]} << 16)
+           | (std::uint32_t{p[j + 2]} << 8) | std::uint32_t{p[j + 3]};
+  }
   for (std::size_t i = 16; i < 64; ++i) {
     auto s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
     auto s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -395,6 +397,22 @@ std::string token_id(std::string_view authorization) {
   if (token.empty())
     return "none";
   return sha256_hex(token).substr(0, 8);
+}
+
+void log_access(const finished_exchange& e) {
+  if (!logging::access_enabled())
+    return;
+  logging::access_record rec;
+  rec.request_id = e.request_id;
+  rec.remote = e.remote;
+  rec.method = e.method;
+  rec.target = e.target;
+  rec.status = e.status;
+  rec.bytes_in = e.bytes_in;
+  rec.bytes_out = e.bytes_out;
+  rec.latency_ms = std::chrono::duration<double, std::milli>(e.latency).count();
+  rec.outcome = e.outcome;
+  logging::access(rec);
 }
 
 } // namespace sil::http_api

@@ -182,4 +182,7 @@ std::string token_id(std::string_view authorization);
 /// SHA-256 of `data` as 64 lowercase hex digits (FIPS 180-4).
 std::string sha256_hex(std::string_view data);
 
+/// Writes `e` to the access log (a no-op unless log.access is on).
+void log_access(const finished_exchange& e);
+
 } // namespace sil::http_api

@@ -531,19 +531,7 @@ void service_routes::finished(const finished_exchange& e) {
     o.latency_ns = e.service_latency.count();
     caf::anon_send(svc_.metrics, outcome_atom::value, std::move(o));
   }
-  if (!logging::access_enabled())
-    return;
-  logging::access_record rec;
-  rec.request_id = e.request_id;
-  rec.remote = e.remote;
-  rec.method = e.method;
-  rec.target = e.target;
-  rec.status = e.status;
-  rec.bytes_in = e.bytes_in;
-  rec.bytes_out = e.bytes_out;
-  rec.latency_ms = std::chrono::duration<double, std::milli>(e.latency).count();
-  rec.outcome = e.outcome;
-  logging::access(rec);
+  log_access(e);
 }
 
 } // namespace sil::http_api

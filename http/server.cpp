@@ -713,7 +713,7 @@ private:
     stream_.socket().close(ec);
   }
 
-  static constexpr std::size_t header_limit = 16 * 1024;
+  static constexpr std::size_t header_limit = std::size_t{16} * 1024;
 
   beast::tcp_stream stream_;
   http_server::impl& srv_;
@@ -730,7 +730,7 @@ private:
   bool watching_ = false;
   bool wrote_async_ = false;
   beast::flat_buffer buffer_;
-  std::array<char, 16 * 1024> scratch_{};
+  std::array<char, std::size_t{16} * 1024> scratch_{};
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   /// The request being answered (the handler's views point into it).
   std::optional<bhttp::request<bhttp::string_body>> req_;

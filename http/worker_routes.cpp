@@ -2,8 +2,6 @@
 
 #include <cstdio>
 
-#include "logging/log.hpp"
-
 namespace sil::http_api {
 
 namespace {
@@ -152,17 +150,7 @@ handled worker_routes::handle(const request_view& req, responder&) {
 }
 
 void worker_routes::finished(const finished_exchange& e) {
-  logging::access_record rec;
-  rec.request_id = e.request_id;
-  rec.remote = e.remote;
-  rec.method = e.method;
-  rec.target = e.target;
-  rec.status = e.status;
-  rec.bytes_in = e.bytes_in;
-  rec.bytes_out = e.bytes_out;
-  rec.latency_ms = std::chrono::duration<double, std::milli>(e.latency).count();
-  rec.outcome = e.outcome;
-  logging::access(rec);
+  log_access(e);
 }
 
 void worker_routes::set_draining() {

@@ -60,7 +60,7 @@ namespace {
 /// An encoder worker that also counts its work on the node's board (for
 /// the worker's /metrics).
 encoder_worker_actor::behavior_type counting_encoder(encoder_worker_actor::pointer, const model& m,
-                                                     std::shared_ptr<worker_board> board) {
+                                                     const std::shared_ptr<worker_board>& board) {
   return {
     [m, board](encode_atom, const encode_batch& batch) -> caf::result<encoded_batch> {
       auto out = encode_with(m, batch);

@@ -189,8 +189,8 @@ TEST(Admission, RegionSizes) {
 
 // -- the policy in the cache -------------------------------------------------------
 
-lru_ttl_cache make(manual_clock& clk, std::size_t cap, admission_policy p,
-                   cache_duration ttl = 1h, std::uint64_t seed = cache_config{}.seed) {
+lru_ttl_cache make(manual_clock& clk, std::size_t cap, admission_policy p, cache_duration ttl = 1h,
+                   std::uint64_t seed = cache_config{}.seed) {
   cache_config cfg;
   cfg.max_size = cap;
   cfg.ttl = ttl;

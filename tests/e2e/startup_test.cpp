@@ -372,7 +372,7 @@ TEST(Logs, JsonLinesCarryTheAgentsDecisionsAndModeChanges) {
   for (int i = 0; i < 1500 && !decided; ++i) {
     std::string body = "{\"features\":[[0.5,-0.3,0.2,0.9";
     for (int k = 4; k < 32; ++k)
-      body += "," + std::to_string(std::sin(k * 1.7) + 0.1 * (i / 10));
+      body += "," + std::to_string(std::sin(k * 1.7) + 0.1 * static_cast<double>(i / 10));
     ASSERT_EQ(c.request("POST", "/predict", body + "]]}").status, 200);
     if (i % 20 == 19)
       decided = read_file(log).find("\"msg\":\"decision\"") != std::string::npos;
