@@ -56,16 +56,7 @@ struct LoneAgentTest : ::testing::Test, test_coordinator_fixture<> {
   /// Requests `T` from `dst` and runs the scheduler (never the clock).
   template <class T, class Handle, class... Ts>
   T ask(const Handle& dst, Ts... xs) {
-    auto hdl = self->request(dst, caf::infinite, xs...);
-    sched.run();
-    T out{};
-    if (self->mailbox().empty()) {
-      ADD_FAILURE() << "no reply";
-      return out;
-    }
-    hdl.receive([&](T& x) { out = std::move(x); },
-                [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
-    return out;
+    return ask_and_run<T>(*this, dst, xs...);
   }
 
   /// `n` reports with cosine divergence `cos`, then the agent's tick.

@@ -85,21 +85,10 @@ struct ServiceTest : ::testing::Test, test_coordinator_fixture<service_config> {
     return out;
   }
 
-  /// Requests `T` from `dst` and runs the scheduler. (The fixture's own
-  /// request<T>() calls run(), which also fires timers; with the service's
-  /// periodic timers that would never return.)
+  /// Requests `T` from `dst` and runs the scheduler (never the clock).
   template <class T, class Handle, class... Ts>
   T ask(const Handle& dst, Ts... xs) {
-    auto hdl = self->request(dst, caf::infinite, xs...);
-    sched.run();
-    T out{};
-    if (self->mailbox().empty()) {
-      ADD_FAILURE() << "no reply";
-      return out;
-    }
-    hdl.receive([&](T& x) { out = std::move(x); },
-                [&](caf::error& e) { ADD_FAILURE() << sys.render(e); });
-    return out;
+    return ask_and_run<T>(*this, dst, xs...);
   }
 
   cache_snapshot cache_stats() {

@@ -51,3 +51,22 @@
 #define FAIL(msg) CAF_FAIL(msg)
 
 #include <caf/test/dsl.hpp>
+
+/// Requests a `T` from `dst` on a deterministic fixture (`self`, `sched`,
+/// `sys` of test_coordinator_fixture) and runs the scheduler, but not the
+/// clock: the fixture's own request<T>() also fires timers, and an actor's
+/// periodic timers would keep it running forever. A missing answer or an
+/// error fails the test and gives a default T.
+template <class T, class Fixture, class Handle, class... Ts>
+T ask_and_run(Fixture& fx, const Handle& dst, Ts... xs) {
+  auto hdl = fx.self->request(dst, caf::infinite, xs...);
+  fx.sched.run();
+  T out{};
+  if (fx.self->mailbox().empty()) {
+    ADD_FAILURE() << "no reply";
+    return out;
+  }
+  hdl.receive([&](T& x) { out = std::move(x); },
+              [&](caf::error& e) { ADD_FAILURE() << fx.sys.render(e); });
+  return out;
+}
