@@ -46,6 +46,10 @@ std::string_view to_string(errc code) noexcept {
       return "uri_too_long";
     case errc::cancelled:
       return "cancelled";
+    case errc::conflict:
+      return "conflict";
+    case errc::unprocessable:
+      return "unprocessable";
   }
   return "unknown";
 }

@@ -62,6 +62,12 @@ enum class errc : unsigned char {
   /// The client went away before its answer was computed; the work was
   /// dropped (nobody receives this error: it is counted).
   cancelled,
+  /// The request conflicts with the current state (a version already
+  /// loaded, the default unloaded, a memory limit reached).
+  conflict,
+  /// The request is well formed but what it names cannot be used (a
+  /// weights file that is missing, truncated or of the wrong shape).
+  unprocessable,
 };
 
 /// Returns the stable snake_case name of `code` (used in logs and JSON).

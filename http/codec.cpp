@@ -1421,10 +1421,14 @@ unsigned status_for(errc code) noexcept {
       return 408;
     case errc::payload_too_large:
       return 413;
+    case errc::conflict:
+      return 409;
     case errc::uri_too_long:
       return 414;
     case errc::unsupported_media_type:
       return 415;
+    case errc::unprocessable:
+      return 422;
     case errc::header_too_large:
       return 431;
     case errc::cancelled:

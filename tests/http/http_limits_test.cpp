@@ -133,6 +133,8 @@ TEST(StatusMapping, TheNewEdgeErrorsHaveTheirStatuses) {
   EXPECT_EQ(status_for(errc::header_too_large), 431u);
   EXPECT_EQ(status_for(errc::cancelled), 499u);
   EXPECT_EQ(status_for(errc::overloaded), 503u);
+  EXPECT_EQ(status_for(errc::conflict), 409u);
+  EXPECT_EQ(status_for(errc::unprocessable), 422u);
 }
 
 } // namespace
