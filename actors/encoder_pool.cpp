@@ -32,6 +32,9 @@ struct worker_slot {
   /// replaces them and joins again).
   std::string node;
   bool remote = false;
+  /// The one model version a remote worker holds (a local worker encodes
+  /// whatever version a batch brings).
+  std::string version;
   /// A local worker spawned only because no other worker was reachable.
   bool fallback = false;
   /// Batches sent to it: ties between idle workers go to the one used least.
@@ -59,6 +62,8 @@ struct pool_state {
   /// The CAF node id each remote node last joined with, by name.
   std::map<std::string, std::string> node_ids;
   pool_snapshot stats;
+  /// The versions the service serves: remote workers may join for these.
+  std::vector<std::string> versions;
   /// Every live worker; shared with the exit hook, which outlives the state.
   std::shared_ptr<std::vector<caf::actor>> registry = std::make_shared<std::vector<caf::actor>>();
   static inline const char* name = "encoder_pool";
@@ -149,10 +154,14 @@ void add_fallback(self_ptr self) {
 caf::result<std::uint64_t> join(self_ptr self, const std::string& node, const std::string& version,
                                 const encoder_worker_actor& h) {
   auto& st = self->state;
-  if (version != st.cfg.m.version())
+  if (std::find(st.versions.begin(), st.versions.end(), version) == st.versions.end()) {
+    std::string served;
+    for (const auto& v : st.versions)
+      served += (served.empty() ? "" : ", ") + v;
     return make_caf_error(errc::invalid_config, "model version " + version + " of node " + node
-                                                  + " differs from the gateway's "
-                                                  + st.cfg.m.version());
+                                                  + " is not one the gateway serves (" + served
+                                                  + ")");
+  }
   if (!h)
     return make_caf_error(errc::bad_request, "no worker handle");
   // Before anything else looks at the handle: a node with another live
@@ -180,6 +189,7 @@ caf::result<std::uint64_t> join(self_ptr self, const std::string& node, const st
   slot.id = st.next_id++;
   slot.node = node;
   slot.remote = true;
+  slot.version = version;
   st.workers.push_back(std::move(slot));
   st.nodes[node].name = node; // a node seen for the first time starts as joining
   auto id = st.workers.back().id;
@@ -343,48 +353,110 @@ caf::result<embedding> admit(self_ptr self, encode_item& item) {
   return rp;
 }
 
+const std::string& version_of(const pool_state& st, const job& j) {
+  return j.item.with ? j.item.with.version() : st.cfg.m.version();
+}
+
+/// Whether a worker can encode for `version`: a local one encodes any.
+bool serves(const worker_slot& w, const std::string& version) {
+  return !w.remote || w.version == version;
+}
+
+/// Answers every queued job for `version` with `why` (no worker serves it).
+void fail_version(self_ptr self, const std::string& version, const std::string& why) {
+  auto& st = self->state;
+  for (auto i = st.queue.begin(); i != st.queue.end();) {
+    if (version_of(st, *i) == version) {
+      ++st.stats.failures;
+      st.queued_rows -= i->item.rows;
+      i->rp.deliver(make_caf_error(errc::unavailable, why));
+      i = st.queue.erase(i);
+    } else {
+      ++i;
+    }
+  }
+}
+
+/// The least-loaded idle worker for `version`, or null. Spawns the local
+/// fallback worker (if allowed) when no worker at all serves the version;
+/// fails the version's jobs when none may. Sets `failed` if it did.
+worker_slot* pick_worker(self_ptr self, const std::string& version, bool& failed) {
+  auto& st = self->state;
+  auto regular_for = [&] {
+    return std::any_of(st.workers.begin(), st.workers.end(), [&](const worker_slot& w) {
+      return !w.fallback && serves(w, version);
+    });
+  };
+  bool regular = regular_for();
+  if (!regular
+      && std::none_of(st.workers.begin(), st.workers.end(),
+                      [](const worker_slot& w) { return w.fallback; })) {
+    if (!st.cfg.fallback_local) {
+      failed = true;
+      fail_version(self, version,
+                   st.workers.empty()
+                     ? std::string{"no encoder node is reachable; retry later"}
+                     : "no encoder node serves model version " + version + "; retry later");
+      return nullptr;
+    }
+    add_fallback(self);
+  }
+  // Least-loaded idle worker; the fallback worker only while no other
+  // worker serves the version.
+  worker_slot* target = nullptr;
+  for (auto& w : st.workers)
+    if (!w.busy && serves(w, version) && (!w.fallback || !regular)
+        && (target == nullptr || w.outstanding < target->outstanding
+            || (w.outstanding == target->outstanding && w.dispatched < target->dispatched)))
+      target = &w;
+  return target;
+}
+
 void dispatch(self_ptr self) {
   auto& st = self->state;
   while (!st.queue.empty()) {
-    if (st.workers.empty()) {
-      // No worker reachable at all (a gateway whose nodes are gone).
-      if (!st.cfg.fallback_local) {
-        while (!st.queue.empty()) {
-          ++st.stats.failures;
-          st.queue.front().rp.deliver(
-            make_caf_error(errc::unavailable, "no encoder node is reachable; retry later"));
-          st.queue.pop_front();
-        }
-        st.queued_rows = 0;
-        return;
-      }
-      add_fallback(self);
-    }
-    bool regular = std::any_of(st.workers.begin(), st.workers.end(),
-                               [](const worker_slot& w) { return !w.fallback; });
-    // Least-loaded idle worker; the fallback worker only while no other
-    // worker exists.
+    // The oldest job whose version has an idle worker goes first, with the
+    // queued jobs of its version: a batch is one version, and a version
+    // whose workers are busy does not hold up another's.
     worker_slot* target = nullptr;
-    for (auto& w : st.workers)
-      if (!w.busy && (!w.fallback || !regular)
-          && (target == nullptr || w.outstanding < target->outstanding
-              || (w.outstanding == target->outstanding && w.dispatched < target->dispatched)))
-        target = &w;
+    std::string version;
+    std::vector<std::string> tried;
+    bool failed = false;
+    for (const auto& j : st.queue) {
+      const auto& v = version_of(st, j);
+      if (std::find(tried.begin(), tried.end(), v) != tried.end())
+        continue;
+      tried.push_back(v);
+      target = pick_worker(self, v, failed);
+      if (failed || target != nullptr) {
+        version = v;
+        break;
+      }
+    }
+    if (failed)
+      continue; // the queue changed under the loop: look again
     if (target == nullptr)
       return; // every worker busy: requests wait and will leave as one batch
     auto jobs = std::make_shared<std::vector<job>>();
     jobs->reserve(std::min(st.queue.size(), st.cfg.max_batch));
     encode_batch batch;
+    batch.version = version;
     std::uint64_t rows = 0;
     auto now = std::chrono::steady_clock::now();
-    while (!st.queue.empty() && jobs->size() < st.cfg.max_batch) {
-      auto j = std::move(st.queue.front());
-      st.queue.pop_front();
+    for (auto i = st.queue.begin(); i != st.queue.end() && jobs->size() < st.cfg.max_batch;) {
+      if (version_of(st, *i) != version) {
+        ++i;
+        continue;
+      }
+      auto j = std::move(*i);
+      i = st.queue.erase(i);
       st.queued_rows -= j.item.rows;
       // The last moment to skip work: nobody waits for it any more, or it
       // could not finish before its deadline.
       if (skip_job(self, j, now))
         continue;
+      if (!batch.with)
+        batch.with = j.item.with;
       rows += j.item.rows;
       batch.items.push_back(j.item);
       jobs->push_back(std::move(j));
@@ -460,6 +532,7 @@ void dispatch(self_ptr self) {
 encoder_pool_actor::behavior_type pool_behavior(self_ptr self, encoder_pool_config cfg) {
   auto& st = self->state;
   st.cfg = std::move(cfg);
+  st.versions = {st.cfg.m.version()};
   auto& local = st.nodes[st.cfg.node_name];
   local.name = st.cfg.node_name;
   local.state = node_state::local;
@@ -505,6 +578,9 @@ encoder_pool_actor::behavior_type pool_behavior(self_ptr self, encoder_pool_conf
     },
     [=](join_atom, const std::string& node, const std::string& version,
         const encoder_worker_actor& h) { return join(self, node, version, h); },
+    [=](models_atom, std::vector<std::string>& versions) {
+      self->state.versions = std::move(versions);
+    },
   };
 }
 

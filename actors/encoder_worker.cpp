@@ -14,7 +14,13 @@
 
 namespace sil {
 
-caf::expected<encoded_batch> encode_with(const model& m, const encode_batch& batch) {
+caf::expected<encoded_batch> encode_with(const model& own, const encode_batch& batch) {
+  // A local worker gets the version's model with the batch; a remote one
+  // holds one version and says so when asked for another.
+  if (!batch.with && !batch.version.empty() && batch.version != own.version())
+    return make_caf_error(errc::bad_request, "this encoder serves model version " + own.version()
+                                               + ", not " + batch.version);
+  const model& m = batch.with ? batch.with : own;
   std::vector<input_view> views;
   views.reserve(batch.items.size());
   // Items nobody waits for any more (their clients went away while the

@@ -106,7 +106,7 @@ void audit(self_ptr self, const job_ptr& j, const embedding& cached, std::int64_
   };
   self
     ->request(cfg.pool, cfg.encode_timeout, encode_atom::value,
-              encode_item{j->req.features, j->req.rows, nullptr, {}})
+              encode_item{j->req.features, j->req.rows, nullptr, {}, cfg.m})
     .then(
       [=](embedding& fresh) {
         done();
@@ -141,7 +141,7 @@ struct fresh_plan {
 /// Encodes the request at the pool and answers with the fresh result.
 void encode_fresh(self_ptr self, const job_ptr& j, const fresh_plan& plan, const done_fn& done) {
   auto& cfg = self->state.cfg;
-  encode_item item{j->req.features, j->req.rows, plan.wanted_by, j->req.deadline};
+  encode_item item{j->req.features, j->req.rows, plan.wanted_by, j->req.deadline, cfg.m};
   if (!item.wanted_by && j->req.cancel)
     item.wanted_by = std::make_shared<demand>(j->req.cancel);
   self->request(cfg.pool, cfg.encode_timeout, encode_atom::value, std::move(item))

@@ -75,6 +75,29 @@ struct mirrored_counter {
   }
 };
 
+/// One model version's series.
+struct version_series {
+  prom::Gauge* info = nullptr;
+  bool is_default = false;
+  mirrored_counter hits;
+  mirrored_counter misses;
+  prom::Gauge* entries = nullptr;
+  mirrored_counter audits;
+  prom::Gauge* served_upper = nullptr;
+  prom::Gauge* agent_mode = nullptr;
+};
+
+/// The families of the per-version series.
+struct version_family_set {
+  prom::Family<prom::Gauge>* info = nullptr;
+  prom::Family<prom::Counter>* hits = nullptr;
+  prom::Family<prom::Counter>* misses = nullptr;
+  prom::Family<prom::Gauge>* entries = nullptr;
+  prom::Family<prom::Counter>* audits = nullptr;
+  prom::Family<prom::Gauge>* served_upper = nullptr;
+  prom::Family<prom::Gauge>* agent_mode = nullptr;
+};
+
 /// One node's series, looked up once when the node first appears.
 struct node_series {
   prom::Gauge* up = nullptr;
@@ -128,6 +151,14 @@ struct metrics_state {
   prom::Gauge* agent_override = nullptr;
   audit_snapshot last_audit;
   agent_snapshot last_agent;
+  /// Every served version (the default model's default first), and what
+  /// the last pull found for each.
+  std::vector<lane_refs> lanes;
+  std::vector<model_version_stats> last_models;
+  prom::Family<prom::Gauge>* model_info_family = nullptr;
+  prom::Gauge* model_info = nullptr;
+  version_family_set version_families;
+  std::map<std::string, version_series> version_series_by_key;
   std::uint64_t requests = 0;
   std::uint64_t errors = 0;
   std::uint64_t rejected = 0;
@@ -413,12 +444,95 @@ void build_registry(metrics_state& st) {
                      .Help("1 for the node's current state (local: the gateway's own; up: has "
                            "live workers; down: had workers, has none), 0 for the others")
                      .Register(reg);
-  prom::BuildGauge()
-    .Name("sil_model_info")
-    .Help("The served model; the value is always 1")
-    .Register(reg)
-    .Add({{"name", st.cfg.model_name}, {"version", st.cfg.model_version}})
-    .Set(1);
+  st.model_info_family = &prom::BuildGauge()
+                             .Name("sil_model_info")
+                             .Help("The default model and its default version; the value is "
+                                   "always 1")
+                             .Register(reg);
+  st.model_info = &st.model_info_family->Add(
+    {{"name", st.cfg.model_name}, {"version", st.cfg.model_version}});
+  st.model_info->Set(1);
+  st.version_families.info = &prom::BuildGauge()
+                                .Name("sil_model_version_info")
+                                .Help("Every served model version (default=\"true\" for its "
+                                      "model's default); the value is always 1")
+                                .Register(reg);
+  st.version_families.hits = &prom::BuildCounter()
+                                .Name("sil_model_cache_hits_total")
+                                .Help("Cache hits of the version's own cache")
+                                .Register(reg);
+  st.version_families.misses = &prom::BuildCounter()
+                                  .Name("sil_model_cache_misses_total")
+                                  .Help("Cache misses of the version's own cache")
+                                  .Register(reg);
+  st.version_families.entries = &prom::BuildGauge()
+                                   .Name("sil_model_cache_entries")
+                                   .Help("Entries in the version's own cache")
+                                   .Register(reg);
+  st.version_families.audits = &prom::BuildCounter()
+                                  .Name("sil_model_audits_total")
+                                  .Help("Audits of the version's served hits")
+                                  .Register(reg);
+  st.version_families.served_upper = &prom::BuildGauge()
+                                        .Name("sil_model_served_wrong_rate_upper")
+                                        .Help("Upper confidence bound of the version's served "
+                                              "wrong-rate, as its agent weighs it")
+                                        .Register(reg);
+  st.version_families.agent_mode = &prom::BuildGauge()
+                                      .Name("sil_model_agent_state")
+                                      .Help("Mode of the version's agent: 0 normal, 1 short TTL, "
+                                            "2 reuse disabled")
+                                      .Register(reg);
+}
+
+/// Brings the per-version series in line with the last pull: series of
+/// versions that left are removed, new ones added.
+void refresh_versions(metrics_state& st) {
+  auto& f = st.version_families;
+  std::map<std::string, version_series> next;
+  for (const auto& v : st.last_models) {
+    auto key = v.model + '\n' + v.version;
+    auto i = st.version_series_by_key.find(key);
+    version_series vs;
+    if (i != st.version_series_by_key.end()) {
+      vs = i->second;
+      st.version_series_by_key.erase(i);
+    } else {
+      prom::Labels labels{{"model", v.model}, {"version", v.version}};
+      vs.hits.counter = &f.hits->Add(labels);
+      vs.misses.counter = &f.misses->Add(labels);
+      vs.entries = &f.entries->Add(labels);
+      vs.audits.counter = &f.audits->Add(labels);
+      vs.served_upper = &f.served_upper->Add(labels);
+      vs.agent_mode = &f.agent_mode->Add(labels);
+    }
+    if (vs.info == nullptr || vs.is_default != v.is_default) {
+      if (vs.info != nullptr)
+        f.info->Remove(vs.info);
+      vs.info = &f.info->Add({{"model", v.model},
+                              {"version", v.version},
+                              {"default", v.is_default ? "true" : "false"}});
+      vs.info->Set(1);
+      vs.is_default = v.is_default;
+    }
+    vs.hits.update(v.hits);
+    vs.misses.update(v.misses);
+    vs.entries->Set(static_cast<double>(v.entries));
+    vs.audits.update(v.audits);
+    vs.served_upper->Set(v.served_upper);
+    vs.agent_mode->Set(static_cast<double>(v.mode));
+    next.emplace(std::move(key), vs);
+  }
+  for (auto& [key, vs] : st.version_series_by_key) {
+    f.info->Remove(vs.info);
+    f.hits->Remove(vs.hits.counter);
+    f.misses->Remove(vs.misses.counter);
+    f.entries->Remove(vs.entries);
+    f.audits->Remove(vs.audits.counter);
+    f.served_upper->Remove(vs.served_upper);
+    f.agent_mode->Remove(vs.agent_mode);
+  }
+  st.version_series_by_key = std::move(next);
 }
 
 served_estimate served_of(const metrics_state& st) {
@@ -529,22 +643,84 @@ void refresh(metrics_state& st) {
 /// Fetches fresh cache, pool, agent and audit snapshots, then calls `k`. On
 /// a timeout the last known values are used: /stats must answer even if an
 /// actor lags.
+/// Pulls the cache and audit counters of every lane from `i` on, one
+/// after the other, into `out`; then calls `k`. A lane that does not answer
+/// in time keeps zeros (it is draining or busy).
+template <class K>
+void collect_lanes(self_ptr self, std::size_t i,
+                   std::shared_ptr<std::vector<model_version_stats>> out, K k) {
+  auto& st = self->state;
+  if (i >= st.lanes.size()) {
+    st.last_models = std::move(*out);
+    return k();
+  }
+  auto timeout = std::chrono::seconds{1};
+  const auto& l = st.lanes[i];
+  model_version_stats v;
+  v.model = l.model;
+  v.version = l.version;
+  v.is_default = l.is_default;
+  out->push_back(v);
+  auto ingress = l.ingress;
+  auto agent = l.agent;
+  auto audits = [=]() mutable {
+    self->request(ingress, timeout, stats_atom::value)
+      .then(
+        [=](audit_snapshot& a) mutable {
+          out->at(i).audits = a.audits;
+          collect_lanes(self, i + 1, out, k);
+        },
+        [=](caf::error&) mutable { collect_lanes(self, i + 1, out, k); });
+  };
+  auto next = [=]() mutable {
+    self->request(agent, timeout, agent_atom::value)
+      .then(
+        [=](agent_snapshot& a) mutable {
+          auto& v = out->at(i);
+          v.mode = a.mode;
+          v.served_labels = a.served_labels;
+          v.served_wrong = a.served_wrong;
+          v.served_lower = a.served_lower;
+          v.served_upper = a.served_upper;
+          audits();
+        },
+        [=](caf::error&) mutable { audits(); });
+  };
+  self->request(l.cache, timeout, stats_atom::value)
+    .then(
+      [=](cache_snapshot& c) mutable {
+        auto& v = out->at(i);
+        v.hits = c.stats.hits;
+        v.misses = c.stats.misses;
+        v.entries = c.stats.size;
+        v.labels = c.guard.labels;
+        v.wrong_labels = c.guard.wrong_labels;
+        next();
+      },
+      [=](caf::error&) mutable { next(); });
+}
+
 template <class K>
 void collect(self_ptr self, K k) {
   auto timeout = std::chrono::seconds{1};
   auto& st = self->state;
+  auto fetch_models = [=]() mutable {
+    collect_lanes(self, 0, std::make_shared<std::vector<model_version_stats>>(), k);
+  };
   auto fetch_audit = [=]() mutable {
     if (!self->state.ingress)
-      return k();
+      return fetch_models();
     self->request(self->state.ingress, timeout, stats_atom::value)
       .then(
         [=](audit_snapshot& a) mutable {
           self->state.last_audit = a;
-          k();
+          fetch_models();
         },
-        [=](caf::error&) mutable { k(); });
+        [=](caf::error&) mutable { fetch_models(); });
   };
   auto fetch_agent = [=]() mutable {
+    if (!self->state.cfg.agent)
+      return fetch_audit();
     self->request(self->state.cfg.agent, timeout, agent_atom::value)
       .then(
         [=](agent_snapshot& a) mutable {
@@ -553,6 +729,8 @@ void collect(self_ptr self, K k) {
         },
         [=](caf::error&) mutable { fetch_audit(); });
   };
+  if (!st.cfg.cache)
+    return fetch_agent();
   self->request(st.cfg.cache, timeout, stats_atom::value)
     .then(
       [=](cache_snapshot& c) mutable {
@@ -588,6 +766,7 @@ service_snapshot make_snapshot(metrics_state& st) {
   s.model_version = st.cfg.model_version;
   s.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count();
   s.served = served_of(st);
+  s.models = st.last_models;
   return s;
 }
 
@@ -660,6 +839,27 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
       }
     },
     [=](ingress_actor& h) { self->state.ingress = std::move(h); },
+    [=](models_atom, std::vector<lane_refs>& lanes) {
+      // The unlabelled cache, audit and agent series follow the default
+      // model's default version (first); every version has its own
+      // labelled series too.
+      auto& s = self->state;
+      s.lanes = std::move(lanes);
+      if (s.lanes.empty())
+        return;
+      const auto& primary = s.lanes.front();
+      s.cfg.cache = primary.cache;
+      s.cfg.agent = primary.agent;
+      s.ingress = primary.ingress;
+      if (primary.model != s.cfg.model_name || primary.version != s.cfg.model_version) {
+        s.cfg.model_name = primary.model;
+        s.cfg.model_version = primary.version;
+        s.model_info_family->Remove(s.model_info);
+        s.model_info
+          = &s.model_info_family->Add({{"name", primary.model}, {"version", primary.version}});
+        s.model_info->Set(1);
+      }
+    },
     [=](stats_atom) -> caf::result<service_snapshot> {
       auto rp = self->make_response_promise<service_snapshot>();
       collect(self, [=]() mutable { rp.deliver(make_snapshot(self->state)); });
@@ -669,6 +869,7 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
       auto rp = self->make_response_promise<std::string>();
       collect(self, [=]() mutable {
         refresh(self->state);
+        refresh_versions(self->state);
         prom::TextSerializer ser;
         rp.deliver(ser.Serialize(self->state.registry->Collect()));
       });

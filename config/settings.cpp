@@ -156,9 +156,30 @@ result<std::vector<std::string>> parse_cors_origins(std::string_view list) {
   return out;
 }
 
+result<std::vector<model_spec>> parse_model_specs(std::string_view list) {
+  std::vector<model_spec> out;
+  while (!list.empty()) {
+    auto semi = list.find(';');
+    auto item = trim(list.substr(0, semi));
+    list = semi == std::string_view::npos ? std::string_view{} : list.substr(semi + 1);
+    if (item.empty())
+      continue;
+    auto spec = parse_model_spec(item);
+    if (!spec)
+      return error{errc::invalid_config, "models.load: " + spec.error().message};
+    out.push_back(std::move(*spec));
+  }
+  return out;
+}
+
 status validate(const service_settings& s, std::size_t input_dim) {
   if (auto origins = parse_cors_origins(s.http_cors_origins); !origins)
     return origins.error();
+  if (auto specs = parse_model_specs(s.models_load); !specs)
+    return specs.error();
+  if (!s.model_name.empty())
+    if (auto st = validate_model_name(s.model_name); !st)
+      return bad("model.name", st.error().message, s.model_name);
   const status checks[] = {
     int_range("port", s.port, 0, 65535),
     s.host.empty() ? bad("host", "must not be empty", "\"\"") : ok(),
@@ -170,6 +191,8 @@ status validate(const service_settings& s, std::size_t input_dim) {
     int_range("cache.prefix-k", s.cache_prefix_k, 1, static_cast<std::int64_t>(input_dim)),
     seconds_range("cache.sweep-interval", s.cache_sweep_interval_seconds, 0.0, 3600.0, false),
     int_range("model.seed", s.model_seed, 0, INT64_MAX),
+    int_range("models.max-bytes", s.models_max_bytes, 0, INT64_MAX),
+    int_range("models.warm-encodes", s.models_warm_encodes, 0, 100000),
     int_range("workers", s.workers, 0, 256),
     int_range("encoder.max-batch", s.encoder_max_batch, 1, 4096),
     seconds_range("encoder.timeout", s.encoder_timeout_seconds, 0.0, 3600.0, false),

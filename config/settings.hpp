@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/model_directory.hpp"
 
 namespace sil {
 
@@ -42,6 +43,17 @@ struct service_settings {
   std::string model_preset = "base";
   std::string model_weights;
   std::int64_t model_seed = 42;
+  /// The served name of that model (empty: its architecture's name).
+  std::string model_name;
+  // -- models: more models and versions, and their limits
+  /// More versions to serve from the start: model specs
+  /// (core/model_directory.hpp) separated by ';'.
+  std::string models_load;
+  /// Bytes all loaded weights may take (0: no limit).
+  std::int64_t models_max_bytes = 0;
+  /// Warm-up encodes of a version loaded at runtime, before it may become
+  /// the default (a request may override it).
+  std::int64_t models_warm_encodes = 8;
   // -- encoder workers
   std::int64_t workers = 0; // 0: one per core
   std::int64_t encoder_max_batch = 32;
@@ -133,6 +145,10 @@ std::optional<std::pair<std::string, std::uint16_t>> split_host_port(const std::
 /// a browser's Origin field spells them); an element that is neither is an
 /// error that names it.
 result<std::vector<std::string>> parse_cors_origins(std::string_view list);
+
+/// Splits models.load into model specs (';' between them); errors name the
+/// key and the spec.
+result<std::vector<model_spec>> parse_model_specs(std::string_view list);
 
 /// Checks every value; the error message names the offending key and the
 /// value. `input_dim` is the model's D, which bounds the prefix length.

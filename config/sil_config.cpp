@@ -55,7 +55,16 @@ sil_config::sil_config() {
   opt_group{custom_options_, "model"}
     .add(s.model_preset, "preset", "model architecture: base or seed")
     .add(s.model_weights, "weights", "weights file (docs/weights-format.md); empty: from the seed")
-    .add(s.model_seed, "seed", "seed of the deterministic weights");
+    .add(s.model_seed, "seed", "seed of the deterministic weights")
+    .add(s.model_name, "name", "the model's served name (empty: the architecture's name)");
+  opt_group{custom_options_, "models"}
+    .add(s.models_load, "load",
+         "more model versions to serve from the start, ';' between them, each "
+         "name=N,preset=P,seed=S or name=N,weights=FILE")
+    .add(s.models_max_bytes, "max-bytes",
+         "bytes all loaded weights may take; a load past it is refused (0: no limit)")
+    .add(s.models_warm_encodes, "warm-encodes",
+         "warm-up encodes of a version loaded at runtime before it may become the default");
   opt_group{custom_options_, "encoder"}
     .add(s.encoder_max_batch, "max-batch", "most requests a worker encodes in one pass")
     .add(s.encoder_timeout_seconds, "timeout", "seconds before a worker's batch is retried")
@@ -146,8 +155,9 @@ std::string join_text(const Ts&... parts) {
 
 /// sil's own sections; "global" holds sil's and CAF's top-level options.
 const std::vector<std::string>& sil_categories() {
-  static const std::vector<std::string> xs{"cache", "model", "encoder", "http",  "risk",
-                                           "audit", "agent", "cluster", "admin", "log"};
+  static const std::vector<std::string> xs{"cache", "model",   "models", "encoder",
+                                           "http",  "risk",    "audit",  "agent",
+                                           "cluster", "admin", "log"};
   return xs;
 }
 

@@ -142,6 +142,8 @@ std::string_view to_string(version_state s) noexcept {
       return "warming";
     case version_state::ready:
       return "ready";
+    case version_state::draining:
+      return "draining";
   }
   return "unknown";
 }

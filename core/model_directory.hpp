@@ -65,6 +65,8 @@ enum class version_state : std::uint8_t {
   warming,
   /// Warm: it may become its model's default.
   ready,
+  /// Unloaded: out of the directory, finishing the requests that hold it.
+  draining,
 };
 
 std::string_view to_string(version_state s) noexcept;

@@ -31,7 +31,17 @@ std::string fmt_number(double v) {
 }
 
 /// The fields of a /predict body; `other` is any unknown key.
-enum class field { features, use_cache, max_age_ms, max_wrong_rate, timeout_ms, id, other };
+enum class field {
+  features,
+  use_cache,
+  max_age_ms,
+  max_wrong_rate,
+  timeout_ms,
+  id,
+  model,
+  version,
+  other
+};
 
 /// Open containers of a skipped value, innermost last: object or array.
 /// The first 64 levels live in one word; deeper ones (rare, and bounded by
@@ -172,6 +182,10 @@ private:
         case field::id:
           ok = parse_id();
           break;
+        case field::model:
+        case field::version:
+          ok = parse_name_field(f);
+          break;
         case field::other:
           ok = skip_value(); // unknown fields are ignored
           break;
@@ -279,6 +293,22 @@ private:
     if (!lex_string(nullptr, &text))
       return false;
     *id_ = std::move(text);
+    return true;
+  }
+
+  /// "model" and "version": strings of at most max_name_bytes bytes; empty
+  /// (or absent) means the default.
+  bool parse_name_field(field f) {
+    const char* what = f == field::model ? "'model'" : "'version'";
+    if (p_ == end_ || *p_ != '"')
+      return misplaced(std::string{what} + " must be a string, not ");
+    std::string text;
+    if (!lex_string(nullptr, &text))
+      return false;
+    if (text.size() > max_name_bytes)
+      return fail(std::string{what} + " is longer than " + std::to_string(max_name_bytes)
+                  + " bytes");
+    (f == field::model ? req_.model : req_.version) = std::move(text);
     return true;
   }
 
@@ -634,6 +664,10 @@ private:
           *key = field::timeout_ms;
         else if (k == "id")
           *key = field::id;
+        else if (k == "model")
+          *key = field::model;
+        else if (k == "version")
+          *key = field::version;
       }
     }
     return true;
@@ -939,7 +973,7 @@ result<predict_request> decode_predict(std::string_view body, const decode_limit
 }
 
 std::string encode_predict(const predict_reply& r, double latency_ms,
-                           const std::optional<std::string>& id) {
+                           const std::optional<std::string>& id, std::string_view model_name) {
   std::string out;
   out.reserve(256);
   out += "{\"prediction\":";
@@ -949,7 +983,13 @@ std::string encode_predict(const predict_reply& r, double latency_ms,
   append_number(out, latency_ms, std::chars_format::fixed, 4);
   out += ",\"source\":\"";
   out += to_string(r.source);
-  out += "\",\"model_version\":\"";
+  if (!model_name.empty()) {
+    out += "\",\"model\":";
+    out += json(model_name).dump(-1, ' ', false, json::error_handler_t::replace);
+    out += ",\"model_version\":\"";
+  } else {
+    out += "\",\"model_version\":\"";
+  }
   out += r.model_version;
   out += '"';
   if (r.source == embedding_source::cache) {
@@ -977,6 +1017,37 @@ std::string encode_error(const error& e) {
   json j = {{"error", {{"code", to_string(e.code)}, {"message", e.message}}}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
+
+namespace {
+
+/// Every served version's own counters, for /stats.
+json models_json(const std::vector<model_version_stats>& models) {
+  auto out = json::array();
+  for (const auto& v : models) {
+    auto lookups = v.hits + v.misses;
+    out.push_back(
+      {{"model", v.model},
+       {"version", v.version},
+       {"default", v.is_default},
+       {"hits", v.hits},
+       {"misses", v.misses},
+       {"hit_rate",
+        lookups == 0 ? 0.0 : static_cast<double>(v.hits) / static_cast<double>(lookups)},
+       {"entries", v.entries},
+       {"audits", v.audits},
+       {"labels", v.labels},
+       {"wrong_labels", v.wrong_labels},
+       {"agent", to_string(v.mode)},
+       {"served",
+        {{"window", v.served_labels},
+         {"window_wrong", v.served_wrong},
+         {"lower", v.served_lower},
+         {"upper", v.served_upper}}}});
+  }
+  return out;
+}
+
+} // namespace
 
 std::string encode_stats(const service_snapshot& s) {
   const auto& c = s.cache;
@@ -1060,6 +1131,7 @@ std::string encode_stats(const service_snapshot& s) {
       {"invalidations", s.cache.invalidations}}},
     {"risk", risk_json(s)},
     {"model", {{"name", s.model_name}, {"version", s.model_version}}},
+    {"models", models_json(s.models)},
     {"uptime_seconds", s.uptime_s},
   };
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -1082,6 +1154,136 @@ result<double> decode_ttl(std::string_view body) {
   if (!std::isfinite(v) || v < 0.0 || v > 31536000.0)
     return error{errc::bad_request, "'ttl_seconds' must be in [0, 31536000]"};
   return v;
+}
+
+namespace {
+
+const char* json_kind(const json& j);
+
+/// A JSON object body of the admin API: unknown keys are refused (a typo
+/// must not load the wrong thing).
+result<json> admin_object(std::string_view body, std::initializer_list<const char*> keys,
+                          const char* shape) {
+  auto j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return error{errc::bad_request, std::string{"body must be a JSON object "} + shape};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool known = false;
+    for (const char* k : keys)
+      known = known || it.key() == k;
+    if (!known) {
+      std::string list;
+      for (const char* k : keys)
+        list += (list.empty() ? "'" : ", '") + std::string{k} + "'";
+      return error{errc::bad_request,
+                   "unknown field '" + it.key() + "' (expected " + list + ")"};
+    }
+  }
+  return j;
+}
+
+status string_field(const json& j, const char* key, std::string& out, bool required) {
+  auto i = j.find(key);
+  if (i == j.end())
+    return required ? status{errc::bad_request, std::string{"missing field '"} + key + "'"}
+                    : ok();
+  if (!i->is_string())
+    return {errc::bad_request,
+            std::string{"'"} + key + "' must be a string, not " + json_kind(*i)};
+  out = i->get<std::string>();
+  if (out.size() > max_name_bytes && std::string_view{key} != "weights")
+    return {errc::bad_request, std::string{"'"} + key + "' is longer than "
+                                 + std::to_string(max_name_bytes) + " bytes"};
+  return ok();
+}
+
+status count_field(const json& j, const char* key, std::int64_t& out) {
+  auto i = j.find(key);
+  if (i == j.end())
+    return ok();
+  if (!i->is_number_integer() || i->get<double>() < 0 || i->get<double>() > 100000)
+    return {errc::bad_request, std::string{"'"} + key + "' must be an integer in [0, 100000]"};
+  out = i->get<std::int64_t>();
+  return ok();
+}
+
+} // namespace
+
+result<model_command> decode_model_load(std::string_view body) {
+  auto j = admin_object(body, {"name", "preset", "seed", "weights", "warm", "default"},
+                        "{\"name\": string, \"preset\": string, \"seed\": integer | "
+                        "\"weights\": path, \"warm\": integer, \"default\": bool}");
+  if (!j)
+    return j.error();
+  model_command cmd;
+  cmd.op = model_op::load;
+  for (auto st : {string_field(*j, "name", cmd.name, true),
+                  string_field(*j, "preset", cmd.preset, false),
+                  string_field(*j, "weights", cmd.weights, false), count_field(*j, "warm", cmd.warm)})
+    if (!st)
+      return st.error();
+  if (auto i = j->find("seed"); i != j->end()) {
+    if (!i->is_number_unsigned())
+      return error{errc::bad_request, "'seed' must be a non-negative integer"};
+    if (!cmd.weights.empty())
+      return error{errc::bad_request,
+                   "'seed' and 'weights' exclude each other: a weights file carries its weights"};
+    cmd.seed = i->get<std::uint64_t>();
+  }
+  if (auto i = j->find("default"); i != j->end()) {
+    if (!i->is_boolean())
+      return error{errc::bad_request, "'default' must be true or false"};
+    cmd.make_default = i->get<bool>();
+  }
+  return cmd;
+}
+
+result<std::string> decode_default_version(std::string_view body) {
+  auto j = admin_object(body, {"version"}, "{\"version\": string}");
+  if (!j)
+    return j.error();
+  std::string version;
+  if (auto st = string_field(*j, "version", version, true); !st)
+    return st.error();
+  if (version.empty())
+    return error{errc::bad_request, "'version' must not be empty"};
+  return version;
+}
+
+result<std::int64_t> decode_warm(std::string_view body) {
+  std::int64_t n = -1;
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
+    return n; // no body: the configured number
+  auto j = admin_object(body, {"encodes"}, "{\"encodes\": integer}");
+  if (!j)
+    return j.error();
+  if (auto st = count_field(*j, "encodes", n); !st)
+    return st.error();
+  return n;
+}
+
+std::string encode_model_listing(const model_listing& l) {
+  auto versions = json::array();
+  for (const auto& v : l.versions)
+    versions.push_back({{"model", v.model},
+                        {"version", v.version},
+                        {"declared", v.declared},
+                        {"architecture", v.architecture},
+                        {"state", to_string(v.state)},
+                        {"default", v.is_default},
+                        {"bytes", v.bytes},
+                        {"input_dim", v.input_dim},
+                        {"embedding_dim", v.embedding_dim},
+                        {"warm_encodes", v.warm_encodes}});
+  json j = {{"default_model", l.default_model},
+            {"bytes", l.bytes},
+            {"max_bytes", l.max_bytes},
+            {"versions", versions}};
+  if (!l.version.empty())
+    j["version"] = l.version;
+  if (!l.previous_default.empty())
+    j["previous_default"] = l.previous_default;
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 status check_admin(std::string_view authorization, std::string_view token) {
@@ -1381,9 +1583,14 @@ std::string encode_server_metadata(std::string_view name, std::string_view versi
 }
 
 std::string encode_model_metadata(const model_description& m) {
+  auto versions = json::array();
+  for (const auto& v : m.versions)
+    versions.push_back(v);
+  if (versions.empty())
+    versions.push_back(m.version);
   json j = {
     {"name", m.name},
-    {"versions", json::array({m.version})},
+    {"versions", versions},
     {"platform", model_platform},
     {"inputs",
      json::array({{{"name", "features"},

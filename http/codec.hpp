@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.hpp"
 #include "messages/payloads.hpp"
@@ -27,11 +28,14 @@ struct decode_limits {
 /// to nanoseconds downstream can overflow.
 inline constexpr std::int64_t max_age_limit_ms = 31'536'000'000;
 inline constexpr std::int64_t timeout_limit_ms = 600'000;
+/// The longest "model" or "version" a request may name.
+inline constexpr std::size_t max_name_bytes = 256;
 
 /// Parses and validates a /predict body: {"features": [[D numbers], ...],
 /// "use_cache": bool, "max_age_ms": integer in [0, a year], "max_wrong_rate":
-/// number in (0, 1], "timeout_ms": integer in [1, 600000]} (all but
-/// "features" optional).
+/// number in (0, 1], "timeout_ms": integer in [1, 600000], "model" and
+/// "version": strings of at most 256 bytes} (all but "features" optional;
+/// an empty or absent model or version means the default).
 /// Unknown fields are ignored. Every failure is errc::bad_request with a
 /// message that says what is wrong and where. Never throws.
 result<predict_request> decode_predict(std::string_view body, const decode_limits& limits);
@@ -41,10 +45,12 @@ result<predict_request> decode_predict(std::string_view body, const decode_limit
 result<predict_request> decode_predict(std::string_view body, const decode_limits& limits,
                                        std::optional<std::string>& id);
 
-/// {"prediction": ..., "cache_hit": ..., "latency_ms": ..., ..., "id": ...}
-/// ("id" only when the request gave one).
+/// {"prediction": ..., "cache_hit": ..., "latency_ms": ..., "model": ...,
+/// "model_version": ..., ..., "id": ...} ("id" only when the request gave
+/// one, "model" only when `model_name` is not empty).
 std::string encode_predict(const predict_reply& r, double latency_ms,
-                           const std::optional<std::string>& id = std::nullopt);
+                           const std::optional<std::string>& id = std::nullopt,
+                           std::string_view model_name = {});
 
 // -- the KServe v2 (Open Inference Protocol) adapter -------------------------------
 
@@ -78,8 +84,11 @@ std::string encode_infer(const predict_reply& r, double latency_ms, std::string_
 /// What the metadata routes say about the model.
 struct model_description {
   std::string name;
+  /// The default version (the only one listed when `versions` is empty).
   std::string version;
   std::size_t input_dim = 32;
+  /// Every loaded version.
+  std::vector<std::string> versions;
 };
 
 /// GET /v2: {"name", "version", "extensions": []}
@@ -103,6 +112,26 @@ std::string encode_agent(const agent_snapshot& a);
 
 /// Parses a PUT /admin/cache/ttl body {"ttl_seconds": x}, 0 <= x <= 1 year.
 result<double> decode_ttl(std::string_view body);
+
+// -- the model admin API ---------------------------------------------------------
+
+/// POST /admin/models: {"name": string, "preset": string, "seed": integer
+/// or "weights": path, "warm": integer in [0, 100000], "default": bool};
+/// only "name" is required; unknown fields are refused.
+result<model_command> decode_model_load(std::string_view body);
+
+/// PUT /admin/models/{name}/default: {"version": string}.
+result<std::string> decode_default_version(std::string_view body);
+
+/// POST /admin/models/{name}/versions/{v}/warm: {"encodes": integer} or no
+/// body (-1: the configured number).
+result<std::int64_t> decode_warm(std::string_view body);
+
+/// {"default_model", "bytes", "max_bytes", "versions": [{"model",
+/// "version", "declared", "architecture", "state", "default", "bytes",
+/// "input_dim", "embedding_dim", "warm_encodes"}], "version",
+/// "previous_default"} (the last two when a command set them).
+std::string encode_model_listing(const model_listing& l);
 
 /// Checks an Authorization header against the configured admin token:
 /// forbidden if no token is configured, unauthorized if the header is

@@ -38,6 +38,11 @@ enum route_id : int {
   r_v2_model_version_ready,
   r_v2_infer,
   r_v2_infer_version,
+  r_admin_models,
+  r_admin_models_load,
+  r_admin_model_default,
+  r_admin_model_unload,
+  r_admin_model_warm,
 };
 
 /// The one bridge from a route to an actor: asks `dst` with `xs...` from a
@@ -45,8 +50,8 @@ enum route_id : int {
 /// and answers later with `answer(expected<R>&)`, which runs on the
 /// connection's own thread.
 template <class R, class Handle, class Answer, class... Ts>
-handled ask_actor(caf::actor_system& sys, responder& rsp, const Handle& dst, route_label route,
-                  Answer answer, Ts... xs) {
+handled ask_actor_within(caf::timespan timeout, caf::actor_system& sys, responder& rsp,
+                         const Handle& dst, route_label route, Answer answer, Ts... xs) {
   auto done = rsp.later();
   auto reply = [done, answer](caf::expected<R> r) {
     done([r = std::move(r), answer]() mutable { return answer(r); });
@@ -55,7 +60,7 @@ handled ask_actor(caf::actor_system& sys, responder& rsp, const Handle& dst, rou
   // empty argument tuple when a function actor has no arguments (UBSan).
   sys.spawn(
     [=](caf::event_based_actor* self, int) {
-      self->request(dst, caf::timespan{3s}, xs...)
+      self->request(dst, timeout, xs...)
         .then([=](R& r) { reply(caf::expected<R>{std::move(r)}); },
               [=](caf::error& e) { reply(caf::expected<R>{std::move(e)}); });
     },
@@ -63,6 +68,14 @@ handled ask_actor(caf::actor_system& sys, responder& rsp, const Handle& dst, rou
   pending p;
   p.route = route;
   return handled::later(std::move(p));
+}
+
+/// ask_actor_within with the usual 3 s timeout.
+template <class R, class Handle, class Answer, class... Ts>
+handled ask_actor(caf::actor_system& sys, responder& rsp, const Handle& dst, route_label route,
+                  Answer answer, Ts... xs) {
+  return ask_actor_within<R>(caf::timespan{3s}, sys, rsp, dst, route, std::move(answer),
+                             std::move(xs)...);
 }
 
 /// An answer from `encode(R&)`, or the error the actor gave.
@@ -126,7 +139,7 @@ struct answer_format {
     out.route = route_label::predict;
     out.outcome = outcome_of(r.source);
     out.body = v2 ? encode_infer(r, ms_since(start), model_name, id)
-                  : encode_predict(r, ms_since(start), id);
+                  : encode_predict(r, ms_since(start), id, model_name);
     return out;
   }
 
@@ -165,6 +178,13 @@ const std::vector<route_spec>& service_routes::table() {
     {"POST", "/v2/models/{model_name}/infer", route_label::predict, r_v2_infer},
     {"POST", "/v2/models/{model_name}/versions/{model_version}/infer", route_label::predict,
      r_v2_infer_version},
+    {"GET", "/admin/models", route_label::admin, r_admin_models},
+    {"POST", "/admin/models", route_label::admin, r_admin_models_load},
+    {"PUT", "/admin/models/{model_name}/default", route_label::admin, r_admin_model_default},
+    {"DELETE", "/admin/models/{model_name}/versions/{model_version}", route_label::admin,
+     r_admin_model_unload},
+    {"POST", "/admin/models/{model_name}/versions/{model_version}/warm", route_label::admin,
+     r_admin_model_warm},
   };
   return routes;
 }
@@ -174,10 +194,25 @@ service_routes::service_routes(caf::actor_system& sys, const http_config& cfg,
   : sys_(sys)
   , cfg_(cfg)
   , svc_(svc)
-  , cors_(cfg.cors_origins)
-  , model_{cfg.model_name, cfg.model_version, cfg.input_dim} {
+  , cors_(cfg.cors_origins) {
   server_metadata_ = encode_server_metadata("sil-server", build_version());
-  model_metadata_ = encode_model_metadata(model_);
+  if (!svc_.models) {
+    // Handles assembled by hand (tests): the one lane they name.
+    svc_.models = std::make_shared<published_catalog>();
+    auto only = std::make_shared<lane>();
+    only->model_name = cfg.model_name;
+    only->ingress = svc_.ingress;
+    only->cache = svc_.cache;
+    only->agent = svc_.agent;
+    only->hits = svc_.hits;
+    auto dir = std::make_shared<model_catalog>();
+    model_catalog::version_entry v;
+    v.version = cfg.model_version;
+    v.state = version_state::ready;
+    v.lane = std::move(only);
+    (void) dir->add(cfg.model_name, std::move(v));
+    svc_.models->store(std::move(dir));
+  }
   if (svc_.board && svc_.board->workers_alive.load() > 0)
     seen_workers_ = true;
 }
@@ -200,8 +235,9 @@ response service_routes::health() const {
   // The first version's body, unchanged; the status follows readiness.
   auto& b = *svc_.board;
   response r;
+  auto primary = svc_.models->load()->resolve("", "");
   r.body = encode_health(b.cache_enabled.load(), b.workers_alive.load(), inflight_.load(),
-                         cfg_.model_version);
+                         primary ? primary->version->version : cfg_.model_version);
   r.route = route_label::health;
   auto rd = ready();
   if (!rd.ready) {
@@ -268,46 +304,61 @@ handled service_routes::handle(const request_view& req, responder& r) {
     case r_admin_ttl:
     case r_admin_resume:
       return admin(req, r, m.spec->id);
+    case r_admin_models:
+    case r_admin_models_load:
+    case r_admin_model_default:
+    case r_admin_model_unload:
+    case r_admin_model_warm:
+      return admin_models(req, r, m);
     case r_openapi:
       return handled::answer(json_ok(openapi_document(), route_label::openapi));
     case r_v2_server:
       return handled::answer(json_ok(server_metadata_, route_label::metadata));
     case r_v2_infer:
     case r_v2_infer_version:
-      if (auto miss = check_model(m))
-        return handled::answer(std::move(*miss));
-      return predict(req, r, api::v2);
+      return predict(req, r, api::v2, &m);
     default:
       return model_route(req, m, m.spec->id);
   }
 }
 
-std::optional<response> service_routes::check_model(const route_match& m) const {
-  if (m.params.empty() || m.params[0] != model_.name)
-    return v2_error_response({errc::not_found, "unknown model '"
-                                                 + std::string{m.params.empty() ? "" : m.params[0]}
-                                                 + "': this server serves '" + model_.name + "'"},
-                             m.spec->label);
-  if (m.params.size() > 1 && m.params[1] != model_.version)
-    return v2_error_response(
-      {errc::not_found, "unknown version '" + std::string{m.params[1]} + "' of model '"
-                          + model_.name + "': this server serves version '" + model_.version + "'"},
-      m.spec->label);
-  return std::nullopt;
+std::optional<service_routes::lane_ref> service_routes::resolve_v2(const route_match& m,
+                                                   std::optional<response>& miss) const {
+  auto catalog = svc_.models->load();
+  std::string_view name = m.params.empty() ? std::string_view{} : m.params[0];
+  std::string_view version = m.params.size() > 1 ? m.params[1] : std::string_view{};
+  auto r = catalog->resolve(name, version);
+  if (!r) {
+    miss = v2_error_response(r.error(), m.spec->label);
+    return std::nullopt;
+  }
+  return lane_ref{catalog, r->model, r->version};
 }
 
 handled service_routes::model_route(const request_view&, const route_match& m, int id) {
-  if (auto miss = check_model(m))
+  std::optional<response> miss;
+  auto found = resolve_v2(m, miss);
+  if (!found)
     return handled::answer(std::move(*miss));
-  if (id == r_v2_model || id == r_v2_model_version)
-    return handled::answer(json_ok(model_metadata_, route_label::metadata));
-  // .../ready: the model is loaded for as long as the process runs, so it
-  // is ready exactly when the server is.
+  if (id == r_v2_model || id == r_v2_model_version) {
+    model_description d;
+    d.name = found->model->name;
+    d.version = found->version->version;
+    d.input_dim = cfg_.input_dim;
+    if (id == r_v2_model)
+      for (const auto& v : found->model->versions)
+        d.versions.push_back(v.version);
+    return handled::answer(json_ok(encode_model_metadata(d), route_label::metadata));
+  }
+  // .../ready: a loaded version is ready when the server is and its warm-up
+  // is done.
   auto rd = ready();
+  if (rd.ready && found->version->state != version_state::ready)
+    rd = readiness{false, "warming", "the version's warm-up encodes are still running"};
   response r;
   r.status = rd.ready ? 200 : 503;
   r.retry_after = !rd.ready;
-  r.body = encode_model_ready(model_.name, rd.ready, rd.reason);
+  r.body = encode_model_ready(found->model->name, rd.ready, rd.reason);
   r.route = route_label::metadata;
   return handled::answer(std::move(r));
 }
@@ -328,11 +379,19 @@ std::chrono::milliseconds service_routes::expected_encoder_wait(std::uint32_t ro
   return std::chrono::milliseconds{static_cast<std::int64_t>(std::min(ms, 3.6e6))};
 }
 
-handled service_routes::predict(const request_view& req, responder& rsp, api kind) {
+handled service_routes::predict(const request_view& req, responder& rsp, api kind,
+                                const route_match* m) {
   answer_format fmt;
   fmt.v2 = kind == api::v2;
-  if (fmt.v2)
-    fmt.model_name = model_.name;
+  // The v2 routes name the model in the path: an unknown one is 404 before
+  // the body is read.
+  std::optional<lane_ref> target;
+  if (fmt.v2) {
+    std::optional<response> miss;
+    target = resolve_v2(*m, miss);
+    if (!target)
+      return handled::answer(std::move(*miss));
+  }
   // The same media-type rule for both, except that an inference request
   // may come without Content-Type (Triton's HTTP client sends none).
   if ((kind == api::house || req.has_content_type) && !is_json_media_type(req.content_type))
@@ -357,11 +416,25 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
       return handled::answer(fmt.fail(d.error()));
     decoded = std::move(*d);
   }
-  if (svc_.hits) {
+  if (!target) {
+    // /predict names them in the body (absent: the defaults). One catalog
+    // snapshot answers: a default switch is atomic for this request.
+    auto catalog = svc_.models->load();
+    auto r = catalog->resolve(decoded->model, decoded->version);
+    if (!r)
+      return handled::answer(fmt.fail(r.error()));
+    target = lane_ref{catalog, r->model, r->version};
+  }
+  // The request holds its lane until answered: a version unloaded meanwhile
+  // drains instead of failing it.
+  std::shared_ptr<const lane> serving = target->version->lane;
+  fmt.model_name = serving->model_name;
+  target.reset(); // the snapshot itself is not needed any more
+  if (serving->hits) {
     // A hit is answered here, on this I/O thread, before any admission
     // limit: a cheap answer is never refused to make room for expensive
     // ones. The read path records its outcome in batches.
-    if (auto hit = svc_.hits->serve(*decoded, req.start)) {
+    if (auto hit = serving->hits->serve(*decoded, req.start)) {
       auto r = fmt.ok(*hit, req.start);
       r.reported = true;
       return handled::answer(std::move(r));
@@ -401,9 +474,11 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
   auto done = rsp.later();
   auto metrics = svc_.metrics;
   auto start = req.start;
+  auto ingress = serving->ingress;
   caf::anon_send(
-    svc_.ingress, predict_atom::value, std::move(*decoded),
-    predict_callback{[metrics, start, done, fmt = std::move(fmt)](caf::expected<predict_reply> r) {
+    ingress, predict_atom::value, std::move(*decoded),
+    predict_callback{[metrics, start, done, fmt = std::move(fmt),
+                      serving = std::move(serving)](caf::expected<predict_reply> r) {
       // This runs on the actor thread that answered: report the
       // outcome from here, where sending wakes no thread. The
       // JSON is written on the connection's thread.
@@ -421,7 +496,9 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
 
 handled service_routes::ask_stats(responder& rsp) {
   // The read path's last batches first, so that every answered hit counts.
-  if (svc_.hits)
+  if (svc_.reads)
+    svc_.reads->flush();
+  else if (svc_.hits)
     svc_.hits->flush();
   return ask_actor<service_snapshot>(
     sys_, rsp, svc_.metrics, route_label::stats,
@@ -432,7 +509,9 @@ handled service_routes::ask_stats(responder& rsp) {
 }
 
 handled service_routes::ask_metrics(responder& rsp) {
-  if (svc_.hits)
+  if (svc_.reads)
+    svc_.reads->flush();
+  else if (svc_.hits)
     svc_.hits->flush();
   auto encode = [](std::string& text) {
     auto out = json_ok(std::move(text), route_label::metrics);
@@ -447,8 +526,11 @@ handled service_routes::ask_metrics(responder& rsp) {
 handled service_routes::ask_agent(const request_view& req, responder& rsp,
                                   std::optional<admin_command> cmd, double value) {
   auto encode = [](agent_snapshot& a) { return json_ok(encode_agent(a), route_label::agent); };
+  // The default model's default version: the one /predict serves.
+  auto primary = svc_.models->load()->resolve("", "");
+  auto agent = primary ? primary->version->lane->agent : svc_.agent;
   if (!cmd)
-    return ask_actor<agent_snapshot>(sys_, rsp, svc_.agent, route_label::agent,
+    return ask_actor<agent_snapshot>(sys_, rsp, agent, route_label::agent,
                                      or_error<agent_snapshot>(route_label::agent, encode),
                                      agent_atom::value);
   // An admin command answers with the agent's state, and is logged once
@@ -483,8 +565,108 @@ handled service_routes::ask_agent(const request_view& req, responder& rsp,
                      {"status", out.status}});
     return out;
   };
-  return ask_actor<agent_snapshot>(sys_, rsp, svc_.agent, route_label::admin, answer,
+  return ask_actor<agent_snapshot>(sys_, rsp, agent, route_label::admin, answer,
                                    admin_atom::value, *cmd, value);
+}
+
+handled service_routes::admin_models(const request_view& req, responder& rsp,
+                                     const route_match& m) {
+  auto id = m.spec->id;
+  model_command cmd;
+  std::string action = "models";
+  if (id != r_admin_models) {
+    // Every change has a JSON body (or none), like PUT /admin/cache/ttl.
+    bool empty_body = req.body.find_first_not_of(" \t\r\n") == std::string_view::npos;
+    if (!(id == r_admin_model_unload || (id == r_admin_model_warm && empty_body))
+        && !is_json_media_type(req.content_type))
+      return handled::answer(error_response(
+        {errc::unsupported_media_type,
+         "content type must be application/json, got '" + std::string{req.content_type} + "'"},
+        route_label::admin));
+    result<unit> decoded = ok();
+    switch (id) {
+      case r_admin_models_load: {
+        auto d = decode_model_load(req.body);
+        if (d)
+          cmd = std::move(*d);
+        else
+          decoded = d.error();
+        break;
+      }
+      case r_admin_model_default: {
+        cmd.op = model_op::set_default;
+        cmd.name = std::string{m.params[0]};
+        auto d = decode_default_version(req.body);
+        if (d)
+          cmd.version = std::move(*d);
+        else
+          decoded = d.error();
+        break;
+      }
+      case r_admin_model_warm: {
+        cmd.op = model_op::warm;
+        cmd.name = std::string{m.params[0]};
+        cmd.version = std::string{m.params[1]};
+        auto d = decode_warm(req.body);
+        if (d)
+          cmd.warm = *d;
+        else
+          decoded = d.error();
+        break;
+      }
+      default: // unload
+        cmd.op = model_op::unload;
+        cmd.name = std::string{m.params[0]};
+        cmd.version = std::string{m.params[1]};
+        break;
+    }
+    action = std::string{"models."} + to_string(cmd.op);
+    if (!decoded) {
+      logging::info("admin", "action",
+                    {{"action", action},
+                     {"model", cmd.name},
+                     {"token_id", token_id(req.authorization)},
+                     {"remote", req.remote},
+                     {"request_id", req.request_id},
+                     {"result", to_string(decoded.error().code)},
+                     {"status", status_for(decoded.error().code)}});
+      return handled::answer(error_response(decoded.error(), route_label::admin));
+    }
+  }
+  struct audit {
+    std::string action, model, version, token, remote, request_id;
+    bool created;
+  };
+  audit log{action,
+            cmd.name,
+            cmd.version,
+            token_id(req.authorization),
+            std::string{req.remote},
+            std::string{req.request_id},
+            id == r_admin_models_load};
+  auto answer = [log](caf::expected<model_listing>& r) {
+    auto out = r ? json_ok(encode_model_listing(*r), route_label::admin)
+                 : error_response(from_caf_error(r.error()), route_label::admin);
+    if (r && log.created)
+      out.status = 201;
+    if (log.action != "models")
+      logging::info("admin", "action",
+                    {{"action", log.action},
+                     {"model", log.model},
+                     {"version", r ? r->version : log.version},
+                     {"token_id", log.token},
+                     {"remote", log.remote},
+                     {"request_id", log.request_id},
+                     {"result", r ? std::string{"ok"} : std::string{to_string(out.error)}},
+                     {"status", out.status}});
+    return out;
+  };
+  if (id == r_admin_models)
+    return ask_actor<model_listing>(sys_, rsp, svc_.manager, route_label::admin, answer,
+                                    models_atom::value);
+  // A load reads a file, builds the model and warms it: give it time.
+  return ask_actor_within<model_listing>(caf::timespan{120s}, sys_, rsp, svc_.manager,
+                                         route_label::admin, answer, models_atom::value, cmd);
 }
 
 handled service_routes::admin(const request_view& req, responder& rsp, int id) {

@@ -52,7 +52,17 @@ public:
 private:
   enum class api : std::uint8_t { house, v2 };
 
-  handled predict(const request_view& req, responder& r, api kind);
+  /// What a request resolved to: the catalog snapshot it used (kept alive
+  /// while the pointers into it are used), the model and the version.
+  struct lane_ref {
+    std::shared_ptr<const model_catalog> catalog;
+    const model_catalog::model_entry* model = nullptr;
+    const model_catalog::version_entry* version = nullptr;
+  };
+
+  handled predict(const request_view& req, responder& r, api kind,
+                  const route_match* m = nullptr);
+  handled admin_models(const request_view& req, responder& r, const route_match& m);
   handled ask_stats(responder& r);
   handled ask_metrics(responder& r);
   handled ask_agent(const request_view& req, responder& r, std::optional<admin_command> cmd,
@@ -61,17 +71,15 @@ private:
   handled model_route(const request_view& req, const route_match& m, int id);
   response health() const;
   std::chrono::milliseconds expected_encoder_wait(std::uint32_t rows) const;
-  /// The model named by a /v2/models/{name}[/versions/{v}] route, or the
-  /// 404 answer.
-  std::optional<response> check_model(const route_match& m) const;
+  /// The model named by a /v2/models/{name}[/versions/{v}] route, or none
+  /// and the 404 answer in `miss`.
+  std::optional<lane_ref> resolve_v2(const route_match& m, std::optional<response>& miss) const;
 
   caf::actor_system& sys_;
   http_config cfg_;
   service_handles svc_;
   cors_policy cors_;
-  model_description model_;
   std::string server_metadata_;
-  std::string model_metadata_;
   /// Predictions accepted and not yet answered (the in-flight cap).
   std::atomic<std::size_t> inflight_{0};
   std::atomic<bool> draining_{false};

@@ -70,11 +70,11 @@ std::string_view sv(beast::string_view s) {
 
 struct http_server::impl {
   impl(const http_config& c, std::shared_ptr<http_api::handler> h, std::shared_ptr<service_board> b,
-       std::shared_ptr<hit_path> hp)
+       std::shared_ptr<read_paths> rp)
     : cfg(c)
     , handler(std::move(h))
     , board(std::move(b))
-    , hits(std::move(hp))
+    , hits(std::move(rp))
     , cors(c.cors_origins)
     , acceptor(ioc)
     , signals(ioc, SIGINT, SIGTERM) {
@@ -91,8 +91,9 @@ struct http_server::impl {
   std::shared_ptr<http_api::handler> handler;
   /// The connection counters' home (null: not counted).
   std::shared_ptr<service_board> board;
-  /// The read path, whose batches the flush timer sends (null: none).
-  std::shared_ptr<hit_path> hits;
+  /// The read paths of every lane, whose batches the flush timer sends
+  /// (null: none).
+  std::shared_ptr<read_paths> hits;
   http_api::cors_policy cors;
   asio::io_context ioc;
   /// Keeps the I/O threads running while a session waits for an actor's
@@ -876,7 +877,7 @@ result<std::unique_ptr<http_server>>
 http_server::start(caf::actor_system& sys, const http_config& cfg, const service_handles& service) {
   auto routes = std::make_shared<http_api::service_routes>(sys, cfg, service);
   auto p
-    = bind_and_run(std::make_unique<impl>(cfg, std::move(routes), service.board, service.hits));
+    = bind_and_run(std::make_unique<impl>(cfg, std::move(routes), service.board, service.reads));
   if (!p)
     return p.error();
   return std::unique_ptr<http_server>{new http_server{std::move(*p)}};

@@ -52,6 +52,17 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<encoder_pool_actor>("sil::encoder_pool_actor");
   cfg.add_message_type<registry_actor>("sil::registry_actor");
   cfg.add_message_type<node_info>("sil::node_info");
+  cfg.add_message_type<model_op>("sil::model_op");
+  cfg.add_message_type<version_state>("sil::version_state");
+  cfg.add_message_type<model_command>("sil::model_command");
+  cfg.add_message_type<model_version_info>("sil::model_version_info");
+  cfg.add_message_type<std::vector<model_version_info>>("std::vector<sil::model_version_info>");
+  cfg.add_message_type<model_listing>("sil::model_listing");
+  cfg.add_message_type<model_version_stats>("sil::model_version_stats");
+  cfg.add_message_type<std::vector<model_version_stats>>("std::vector<sil::model_version_stats>");
+  cfg.add_message_type<lane_refs>("sil::lane_refs");
+  cfg.add_message_type<std::vector<lane_refs>>("std::vector<sil::lane_refs>");
+  cfg.add_message_type<model_manager_actor>("sil::model_manager_actor");
   cfg.add_error_category(error_category,
                          [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = "sil::";

@@ -47,6 +47,7 @@ using join_atom = caf::atom_constant<caf::atom("join")>;
 using label_atom = caf::atom_constant<caf::atom("label")>;
 using access_atom = caf::atom_constant<caf::atom("access")>;
 using hits_atom = caf::atom_constant<caf::atom("hits")>;
+using models_atom = caf::atom_constant<caf::atom("models")>;
 
 // -- embeddings on the wire -----------------------------------------------------------
 
@@ -74,7 +75,7 @@ inspect(Inspector& f, embedding& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, predict_request& x) {
   return f(caf::meta::type_name("predict_request"), x.features, x.rows, x.use_cache, x.max_age_ms,
-           x.max_wrong_rate, x.timeout_ms);
+           x.max_wrong_rate, x.timeout_ms, x.model, x.version);
 }
 
 template <class Inspector>
@@ -111,7 +112,7 @@ typename Inspector::result_type inspect(Inspector& f, encode_item& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, encode_batch& x) {
-  return f(caf::meta::type_name("encode_batch"), x.items);
+  return f(caf::meta::type_name("encode_batch"), x.items, x.version);
 }
 
 template <class Inspector>
@@ -233,11 +234,39 @@ typename Inspector::result_type inspect(Inspector& f, http_counters& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_version_stats& x) {
+  return f(caf::meta::type_name("model_version_stats"), x.model, x.version, x.is_default, x.hits,
+           x.misses, x.entries, x.audits, x.labels, x.wrong_labels, x.mode, x.served_labels,
+           x.served_wrong, x.served_lower, x.served_upper);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, service_snapshot& x) {
   return f(caf::meta::type_name("service_snapshot"), x.cache, x.pool, x.audit, x.agent, x.cosine,
            x.l2, x.prediction_delta, x.latency, x.hit_latency, x.miss_latency, x.requests, x.errors,
-           x.rejected_overload, x.model_name, x.model_version, x.uptime_s, x.served, x.http);
+           x.rejected_overload, x.model_name, x.model_version, x.uptime_s, x.served, x.http,
+           x.models);
 }
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_command& x) {
+  return f(caf::meta::type_name("model_command"), x.op, x.name, x.version, x.preset, x.weights,
+           x.seed, x.warm, x.make_default);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_version_info& x) {
+  return f(caf::meta::type_name("model_version_info"), x.model, x.version, x.declared,
+           x.architecture, x.state, x.is_default, x.bytes, x.input_dim, x.embedding_dim,
+           x.warm_encodes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_listing& x) {
+  return f(caf::meta::type_name("model_listing"), x.default_model, x.bytes, x.max_bytes,
+           x.versions, x.version, x.previous_default);
+}
+
 
 /// Completion callback for requests from outside the actor system (the HTTP
 /// layer). Local only: it never crosses a node.
@@ -267,11 +296,12 @@ using cache_actor = caf::typed_actor<
 using encoder_pool_actor = caf::typed_actor<
   caf::replies_to<encode_atom, encode_item>::with<embedding>,
   caf::replies_to<stats_atom>::with<pool_snapshot>,
-  caf::replies_to<join_atom, std::string, std::string, encoder_worker_actor>::with<std::uint64_t>>;
+  caf::replies_to<join_atom, std::string, std::string, encoder_worker_actor>::with<std::uint64_t>,
+  caf::reacts_to<models_atom, std::vector<std::string>>>;
 
 /// What a gateway publishes on cluster.port (the encoder pool, seen through
 /// this narrow interface): a worker node joins with its name, its model
-/// version (which must match the gateway's) and one encoder worker per
+/// version (which must be one the gateway serves) and one encoder worker per
 /// message; the answer is the worker's slot id.
 using registry_actor = caf::typed_actor<
   caf::replies_to<join_atom, std::string, std::string, encoder_worker_actor>::with<std::uint64_t>>;
@@ -290,13 +320,36 @@ using ingress_actor
                      caf::reacts_to<hits_atom, hit_batch>,
                      caf::replies_to<stats_atom>::with<audit_snapshot>>;
 
+/// What the metrics aggregator pulls for one served version.
+struct lane_refs {
+  std::string model;
+  std::string version;
+  bool is_default = false;
+  cache_actor cache;
+  agent_actor agent;
+  ingress_actor ingress;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lane_refs& x) {
+  return f(caf::meta::type_name("lane_refs"), x.model, x.version, x.is_default, x.cache, x.agent,
+           x.ingress);
+}
+
 /// Collects request outcomes; answers /stats and /metrics.
 using metrics_actor
   = caf::typed_actor<caf::reacts_to<outcome_atom, request_outcome>,
                      caf::reacts_to<outcome_atom, hit_outcomes>,
                      caf::reacts_to<report_atom, divergence_report>, caf::reacts_to<ingress_actor>,
+                     caf::reacts_to<models_atom, std::vector<lane_refs>>,
                      caf::replies_to<stats_atom>::with<service_snapshot>,
                      caf::replies_to<metrics_atom>::with<std::string>>;
+
+/// Loads, warms, promotes and unloads model versions; the only writer of
+/// the model catalog.
+using model_manager_actor
+  = caf::typed_actor<caf::replies_to<models_atom>::with<model_listing>,
+                     caf::replies_to<models_atom, model_command>::with<model_listing>>;
 
 // -- errors ---------------------------------------------------------------------------
 

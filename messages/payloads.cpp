@@ -28,6 +28,20 @@ const char* to_string(comparison_kind k) noexcept {
   return "unknown";
 }
 
+const char* to_string(model_op op) noexcept {
+  switch (op) {
+    case model_op::load:
+      return "load";
+    case model_op::warm:
+      return "warm";
+    case model_op::set_default:
+      return "set_default";
+    case model_op::unload:
+      return "unload";
+  }
+  return "unknown";
+}
+
 const char* to_string(admin_command c) noexcept {
   switch (c) {
     case admin_command::disable_cache:

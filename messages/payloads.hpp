@@ -22,6 +22,8 @@
 #include "core/cancellation.hpp"
 #include "core/embedding.hpp"
 #include "core/lru_ttl_cache.hpp"
+#include "core/model.hpp"
+#include "core/model_directory.hpp"
 #include "core/prefix_key.hpp"
 #include "core/reuse_guard.hpp"
 
@@ -194,6 +196,9 @@ struct predict_request {
   double max_wrong_rate = 0.0;
   /// The client's own deadline (milliseconds); -1: the server's default.
   std::int64_t timeout_ms = -1;
+  /// The model and version the client asked for (empty: the defaults).
+  std::string model;
+  std::string version;
   // The two fields below live in this process only (not serialized): the
   // front end sets them, the encoder pool reads them.
   /// When an answer is no longer useful: encode work that cannot finish by
@@ -270,11 +275,19 @@ struct encode_item {
   demand_ptr wanted_by;
   /// Refuse instead of encoding past this point (epoch: no deadline).
   std::chrono::steady_clock::time_point deadline{};
+  /// The model version to encode with (empty: the pool's own model).
+  model with;
 };
 
-/// Several inputs a worker encodes in one pass.
+/// Several inputs a worker encodes in one pass, all with one model version.
 struct encode_batch {
   std::vector<encode_item> items;
+  /// The version every item is for (empty: the worker's own). A remote
+  /// worker refuses a batch for a version it does not hold.
+  std::string version;
+  /// That version's model, in this process only (not serialized): a local
+  /// worker encodes with it; a remote one uses its own copy.
+  model with;
 };
 
 /// A worker's answer: one embedding per item, in order.
@@ -563,6 +576,88 @@ struct http_counters {
   std::uint64_t framing_errors = 0;
 };
 
+// -- models and versions --------------------------------------------------------------
+
+/// What an operator asks of the model manager.
+enum class model_op : std::uint8_t {
+  /// Build a version from a spec, spawn what serves it, warm it.
+  load,
+  /// Run more warm-up encodes on a loaded version.
+  warm,
+  /// Make a warm version its model's default.
+  set_default,
+  /// Take a version out; it drains and goes once nothing holds it.
+  unload,
+};
+
+const char* to_string(model_op op) noexcept;
+
+/// One command for the model manager.
+struct model_command {
+  model_op op = model_op::load;
+  std::string name;
+  /// The version (warm, set_default, unload).
+  std::string version;
+  /// load: how to build it (model_spec's fields).
+  std::string preset;
+  std::string weights;
+  std::uint64_t seed = 42;
+  /// load, warm: warm-up encodes (-1: the configured models.warm-encodes).
+  std::int64_t warm = -1;
+  /// load: make it the default once warm.
+  bool make_default = false;
+};
+
+/// One loaded (or draining) version.
+struct model_version_info {
+  std::string model;
+  std::string version;
+  std::string declared;
+  /// The architecture (preset name or the weights file's).
+  std::string architecture;
+  version_state state = version_state::warming;
+  /// The default version of its model.
+  bool is_default = false;
+  std::uint64_t bytes = 0;
+  std::uint32_t input_dim = 0;
+  std::uint32_t embedding_dim = 0;
+  /// Warm-up encodes done.
+  std::uint64_t warm_encodes = 0;
+};
+
+/// The model manager's view: every version, the defaults, the memory.
+struct model_listing {
+  std::string default_model;
+  std::uint64_t bytes = 0;
+  std::uint64_t max_bytes = 0;
+  std::vector<model_version_info> versions;
+  /// The version a command touched, and the default it replaced (set_default).
+  std::string version;
+  std::string previous_default;
+};
+
+/// One version's serving counters, as /stats and /metrics show them.
+struct model_version_stats {
+  std::string model;
+  std::string version;
+  bool is_default = false;
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t entries = 0;
+  /// Audits of its served hits.
+  std::uint64_t audits = 0;
+  /// The reuse guard's labels (every comparison), and the wrong ones.
+  std::uint64_t labels = 0;
+  std::uint64_t wrong_labels = 0;
+  /// Its own agent: the mode, and the served wrong-rate it weighs, with
+  /// the confidence bounds.
+  agent_mode mode = agent_mode::normal;
+  std::uint64_t served_labels = 0;
+  std::uint64_t served_wrong = 0;
+  double served_lower = 0.0;
+  double served_upper = 1.0;
+};
+
 /// Everything /stats shows.
 struct service_snapshot {
   cache_snapshot cache;
@@ -584,6 +679,8 @@ struct service_snapshot {
   double uptime_s = 0.0;
   served_estimate served;
   http_counters http;
+  /// Every version the service serves, with its own counters.
+  std::vector<model_version_stats> models;
 };
 
 } // namespace sil

@@ -517,7 +517,7 @@ TEST_F(ServiceTest, EmbeddingsSurviveSerialization) {
   // Workers move to other nodes (cluster roles): their messages must round-trip.
   start();
   encode_batch batch;
-  batch.items.push_back(encode_item{make_request(1.0f).features, 1, nullptr, {}});
+  batch.items.push_back(encode_item{make_request(1.0f).features, 1, nullptr, {}, {}});
   auto copy = roundtrip(batch);
   ASSERT_EQ(copy.items.size(), 1u);
   EXPECT_EQ(copy.items[0].features, batch.items[0].features);

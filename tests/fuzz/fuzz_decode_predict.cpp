@@ -128,6 +128,13 @@ std::optional<sil::predict_request> reference_decode(std::string_view body,
       return std::nullopt;
     r.max_wrong_rate = d;
   }
+  for (auto [key, out] : {std::pair{"model", &r.model}, std::pair{"version", &r.version}}) {
+    if (auto i = j.find(key); i != j.end()) {
+      if (!i->is_string() || i->get_ref<const std::string&>().size() > sil::http_api::max_name_bytes)
+        return std::nullopt;
+      *out = i->get<std::string>();
+    }
+  }
   return r;
 }
 
@@ -168,6 +175,8 @@ void check_predict(std::string_view body, const decode_limits& limits) {
   CHECK(ref->max_age_ms == req.max_age_ms, body);
   CHECK(ref->timeout_ms == req.timeout_ms, body);
   CHECK(ref->max_wrong_rate == req.max_wrong_rate, body);
+  CHECK(ref->model == req.model, body);
+  CHECK(ref->version == req.version, body);
 }
 
 /// The limits every decoded request keeps, whichever API it came through.

@@ -64,7 +64,16 @@ public:
     return number(v, false);
   }
 
-  bool string(json::string_t&) {
+  bool string(json::string_t& v) {
+    if (state_ == state::model_value || state_ == state::version_value) {
+      bool model = state_ == state::model_value;
+      if (v.size() > max_name_bytes)
+        return fail(std::string{model ? "'model'" : "'version'"} + " is longer than "
+                    + std::to_string(max_name_bytes) + " bytes");
+      (model ? req_.model : req_.version) = v;
+      state_ = state::top;
+      return true;
+    }
     return scalar("a string");
   }
 
@@ -114,6 +123,10 @@ public:
       state_ = state::max_wrong_rate_value;
     } else if (k == "timeout_ms") {
       state_ = state::timeout_value;
+    } else if (k == "model") {
+      state_ = state::model_value;
+    } else if (k == "version") {
+      state_ = state::version_value;
     } else {
       state_ = state::skip_value; // unknown fields are ignored
     }
@@ -199,6 +212,8 @@ private:
     max_age_value,
     max_wrong_rate_value,
     timeout_value,
+    model_value,
+    version_value,
     skip_value,
     done,
   };
@@ -246,6 +261,10 @@ private:
       case state::timeout_value:
         return fail(std::string{"'timeout_ms' must be an integer in [1, "}
                     + std::to_string(timeout_limit_ms) + "], not " + what);
+      case state::model_value:
+        return fail(std::string{"'model' must be a string, not "} + what);
+      case state::version_value:
+        return fail(std::string{"'version' must be a string, not "} + what);
       default:
         return fail(std::string{"unexpected "} + what);
     }

@@ -252,7 +252,7 @@ TEST(Metadata, ServerModelAndReadinessBodies) {
   EXPECT_EQ(s["name"], "sil-server");
   EXPECT_EQ(s["version"], "1.2.3");
   EXPECT_TRUE(s["extensions"].is_array());
-  auto m = json::parse(encode_model_metadata({"base", "s42-abc", 32}));
+  auto m = json::parse(encode_model_metadata({"base", "s42-abc", 32, {}}));
   EXPECT_EQ(m["name"], "base");
   EXPECT_EQ(m["versions"], json::array({"s42-abc"}));
   EXPECT_EQ(m["platform"], model_platform);
