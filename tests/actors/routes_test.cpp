@@ -297,9 +297,9 @@ TEST_F(ServiceRoutes, InferErrorsAreInTheProtocolsForm) {
     ASSERT_TRUE(j["error"].is_string()) << r.body;
     EXPECT_NE(j["error"].get<std::string>().find(says), std::string::npos) << r.body;
   };
-  expect_v2(now("POST", "/v2/models/other/infer", infer_body(1.0f)), 404, "unknown model 'other'");
+  expect_v2(now("POST", "/v2/models/other/infer", infer_body(1.0f)), 404, "no model 'other'");
   expect_v2(now("POST", "/v2/models/seed/versions/v9/infer", infer_body(1.0f)), 404,
-            "unknown version 'v9'");
+            "has no version 'v9'");
   expect_v2(
     now("POST", "/v2/models/seed/infer",
         R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,3],"data":[1,2,3]}]})"),

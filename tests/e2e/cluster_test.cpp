@@ -316,6 +316,41 @@ TEST_F(Cluster, AWorkerWithAnotherModelIsRefused) {
   EXPECT_TRUE(node(http(), "other").is_null());
 }
 
+// A gateway serving two versions: each worker node serves its one version,
+// a version no node serves is refused with a clear 503, and a node of that
+// version may join and then serves it.
+TEST_F(Cluster, EachNodeServesItsVersionAndAVersionNoNodeServesIsRefusedClearly) {
+  start_gateway({"--cluster.fallback=reject", "--models.load=name=other,preset=seed,seed=7"});
+  start_worker("w42");
+  http_client c{http()};
+  auto other = [](int i) {
+    auto b = predict_body(i);
+    return b.substr(0, b.size() - 1) + ",\"model\":\"other\"}";
+  };
+  auto served = c.request("POST", "/predict", predict_body(1));
+  ASSERT_EQ(served.status, 200) << served.body;
+  auto refused = c.request("POST", "/predict", other(2));
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_NE(refused.body.find("no encoder node serves model version s7-"), std::string::npos)
+    << refused.body;
+  auto w = server_process::start(
+    SIL_SERVER_BINARY,
+    {"--role=worker", "--gateway=127.0.0.1:" + std::to_string(registry), "--workers=1",
+     "--model.preset=seed", "--model.seed=7", "--node-name=w7", "--port=0"},
+    {}, std::chrono::seconds{20}, "joined ");
+  ASSERT_TRUE(w) << "a worker of a served version did not join";
+  workers.emplace("w7", std::move(*w));
+  auto now_served = c.request("POST", "/predict", other(3));
+  ASSERT_EQ(now_served.status, 200) << now_served.body;
+  EXPECT_EQ(json::parse(now_served.body)["model_version"].get<std::string>().rfind("s7-", 0), 0u);
+  EXPECT_GE(node(http(), "w7")["encodes"].get<int>(), 1);
+  // The first node never got the other version's work.
+  auto before = node(http(), "w42")["encodes"].get<int>();
+  for (int i = 10; i < 20; ++i)
+    ASSERT_EQ(c.request("POST", "/predict", other(i)).status, 200);
+  EXPECT_EQ(node(http(), "w42")["encodes"].get<int>(), before);
+}
+
 /// Polls a worker node's /health/ready until its status is `status`;
 /// returns the last answer.
 http_response wait_ready_status(int port, int status, std::chrono::milliseconds timeout) {
