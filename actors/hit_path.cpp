@@ -158,6 +158,7 @@ void hit_path::send(taken& t) {
       cfg_.view->dropped(t.accesses.size());
   }
   if (!t.outcomes.latency_ns.empty()) {
+    t.outcomes.lane = cfg_.lane;
     if (cfg_.metrics) {
       caf::anon_send(cfg_.metrics, outcome_atom::value, std::move(t.outcomes));
       tsan::handoff_release(&tsan::read_path_batches);

@@ -60,6 +60,8 @@ struct hit_path_config {
   cache_actor cache;
   ingress_actor ingress;
   metrics_actor metrics;
+  /// The lane this read path serves (its hits' outcomes name it).
+  std::uint32_t lane = 0;
   /// The audit sampling rate (audit.rate) and pace (audit.per-second):
   /// hits are offered for audit at up to twice the pace, or at most
   /// 1000 per second without pacing; the ingress's budget decides.

@@ -82,6 +82,10 @@ void compare(self_ptr self, const job& j, const embedding& cached, std::int64_t 
   r.distance = risk.distance;
   if (kind == comparison_kind::shadow)
     ++st.audits.shadow_comparisons;
+  if (r.served) {
+    ++st.audits.served_labels;
+    st.audits.served_wrong += r.wrong ? 1 : 0;
+  }
   if (kind == comparison_kind::audit && st.cfg.evict_far_entries
       && r.cosine >= st.cfg.entry_evict_threshold)
     caf::anon_send(st.cfg.cache, invalidate_atom::value, j.key);
@@ -98,6 +102,7 @@ void audit(self_ptr self, const job_ptr& j, const embedding& cached, std::int64_
            const reuse_info& risk) {
   auto& cfg = self->state.cfg;
   auto started = self->clock().now();
+  ++self->state.audits.encodes;
   // The audit's encoder time counts against its budget, failed or not.
   auto done = [self, started] {
     auto now = self->clock().now();
@@ -141,6 +146,7 @@ struct fresh_plan {
 /// Encodes the request at the pool and answers with the fresh result.
 void encode_fresh(self_ptr self, const job_ptr& j, const fresh_plan& plan, const done_fn& done) {
   auto& cfg = self->state.cfg;
+  ++self->state.audits.encodes;
   encode_item item{j->req.features, j->req.rows, plan.wanted_by, j->req.deadline, cfg.m};
   if (!item.wanted_by && j->req.cancel)
     item.wanted_by = std::make_shared<demand>(j->req.cancel);
@@ -197,6 +203,7 @@ void on_read_path_hits(self_ptr self, hit_batch& b) {
   tsan::handoff_acquire(&tsan::read_path_batches); // sent by hit_path::send
   auto& st = self->state;
   st.budget.on_requests(self->clock().now(), static_cast<std::size_t>(b.requests));
+  st.audits.requests += b.requests;
   for (auto& c : b.candidates) {
     auto j = std::make_shared<job>();
     j->key = c.key;
@@ -222,6 +229,7 @@ void handle(self_ptr self, predict_request&& in, const done_fn& done) {
   j->suffix_begin = *prefix_values(spec, req.features.size(), req.rows);
   job_ptr jp = j;
   self->state.budget.on_request(self->clock().now());
+  ++self->state.audits.requests;
   if (!req.use_cache) {
     encode_fresh(self, jp, fresh_plan{}, done);
     return;

@@ -85,6 +85,10 @@ struct version_series {
   mirrored_counter audits;
   prom::Gauge* served_upper = nullptr;
   prom::Gauge* agent_mode = nullptr;
+  mirrored_counter requests;
+  mirrored_counter encodes;
+  prom::Gauge* p50 = nullptr;
+  prom::Gauge* p99 = nullptr;
 };
 
 /// The families of the per-version series.
@@ -96,6 +100,10 @@ struct version_family_set {
   prom::Family<prom::Counter>* audits = nullptr;
   prom::Family<prom::Gauge>* served_upper = nullptr;
   prom::Family<prom::Gauge>* agent_mode = nullptr;
+  prom::Family<prom::Counter>* requests = nullptr;
+  prom::Family<prom::Counter>* encodes = nullptr;
+  prom::Family<prom::Gauge>* p50 = nullptr;
+  prom::Family<prom::Gauge>* p99 = nullptr;
 };
 
 /// One node's series, looked up once when the node first appears.
@@ -155,6 +163,8 @@ struct metrics_state {
   /// the last pull found for each.
   std::vector<lane_refs> lanes;
   std::vector<model_version_stats> last_models;
+  /// Recent latencies of successful predictions, by lane.
+  std::map<std::uint32_t, ring> lane_latency;
   prom::Family<prom::Gauge>* model_info_family = nullptr;
   prom::Gauge* model_info = nullptr;
   version_family_set version_families;
@@ -478,6 +488,26 @@ void build_registry(metrics_state& st) {
                                         .Help("Upper confidence bound of the version's served "
                                               "wrong-rate, as its agent weighs it")
                                         .Register(reg);
+  st.version_families.requests = &prom::BuildCounter()
+                                    .Name("sil_model_requests_total")
+                                    .Help("Predictions the lane (a version under a cache policy) "
+                                          "answered or failed")
+                                    .Register(reg);
+  st.version_families.encodes = &prom::BuildCounter()
+                                   .Name("sil_model_encodes_total")
+                                   .Help("Encodes the lane asked of the encoder pool (misses, "
+                                         "refreshes, audits)")
+                                   .Register(reg);
+  st.version_families.p50 = &prom::BuildGauge()
+                               .Name("sil_model_latency_p50_seconds")
+                               .Help("Median server-side latency of the lane's recent "
+                                     "successful predictions")
+                               .Register(reg);
+  st.version_families.p99 = &prom::BuildGauge()
+                               .Name("sil_model_latency_p99_seconds")
+                               .Help("99th percentile server-side latency of the lane's recent "
+                                     "successful predictions")
+                               .Register(reg);
   st.version_families.agent_mode = &prom::BuildGauge()
                                       .Name("sil_model_agent_state")
                                       .Help("Mode of the version's agent: 0 normal, 1 short TTL, "
@@ -491,26 +521,32 @@ void refresh_versions(metrics_state& st) {
   auto& f = st.version_families;
   std::map<std::string, version_series> next;
   for (const auto& v : st.last_models) {
-    auto key = v.model + '\n' + v.version;
+    auto key = v.model + '\n' + v.version + '\n' + v.policy;
     auto i = st.version_series_by_key.find(key);
     version_series vs;
     if (i != st.version_series_by_key.end()) {
       vs = i->second;
       st.version_series_by_key.erase(i);
     } else {
-      prom::Labels labels{{"model", v.model}, {"version", v.version}};
+      prom::Labels labels{{"model", v.model}, {"version", v.version}, {"policy", v.policy}};
       vs.hits.counter = &f.hits->Add(labels);
       vs.misses.counter = &f.misses->Add(labels);
       vs.entries = &f.entries->Add(labels);
       vs.audits.counter = &f.audits->Add(labels);
       vs.served_upper = &f.served_upper->Add(labels);
       vs.agent_mode = &f.agent_mode->Add(labels);
+      vs.requests.counter = &f.requests->Add(labels);
+      vs.encodes.counter = &f.encodes->Add(labels);
+      vs.p50 = &f.p50->Add(labels);
+      vs.p99 = &f.p99->Add(labels);
     }
     if (vs.info == nullptr || vs.is_default != v.is_default) {
       if (vs.info != nullptr)
         f.info->Remove(vs.info);
       vs.info = &f.info->Add({{"model", v.model},
                               {"version", v.version},
+                              {"policy", v.policy},
+                              {"role", v.canary ? "canary" : "serving"},
                               {"default", v.is_default ? "true" : "false"}});
       vs.info->Set(1);
       vs.is_default = v.is_default;
@@ -521,6 +557,10 @@ void refresh_versions(metrics_state& st) {
     vs.audits.update(v.audits);
     vs.served_upper->Set(v.served_upper);
     vs.agent_mode->Set(static_cast<double>(v.mode));
+    vs.requests.update(v.requests);
+    vs.encodes.update(v.encodes);
+    vs.p50->Set(v.latency.p50 / 1e3);
+    vs.p99->Set(v.latency.p99 / 1e3);
     next.emplace(std::move(key), vs);
   }
   for (auto& [key, vs] : st.version_series_by_key) {
@@ -531,6 +571,10 @@ void refresh_versions(metrics_state& st) {
     f.audits->Remove(vs.audits.counter);
     f.served_upper->Remove(vs.served_upper);
     f.agent_mode->Remove(vs.agent_mode);
+    f.requests->Remove(vs.requests.counter);
+    f.encodes->Remove(vs.encodes.counter);
+    f.p50->Remove(vs.p50);
+    f.p99->Remove(vs.p99);
   }
   st.version_series_by_key = std::move(next);
 }
@@ -660,6 +704,10 @@ void collect_lanes(self_ptr self, std::size_t i,
   v.model = l.model;
   v.version = l.version;
   v.is_default = l.is_default;
+  v.policy = l.policy;
+  v.canary = l.canary;
+  if (auto r = st.lane_latency.find(l.id); r != st.lane_latency.end())
+    v.latency = r->second.summary();
   out->push_back(v);
   auto ingress = l.ingress;
   auto agent = l.agent;
@@ -668,6 +716,8 @@ void collect_lanes(self_ptr self, std::size_t i,
       .then(
         [=](audit_snapshot& a) mutable {
           out->at(i).audits = a.audits;
+          out->at(i).requests = a.requests;
+          out->at(i).encodes = a.encodes;
           collect_lanes(self, i + 1, out, k);
         },
         [=](caf::error&) mutable { collect_lanes(self, i + 1, out, k); });
@@ -788,6 +838,9 @@ void record(metrics_state& s, const request_outcome& o) {
     return;
   }
   double ms = static_cast<double>(o.latency_ns) / 1e6;
+  if (o.lane != 0)
+    if (auto i = s.lane_latency.find(o.lane); i != s.lane_latency.end())
+      i->second.push(ms);
   s.all.push(ms);
   (o.cache_hit ? s.hits : s.misses).push(ms);
   auto src = static_cast<std::size_t>(o.source);
@@ -816,6 +869,7 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
       o.route = route_label::predict;
       o.source = embedding_source::cache;
       o.cache_hit = true;
+      o.lane = batch.lane;
       for (auto ns : batch.latency_ns) {
         o.latency_ns = ns;
         record(self->state, o);
@@ -845,6 +899,12 @@ metrics_actor::behavior_type aggregator(self_ptr self, metrics_config cfg) {
       // labelled series too.
       auto& s = self->state;
       s.lanes = std::move(lanes);
+      std::map<std::uint32_t, ring> kept;
+      for (const auto& l : s.lanes) {
+        auto i = s.lane_latency.find(l.id);
+        kept.emplace(l.id, i != s.lane_latency.end() ? std::move(i->second) : ring{2000});
+      }
+      s.lane_latency = std::move(kept);
       if (s.lanes.empty())
         return;
       const auto& primary = s.lanes.front();

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/reuse_guard.hpp"
 #include "logging/log.hpp"
 
 namespace sil {
@@ -27,8 +28,32 @@ struct retired_version {
   std::weak_ptr<const lane> serving;
 };
 
+/// A running canary, as the judge follows it.
+struct canary_run {
+  std::string model;
+  std::string version;
+  cache_policy candidate;
+  std::string incumbent;
+  double share = 0.0;
+  std::chrono::steady_clock::time_point started;
+  /// Counters at the first observation (the evidence starts there), and
+  /// the evidence since.
+  bool have_base = false;
+  arm_counts base_a;
+  arm_counts base_b;
+  arm_counts a;
+  arm_counts b;
+  canary_judgement last;
+  /// An observation is under way (the next tick skips this canary).
+  bool observing = false;
+};
+
 struct manager_state {
   model_manager_config cfg;
+  /// Running canaries by "model\nversion" (full version).
+  std::map<std::string, canary_run> canaries;
+  /// The last canary decisions, oldest first.
+  std::vector<canary_decision> decisions;
   /// Unloaded versions that requests in flight still hold.
   std::vector<retired_version> retired;
   /// Warm-up encodes done, by version.
@@ -80,6 +105,36 @@ model_listing listing(self_ptr self) {
                    st.retired.end());
   for (const auto& r : st.retired)
     out.versions.push_back(r.info);
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& [key, run] : st.canaries) {
+    canary_view v;
+    v.model = run.model;
+    v.version = run.version;
+    v.share = run.share;
+    v.elapsed_seconds = std::chrono::duration<double>(now - run.started).count();
+    auto arm = [&](const arm_counts& c, const std::string& policy) {
+      arm_view a;
+      a.policy = policy;
+      a.requests = c.requests;
+      a.encodes = c.encodes;
+      a.hits = c.hits;
+      a.lookups = c.lookups;
+      a.labels = c.labels;
+      a.wrong = c.wrong;
+      a.wrong_lower = binomial_lower_bound(c.wrong, c.labels, st.cfg.rule.confidence);
+      a.wrong_upper = binomial_upper_bound(c.wrong, c.labels, st.cfg.rule.confidence);
+      return a;
+    };
+    v.a = arm(run.a, run.incumbent);
+    v.b = arm(run.b, run.candidate.name);
+    v.candidate = run.candidate;
+    v.verdict = run.last.verdict;
+    v.reason = run.last.reason;
+    v.diff_lower = run.last.diff_lower;
+    v.diff_upper = run.last.diff_upper;
+    out.canaries.push_back(std::move(v));
+  }
+  out.decisions = st.decisions;
   return out;
 }
 
@@ -99,7 +154,19 @@ void announce(self_ptr self) {
       r.cache = v.lane->cache;
       r.agent = v.lane->agent;
       r.ingress = v.lane->ingress;
+      r.id = v.lane->id;
+      r.policy = v.lane->policy.name;
       bool primary = r.is_default && m.name == dir->default_model();
+      if (v.canary) {
+        lane_refs c = r;
+        c.cache = v.canary->cache;
+        c.agent = v.canary->agent;
+        c.ingress = v.canary->ingress;
+        c.id = v.canary->id;
+        c.policy = v.canary->policy.name;
+        c.canary = true;
+        lanes.push_back(std::move(c));
+      }
       if (primary)
         lanes.insert(lanes.begin(), std::move(r));
       else
@@ -192,7 +259,7 @@ void add(self_ptr self, const model_command& cmd, const model_spec& spec,
     rp.deliver(to_error(ok.error()));
     return;
   }
-  auto spawned = st.cfg.spawn(cmd.name, m);
+  auto spawned = st.cfg.spawn(cmd.name, m, st.cfg.default_policy);
   if (!spawned) {
     rp.deliver(std::move(spawned.error()));
     return;
@@ -358,13 +425,250 @@ caf::result<model_listing> unload(self_ptr self, const model_command& cmd) {
   return out;
 }
 
+std::string canary_key(const std::string& model, const std::string& version) {
+  return model + '\n' + version;
+}
+
+std::int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// Logs a canary decision (the decision log and the service log).
+void record_decision(self_ptr self, const canary_run& run, const std::string& action, bool manual,
+                     const std::string& reason) {
+  auto& st = self->state;
+  canary_decision d;
+  d.unix_ms = unix_ms_now();
+  d.model = run.model;
+  d.version = run.version;
+  d.policy_a = run.incumbent;
+  d.policy_b = run.candidate.name;
+  d.action = action;
+  d.manual = manual;
+  d.reason = reason;
+  d.labels_a = run.a.labels;
+  d.wrong_a = run.a.wrong;
+  d.labels_b = run.b.labels;
+  d.wrong_b = run.b.wrong;
+  d.diff_lower = run.last.diff_lower;
+  d.diff_upper = run.last.diff_upper;
+  d.b_lower = run.last.b_lower;
+  d.cost_a = run.last.cost_a;
+  d.cost_b = run.last.cost_b;
+  st.decisions.push_back(d);
+  if (st.decisions.size() > 100)
+    st.decisions.erase(st.decisions.begin());
+  logging::info("canary", "decision",
+                {{"model", run.model},
+                 {"version", run.version},
+                 {"action", action},
+                 {"manual", manual},
+                 {"incumbent", run.incumbent},
+                 {"candidate", run.candidate.name},
+                 {"labels_a", run.a.labels},
+                 {"wrong_a", run.a.wrong},
+                 {"labels_b", run.b.labels},
+                 {"wrong_b", run.b.wrong},
+                 {"cost_a", run.last.cost_a},
+                 {"cost_b", run.last.cost_b},
+                 {"reason", reason}});
+}
+
+/// Ends a canary: the candidate becomes the version's policy (promote) or
+/// leaves (rollback). The lane that goes drains like an unloaded version.
+status end_canary(self_ptr self, std::string key, bool promote, bool manual, std::string reason) {
+  // key and reason by value: callers pass parts of the run this erases.
+  auto& st = self->state;
+  auto i = st.canaries.find(key);
+  if (i == st.canaries.end())
+    return error{errc::not_found, "no canary runs there"};
+  auto run = i->second;
+  auto done = change(self, [&](model_catalog& d) -> status {
+    auto r = promote ? d.promote_canary(run.model, run.version)
+                     : d.end_canary(run.model, run.version);
+    if (!r)
+      return r.error();
+    return ok();
+  });
+  if (!done)
+    return done;
+  st.canaries.erase(i);
+  record_decision(self, run, promote ? "promote" : "rollback", manual, reason);
+  announce(self);
+  return ok();
+}
+
+/// Pulls one lane's counters into `out`, then calls `k`.
+template <class K>
+void pull_arm(self_ptr self, const lane& l, std::shared_ptr<arm_counts> out, K k) {
+  auto timeout = std::chrono::seconds{1};
+  auto ingress = l.ingress;
+  self->request(l.cache, timeout, stats_atom::value)
+    .then(
+      [=](cache_snapshot& c) mutable {
+        out->hits = c.stats.hits;
+        out->lookups = c.stats.hits + c.stats.misses;
+        self->request(ingress, timeout, stats_atom::value)
+          .then(
+            [=](audit_snapshot& a) mutable {
+              out->requests = a.requests;
+              out->encodes = a.encodes;
+              out->labels = a.served_labels;
+              out->wrong = a.served_wrong;
+              k(true);
+            },
+            [=](caf::error&) mutable { k(false); });
+      },
+      [=](caf::error&) mutable { k(false); });
+}
+
+arm_counts since(const arm_counts& now, const arm_counts& base) {
+  auto d = [](std::uint64_t x, std::uint64_t y) { return x >= y ? x - y : 0; };
+  arm_counts out;
+  out.requests = d(now.requests, base.requests);
+  out.encodes = d(now.encodes, base.encodes);
+  out.hits = d(now.hits, base.hits);
+  out.lookups = d(now.lookups, base.lookups);
+  out.labels = d(now.labels, base.labels);
+  out.wrong = d(now.wrong, base.wrong);
+  return out;
+}
+
+/// Observe -> decide -> act for one canary.
+void observe_canary(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  auto i = st.canaries.find(key);
+  if (i == st.canaries.end() || i->second.observing)
+    return;
+  auto found = current(self)->resolve(i->second.model, i->second.version);
+  if (!found || !found->version->canary) {
+    st.canaries.erase(i); // the version or its canary went another way
+    return;
+  }
+  i->second.observing = true;
+  std::shared_ptr<const lane> a = found->version->lane;
+  std::shared_ptr<const lane> b = found->version->canary;
+  auto ca = std::make_shared<arm_counts>();
+  auto cb = std::make_shared<arm_counts>();
+  pull_arm(self, *a, ca, [=](bool ok_a) {
+    pull_arm(self, *b, cb, [=](bool ok_b) {
+      auto& s = self->state;
+      auto j = s.canaries.find(key);
+      if (j == s.canaries.end())
+        return; // ended meanwhile
+      auto& run = j->second;
+      run.observing = false;
+      if (!ok_a || !ok_b)
+        return; // a lane did not answer in time: the next tick tries again
+      if (!run.have_base) {
+        run.have_base = true;
+        run.base_a = *ca;
+        run.base_b = *cb;
+        return;
+      }
+      run.a = since(*ca, run.base_a);
+      run.b = since(*cb, run.base_b);
+      auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run.started)
+                       .count();
+      run.last = judge_canary(s.cfg.rule, run.a, run.b, elapsed);
+      if (run.last.verdict == canary_verdict::keep || !s.cfg.canary_acts)
+        return;
+      auto promote = run.last.verdict == canary_verdict::promote;
+      (void) end_canary(self, key, promote, false, run.last.reason);
+    });
+  });
+}
+
+caf::result<model_listing> start_canary(self_ptr self, const model_command& cmd) {
+  auto& st = self->state;
+  auto found = current(self)->resolve(cmd.name, cmd.version);
+  if (!found)
+    return to_error(found.error());
+  if (auto ok = validate(cmd.policy, st.cfg.input_dim, st.cfg.max_rows); !ok)
+    return to_error(ok.error());
+  if (!(cmd.share > 0.0 && cmd.share < 1.0))
+    return make_caf_error(errc::bad_request, "share must be in (0, 1)");
+  auto name = found->model->name;
+  auto version = found->version->version;
+  if (found->version->canary)
+    return make_caf_error(errc::conflict, "model '" + name + "' version '" + version
+                                            + "' already runs a canary; promote or abort it "
+                                              "first");
+  const auto& incumbent = found->version->lane->policy;
+  if (cmd.policy.name == incumbent.name)
+    return make_caf_error(errc::bad_request, "the candidate policy needs a name other than the "
+                                             "incumbent's ('"
+                                               + incumbent.name + "')");
+  auto m = found->version->lane->m;
+  auto split = split_values(incumbent, cmd.policy, st.cfg.input_dim);
+  auto spawned = st.cfg.spawn(name, m, cmd.policy);
+  if (!spawned)
+    return std::move(spawned.error());
+  std::shared_ptr<const lane> canary = std::move(*spawned);
+  auto incumbent_name = incumbent.name;
+  auto started = change(self, [&](model_catalog& d) {
+    return d.start_canary(name, version, canary, cmd.share, split);
+  });
+  if (!started)
+    return to_error(started.error());
+  canary_run run;
+  run.model = name;
+  run.version = version;
+  run.candidate = cmd.policy;
+  run.incumbent = incumbent_name;
+  run.share = cmd.share;
+  run.started = std::chrono::steady_clock::now();
+  auto key = canary_key(name, version);
+  st.canaries[key] = run;
+  record_decision(self, run, "start", true,
+                  "operator: policy '" + cmd.policy.name + "' takes "
+                    + std::to_string(static_cast<int>(cmd.share * 100.0 + 0.5))
+                    + "% of the prefixes");
+  announce(self);
+  // The first observation sets the baseline at once.
+  observe_canary(self, key);
+  auto out = listing(self);
+  out.version = version;
+  return out;
+}
+
+caf::result<model_listing> finish_canary(self_ptr self, const model_command& cmd, bool promote) {
+  auto found = current(self)->resolve(cmd.name, cmd.version);
+  if (!found)
+    return to_error(found.error());
+  auto key = canary_key(found->model->name, found->version->version);
+  if (self->state.canaries.count(key) == 0)
+    return make_caf_error(errc::not_found, "model '" + found->model->name + "' version '"
+                                             + found->version->version + "' runs no canary");
+  const auto& last = self->state.canaries[key].last;
+  auto reason = std::string{promote ? "operator: promote" : "operator: abort"}
+                + (last.reason.empty() ? std::string{} : "; last observation: " + last.reason);
+  if (auto ok = end_canary(self, key, promote, true, reason); !ok)
+    return to_error(ok.error());
+  auto out = listing(self);
+  out.version = found->version->version;
+  return out;
+}
+
 model_manager_actor::behavior_type manager_behavior(self_ptr self, model_manager_config cfg,
                                                     std::map<std::string, std::string> arch) {
   self->state.cfg = std::move(cfg);
   self->state.architecture = std::move(arch);
   announce(self);
+  self->delayed_send(self, self->state.cfg.canary_interval, observe_atom::value);
   return {
     [=](models_atom) -> model_listing { return listing(self); },
+    [=](observe_atom) {
+      auto& st = self->state;
+      std::vector<std::string> keys;
+      for (const auto& [key, run] : st.canaries)
+        keys.push_back(key);
+      for (const auto& key : keys)
+        observe_canary(self, key);
+      self->delayed_send(self, st.cfg.canary_interval, observe_atom::value);
+    },
     [=](models_atom, const model_command& cmd) -> caf::result<model_listing> {
       switch (cmd.op) {
         case model_op::load:
@@ -375,6 +679,12 @@ model_manager_actor::behavior_type manager_behavior(self_ptr self, model_manager
           return promote(self, cmd);
         case model_op::unload:
           return unload(self, cmd);
+        case model_op::canary_start:
+          return start_canary(self, cmd);
+        case model_op::canary_promote:
+          return finish_canary(self, cmd, true);
+        case model_op::canary_abort:
+          return finish_canary(self, cmd, false);
       }
       return make_caf_error(errc::bad_request, "unknown model command");
     },

@@ -6,6 +6,12 @@
 // a mix), the versions that are draining, and telling the encoder pool
 // (which versions remote nodes may join for) and the metrics aggregator
 // (which lanes to pull) about every change.
+//
+// Also the canary judge: an observe -> decide -> act loop (every
+// canary.interval) over each running canary. It pulls both lanes' counters
+// (requests, encodes, hits, served labels), judges the candidate with
+// judge_canary (core/canary.hpp), and promotes it or rolls it back, logging
+// every decision with the figures behind it.
 // Does not own: what serves a version (a lane, built by `spawn`), HTTP.
 //
 // Loading reads weights files and builds models, which can take a while: a
@@ -36,8 +42,20 @@ struct model_manager_config {
   std::uint32_t warm_rows = 4;
   /// Values per input row that every version must take.
   std::size_t input_dim = 32;
-  /// Spawns what serves a version.
-  std::function<caf::expected<std::shared_ptr<lane>>(const std::string&, const model&)> spawn;
+  /// Spawns what serves a version under a cache policy.
+  std::function<caf::expected<std::shared_ptr<lane>>(const std::string&, const model&,
+                                                     const cache_policy&)>
+    spawn;
+  /// The policy of versions loaded at runtime (the settings').
+  cache_policy default_policy;
+  /// cache.max-size and http.max-rows, for validating canary policies.
+  std::size_t cache_max_size = 256;
+  std::size_t max_rows = 64;
+  /// How canaries are judged, how often, and whether the judge acts
+  /// (agent.enabled) or only reports.
+  canary_rule rule;
+  caf::timespan canary_interval = std::chrono::seconds{1};
+  bool canary_acts = true;
 };
 
 /// A version served from the start: built before the manager exists.

@@ -1,5 +1,7 @@
 #include "actors/service.hpp"
 
+#include <atomic>
+#include <cmath>
 #include <thread>
 
 #include "actors/cache_owner.hpp"
@@ -51,20 +53,20 @@ struct lane_context {
   std::weak_ptr<read_paths> reads;
 };
 
-cache_owner_config cache_config_of(const service_settings& s) {
+cache_owner_config cache_config_of(const service_settings& s, const cache_policy& p) {
   cache_owner_config cc;
-  cc.cache.max_size = static_cast<std::size_t>(s.cache_max_size);
-  cc.cache.admission
-    = parse_admission_policy(s.cache_admission).value_or(admission_policy::lru); // validated
-  cc.cache.ttl = seconds(s.cache_ttl_seconds);
+  cc.cache.max_size = std::max<std::size_t>(
+    1, static_cast<std::size_t>(
+         std::llround(p.capacity_share * static_cast<double>(s.cache_max_size))));
+  cc.cache.admission = p.admission;
+  cc.cache.ttl = seconds(p.ttl_seconds);
   cc.cache.enabled = s.cache_enabled;
   cc.single_flight = s.cache_single_flight;
-  cc.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
-  auto unit = parse_prefix_unit(s.cache_prefix_unit); // validated
-  cc.unit = unit ? *unit : prefix_unit::values;
+  cc.prefix_k = p.prefix_k;
+  cc.unit = p.unit;
   cc.guard.enabled = s.risk_guard;
-  cc.guard.tolerance = s.risk_tolerance;
-  cc.guard.max_wrong_rate = s.risk_max_wrong_rate;
+  cc.guard.tolerance = p.tolerance;
+  cc.guard.max_wrong_rate = p.max_wrong_rate;
   cc.guard.confidence = s.risk_confidence;
   cc.sweep_interval = seconds(s.cache_sweep_interval_seconds);
   cc.flight_timeout
@@ -74,7 +76,8 @@ cache_owner_config cache_config_of(const service_settings& s) {
   return cc;
 }
 
-agent_config agent_config_of(const service_settings& s, cache_actor cache) {
+agent_config agent_config_of(const service_settings& s, const cache_policy& p,
+                             cache_actor cache) {
   agent_config ac;
   ac.cache = std::move(cache);
   ac.interval = seconds(s.agent_interval_seconds);
@@ -89,27 +92,31 @@ agent_config agent_config_of(const service_settings& s, cache_actor cache) {
   ac.policy.disable_threshold = s.agent_disable_threshold;
   ac.policy.recover_windows = static_cast<std::size_t>(s.agent_recover_windows);
   ac.policy.min_samples = static_cast<std::size_t>(s.agent_min_samples);
-  ac.policy.base_ttl_seconds = s.cache_ttl_seconds;
+  ac.policy.base_ttl_seconds = p.ttl_seconds;
   // The floor never exceeds the configured TTL (a TTL of 0 keeps 0).
-  ac.policy.ttl_floor_seconds = std::min(s.agent_ttl_floor_seconds, s.cache_ttl_seconds);
+  ac.policy.ttl_floor_seconds = std::min(s.agent_ttl_floor_seconds, p.ttl_seconds);
   ac.entry_evict_threshold = s.agent_entry_evict_threshold;
   return ac;
 }
 
 /// Spawns the actors that serve one model version.
 caf::expected<std::shared_ptr<lane>> spawn_lane(caf::actor_system& sys, const lane_context& ctx,
-                                                const std::string& name, const model& m) {
+                                                const std::string& name, const model& m,
+                                                const cache_policy& policy) {
   const auto& s = *ctx.settings;
   auto out = std::make_shared<lane>();
   out->model_name = name;
   out->m = m;
-  auto cc = cache_config_of(s);
+  out->policy = policy;
+  static std::atomic<std::uint32_t> next_id{1};
+  out->id = next_id.fetch_add(1, std::memory_order_relaxed);
+  auto cc = cache_config_of(s, policy);
   cc.board = ctx.board;
   auto cache = spawn_cache_owner(sys, cc);
   if (!cache)
     return std::move(cache.error());
   out->cache = *cache;
-  out->agent = spawn_agent(sys, agent_config_of(s, out->cache));
+  out->agent = spawn_agent(sys, agent_config_of(s, policy, out->cache));
 
   ingress_config ic;
   ic.m = m;
@@ -139,6 +146,7 @@ caf::expected<std::shared_ptr<lane>> spawn_lane(caf::actor_system& sys, const la
     hc.cache = out->cache;
     hc.ingress = out->ingress;
     hc.metrics = ctx.metrics;
+    hc.lane = out->id;
     hc.audit_rate = s.audit_rate;
     hc.audit_per_second = s.audit_per_second;
     out->hits = std::make_shared<hit_path>(std::move(hc));
@@ -171,6 +179,20 @@ void read_paths::flush() const {
     for (const auto& v : m.versions)
       if (v.lane && v.lane->hits)
         v.lane->hits->flush();
+}
+
+cache_policy default_policy(const service_settings& s) {
+  cache_policy p;
+  p.name = "default";
+  p.prefix_k = static_cast<std::uint32_t>(s.cache_prefix_k);
+  auto unit = parse_prefix_unit(s.cache_prefix_unit); // validated
+  p.unit = unit ? *unit : prefix_unit::values;
+  p.ttl_seconds = s.cache_ttl_seconds;
+  p.capacity_share = 1.0;
+  p.tolerance = s.risk_tolerance;
+  p.max_wrong_rate = s.risk_max_wrong_rate;
+  p.admission = parse_admission_policy(s.cache_admission).value_or(admission_policy::lru);
+  return p;
 }
 
 caf::expected<service_handles> start_service(caf::actor_system& sys, const service_settings& s,
@@ -212,7 +234,8 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   // which lanes to pull as soon as the first one exists.
   h.metrics = spawn_metrics_aggregator(sys, std::move(mc));
   ctx.metrics = h.metrics;
-  auto first = spawn_lane(sys, ctx, name, m);
+  auto policy = default_policy(s);
+  auto first = spawn_lane(sys, ctx, name, m, policy);
   if (!first)
     return std::move(first.error());
   h.ingress = (*first)->ingress;
@@ -230,16 +253,29 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   mm.max_bytes = static_cast<std::uint64_t>(s.models_max_bytes);
   mm.warm_encodes = static_cast<std::uint32_t>(s.models_warm_encodes);
   mm.input_dim = m.input_dim();
+  mm.default_policy = policy;
+  mm.cache_max_size = static_cast<std::size_t>(s.cache_max_size);
+  mm.max_rows = static_cast<std::size_t>(s.http_max_rows);
+  mm.rule.max_wrong_rate = s.risk_max_wrong_rate;
+  mm.rule.confidence = s.risk_confidence;
+  mm.rule.margin = s.canary_margin;
+  mm.rule.min_saving = s.canary_min_saving;
+  mm.rule.max_cost_increase = s.canary_max_cost_increase;
+  mm.rule.min_labels = static_cast<std::uint64_t>(s.canary_min_labels);
+  mm.rule.min_requests = static_cast<std::uint64_t>(s.canary_min_requests);
+  mm.rule.max_seconds = s.canary_max_seconds;
+  mm.canary_interval = seconds(s.canary_interval_seconds);
+  mm.canary_acts = s.agent_enabled;
   mm.spawn = [&sys, ctx_settings = s, pool = h.pool, metrics = h.metrics,
               reads = std::weak_ptr<read_paths>{h.reads}](
-               const std::string& lane_name,
-               const model& lane_model) -> caf::expected<std::shared_ptr<lane>> {
+               const std::string& lane_name, const model& lane_model,
+               const cache_policy& lane_policy) -> caf::expected<std::shared_ptr<lane>> {
     lane_context c;
     c.settings = &ctx_settings;
     c.pool = pool;
     c.metrics = metrics;
     c.reads = reads;
-    return spawn_lane(sys, c, lane_name, lane_model);
+    return spawn_lane(sys, c, lane_name, lane_model, lane_policy);
   };
   std::vector<initial_version> initial;
   initial.push_back({std::move(*first), s.model_weights.empty() ? s.model_preset : m.name()});
@@ -249,7 +285,7 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
     auto extra = build_model(spec, m.input_dim());
     if (!extra)
       return make_caf_error(errc::invalid_config, "models.load: " + extra.error().message);
-    auto serving = spawn_lane(sys, ctx, spec.name, *extra);
+    auto serving = spawn_lane(sys, ctx, spec.name, *extra, policy);
     if (!serving)
       return std::move(serving.error());
     initial.push_back({std::move(*serving), extra->name()});

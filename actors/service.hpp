@@ -28,6 +28,10 @@ struct service_options {
 /// one is set, else from the seed. Errors name the config key.
 result<model> make_model(const service_settings& s);
 
+/// The cache policy the settings describe ("default"): what every version
+/// runs unless a canary changes it.
+cache_policy default_policy(const service_settings& s);
+
 /// Number of encoder workers for `s.workers` (0 means one per core).
 std::size_t worker_count(const service_settings& s);
 

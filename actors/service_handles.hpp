@@ -11,6 +11,7 @@
 #include <string>
 
 #include "actors/service_board.hpp"
+#include "core/canary.hpp"
 #include "core/model_directory.hpp"
 #include "core/published.hpp"
 #include "messages/messages.hpp"
@@ -29,6 +30,10 @@ struct lane {
   /// The model's served name (the catalog's key), and the version.
   std::string model_name;
   model m;
+  /// The cache settings this lane runs.
+  cache_policy policy;
+  /// Unique in the process: request outcomes name the lane that answered.
+  std::uint32_t id = 0;
   ingress_actor ingress;
   cache_actor cache;
   agent_actor agent;

@@ -54,6 +54,22 @@ struct service_settings {
   /// Warm-up encodes of a version loaded at runtime, before it may become
   /// the default (a request may override it).
   std::int64_t models_warm_encodes = 8;
+  // -- canary: how a candidate cache policy is judged against the one in place
+  /// How much higher the candidate's served wrong-rate may be and still
+  /// count as not worse.
+  double canary_margin = 0.005;
+  /// "Cheaper": encodes per request at most (1 - this) x the incumbent's.
+  double canary_min_saving = 0.02;
+  /// "Wrong less often at a small cost": encodes per request at most
+  /// (1 + this) x the incumbent's.
+  double canary_max_cost_increase = 0.25;
+  /// Served labels and requests each arm needs before a promotion.
+  std::int64_t canary_min_labels = 100;
+  std::int64_t canary_min_requests = 200;
+  /// No decision after this long: rolled back as inconclusive (0: never).
+  double canary_max_seconds = 600.0;
+  /// Seconds between the canary judge's observations.
+  double canary_interval_seconds = 1.0;
   // -- encoder workers
   std::int64_t workers = 0; // 0: one per core
   std::int64_t encoder_max_batch = 32;

@@ -65,6 +65,18 @@ sil_config::sil_config() {
          "bytes all loaded weights may take; a load past it is refused (0: no limit)")
     .add(s.models_warm_encodes, "warm-encodes",
          "warm-up encodes of a version loaded at runtime before it may become the default");
+  opt_group{custom_options_, "canary"}
+    .add(s.canary_margin, "margin",
+         "how much higher a canary's served wrong-rate may be and still count as not worse")
+    .add(s.canary_min_saving, "min-saving",
+         "a canary is cheaper when its encodes per request are at most (1 - this) x the incumbent's")
+    .add(s.canary_max_cost_increase, "max-cost-increase",
+         "a canary wrong less often may cost at most (1 + this) x the incumbent's encodes")
+    .add(s.canary_min_labels, "min-labels", "served labels each arm needs before a promotion")
+    .add(s.canary_min_requests, "min-requests", "requests each arm needs before a promotion")
+    .add(s.canary_max_seconds, "max-seconds",
+         "a canary undecided this long is rolled back as inconclusive (0: never)")
+    .add(s.canary_interval_seconds, "interval", "seconds between the canary judge's observations");
   opt_group{custom_options_, "encoder"}
     .add(s.encoder_max_batch, "max-batch", "most requests a worker encodes in one pass")
     .add(s.encoder_timeout_seconds, "timeout", "seconds before a worker's batch is retried")
@@ -157,7 +169,7 @@ std::string join_text(const Ts&... parts) {
 const std::vector<std::string>& sil_categories() {
   static const std::vector<std::string> xs{"cache", "model",   "models", "encoder",
                                            "http",  "risk",    "audit",  "agent",
-                                           "cluster", "admin", "log"};
+                                           "canary", "cluster", "admin", "log"};
   return xs;
 }
 

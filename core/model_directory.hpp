@@ -84,6 +84,12 @@ public:
     std::size_t bytes = 0;
     version_state state = version_state::warming;
     std::shared_ptr<const Lane> lane;
+    /// A canary: the same version under another cache policy, taking
+    /// `canary_share` of the prefixes (core/canary.hpp: the split hash of
+    /// the first `split_values` values).
+    std::shared_ptr<const Lane> canary;
+    double canary_share = 0.0;
+    std::size_t split_values = 0;
   };
 
   struct model_entry {
@@ -213,6 +219,51 @@ public:
     return lane;
   }
 
+  /// Starts a canary lane on a version (conflict if one runs).
+  status start_canary(std::string_view name, std::string_view version,
+                      std::shared_ptr<const Lane> canary, double share, std::size_t split) {
+    auto* v = find_mutable(name, version);
+    if (v == nullptr)
+      return not_loaded(name, version);
+    if (v->canary)
+      return error{errc::conflict, "model '" + std::string{name} + "' version '" + v->version
+                                     + "' already runs a canary; promote or abort it first"};
+    v->canary = std::move(canary);
+    v->canary_share = share;
+    v->split_values = split;
+    return ok();
+  }
+
+  /// Ends a version's canary and returns its lane (the caller drains it).
+  result<std::shared_ptr<const Lane>> end_canary(std::string_view name,
+                                                 std::string_view version) {
+    auto* v = find_mutable(name, version);
+    if (v == nullptr)
+      return not_loaded(name, version);
+    if (!v->canary)
+      return error{errc::not_found, "model '" + std::string{name} + "' version '" + v->version
+                                      + "' runs no canary"};
+    auto out = std::move(v->canary);
+    v->canary.reset();
+    v->canary_share = 0.0;
+    v->split_values = 0;
+    return out;
+  }
+
+  /// Makes a version's canary its lane and returns the lane it replaces.
+  result<std::shared_ptr<const Lane>> promote_canary(std::string_view name,
+                                                     std::string_view version) {
+    auto* v = find_mutable(name, version);
+    if (v == nullptr)
+      return not_loaded(name, version);
+    auto canary = end_canary(name, version);
+    if (!canary)
+      return canary.error();
+    auto old = std::move(v->lane);
+    v->lane = std::move(*canary);
+    return old;
+  }
+
   /// What answers a request naming `name` (empty: the default model) and
   /// `version` (empty: that model's default; else the full version or, when
   /// only one version declares it, the declared one).
@@ -249,8 +300,8 @@ public:
   }
 
 private:
-  status not_loaded(std::string_view name, std::string_view version) const {
-    return error{errc::not_found, "model '" + std::string{name} + "' has no version '"
+  error not_loaded(std::string_view name, std::string_view version) const {
+    return {errc::not_found, "model '" + std::string{name} + "' has no version '"
                                     + std::string{version} + "'"};
   }
 

@@ -1029,6 +1029,14 @@ json models_json(const std::vector<model_version_stats>& models) {
       {{"model", v.model},
        {"version", v.version},
        {"default", v.is_default},
+       {"policy", v.policy},
+       {"role", v.canary ? "canary" : "serving"},
+       {"requests", v.requests},
+       {"encodes", v.encodes},
+       {"encodes_per_request", v.requests == 0 ? 0.0
+                                               : static_cast<double>(v.encodes)
+                                                   / static_cast<double>(v.requests)},
+       {"latency", latency_json(v.latency)},
        {"hits", v.hits},
        {"misses", v.misses},
        {"hit_rate",
@@ -1262,6 +1270,145 @@ result<std::int64_t> decode_warm(std::string_view body) {
   return n;
 }
 
+result<model_command> decode_canary_start(std::string_view body, const cache_policy& base) {
+  auto j = admin_object(body, {"policy", "share"},
+                        "{\"policy\": {\"name\": string, ...}, \"share\": number}");
+  if (!j)
+    return j.error();
+  model_command cmd;
+  cmd.op = model_op::canary_start;
+  cmd.policy = base;
+  auto share = j->find("share");
+  if (share != j->end()) {
+    if (!share->is_number() || !(share->get<double>() > 0.0 && share->get<double>() < 1.0))
+      return error{errc::bad_request, "'share' must be a number in (0, 1)"};
+    cmd.share = share->get<double>();
+  }
+  auto pj = j->find("policy");
+  if (pj == j->end())
+    return error{errc::bad_request, "missing field 'policy'"};
+  auto policy = admin_object(pj->dump(), {"name", "prefix_k", "prefix_unit", "ttl_seconds",
+                                          "capacity_share", "tolerance", "max_wrong_rate",
+                                          "admission"},
+                             "{\"name\": string, ...}");
+  if (!policy)
+    return error{errc::bad_request, "'policy': " + policy.error().message};
+  auto& p = *policy;
+  auto& out = cmd.policy;
+  if (auto st = string_field(p, "name", out.name, true); !st)
+    return error{errc::bad_request, "'policy': " + st.error().message};
+  auto number = [&](const char* key, double& field) -> status {
+    auto i = p.find(key);
+    if (i == p.end())
+      return ok();
+    if (!i->is_number())
+      return {errc::bad_request, std::string{"'policy': '"} + key + "' must be a number"};
+    field = i->get<double>();
+    return ok();
+  };
+  for (auto st : {number("ttl_seconds", out.ttl_seconds),
+                  number("capacity_share", out.capacity_share),
+                  number("tolerance", out.tolerance),
+                  number("max_wrong_rate", out.max_wrong_rate)})
+    if (!st)
+      return st.error();
+  if (auto i = p.find("prefix_k"); i != p.end()) {
+    if (!i->is_number_unsigned() || i->get<std::uint64_t>() > 4096)
+      return error{errc::bad_request, "'policy': 'prefix_k' must be a positive integer"};
+    out.prefix_k = static_cast<std::uint32_t>(i->get<std::uint64_t>());
+  }
+  if (auto i = p.find("prefix_unit"); i != p.end()) {
+    auto unit = i->is_string() ? parse_prefix_unit(i->get<std::string>())
+                               : result<prefix_unit>{errc::bad_request, ""};
+    if (!unit)
+      return error{errc::bad_request, "'policy': 'prefix_unit' must be \"values\" or \"rows\""};
+    out.unit = *unit;
+  }
+  if (auto i = p.find("admission"); i != p.end()) {
+    auto a = i->is_string() ? parse_admission_policy(i->get<std::string>()) : std::nullopt;
+    if (!a)
+      return error{errc::bad_request, "'policy': 'admission' must be \"lru\" or \"tinylfu\""};
+    out.admission = *a;
+  }
+  return cmd;
+}
+
+namespace {
+
+json policy_json(const cache_policy& p) {
+  return {{"name", p.name},
+          {"prefix_k", p.prefix_k},
+          {"prefix_unit", to_string(p.unit)},
+          {"ttl_seconds", p.ttl_seconds},
+          {"capacity_share", p.capacity_share},
+          {"tolerance", p.tolerance},
+          {"max_wrong_rate", p.max_wrong_rate},
+          {"admission", to_string(p.admission)}};
+}
+
+json arm_json(const arm_view& a) {
+  return {{"policy", a.policy},
+          {"requests", a.requests},
+          {"encodes", a.encodes},
+          {"encodes_per_request",
+           a.requests == 0 ? 0.0 : static_cast<double>(a.encodes) / static_cast<double>(a.requests)},
+          {"hits", a.hits},
+          {"lookups", a.lookups},
+          {"hit_rate",
+           a.lookups == 0 ? 0.0 : static_cast<double>(a.hits) / static_cast<double>(a.lookups)},
+          {"served",
+           {{"labels", a.labels},
+            {"wrong", a.wrong},
+            {"rate",
+             a.labels == 0 ? 0.0 : static_cast<double>(a.wrong) / static_cast<double>(a.labels)},
+            {"lower", a.wrong_lower},
+            {"upper", a.wrong_upper}}}};
+}
+
+json canaries_json(const model_listing& l) {
+  auto running = json::array();
+  for (const auto& c : l.canaries)
+    running.push_back({{"model", c.model},
+                       {"version", c.version},
+                       {"share", c.share},
+                       {"elapsed_seconds", c.elapsed_seconds},
+                       {"candidate", policy_json(c.candidate)},
+                       {"a", arm_json(c.a)},
+                       {"b", arm_json(c.b)},
+                       {"verdict", to_string(c.verdict)},
+                       {"reason", c.reason},
+                       {"wrong_rate_difference", {{"lower", c.diff_lower}, {"upper", c.diff_upper}}}});
+  auto decisions = json::array();
+  for (const auto& d : l.decisions)
+    decisions.push_back({{"unix_ms", d.unix_ms},
+                         {"model", d.model},
+                         {"version", d.version},
+                         {"incumbent", d.policy_a},
+                         {"candidate", d.policy_b},
+                         {"action", d.action},
+                         {"manual", d.manual},
+                         {"reason", d.reason},
+                         {"figures",
+                          {{"labels_a", d.labels_a},
+                           {"wrong_a", d.wrong_a},
+                           {"labels_b", d.labels_b},
+                           {"wrong_b", d.wrong_b},
+                           {"difference_lower", d.diff_lower},
+                           {"difference_upper", d.diff_upper},
+                           {"b_lower", d.b_lower},
+                           {"encodes_per_request_a", d.cost_a},
+                           {"encodes_per_request_b", d.cost_b}}}});
+  return {{"running", running}, {"decisions", decisions}};
+}
+
+} // namespace
+
+std::string encode_agent_with_canaries(const agent_snapshot& a, const model_listing& l) {
+  auto j = agent_json(a);
+  j["canaries"] = canaries_json(l);
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::string encode_model_listing(const model_listing& l) {
   auto versions = json::array();
   for (const auto& v : l.versions)
@@ -1278,7 +1425,8 @@ std::string encode_model_listing(const model_listing& l) {
   json j = {{"default_model", l.default_model},
             {"bytes", l.bytes},
             {"max_bytes", l.max_bytes},
-            {"versions", versions}};
+            {"versions", versions},
+            {"canaries", canaries_json(l)}};
   if (!l.version.empty())
     j["version"] = l.version;
   if (!l.previous_default.empty())

@@ -127,6 +127,16 @@ result<std::string> decode_default_version(std::string_view body);
 /// body (-1: the configured number).
 result<std::int64_t> decode_warm(std::string_view body);
 
+/// POST /admin/models/{name}/versions/{v}/canary: {"policy": {"name":
+/// string, "prefix_k", "prefix_unit", "ttl_seconds", "capacity_share",
+/// "tolerance", "max_wrong_rate", "admission"}, "share": number in (0, 1)}.
+/// Fields the policy leaves out keep `base`'s (the incumbent's); share
+/// defaults to 0.1. The manager validates the policy's values.
+result<model_command> decode_canary_start(std::string_view body, const cache_policy& base);
+
+/// GET /agent with the running canaries and the canary decisions.
+std::string encode_agent_with_canaries(const agent_snapshot& a, const model_listing& l);
+
 /// {"default_model", "bytes", "max_bytes", "versions": [{"model",
 /// "version", "declared", "architecture", "state", "default", "bytes",
 /// "input_dim", "embedding_dim", "warm_encodes"}], "version",

@@ -43,6 +43,9 @@ enum route_id : int {
   r_admin_model_default,
   r_admin_model_unload,
   r_admin_model_warm,
+  r_admin_canary_start,
+  r_admin_canary_promote,
+  r_admin_canary_abort,
 };
 
 /// The one bridge from a route to an actor: asks `dst` with `xs...` from a
@@ -185,6 +188,12 @@ const std::vector<route_spec>& service_routes::table() {
      r_admin_model_unload},
     {"POST", "/admin/models/{model_name}/versions/{model_version}/warm", route_label::admin,
      r_admin_model_warm},
+    {"POST", "/admin/models/{model_name}/versions/{model_version}/canary", route_label::admin,
+     r_admin_canary_start},
+    {"DELETE", "/admin/models/{model_name}/versions/{model_version}/canary", route_label::admin,
+     r_admin_canary_abort},
+    {"POST", "/admin/models/{model_name}/versions/{model_version}/canary/promote",
+     route_label::admin, r_admin_canary_promote},
   };
   return routes;
 }
@@ -309,6 +318,9 @@ handled service_routes::handle(const request_view& req, responder& r) {
     case r_admin_model_default:
     case r_admin_model_unload:
     case r_admin_model_warm:
+    case r_admin_canary_start:
+    case r_admin_canary_promote:
+    case r_admin_canary_abort:
       return admin_models(req, r, m);
     case r_openapi:
       return handled::answer(json_ok(openapi_document(), route_label::openapi));
@@ -427,7 +439,15 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
   }
   // The request holds its lane until answered: a version unloaded meanwhile
   // drains instead of failing it.
-  std::shared_ptr<const lane> serving = target->version->lane;
+  // A canary takes its share of the prefixes: a prefix stays on one policy.
+  const auto& entry = *target->version;
+  std::shared_ptr<const lane> serving
+    = entry.canary
+          && takes_canary(split_hash(decoded->features.data(), decoded->features.size(),
+                                     entry.split_values),
+                          entry.canary_share)
+        ? entry.canary
+        : entry.lane;
   fmt.model_name = serving->model_name;
   target.reset(); // the snapshot itself is not needed any more
   if (serving->hits) {
@@ -482,7 +502,9 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
       // This runs on the actor thread that answered: report the
       // outcome from here, where sending wakes no thread. The
       // JSON is written on the connection's thread.
-      caf::anon_send(metrics, outcome_atom::value, predict_outcome(r, start));
+      auto o = predict_outcome(r, start);
+      o.lane = serving->id;
+      caf::anon_send(metrics, outcome_atom::value, std::move(o));
       done([r = std::move(r), fmt, start]() {
         auto out = r ? fmt.ok(*r, start) : fmt.fail(from_caf_error(r.error()));
         out.reported = true;
@@ -525,14 +547,43 @@ handled service_routes::ask_metrics(responder& rsp) {
 
 handled service_routes::ask_agent(const request_view& req, responder& rsp,
                                   std::optional<admin_command> cmd, double value) {
-  auto encode = [](agent_snapshot& a) { return json_ok(encode_agent(a), route_label::agent); };
   // The default model's default version: the one /predict serves.
   auto primary = svc_.models->load()->resolve("", "");
   auto agent = primary ? primary->version->lane->agent : svc_.agent;
-  if (!cmd)
-    return ask_actor<agent_snapshot>(sys_, rsp, agent, route_label::agent,
-                                     or_error<agent_snapshot>(route_label::agent, encode),
-                                     agent_atom::value);
+  if (!cmd) {
+    // The agent's state, and the canaries beside it (from the model
+    // manager): one answer from two actors, asked one after the other.
+    auto done = rsp.later();
+    auto manager = svc_.manager;
+    sys_.spawn(
+      [=](caf::event_based_actor* self, int) {
+        self->request(agent, caf::timespan{3s}, agent_atom::value)
+          .then(
+            [=](agent_snapshot& a) {
+              if (!manager) {
+                done([a] { return json_ok(encode_agent(a), route_label::agent); });
+                return;
+              }
+              self->request(manager, caf::timespan{3s}, models_atom::value)
+                .then(
+                  [=](model_listing& l) {
+                    done([a, l] {
+                      return json_ok(encode_agent_with_canaries(a, l), route_label::agent);
+                    });
+                  },
+                  [=](caf::error&) {
+                    done([a] { return json_ok(encode_agent(a), route_label::agent); });
+                  });
+            },
+            [=](caf::error& e) {
+              done([e] { return error_response(from_caf_error(e), route_label::agent); });
+            });
+      },
+      0);
+    pending p;
+    p.route = route_label::agent;
+    return handled::later(std::move(p));
+  }
   // An admin command answers with the agent's state, and is logged once
   // its result is known.
   struct audit {
@@ -577,8 +628,9 @@ handled service_routes::admin_models(const request_view& req, responder& rsp,
   if (id != r_admin_models) {
     // Every change has a JSON body (or none), like PUT /admin/cache/ttl.
     bool empty_body = req.body.find_first_not_of(" \t\r\n") == std::string_view::npos;
-    if (!(id == r_admin_model_unload || (id == r_admin_model_warm && empty_body))
-        && !is_json_media_type(req.content_type))
+    bool bodiless = id == r_admin_model_unload || id == r_admin_canary_abort
+                    || ((id == r_admin_model_warm || id == r_admin_canary_promote) && empty_body);
+    if (!bodiless && !is_json_media_type(req.content_type))
       return handled::answer(error_response(
         {errc::unsupported_media_type,
          "content type must be application/json, got '" + std::string{req.content_type} + "'"},
@@ -614,6 +666,30 @@ handled service_routes::admin_models(const request_view& req, responder& rsp,
           decoded = d.error();
         break;
       }
+      case r_admin_canary_start: {
+        // Fields the candidate leaves out keep the incumbent's.
+        auto found = svc_.models->load()->resolve(m.params[0], m.params[1]);
+        if (!found) {
+          decoded = found.error();
+          break;
+        }
+        auto d = decode_canary_start(req.body, found->version->lane->policy);
+        if (d)
+          cmd = std::move(*d);
+        else
+          decoded = d.error();
+        cmd.name = std::string{m.params[0]};
+        cmd.version = std::string{m.params[1]};
+        break;
+      }
+      case r_admin_canary_promote:
+      case r_admin_canary_abort:
+        cmd.op = id == r_admin_canary_promote ? model_op::canary_promote : model_op::canary_abort;
+        cmd.name = std::string{m.params[0]};
+        cmd.version = std::string{m.params[1]};
+        if (id == r_admin_canary_promote && !empty_body)
+          decoded = error{errc::bad_request, "promote takes no body"};
+        break;
       default: // unload
         cmd.op = model_op::unload;
         cmd.name = std::string{m.params[0]};

@@ -58,6 +58,13 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<model_version_info>("sil::model_version_info");
   cfg.add_message_type<std::vector<model_version_info>>("std::vector<sil::model_version_info>");
   cfg.add_message_type<model_listing>("sil::model_listing");
+  cfg.add_message_type<cache_policy>("sil::cache_policy");
+  cfg.add_message_type<canary_verdict>("sil::canary_verdict");
+  cfg.add_message_type<arm_view>("sil::arm_view");
+  cfg.add_message_type<canary_view>("sil::canary_view");
+  cfg.add_message_type<std::vector<canary_view>>("std::vector<sil::canary_view>");
+  cfg.add_message_type<canary_decision>("sil::canary_decision");
+  cfg.add_message_type<std::vector<canary_decision>>("std::vector<sil::canary_decision>");
   cfg.add_message_type<model_version_stats>("sil::model_version_stats");
   cfg.add_message_type<std::vector<model_version_stats>>("std::vector<sil::model_version_stats>");
   cfg.add_message_type<lane_refs>("sil::lane_refs");

@@ -102,7 +102,7 @@ typename Inspector::result_type inspect(Inspector& f, hit_batch& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hit_outcomes& x) {
-  return f(caf::meta::type_name("hit_outcomes"), x.latency_ns);
+  return f(caf::meta::type_name("hit_outcomes"), x.latency_ns, x.lane);
 }
 
 template <class Inspector>
@@ -170,7 +170,8 @@ typename Inspector::result_type inspect(Inspector& f, divergence_report& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, audit_snapshot& x) {
   return f(caf::meta::type_name("audit_snapshot"), x.audits, x.skipped, x.shadow_comparisons,
-           x.failed, x.requests_in_window, x.audits_in_window, x.rate, x.max_share);
+           x.failed, x.requests_in_window, x.audits_in_window, x.rate, x.max_share, x.requests, x.encodes, x.served_labels,
+           x.served_wrong);
 }
 
 template <class Inspector>
@@ -212,7 +213,7 @@ typename Inspector::result_type inspect(Inspector& f, pool_snapshot& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_outcome& x) {
   return f(caf::meta::type_name("request_outcome"), x.error_code, x.status, x.route, x.source,
-           x.cache_hit, x.latency_ns);
+           x.cache_hit, x.latency_ns, x.lane);
 }
 
 template <class Inspector>
@@ -237,7 +238,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, model_version_stats& x) {
   return f(caf::meta::type_name("model_version_stats"), x.model, x.version, x.is_default, x.hits,
            x.misses, x.entries, x.audits, x.labels, x.wrong_labels, x.mode, x.served_labels,
-           x.served_wrong, x.served_lower, x.served_upper);
+           x.served_wrong, x.served_lower, x.served_upper, x.policy, x.canary, x.requests, x.encodes, x.latency);
 }
 
 template <class Inspector>
@@ -249,9 +250,34 @@ typename Inspector::result_type inspect(Inspector& f, service_snapshot& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_policy& x) {
+  return f(caf::meta::type_name("cache_policy"), x.name, x.prefix_k, x.unit, x.ttl_seconds,
+           x.capacity_share, x.tolerance, x.max_wrong_rate, x.admission);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, arm_view& x) {
+  return f(caf::meta::type_name("arm_view"), x.policy, x.requests, x.encodes, x.hits, x.lookups,
+           x.labels, x.wrong, x.wrong_lower, x.wrong_upper);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, canary_view& x) {
+  return f(caf::meta::type_name("canary_view"), x.model, x.version, x.share, x.elapsed_seconds,
+           x.a, x.b, x.candidate, x.verdict, x.reason, x.diff_lower, x.diff_upper);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, canary_decision& x) {
+  return f(caf::meta::type_name("canary_decision"), x.unix_ms, x.model, x.version, x.policy_a,
+           x.policy_b, x.action, x.manual, x.reason, x.labels_a, x.wrong_a, x.labels_b, x.wrong_b,
+           x.diff_lower, x.diff_upper, x.b_lower, x.cost_a, x.cost_b);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, model_command& x) {
   return f(caf::meta::type_name("model_command"), x.op, x.name, x.version, x.preset, x.weights,
-           x.seed, x.warm, x.make_default);
+           x.seed, x.warm, x.make_default, x.policy, x.share);
 }
 
 template <class Inspector>
@@ -264,7 +290,7 @@ typename Inspector::result_type inspect(Inspector& f, model_version_info& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, model_listing& x) {
   return f(caf::meta::type_name("model_listing"), x.default_model, x.bytes, x.max_bytes,
-           x.versions, x.version, x.previous_default);
+           x.versions, x.version, x.previous_default, x.canaries, x.decisions);
 }
 
 
@@ -325,6 +351,11 @@ struct lane_refs {
   std::string model;
   std::string version;
   bool is_default = false;
+  /// The lane's id (request outcomes name it), policy, and whether it is a
+  /// canary.
+  std::uint32_t id = 0;
+  std::string policy;
+  bool canary = false;
   cache_actor cache;
   agent_actor agent;
   ingress_actor ingress;
@@ -333,7 +364,7 @@ struct lane_refs {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, lane_refs& x) {
   return f(caf::meta::type_name("lane_refs"), x.model, x.version, x.is_default, x.cache, x.agent,
-           x.ingress);
+           x.ingress, x.id, x.policy, x.canary);
 }
 
 /// Collects request outcomes; answers /stats and /metrics.
@@ -349,7 +380,8 @@ using metrics_actor
 /// the model catalog.
 using model_manager_actor
   = caf::typed_actor<caf::replies_to<models_atom>::with<model_listing>,
-                     caf::replies_to<models_atom, model_command>::with<model_listing>>;
+                     caf::replies_to<models_atom, model_command>::with<model_listing>,
+                     caf::reacts_to<observe_atom>>;
 
 // -- errors ---------------------------------------------------------------------------
 

@@ -38,6 +38,12 @@ const char* to_string(model_op op) noexcept {
       return "set_default";
     case model_op::unload:
       return "unload";
+    case model_op::canary_start:
+      return "canary_start";
+    case model_op::canary_promote:
+      return "canary_promote";
+    case model_op::canary_abort:
+      return "canary_abort";
   }
   return "unknown";
 }

@@ -19,6 +19,7 @@
 
 #include "core/admission.hpp"
 #include "core/agent_policy.hpp"
+#include "core/canary.hpp"
 #include "core/cancellation.hpp"
 #include "core/embedding.hpp"
 #include "core/lru_ttl_cache.hpp"
@@ -262,6 +263,8 @@ struct hit_batch {
 /// served from the cache), in one message per batch.
 struct hit_outcomes {
   std::vector<std::int64_t> latency_ns;
+  /// The lane that answered them.
+  std::uint32_t lane = 0;
 };
 
 // -- encoding -------------------------------------------------------------------------
@@ -426,6 +429,13 @@ struct audit_snapshot {
   std::uint64_t audits_in_window = 0;
   double rate = 0.0;
   double max_share = 0.0;
+  /// Since start: requests (the read path's included), encodes asked of the
+  /// pool (misses, refreshes, bypasses, audits), and labels of served
+  /// answers with the wrong ones among them (what a canary is judged on).
+  std::uint64_t requests = 0;
+  std::uint64_t encodes = 0;
+  std::uint64_t served_labels = 0;
+  std::uint64_t served_wrong = 0;
 };
 
 /// One entry of the agent's decision log.
@@ -541,6 +551,8 @@ struct request_outcome {
   embedding_source source = embedding_source::encoder;
   bool cache_hit = false;
   std::int64_t latency_ns = 0;
+  /// The lane that answered a prediction (0: none).
+  std::uint32_t lane = 0;
 };
 
 /// Latency percentiles over the most recent requests, milliseconds.
@@ -588,6 +600,12 @@ enum class model_op : std::uint8_t {
   set_default,
   /// Take a version out; it drains and goes once nothing holds it.
   unload,
+  /// Start a canary: another cache policy for a share of a version's traffic.
+  canary_start,
+  /// Make the canary's policy the version's (an operator's promotion).
+  canary_promote,
+  /// Stop the canary; the version's policy stays (an operator's rollback).
+  canary_abort,
 };
 
 const char* to_string(model_op op) noexcept;
@@ -606,6 +624,63 @@ struct model_command {
   std::int64_t warm = -1;
   /// load: make it the default once warm.
   bool make_default = false;
+  /// canary_start: the candidate policy and its share of the prefixes.
+  cache_policy policy;
+  double share = 0.1;
+};
+
+/// One policy's side of a running canary, since it began.
+struct arm_view {
+  std::string policy;
+  std::uint64_t requests = 0;
+  std::uint64_t encodes = 0;
+  std::uint64_t hits = 0;
+  std::uint64_t lookups = 0;
+  /// Served answers audited, and the wrong ones, with Clopper-Pearson
+  /// bounds on the served wrong-rate.
+  std::uint64_t labels = 0;
+  std::uint64_t wrong = 0;
+  double wrong_lower = 0.0;
+  double wrong_upper = 1.0;
+};
+
+/// A running canary: both arms side by side and the judge's last word.
+struct canary_view {
+  std::string model;
+  std::string version;
+  double share = 0.0;
+  double elapsed_seconds = 0.0;
+  /// A: the policy in place; B: the candidate.
+  arm_view a;
+  arm_view b;
+  cache_policy candidate;
+  canary_verdict verdict = canary_verdict::keep;
+  std::string reason;
+  /// Bounds on B's wrong-rate minus A's.
+  double diff_lower = 0.0;
+  double diff_upper = 0.0;
+};
+
+/// One canary decision (the judge's or an operator's), with its figures.
+struct canary_decision {
+  std::int64_t unix_ms = 0;
+  std::string model;
+  std::string version;
+  std::string policy_a;
+  std::string policy_b;
+  /// start, promote or rollback (start is logged too).
+  std::string action;
+  bool manual = false;
+  std::string reason;
+  std::uint64_t labels_a = 0;
+  std::uint64_t wrong_a = 0;
+  std::uint64_t labels_b = 0;
+  std::uint64_t wrong_b = 0;
+  double diff_lower = 0.0;
+  double diff_upper = 0.0;
+  double b_lower = 0.0;
+  double cost_a = 0.0;
+  double cost_b = 0.0;
 };
 
 /// One loaded (or draining) version.
@@ -634,6 +709,9 @@ struct model_listing {
   /// The version a command touched, and the default it replaced (set_default).
   std::string version;
   std::string previous_default;
+  /// Running canaries, and the last decisions (oldest first, at most 100).
+  std::vector<canary_view> canaries;
+  std::vector<canary_decision> decisions;
 };
 
 /// One version's serving counters, as /stats and /metrics show them.
@@ -641,6 +719,13 @@ struct model_version_stats {
   std::string model;
   std::string version;
   bool is_default = false;
+  /// The lane's cache policy, and whether it is a canary.
+  std::string policy;
+  bool canary = false;
+  /// Requests and encodes since the lane started; recent latencies.
+  std::uint64_t requests = 0;
+  std::uint64_t encodes = 0;
+  latency_summary latency;
   std::uint64_t hits = 0;
   std::uint64_t misses = 0;
   std::uint64_t entries = 0;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
@@ -123,7 +124,8 @@ TEST_F(ModelsE2E, ServesSeveralModelsAndVersionsSideBySide) {
   EXPECT_GE(by_version[v42]["hits"].get<int>(), 1);
   EXPECT_GE(by_version[v43]["hits"].get<int>(), 1);
   auto metrics = c.request("GET", "/metrics").body;
-  EXPECT_NE(metrics.find("sil_model_cache_hits_total{model=\"seed\",version=\"" + v43 + "\"}"),
+  EXPECT_NE(metrics.find("sil_model_cache_hits_total{model=\"seed\",policy=\"default\",version=\""
+                         + v43 + "\"}"),
             std::string::npos);
   EXPECT_NE(metrics.find("sil_model_version_info{default=\"true\",model=\"churn\""),
             std::string::npos)
@@ -333,6 +335,129 @@ TEST_F(ModelsE2E, HotSwapUnderLoadFailsNothingAndTheOldVersionDrains) {
     std::this_thread::sleep_for(20ms);
   EXPECT_EQ(versions_of(json::parse(admin(ctl, "GET", "/admin/models", token).body), "seed"),
             std::set<std::string>{v_new});
+}
+
+} // namespace
+} // namespace sil::test
+
+namespace sil::test {
+namespace {
+
+/// The /stats lane of `policy` for the default model's default version.
+json lane_stats(http_client& c, const std::string& policy) {
+  auto stats = get_json(c, "/stats");
+  for (const auto& m : stats["models"])
+    if (m["policy"] == policy)
+      return m;
+  return nullptr;
+}
+
+/// A body whose first value picks the prefix and whose later values move.
+std::string drifting_body(int prefix, int step) {
+  std::string s = "{\"features\":[[" + std::to_string(prefix) + ",1,1,1";
+  for (int i = 4; i < 32; ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, ",%g", std::sin(i * 1.3 + prefix) + 0.05 * (step % 9));
+    s += buf;
+  }
+  return s + "]]}";
+}
+
+TEST_F(ModelsE2E, ACanarySplitsByPrefixAndAnOperatorPromotesIt) {
+  start({std::string{"--admin.token="} + token, "--cache.ttl-seconds=30"});
+  http_client c{port()};
+  const std::string canary = "/admin/models/seed/versions/s42/canary";
+  // Refusals: bad policy values, unknown fields, an unknown version.
+  EXPECT_EQ(admin(c, "POST", canary, token, R"({"policy":{"name":"short","ttl_seconds":-1}})")
+              .status,
+            400);
+  EXPECT_EQ(admin(c, "POST", canary, token, R"({"policy":{"name":"short","ttl":5}})").status, 400);
+  EXPECT_EQ(admin(c, "POST", canary, token, R"({"policy":{"name":"default"}})").status, 400);
+  EXPECT_EQ(admin(c, "POST", canary, token, R"({"policy":{"name":"x"},"share":1.5})").status, 400);
+  EXPECT_EQ(admin(c, "POST", "/admin/models/seed/versions/s9/canary", token,
+                  R"({"policy":{"name":"x"}})")
+              .status,
+            404);
+  EXPECT_EQ(admin(c, "POST", canary + "/promote", token).status, 404); // none runs
+  auto started = admin(c, "POST", canary, token,
+                       R"({"policy":{"name":"short-ttl","ttl_seconds":5},"share":0.5})");
+  ASSERT_EQ(started.status, 200) << started.body;
+  auto running = json::parse(started.body)["canaries"]["running"];
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0]["candidate"]["ttl_seconds"], 5.0);
+  EXPECT_EQ(running[0]["candidate"]["prefix_k"], 4); // kept from the incumbent
+  EXPECT_EQ(admin(c, "POST", canary, token, R"({"policy":{"name":"other"}})").status, 409);
+
+  // Distinct prefixes spread over both policies; one prefix stays on one.
+  for (int p = 0; p < 200; ++p)
+    ASSERT_EQ(c.request("POST", "/predict", body(static_cast<float>(p) + 0.5f)).status, 200);
+  auto a = lane_stats(c, "default");
+  auto b = lane_stats(c, "short-ttl");
+  ASSERT_TRUE(a.is_object() && b.is_object());
+  EXPECT_EQ(b["role"], "canary");
+  auto ra = a["requests"].get<int>();
+  auto rb = b["requests"].get<int>();
+  EXPECT_EQ(ra + rb, 200);
+  EXPECT_GT(rb, 60);
+  EXPECT_GT(ra, 60);
+  for (int i = 0; i < 50; ++i)
+    c.request("POST", "/predict", body(1000.5f, static_cast<float>(i)));
+  auto a2 = lane_stats(c, "default")["requests"].get<int>();
+  auto b2 = lane_stats(c, "short-ttl")["requests"].get<int>();
+  EXPECT_TRUE((a2 == ra + 50 && b2 == rb) || (a2 == ra && b2 == rb + 50)) << a2 << " " << b2;
+  // /agent and /metrics show both sides.
+  auto agent = get_json(c, "/agent", token);
+  ASSERT_EQ(agent["canaries"]["running"].size(), 1u) << agent.dump();
+  EXPECT_EQ(agent["canaries"]["running"][0]["b"]["policy"], "short-ttl");
+  auto metrics = c.request("GET", "/metrics").body;
+  EXPECT_NE(metrics.find("policy=\"short-ttl\",role=\"canary\""), std::string::npos);
+
+  // The operator promotes: the candidate's policy serves every prefix.
+  auto promoted = admin(c, "POST", canary + "/promote", token);
+  ASSERT_EQ(promoted.status, 200) << promoted.body;
+  auto listing = json::parse(promoted.body);
+  EXPECT_TRUE(listing["canaries"]["running"].empty());
+  auto decisions = listing["canaries"]["decisions"];
+  ASSERT_EQ(decisions.size(), 2u);
+  EXPECT_EQ(decisions[0]["action"], "start");
+  EXPECT_EQ(decisions[1]["action"], "promote");
+  EXPECT_TRUE(decisions[1]["manual"].get<bool>());
+  EXPECT_TRUE(lane_stats(c, "default").is_null());
+  EXPECT_DOUBLE_EQ(get_json(c, "/stats")["models"][0]["policy"] == "short-ttl" ? 1.0 : 0.0, 1.0);
+  EXPECT_DOUBLE_EQ(get_json(c, "/stats")["cache"]["ttl_seconds"].get<double>(), 5.0);
+  // An abort of a canary that no longer runs is 404.
+  EXPECT_EQ(admin(c, "DELETE", canary, token).status, 404);
+}
+
+TEST_F(ModelsE2E, ACanaryThatBreachesTheBudgetIsRolledBackByItself) {
+  start({std::string{"--admin.token="} + token, "--audit.rate=1", "--audit.max-share=1",
+         "--audit.per-second=0", "--audit.max-encoder-share=1", "--canary.interval=0.2"});
+  http_client c{port()};
+  // A loose budget and a tolerance so small that almost every reuse of a
+  // moved input is wrong.
+  auto started = admin(c, "POST", "/admin/models/seed/versions/s42/canary", token,
+                       R"({"policy":{"name":"loose","max_wrong_rate":0.99,"tolerance":0.001},)"
+                       R"("share":0.5})");
+  ASSERT_EQ(started.status, 200) << started.body;
+  json listing;
+  auto deadline = clock_type::now() + 30s;
+  for (int step = 0; clock_type::now() < deadline; ++step) {
+    for (int p = 0; p < 20; ++p)
+      ASSERT_EQ(c.request("POST", "/predict", drifting_body(p, step)).status, 200);
+    listing = json::parse(admin(c, "GET", "/admin/models", token).body);
+    if (listing["canaries"]["running"].empty())
+      break;
+  }
+  ASSERT_TRUE(listing["canaries"]["running"].empty()) << listing.dump();
+  auto last = listing["canaries"]["decisions"].back();
+  EXPECT_EQ(last["action"], "rollback");
+  EXPECT_FALSE(last["manual"].get<bool>());
+  EXPECT_NE(last["reason"].get<std::string>().find("breaches the error budget"), std::string::npos)
+    << last.dump();
+  EXPECT_GT(last["figures"]["b_lower"].get<double>(), 0.01);
+  // The incumbent serves everything again.
+  EXPECT_TRUE(lane_stats(c, "loose").is_null());
+  EXPECT_TRUE(lane_stats(c, "default").is_object());
 }
 
 } // namespace
