@@ -354,7 +354,8 @@ caf::result<model_listing> load(self_ptr self, const model_command& cmd) {
 }
 
 caf::result<model_listing> rewarm(self_ptr self, const model_command& cmd) {
-  auto found = current(self)->resolve(cmd.name, cmd.version);
+  auto dir = current(self); // keeps `found`'s pointers alive
+  auto found = dir->resolve(cmd.name, cmd.version);
   if (!found)
     return to_error(found.error());
   auto m = found->version->lane->m;
@@ -542,7 +543,8 @@ void observe_canary(self_ptr self, const std::string& key) {
   auto i = st.canaries.find(key);
   if (i == st.canaries.end() || i->second.observing)
     return;
-  auto found = current(self)->resolve(i->second.model, i->second.version);
+  auto dir = current(self); // keeps `found`'s pointers alive
+  auto found = dir->resolve(i->second.model, i->second.version);
   if (!found || !found->version->canary) {
     st.canaries.erase(i); // the version or its canary went another way
     return;
@@ -583,7 +585,8 @@ void observe_canary(self_ptr self, const std::string& key) {
 
 caf::result<model_listing> start_canary(self_ptr self, const model_command& cmd) {
   auto& st = self->state;
-  auto found = current(self)->resolve(cmd.name, cmd.version);
+  auto dir = current(self); // keeps `found`'s pointers alive
+  auto found = dir->resolve(cmd.name, cmd.version);
   if (!found)
     return to_error(found.error());
   if (auto ok = validate(cmd.policy, st.cfg.input_dim, st.cfg.max_rows); !ok)
@@ -635,7 +638,8 @@ caf::result<model_listing> start_canary(self_ptr self, const model_command& cmd)
 }
 
 caf::result<model_listing> finish_canary(self_ptr self, const model_command& cmd, bool promote) {
-  auto found = current(self)->resolve(cmd.name, cmd.version);
+  auto dir = current(self); // keeps `found`'s pointers alive
+  auto found = dir->resolve(cmd.name, cmd.version);
   if (!found)
     return to_error(found.error());
   auto key = canary_key(found->model->name, found->version->version);

@@ -98,7 +98,8 @@ public:
     std::vector<version_entry> versions;
   };
 
-  /// What a request resolves to.
+  /// What a request resolves to: pointers into this directory, valid while
+  /// it lives (hold the published snapshot, not just the result).
   struct resolved {
     const model_entry* model = nullptr;
     const version_entry* version = nullptr;

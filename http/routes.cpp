@@ -244,7 +244,8 @@ response service_routes::health() const {
   // The first version's body, unchanged; the status follows readiness.
   auto& b = *svc_.board;
   response r;
-  auto primary = svc_.models->load()->resolve("", "");
+  auto catalog = svc_.models->load(); // keeps `primary`'s pointers alive
+  auto primary = catalog->resolve("", "");
   r.body = encode_health(b.cache_enabled.load(), b.workers_alive.load(), inflight_.load(),
                          primary ? primary->version->version : cfg_.model_version);
   r.route = route_label::health;
@@ -548,7 +549,8 @@ handled service_routes::ask_metrics(responder& rsp) {
 handled service_routes::ask_agent(const request_view& req, responder& rsp,
                                   std::optional<admin_command> cmd, double value) {
   // The default model's default version: the one /predict serves.
-  auto primary = svc_.models->load()->resolve("", "");
+  auto catalog = svc_.models->load(); // keeps `primary`'s pointers alive
+  auto primary = catalog->resolve("", "");
   auto agent = primary ? primary->version->lane->agent : svc_.agent;
   if (!cmd) {
     // The agent's state, and the canaries beside it (from the model
@@ -668,7 +670,8 @@ handled service_routes::admin_models(const request_view& req, responder& rsp,
       }
       case r_admin_canary_start: {
         // Fields the candidate leaves out keep the incumbent's.
-        auto found = svc_.models->load()->resolve(m.params[0], m.params[1]);
+        auto catalog = svc_.models->load(); // keeps `found`'s pointers alive
+        auto found = catalog->resolve(m.params[0], m.params[1]);
         if (!found) {
           decoded = found.error();
           break;

@@ -11,7 +11,8 @@
    - a real request to every operation, and to the error answers the
      document promises (405, 404, 400, 415, 401, 403), gets a documented
      status whose body validates against the documented schema, with an
-     X-Request-Id field.
+     X-Request-Id field. An operation whose example needs state first names
+     the calls that make it in `x-test-before` (method, path, body).
 At the end the server is stopped with SIGTERM and must exit 0.
 
 usage: openapi_test.py SIL_SERVER OPENAPI_JSON
@@ -248,6 +249,15 @@ def check_server(doc, text, binary):
             where = f"{method.upper()} {path}"
             headers = dict(auth) if op.get("security") else {}
             body = first_example(doc, op)
+            # State the example needs (x-test-before: calls made first, e.g.
+            # a canary to promote).
+            for pre in op.get("x-test-before", []):
+                status, _, payload = c.call(pre["method"], target_of(pre["path"]),
+                                            pre.get("body"), headers)
+                calls += 1
+                if status >= 400:
+                    fail(f"{where}: its setup call {pre['method']} {pre['path']} got {status}: "
+                         f"{payload[:200]!r}")
             # The documented answer.
             status, h, payload = c.call(method.upper(), target_of(path), body, headers)
             calls += 1

@@ -199,6 +199,38 @@ TEST(ModelDirectory, TheDefaultIsUnloadedLastAndTheServiceDefaultNever) {
   EXPECT_FALSE(d.remove("churn", "s3-cccc"));
 }
 
+TEST(ModelDirectory, ACanaryStartsOncePromotesOrEnds) {
+  directory d;
+  ASSERT_TRUE(d.add("fraud", entry("s1-aaaa", "s1")));
+  EXPECT_EQ(d.end_canary("fraud", "s1-aaaa").error().code, errc::not_found);
+  EXPECT_EQ(d.promote_canary("fraud", "s1-aaaa").error().code, errc::not_found);
+  auto b = std::make_shared<const std::string>("canary lane");
+  ASSERT_TRUE(d.start_canary("fraud", "s1-aaaa", b, 0.25, 4));
+  auto r = d.resolve("fraud", "s1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r->version->canary, "canary lane");
+  EXPECT_DOUBLE_EQ(r->version->canary_share, 0.25);
+  EXPECT_EQ(r->version->split_values, 4u);
+  auto again = d.start_canary("fraud", "s1-aaaa", b, 0.5, 4);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, errc::conflict);
+  // Promotion: the canary serves, the old lane is handed back to drain.
+  auto old = d.promote_canary("fraud", "s1-aaaa");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(**old, "lane of s1-aaaa");
+  r = d.resolve("fraud", "");
+  EXPECT_EQ(*r->version->lane, "canary lane");
+  EXPECT_FALSE(r->version->canary);
+  EXPECT_DOUBLE_EQ(r->version->canary_share, 0.0);
+  // A rollback hands the canary back and keeps the lane.
+  ASSERT_TRUE(d.start_canary("fraud", "s1-aaaa", std::make_shared<const std::string>("c2"), 0.1, 4));
+  auto gone = d.end_canary("fraud", "s1-aaaa");
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(**gone, "c2");
+  EXPECT_EQ(*d.resolve("fraud", "")->version->lane, "canary lane");
+  EXPECT_FALSE(d.start_canary("nope", "s1", b, 0.1, 4));
+}
+
 TEST(Published, ReadersKeepTheSnapshotTheyLoaded) {
   published<directory> cell;
   EXPECT_EQ(cell.load(), nullptr);
