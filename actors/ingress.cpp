@@ -83,8 +83,11 @@ void compare(self_ptr self, const job& j, const embedding& cached, std::int64_t 
   if (kind == comparison_kind::shadow)
     ++st.audits.shadow_comparisons;
   if (r.served) {
+    // Judged by the service's tolerance, whatever this lane's policy says
+    // (a canary is compared with the policy in place on one definition of
+    // wrong).
     ++st.audits.served_labels;
-    st.audits.served_wrong += r.wrong ? 1 : 0;
+    st.audits.served_wrong += r.prediction_delta > st.cfg.service_tolerance ? 1 : 0;
   }
   if (kind == comparison_kind::audit && st.cfg.evict_far_entries
       && r.cosine >= st.cfg.entry_evict_threshold)
@@ -102,7 +105,6 @@ void audit(self_ptr self, const job_ptr& j, const embedding& cached, std::int64_
            const reuse_info& risk) {
   auto& cfg = self->state.cfg;
   auto started = self->clock().now();
-  ++self->state.audits.encodes;
   // The audit's encoder time counts against its budget, failed or not.
   auto done = [self, started] {
     auto now = self->clock().now();

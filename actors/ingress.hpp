@@ -42,6 +42,10 @@ struct ingress_config {
   /// The guard's settings (the cache owner decides; the ingress labels
   /// comparisons with `tolerance` and keeps sources only if enabled).
   guard_config guard;
+  /// The service's tolerance (risk.tolerance): what counts as a wrong served
+  /// answer in the counters a canary is judged on, whatever this lane's
+  /// policy uses for its guard.
+  double service_tolerance = 0.05;
   cache_actor cache;
   /// Encodes misses, refreshes and audits.
   encoder_pool_actor pool;

@@ -575,7 +575,7 @@ void observe_canary(self_ptr self, const std::string& key) {
       auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run.started)
                        .count();
       run.last = judge_canary(s.cfg.rule, run.a, run.b, elapsed);
-      if (run.last.verdict == canary_verdict::keep || !s.cfg.canary_acts)
+      if (run.last.verdict == canary_verdict::keep)
         return;
       auto promote = run.last.verdict == canary_verdict::promote;
       (void) end_canary(self, key, promote, false, run.last.reason);

@@ -51,11 +51,9 @@ struct model_manager_config {
   /// cache.max-size and http.max-rows, for validating canary policies.
   std::size_t cache_max_size = 256;
   std::size_t max_rows = 64;
-  /// How canaries are judged, how often, and whether the judge acts
-  /// (agent.enabled) or only reports.
+  /// How canaries are judged, and how often.
   canary_rule rule;
   caf::timespan canary_interval = std::chrono::seconds{1};
-  bool canary_acts = true;
 };
 
 /// A version served from the start: built before the manager exists.

@@ -123,6 +123,7 @@ caf::expected<std::shared_ptr<lane>> spawn_lane(caf::actor_system& sys, const la
   ic.prefix_k = cc.prefix_k;
   ic.unit = cc.unit;
   ic.guard = cc.guard;
+  ic.service_tolerance = s.risk_tolerance;
   ic.cache = out->cache;
   ic.pool = ctx.pool;
   ic.agent = out->agent;
@@ -265,7 +266,6 @@ caf::expected<service_handles> start_service(caf::actor_system& sys, const servi
   mm.rule.min_requests = static_cast<std::uint64_t>(s.canary_min_requests);
   mm.rule.max_seconds = s.canary_max_seconds;
   mm.canary_interval = seconds(s.canary_interval_seconds);
-  mm.canary_acts = s.agent_enabled;
   mm.spawn = [&sys, ctx_settings = s, pool = h.pool, metrics = h.metrics,
               reads = std::weak_ptr<read_paths>{h.reads}](
                const std::string& lane_name, const model& lane_model,

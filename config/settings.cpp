@@ -195,7 +195,7 @@ status validate(const service_settings& s, std::size_t input_dim) {
     int_range("models.warm-encodes", s.models_warm_encodes, 0, 100000),
     fraction("canary.margin", s.canary_margin),
     fraction("canary.min-saving", s.canary_min_saving),
-    fraction("canary.max-cost-increase", s.canary_max_cost_increase, 10.0),
+    fraction("canary.max-cost-increase", s.canary_max_cost_increase),
     int_range("canary.min-labels", s.canary_min_labels, 1, 100000000),
     int_range("canary.min-requests", s.canary_min_requests, 1, 100000000),
     seconds_range("canary.max-seconds", s.canary_max_seconds, 0.0, 31536000.0, true),

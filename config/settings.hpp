@@ -58,11 +58,11 @@ struct service_settings {
   /// How much higher the candidate's served wrong-rate may be and still
   /// count as not worse.
   double canary_margin = 0.005;
-  /// "Cheaper": encodes per request at most (1 - this) x the incumbent's.
-  double canary_min_saving = 0.02;
-  /// "Wrong less often at a small cost": encodes per request at most
-  /// (1 + this) x the incumbent's.
-  double canary_max_cost_increase = 0.25;
+  /// "Cheaper": at least this many fewer encodes per request.
+  double canary_min_saving = 0.01;
+  /// "Wrong less often at a small cost": at most this many more encodes
+  /// per request (about as many points of hit rate).
+  double canary_max_cost_increase = 0.1;
   /// Served labels and requests each arm needs before a promotion.
   std::int64_t canary_min_labels = 100;
   std::int64_t canary_min_requests = 200;

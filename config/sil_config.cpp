@@ -69,9 +69,9 @@ sil_config::sil_config() {
     .add(s.canary_margin, "margin",
          "how much higher a canary's served wrong-rate may be and still count as not worse")
     .add(s.canary_min_saving, "min-saving",
-         "a canary is cheaper when its encodes per request are at most (1 - this) x the incumbent's")
+         "a canary is cheaper when it saves at least this many encodes per request")
     .add(s.canary_max_cost_increase, "max-cost-increase",
-         "a canary wrong less often may cost at most (1 + this) x the incumbent's encodes")
+         "a canary wrong less often may cost at most this many more encodes per request")
     .add(s.canary_min_labels, "min-labels", "served labels each arm needs before a promotion")
     .add(s.canary_min_requests, "min-requests", "requests each arm needs before a promotion")
     .add(s.canary_max_seconds, "max-seconds",

@@ -83,10 +83,10 @@ status validate(const canary_rule& r) {
     return error{errc::invalid_config, "canary: confidence must be in [0.5, 1)"};
   if (!(r.margin >= 0.0 && r.margin < 1.0))
     return error{errc::invalid_config, "canary.margin must be in [0, 1)"};
-  if (!(r.min_saving >= 0.0 && r.min_saving < 1.0))
-    return error{errc::invalid_config, "canary.min-saving must be in [0, 1)"};
-  if (!(r.max_cost_increase >= 0.0 && r.max_cost_increase <= 10.0))
-    return error{errc::invalid_config, "canary.max-cost-increase must be in [0, 10]"};
+  if (!(r.min_saving >= 0.0 && r.min_saving <= 1.0))
+    return error{errc::invalid_config, "canary.min-saving must be in [0, 1]"};
+  if (!(r.max_cost_increase >= 0.0 && r.max_cost_increase <= 1.0))
+    return error{errc::invalid_config, "canary.max-cost-increase must be in [0, 1]"};
   if (!(std::isfinite(r.max_seconds) && r.max_seconds >= 0.0))
     return error{errc::invalid_config, "canary.max-seconds must be >= 0"};
   return ok();
@@ -166,8 +166,8 @@ canary_judgement judge_canary(const canary_rule& rule, const arm_counts& a, cons
   bool enough = a.labels >= rule.min_labels && b.labels >= rule.min_labels
                 && a.requests >= rule.min_requests && b.requests >= rule.min_requests;
   if (enough && j.diff_upper <= rule.margin) {
-    bool cheaper = j.cost_b <= (1.0 - rule.min_saving) * j.cost_a;
-    bool better = j.diff_upper < 0.0 && j.cost_b <= (1.0 + rule.max_cost_increase) * j.cost_a;
+    bool cheaper = j.cost_b <= j.cost_a - rule.min_saving;
+    bool better = j.diff_upper < 0.0 && j.cost_b <= j.cost_a + rule.max_cost_increase;
     if (cheaper || better) {
       j.verdict = canary_verdict::promote;
       j.reason = std::string{cheaper ? "B is cheaper" : "B is wrong less often at a small cost"}

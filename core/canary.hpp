@@ -22,8 +22,10 @@
 //               worse than A, with confidence);
 //   promote   when both arms have min_labels labels and min_requests
 //               requests, B is not worse (U <= margin) and either
-//               cheaper (c_B <= (1 - min_saving) c_A) or better (U < 0)
-//               at a cost at most (1 + max_cost_increase) c_A;
+//               cheaper (c_B <= c_A - min_saving) or better (U < 0) at a
+//               cost of at most max_cost_increase more encodes per request
+//               (c_B <= c_A + max_cost_increase: a hit rate that many
+//               points lower);
 //   roll back as inconclusive after max_seconds; else keep running.
 #pragma once
 
@@ -93,10 +95,11 @@ struct canary_rule {
   double confidence = 0.95;
   /// How much higher B's wrong-rate may be and still count as not worse.
   double margin = 0.005;
-  /// "Cheaper": B's cost at most (1 - min_saving) x A's.
-  double min_saving = 0.02;
-  /// "Better at a small cost": B's cost at most (1 + max_cost_increase) x A's.
-  double max_cost_increase = 0.25;
+  /// "Cheaper": B saves at least this many encodes per request.
+  double min_saving = 0.01;
+  /// "Better at a small cost": B spends at most this many more encodes per
+  /// request (about that many points of hit rate).
+  double max_cost_increase = 0.1;
   std::uint64_t min_labels = 100;
   std::uint64_t min_requests = 200;
   /// No decision by then: rolled back as inconclusive (0: never).

@@ -187,6 +187,7 @@ int cmd_guard(const options& o);
 int cmd_sweep_ttl(const options& o);
 int cmd_sweep_capacity(const options& o);
 int cmd_picture(const options& o);
+int cmd_canary(const options& o);
 int cmd_all(const options& o);
 int cmd_report(const options& o);
 

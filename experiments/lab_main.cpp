@@ -106,6 +106,8 @@ const command_info commands[] = {
   {"picture", "the cache and the agent at work under drift: errors of served hits\n"
               "against the tolerance over time, and the agent's and the guard's state\n"
               "(prefix reuse with the cosine agent vs the reuse guard); drift.png"},
+  {"canary", "canary cache policies judged live on a drifting workload: a shorter TTL\n"
+             "promoted, a looser risk budget rolled back; canary.png"},
   {"all", "every experiment, then OUT/REPORT.md with the findings\n"
           "(its options apply to every experiment)"},
   {"report", "only rewrite OUT/REPORT.md from the results already in OUT"},
@@ -144,10 +146,11 @@ struct option_spec {
   adder add;
 };
 
-const std::set<std::string> server_commands{"load",      "correctness",    "guard",
-                                            "sweep-ttl", "sweep-capacity", "picture"};
-const std::set<std::string> seeded_commands{"load",      "drift",          "correctness", "guard",
-                                            "sweep-ttl", "sweep-capacity", "picture"};
+const std::set<std::string> server_commands{"load",           "correctness", "guard",  "sweep-ttl",
+                                            "sweep-capacity", "picture",     "canary"};
+const std::set<std::string> seeded_commands{"load",      "drift",          "correctness",
+                                            "guard",     "sweep-ttl",      "sweep-capacity",
+                                            "picture",   "canary"};
 
 std::map<std::string, std::string> in(const std::set<std::string>& cmds, const std::string& d) {
   std::map<std::string, std::string> m;
@@ -167,8 +170,8 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
       return app.add_option(f, dst, h)->check(v);
     };
   };
-  auto traffic = std::set<std::string>{"load",      "correctness",    "guard",
-                                       "sweep-ttl", "sweep-capacity", "picture"};
+  auto traffic = std::set<std::string>{"load",           "correctness", "guard",  "sweep-ttl",
+                                       "sweep-capacity", "picture",     "canary"};
   std::vector<option_spec> v;
   v.push_back({"--out",
                "DIR",
@@ -180,6 +183,7 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                 {"sweep-ttl", "reports (--quick: reports/quick)"},
                 {"sweep-capacity", "reports (--quick: reports/quick)"},
                 {"picture", "reports (--quick: reports/quick)"},
+                {"canary", "reports (--quick: reports/quick)"},
                 {"report", "reports (--quick: reports/quick)"}},
                text(o.out, not_empty)});
   v.push_back({"--url", "URL",
@@ -214,7 +218,8 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                 {"guard", "300"},
                 {"sweep-ttl", "300"},
                 {"sweep-capacity", "2000 (bursty base: half of it)"},
-                {"picture", "300"}},
+                {"picture", "300"},
+                {"canary", "300"}},
                number(o.rate)});
   v.push_back({"--duration",
                "S",
@@ -224,7 +229,8 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                 {"guard", "calibration 7, scenario 12, timeline 20 (--quick: 5, 9, 8)"},
                 {"sweep-ttl", "6 (--quick: 5)"},
                 {"sweep-capacity", "3 (--quick: 2)"},
-                {"picture", "40 (--quick: 16)"}},
+                {"picture", "40 (--quick: 16)"},
+                {"canary", "60 per case (--quick: 16)"}},
                number(o.duration)});
   v.push_back(
     {"--connections", "N", "client connections", in(traffic, "32"), number(n.connections)});
@@ -233,7 +239,7 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                  return app.add_option(f, t.arrival, h)->check(one_of({"constant", "poisson"}));
                }});
   v.push_back({"--prefix", "hot|zipf|unique", "which prefixes requests use",
-               in({"load", "correctness", "guard", "sweep-ttl", "picture"}, "zipf"),
+               in({"load", "correctness", "guard", "sweep-ttl", "picture", "canary"}, "zipf"),
                [&t](CLI::App& app, const std::string& f, const std::string& h) {
                  return app.add_option(f, t.prefix, h)->check(one_of({"hot", "zipf", "unique"}));
                }});
@@ -245,7 +251,8 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                 {"guard", "50"},
                 {"sweep-ttl", "50"},
                 {"sweep-capacity", "1000"},
-                {"picture", "50"}},
+                {"picture", "50"},
+                {"canary", "50"}},
                number(n.zipf_m)});
   v.push_back({"--zipf-s",
                "S",
@@ -255,7 +262,8 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                 {"guard", "1.1"},
                 {"sweep-ttl", "1.1"},
                 {"sweep-capacity", "0.9"},
-                {"picture", "1.1"}},
+                {"picture", "1.1"},
+                {"canary", "1.1"}},
                number(o.zipf_s)});
   for (const char* b : {"--burst-rate", "--burst-period", "--burst-length"}) {
     std::string name = b;
@@ -290,7 +298,8 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                 {"correctness", "0.25 (the resampled row's drift per step)"},
                 {"guard", "0.1 (the timeline's drift per step)"},
                 {"sweep-ttl", "0.1"},
-                {"picture", "0.05 (drift per second, from a quarter of the run on)"}},
+                {"picture", "0.05 (drift per second, from a quarter of the run on)"},
+                {"canary", "0.03 (drift per second)"}},
                [&o](CLI::App& app, const std::string& f, const std::string& h) {
                  return app.add_option(f, o.strength, h)->check(non_negative);
                }});
@@ -298,7 +307,7 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
     {"--trials", "N", "random inputs", {{"drift", "1000 (--quick: 100)"}}, number(o.trials)});
   v.push_back({"--prefix-k", "K", "key length (values)", {{"drift", "4"}}, number(o.prefix_k)});
   v.push_back({"--tolerance", "T", "a hit is wrong when |prediction - fresh| > T",
-               in({"drift", "correctness", "guard", "sweep-ttl", "picture"}, "0.05"),
+               in({"drift", "correctness", "guard", "sweep-ttl", "picture", "canary"}, "0.05"),
                number(o.tolerance)});
   v.push_back({"--noise",
                "S",
@@ -306,7 +315,8 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
                {{"correctness", "0"},
                 {"guard", "0 (timeline: 0.001)"},
                 {"sweep-ttl", "0"},
-                {"picture", "0.001"}},
+                {"picture", "0.001"},
+                {"canary", "0.001"}},
                number(o.noise)});
   v.push_back({"--levels",
                "LIST",
@@ -406,6 +416,8 @@ int run(const options& o) {
     return cmd_sweep_capacity(o);
   if (o.command == "picture")
     return cmd_picture(o);
+  if (o.command == "canary")
+    return cmd_canary(o);
   if (o.command == "all")
     return cmd_all(o);
   return cmd_report(o);

@@ -608,6 +608,24 @@ void write_report(const options& o, double seconds) {
        << capacity_text(cap) << "\n\n"
        << "![hit rate vs capacity](sweep-capacity/capacity.png)\n\n";
   }
+  md << "## Canary cache policies\n\n";
+  if (auto canary = load_results(root, "canary"); canary.is_object()) {
+    md << nth_table(root / "canary" / "summary.md", 0) << "\n";
+    for (const auto& c : canary["cases"])
+      md << "- **" << c["case"].get<std::string>() << "** (" << c["what"].get<std::string>()
+         << "): expected " << c["expected"].get<std::string>() << ", the judge decided **"
+         << c["verdict"].get<std::string>() << "**"
+         << (c["decision_s"].is_number()
+               ? " after " + fixed(c["decision_s"].get<double>() - c["canary_start_s"].get<double>(),
+                                   1)
+                   + " s of canary"
+               : std::string{})
+         << ".\n";
+    md << "\nDetails: [canary/summary.md](canary/summary.md).\n\n"
+       << "![canary cache policies](canary/canary.png)\n\n";
+  } else {
+    md << "Not measured (`sil-lab canary`).\n\n";
+  }
   md << "## All experiments\n\n"
      << "| experiment | summary | plots |\n|---|---|---|\n"
      << "| load | [load/summary.md](load/summary.md) | [latency](load/latency.png), "
@@ -624,7 +642,8 @@ void write_report(const options& o, double seconds) {
      << "| sweep-ttl | [sweep-ttl/summary.md](sweep-ttl/summary.md) | "
         "[trade-off](sweep-ttl/ttl_tradeoff.png) |\n"
      << "| sweep-capacity | [sweep-capacity/summary.md](sweep-capacity/summary.md) | "
-        "[capacity](sweep-capacity/capacity.png) |\n";
+        "[capacity](sweep-capacity/capacity.png) |\n"
+     << "| canary | [canary/summary.md](canary/summary.md) | [canary](canary/canary.png) |\n";
 }
 
 } // namespace
@@ -632,7 +651,7 @@ void write_report(const options& o, double seconds) {
 namespace {
 
 const char* const report_experiments[]
-  = {"load", "drift", "correctness", "guard", "sweep-ttl", "sweep-capacity"};
+  = {"load", "drift", "correctness", "guard", "sweep-ttl", "sweep-capacity", "canary"};
 
 /// A --quick `all` or `report` must not touch a full run's results (nor
 /// rewrite its REPORT.md as a quick one): checked before anything runs.
@@ -659,14 +678,16 @@ int cmd_all(const options& o) {
   using cmd_fn = int (*)(const options&);
   const std::pair<const char*, cmd_fn> steps[]
     = {{"load", cmd_load},   {"drift", cmd_drift},         {"correctness", cmd_correctness},
-       {"guard", cmd_guard}, {"sweep-ttl", cmd_sweep_ttl}, {"sweep-capacity", cmd_sweep_capacity}};
+       {"guard", cmd_guard}, {"sweep-ttl", cmd_sweep_ttl}, {"sweep-capacity", cmd_sweep_capacity},
+       {"canary", cmd_canary}};
   if (auto st = quick_may_write_all(o); !st)
     return fail(st.error().message);
   auto started = lab_elapsed();
   for (const auto& [name, fn] : steps) {
     std::fprintf(stderr, "[all] %s (%.1f s so far)\n", name, lab_elapsed() - started);
     if (!o.url.empty()
-        && (std::string{name}.rfind("sweep-", 0) == 0 || std::string{name} == "guard")) {
+        && (std::string{name}.rfind("sweep-", 0) == 0 || std::string{name} == "guard"
+            || std::string{name} == "canary")) {
       std::fprintf(stderr, "[all] --url: skipping %s (it varies startup settings)\n", name);
       continue;
     }

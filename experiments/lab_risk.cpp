@@ -3,6 +3,8 @@
 // computation (use_cache: false) afterwards.
 #include "experiments/lab_risk.hpp"
 
+#include <thread>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -126,7 +128,19 @@ result<risk_outcome> run_risk_cell(const options& o, const fs::path& dir, const 
   }
   risk_outcome out;
   out.start_unix_ms = unix_ms_now();
+  std::thread acting;
+  if (cell.action) {
+    auto at = std::chrono::steady_clock::now()
+              + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                std::chrono::duration<double>(cell.action_at));
+    acting = std::thread{[&cell, &t, at] {
+      std::this_thread::sleep_until(at);
+      cell.action(*t);
+    }};
+  }
   auto r = run_cell(*t, cell.experiment, cell.name, schedule, bodies, o.connections);
+  if (acting.joinable())
+    acting.join();
   if (!r)
     return r.error();
   auto stats = call_json(*t, "GET", "/stats");
@@ -171,6 +185,9 @@ result<risk_outcome> run_risk_cell(const options& o, const fs::path& dir, const 
       ages.push_back(q.cache_age_ms);
     auto& rec = out.records[i];
     rec.t = schedule[i];
+    rec.prefix = prefix[i];
+    if (cell.action)
+      rec.features = features[i];
     rec.ok = obs[i].ok;
     rec.hit = obs[i].ok && q.cache_hit;
     rec.basis = q.basis;

@@ -28,11 +28,19 @@ struct risk_cell {
   /// Replay static cosine / input-distance thresholds and the oracle on
   /// this run's requests (needs the server's model locally).
   bool replay = false;
+  /// Something done to the server while the traffic runs (e.g. starting a
+  /// canary), `action_at` seconds after the first request is due.
+  std::function<void(const target&)> action;
+  double action_at = 0.0;
 };
 
 /// What the lab knows about one request after the run.
 struct request_record {
   double t = 0.0; // intended send time, seconds from the start
+  std::uint64_t prefix = 0;
+  /// The request's features (kept only when the cell has an action, whose
+  /// analysis may need them).
+  std::vector<float> features;
   bool ok = false;
   bool hit = false;
   char basis = 0; // the guard's basis ('e', 'c', 'r', 'u'), 0 if absent

@@ -8,6 +8,7 @@
   plot.py sweep-ttl DIR       ttl_tradeoff.png
   plot.py sweep-capacity DIR  capacity.png
   plot.py picture DIR         drift.png (the README's picture)
+  plot.py canary DIR          canary.png
 """
 import csv
 import json
@@ -508,8 +509,57 @@ def picture(d):
     save(fig, f"{d}/drift.png")
 
 
+def canary(d):
+    """One column per case, two rows on one time axis: wrong served hits per
+    served hit, then the hit rate, per second and per policy (A: in place,
+    B: the candidate), with the canary's start and the judge's decision."""
+    rows = read(f"{d}/timeline.csv")
+    events = read(f"{d}/events.csv")
+    with open(f"{d}/results.json") as f:
+        res = json.load(f)
+    cases = res["cases"]
+    fig, axes = plt.subplots(2, len(cases), figsize=(6.5 * len(cases), 6.4), sharex=True,
+                             squeeze=False)
+    colors = {"A": "tab:blue", "B": "tab:orange"}
+    for col, c in enumerate(cases):
+        name = c["case"]
+        top, bottom = axes[0][col], axes[1][col]
+        for arm, label in (("A", "A: policy in place"), ("B", f"B: {c['candidate']['name']}")):
+            mine = sorted((r for r in rows if r["case"] == name and r["arm"] == arm),
+                          key=lambda r: int(r["t_s"]))
+            x = [int(r["t_s"]) + 0.5 for r in mine]
+            hits = [int(r["hits"]) for r in mine]
+            wrong = [int(r["wrong_hits"]) / h if h else 0.0 for r, h in zip(mine, hits)]
+            rate = [h / int(r["requests"]) if int(r["requests"]) else 0.0
+                    for r, h in zip(mine, hits)]
+            top.plot(x, wrong, color=colors[arm], lw=1.2, marker=".", ms=3, label=label)
+            bottom.plot(x, rate, color=colors[arm], lw=1.2, marker=".", ms=3, label=label)
+        for e in events:
+            if e["case"] != name:
+                continue
+            t = float(e["t_s"])
+            color = {"start": "tab:purple", "promote": "tab:green"}.get(e["action"], "tab:red")
+            for ax in (top, bottom):
+                ax.axvline(t, color=color, ls=":", lw=1.4)
+            top.annotate(e["action"], (t, 1.0), xycoords=("data", "axes fraction"),
+                         xytext=(3, -12), textcoords="offset points", fontsize=8, color=color)
+        top.set_title(f"{name}: expected {c['expected']}, decided {c['verdict']}", fontsize=10)
+        top.set_ylabel("wrong served hits / served hits")
+        bottom.set_ylabel("hit rate")
+        bottom.set_xlabel("time since the start of the run, s")
+        bottom.set_ylim(0, 1.05)
+        top.legend(fontsize=7, loc="upper left")
+        bottom.legend(fontsize=7, loc="lower left")
+    cfg = res["config"]
+    fig.suptitle(f"Canary cache policies: {cfg['rate']:g} req/s, suffixes drift by "
+                 f"{cfg['drift_per_second']:g} per second; the candidate takes "
+                 f"{100 * cfg['share']:g}% of the prefixes", fontsize=11)
+    save(fig, f"{d}/canary.png")
+
+
 KINDS = {"drift": drift, "load": load, "correctness": correctness, "guard": guard,
-         "sweep-ttl": sweep_ttl, "sweep-capacity": sweep_capacity, "picture": picture}
+         "sweep-ttl": sweep_ttl, "sweep-capacity": sweep_capacity, "picture": picture,
+         "canary": canary}
 
 
 def main():

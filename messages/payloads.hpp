@@ -430,8 +430,9 @@ struct audit_snapshot {
   double rate = 0.0;
   double max_share = 0.0;
   /// Since start: requests (the read path's included), encodes asked of the
-  /// pool (misses, refreshes, bypasses, audits), and labels of served
-  /// answers with the wrong ones among them (what a canary is judged on).
+  /// pool to answer them (misses, refreshes, bypasses; audits are counted
+  /// in `audits`), and labels of served answers with the wrong ones among
+  /// them by the service's tolerance (what a canary is judged on).
   std::uint64_t requests = 0;
   std::uint64_t encodes = 0;
   std::uint64_t served_labels = 0;

@@ -132,12 +132,12 @@ TEST(CanaryRule, PromotesACheaperBThatIsNotWorse) {
 TEST(CanaryRule, PromotesABThatIsWrongLessOftenAtASmallCostOnly) {
   canary_rule rule;
   rule.max_wrong_rate = 0.2;
-  // B: 2% wrong against A's 8%, at 20% more encodes: promoted.
+  // B: 2% wrong against A's 8%, at 0.05 more encodes per request: promoted.
   auto j = judge_canary(rule, arm(4000, 1000, 1000, 80), arm(4000, 1200, 1000, 20), 60.0);
   EXPECT_EQ(j.verdict, canary_verdict::promote) << j.reason;
   EXPECT_NE(j.reason.find("wrong less often"), std::string::npos);
   EXPECT_LT(j.diff_upper, 0.0);
-  // The same gain at twice the encodes: not promoted.
+  // The same gain at 0.25 more encodes per request: not promoted.
   EXPECT_EQ(judge_canary(rule, arm(4000, 1000, 1000, 80), arm(4000, 2000, 1000, 20), 60.0).verdict,
             canary_verdict::keep);
 }

@@ -1151,6 +1151,46 @@ TEST(Lab, DriftWritesResultsAndPlots) {
   }
 }
 
+// The canary experiment's two cases, judged live by the server: the
+// shorter TTL cuts wrong answers and is promoted; the looser budget breaches
+// the service's budget and is rolled back.
+TEST(Lab, CanaryPromotesAShorterTtlAndRollsBackALooserBudget) {
+  std::string out = std::string{SIL_TEST_TMPDIR} + "/lab-canary";
+  std::filesystem::remove_all(out);
+  auto [rc, err] = run_to_exit(SIL_LAB_BINARY,
+                               {"canary", "--quick", "--server-arg", "--model.preset=seed", "--out",
+                                out},
+                               {}, 300);
+  ASSERT_EQ(rc, 0) << err;
+  std::ifstream in{out + "/canary/results.json"};
+  auto j = json::parse(in, nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  ASSERT_EQ(j["cases"].size(), 2u);
+  for (const auto& c : j["cases"]) {
+    SCOPED_TRACE(c["case"].get<std::string>());
+    EXPECT_EQ(c["verdict"], c["expected"]) << c["decision"].dump();
+    EXPECT_FALSE(c["decision"]["manual"].get<bool>());
+    EXPECT_GT(c["decision_s"].get<double>(), c["canary_start_s"].get<double>());
+    EXPECT_EQ(c["run"]["counts"]["errors"].get<int>(), 0);
+    ASSERT_TRUE(c["during_canary"].contains("A") && c["during_canary"].contains("B"));
+  }
+  const auto& ttl = j["cases"][0];
+  const auto& loose = j["cases"][1];
+  // Checked offline against fresh answers: the promoted candidate served
+  // fewer wrong hits than the policy in place, the rolled-back one more.
+  EXPECT_LT(ttl["during_canary"]["B"]["wrong_per_hit"].get<double>(),
+            ttl["during_canary"]["A"]["wrong_per_hit"].get<double>());
+  EXPECT_GT(loose["during_canary"]["B"]["wrong_per_hit"].get<double>(), 0.01);
+  EXPECT_NE(loose["decision"]["reason"].get<std::string>().find("breaches the error budget"),
+            std::string::npos);
+  for (const char* f : {"/canary/summary.md", "/canary/timeline.csv", "/canary/events.csv",
+                        "/canary/canary.png"}) {
+    std::ifstream file{out + f, std::ios::binary};
+    EXPECT_TRUE(file) << f;
+    EXPECT_GT(std::string(std::istreambuf_iterator<char>{file}, {}).size(), 100u) << f;
+  }
+}
+
 json read_results(const std::string& path) {
   std::ifstream in{path};
   return json::parse(in, nullptr, false);
@@ -1191,6 +1231,10 @@ TEST(Lab, AllWritesEveryReportFileAndTheFindings) {
       std::ifstream file{out + "/" + exp + "/" + f};
       EXPECT_TRUE(file) << exp << "/" << f;
     }
+  for (const char* f : {"canary/results.json", "canary/summary.md", "canary/timeline.csv"}) {
+    std::ifstream file{out + "/" + f};
+    EXPECT_TRUE(file) << f;
+  }
   for (const char* png :
        {"correctness/risk_table.png", "correctness/divergence_vs_error.png",
         "correctness/tradeoff.png", "guard/calibration.png", "guard/scenario.png",
