@@ -582,7 +582,7 @@ TEST_F(E2E, TheDashboardQueriesOnlyExportedMetrics) {
     EXPECT_NE(expr.find("instance=~\"$instance\""), std::string::npos) << expr;
     for (const char* prefix : {"sil_", "process_"})
       for (std::size_t i = expr.find(prefix); i != std::string::npos; i = expr.find(prefix, i)) {
-        auto end = expr.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", i);
+        auto end = expr.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_", i);
         auto name = expr.substr(i, end == std::string::npos ? std::string::npos : end - i);
         i += name.size();
         for (const char* suffix : {"_bucket", "_count", "_sum"})
