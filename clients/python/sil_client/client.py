@@ -17,6 +17,11 @@ import urllib.parse
 __all__ = ["Client", "SilError", "SilHTTPError", "SilConnectionError"]
 
 
+def _seg(text):
+    """One path segment, percent-encoded."""
+    return urllib.parse.quote(str(text), safe="")
+
+
 class SilError(Exception):
     """Base class of every error this client raises."""
 
@@ -77,13 +82,16 @@ class Client:
     # -- the prediction API ------------------------------------------------
 
     def predict(self, features, use_cache=None, max_age_ms=None, max_wrong_rate=None,
-                timeout_ms=None):
+                timeout_ms=None, model=None, version=None):
         """POST /predict. `features` is a list of rows of 32 numbers (one row
         may be given as a flat list). Optional: use_cache (False: a fresh
         encode that neither reads nor writes the cache), max_age_ms (refuse
         cached entries older than that), max_wrong_rate (tighten the error
-        budget for this request), timeout_ms (this request's deadline).
-        Returns the answer: prediction, cache_hit, latency_ms, source, ..."""
+        budget for this request), timeout_ms (this request's deadline),
+        model and version (default: the default model's default version;
+        an unknown one is a 404).
+        Returns the answer: prediction, cache_hit, latency_ms, source, model,
+        model_version, ..."""
         if isinstance(features, (list, tuple)) and features and all(
                 _is_number(v) for v in features):
             features = [list(features)]
@@ -96,6 +104,10 @@ class Client:
             body["max_wrong_rate"] = max_wrong_rate
         if timeout_ms is not None:
             body["timeout_ms"] = timeout_ms
+        if model is not None:
+            body["model"] = model
+        if version is not None:
+            body["version"] = version
         return self._call("POST", "/predict", body)
 
     def health(self):
@@ -143,6 +155,57 @@ class Client:
     def resume_agent(self):
         """POST /admin/agent/resume: hand control back to the agent."""
         return self._call("POST", "/admin/agent/resume", auth=True)
+
+    # -- models, versions and canary cache policies (admin) -----------------
+
+    def models(self):
+        """GET /admin/models: every version, its state, the defaults, canaries."""
+        return self._call("GET", "/admin/models", auth=True)
+
+    def load_model(self, name, preset=None, seed=None, weights=None, warm=None,
+                   default=False):
+        """POST /admin/models: load a version (a preset and seed, or a weights
+        file on the server), warm it, and make it the default if asked."""
+        body = {"name": name}
+        for key, value in (("preset", preset), ("seed", seed), ("weights", weights),
+                           ("warm", warm)):
+            if value is not None:
+                body[key] = value
+        if default:
+            body["default"] = True
+        return self._call("POST", "/admin/models", body, auth=True)
+
+    def set_default_version(self, name, version):
+        """PUT /admin/models/{name}/default: switch the default atomically."""
+        return self._call("PUT", f"/admin/models/{_seg(name)}/default", {"version": version},
+                          auth=True)
+
+    def unload_model(self, name, version):
+        """DELETE /admin/models/{name}/versions/{version}: it drains, then goes."""
+        return self._call("DELETE", f"/admin/models/{_seg(name)}/versions/{_seg(version)}",
+                          auth=True)
+
+    def start_canary(self, name, version, policy, share=None):
+        """POST .../canary: `policy` is a dict with a "name" and the settings
+        it changes (prefix_k, prefix_unit, ttl_seconds, capacity_share,
+        tolerance, max_wrong_rate, admission); share of prefixes in (0, 1)."""
+        body = {"policy": policy}
+        if share is not None:
+            body["share"] = share
+        return self._call("POST", f"/admin/models/{_seg(name)}/versions/{_seg(version)}/canary",
+                          body, auth=True)
+
+    def promote_canary(self, name, version):
+        """POST .../canary/promote: the candidate's policy serves every prefix."""
+        return self._call(
+            "POST", f"/admin/models/{_seg(name)}/versions/{_seg(version)}/canary/promote",
+            auth=True)
+
+    def abort_canary(self, name, version):
+        """DELETE .../canary: the policy in place serves every prefix again."""
+        return self._call("DELETE",
+                          f"/admin/models/{_seg(name)}/versions/{_seg(version)}/canary",
+                          auth=True)
 
     # -- plumbing ----------------------------------------------------------
 

@@ -228,6 +228,51 @@ class PredictAndReadTest(ServerTestCase):
         self.assertTrue(all(d["manual"] for d in log))
 
 
+class ModelsAndCanaryTest(ServerTestCase):
+    """Versions and canary cache policies through the client."""
+    flags = (f"--admin.token={TOKEN}",)
+
+    def setUp(self):
+        self.admin = Client(self.server.url, token=TOKEN, timeout=30)
+
+    def test_load_promote_and_unload_a_version(self):
+        before = self.admin.models()
+        first = before["versions"][0]["version"]
+        loaded = self.admin.load_model("seed", preset="seed", seed=11, warm=2)
+        new = loaded["version"]
+        self.assertTrue(new.startswith("s11-"))
+        self.assertEqual(self.admin.predict([row(1.0)], model="seed", version="s11")
+                         ["model_version"], new)
+        self.assertEqual(self.admin.set_default_version("seed", new)["previous_default"], first)
+        self.assertEqual(self.admin.predict([row(2.0)])["model_version"], new)
+        self.admin.unload_model("seed", first)
+        with self.assertRaises(SilHTTPError) as cm:
+            self.admin.predict([row(1.0)], version=first)
+        self.assertEqual(cm.exception.status, 404)
+        with self.assertRaises(SilHTTPError) as cm:
+            self.admin.predict([row(1.0)], model="nope")
+        self.assertEqual(cm.exception.status, 404)
+        self.assertIn("nope", cm.exception.message)
+
+    def test_a_canary_starts_and_is_aborted(self):
+        version = self.admin.models()["versions"][0]["version"]
+        started = self.admin.start_canary("seed", version, {"name": "short", "ttl_seconds": 2},
+                                          share=0.3)
+        running = started["canaries"]["running"]
+        self.assertEqual(len(running), 1)
+        self.assertEqual(running[0]["candidate"]["ttl_seconds"], 2)
+        with self.assertRaises(SilHTTPError) as cm:
+            self.admin.start_canary("seed", version, {"name": "again"})
+        self.assertEqual(cm.exception.status, 409)
+        self.assertEqual(len(self.admin.agent()["canaries"]["running"]), 1)
+        ended = self.admin.abort_canary("seed", version)
+        self.assertEqual(ended["canaries"]["running"], [])
+        self.assertEqual(ended["canaries"]["decisions"][-1]["action"], "rollback")
+        with self.assertRaises(SilHTTPError) as cm:
+            self.admin.promote_canary("seed", version)
+        self.assertEqual(cm.exception.status, 404)
+
+
 class NoAdminTokenTest(ServerTestCase):
     """A server without admin.token: the admin API is off (403)."""
 
