@@ -383,14 +383,13 @@ void fail_version(self_ptr self, const std::string& version, const std::string& 
 worker_slot* pick_worker(self_ptr self, const std::string& version, bool& failed) {
   auto& st = self->state;
   auto regular_for = [&] {
-    return std::any_of(st.workers.begin(), st.workers.end(), [&](const worker_slot& w) {
-      return !w.fallback && serves(w, version);
-    });
+    return std::any_of(st.workers.begin(), st.workers.end(),
+                       [&](const worker_slot& w) { return !w.fallback && serves(w, version); });
   };
   bool regular = regular_for();
-  if (!regular
-      && std::none_of(st.workers.begin(), st.workers.end(),
-                      [](const worker_slot& w) { return w.fallback; })) {
+  if (!regular && std::none_of(st.workers.begin(), st.workers.end(), [](const worker_slot& w) {
+        return w.fallback;
+      })) {
     if (!st.cfg.fallback_local) {
       failed = true;
       fail_version(self, version,

@@ -455,12 +455,12 @@ void build_registry(metrics_state& st) {
                            "live workers; down: had workers, has none), 0 for the others")
                      .Register(reg);
   st.model_info_family = &prom::BuildGauge()
-                             .Name("sil_model_info")
-                             .Help("The default model and its default version; the value is "
-                                   "always 1")
-                             .Register(reg);
-  st.model_info = &st.model_info_family->Add(
-    {{"name", st.cfg.model_name}, {"version", st.cfg.model_version}});
+                            .Name("sil_model_info")
+                            .Help("The default model and its default version; the value is "
+                                  "always 1")
+                            .Register(reg);
+  st.model_info
+    = &st.model_info_family->Add({{"name", st.cfg.model_name}, {"version", st.cfg.model_version}});
   st.model_info->Set(1);
   st.version_families.info = &prom::BuildGauge()
                                 .Name("sil_model_version_info")

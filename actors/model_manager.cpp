@@ -248,7 +248,8 @@ void add(self_ptr self, const model_command& cmd, const model_spec& spec,
                     || built.error().code == errc::shape_mismatch
                   ? errc::unprocessable
                   : errc::bad_request;
-    logging::warn("models", "load refused", {{"model", cmd.name}, {"reason", built.error().message}});
+    logging::warn("models", "load refused",
+                  {{"model", cmd.name}, {"reason", built.error().message}});
     rp.deliver(make_caf_error(code, built.error().message));
     return;
   }
@@ -297,10 +298,10 @@ void add(self_ptr self, const model_command& cmd, const model_spec& spec,
       logging::warn("models", "warm-up failed",
                     {{"model", name}, {"version", version}, {"reason", caf::to_string(*failed)}});
       auto e = from_caf_error(*failed);
-      rp.deliver(make_caf_error(errc::unavailable,
-                                "model '" + name + "' version '" + version
-                                  + "' is loaded but its warm-up failed (" + e.message
-                                  + "); it stays warming: warm it again or unload it"));
+      rp.deliver(
+        make_caf_error(errc::unavailable, "model '" + name + "' version '" + version
+                                            + "' is loaded but its warm-up failed (" + e.message
+                                            + "); it stays warming: warm it again or unload it"));
       return;
     }
     std::string previous;
@@ -339,17 +340,17 @@ caf::result<model_listing> load(self_ptr self, const model_command& cmd) {
     return to_error(ok.error());
   model_spec spec{cmd.name, cmd.preset, cmd.weights, cmd.seed};
   auto dim = self->state.cfg.input_dim;
-  auto builder = self->spawn<caf::detached>([spec, dim](caf::event_based_actor* b) -> caf::behavior {
-    return {[=](build_atom) {
-      b->quit();
-      return built_model{std::make_shared<const result<model>>(build_model(spec, dim))};
-    }};
-  });
+  auto builder
+    = self->spawn<caf::detached>([spec, dim](caf::event_based_actor* b) -> caf::behavior {
+        return {[=](build_atom) {
+          b->quit();
+          return built_model{std::make_shared<const result<model>>(build_model(spec, dim))};
+        }};
+      });
   auto rp = self->make_response_promise<model_listing>();
   self->request(builder, caf::infinite, build_atom::value)
-    .then(
-      [=](built_model& b) mutable { add(self, cmd, spec, *b.out, rp); },
-      [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+    .then([=](built_model& b) mutable { add(self, cmd, spec, *b.out, rp); },
+          [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
   return rp;
 }
 
@@ -487,8 +488,8 @@ status end_canary(self_ptr self, std::string key, bool promote, bool manual, std
     return error{errc::not_found, "no canary runs there"};
   auto run = i->second;
   auto done = change(self, [&](model_catalog& d) -> status {
-    auto r = promote ? d.promote_canary(run.model, run.version)
-                     : d.end_canary(run.model, run.version);
+    auto r
+      = promote ? d.promote_canary(run.model, run.version) : d.end_canary(run.model, run.version);
     if (!r)
       return r.error();
     return ok();
@@ -572,13 +573,13 @@ void observe_canary(self_ptr self, const std::string& key) {
       }
       run.a = since(*ca, run.base_a);
       run.b = since(*cb, run.base_b);
-      auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run.started)
-                       .count();
+      auto elapsed
+        = std::chrono::duration<double>(std::chrono::steady_clock::now() - run.started).count();
       run.last = judge_canary(s.cfg.rule, run.a, run.b, elapsed);
       if (run.last.verdict == canary_verdict::keep)
         return;
       auto promote = run.last.verdict == canary_verdict::promote;
-      (void) end_canary(self, key, promote, false, run.last.reason);
+      (void)end_canary(self, key, promote, false, run.last.reason);
     });
   });
 }

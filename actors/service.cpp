@@ -55,9 +55,9 @@ struct lane_context {
 
 cache_owner_config cache_config_of(const service_settings& s, const cache_policy& p) {
   cache_owner_config cc;
-  cc.cache.max_size = std::max<std::size_t>(
-    1, static_cast<std::size_t>(
-         std::llround(p.capacity_share * static_cast<double>(s.cache_max_size))));
+  cc.cache.max_size
+    = std::max<std::size_t>(1, static_cast<std::size_t>(std::llround(
+                                 p.capacity_share * static_cast<double>(s.cache_max_size))));
   cc.cache.admission = p.admission;
   cc.cache.ttl = seconds(p.ttl_seconds);
   cc.cache.enabled = s.cache_enabled;
@@ -76,8 +76,7 @@ cache_owner_config cache_config_of(const service_settings& s, const cache_policy
   return cc;
 }
 
-agent_config agent_config_of(const service_settings& s, const cache_policy& p,
-                             cache_actor cache) {
+agent_config agent_config_of(const service_settings& s, const cache_policy& p, cache_actor cache) {
   agent_config ac;
   ac.cache = std::move(cache);
   ac.interval = seconds(s.agent_interval_seconds);

@@ -6,6 +6,7 @@
 #include "core/admission.hpp"
 #include "core/agent_policy.hpp"
 #include "core/prefix_key.hpp"
+#include "core/text.hpp"
 
 namespace sil {
 
@@ -63,14 +64,6 @@ namespace {
 
 bool is_hex_digit(char c) noexcept {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
 }
 
 /// scheme://host[:port], in lower case as browsers send it (an IPv6 host
@@ -142,7 +135,7 @@ result<std::vector<std::string>> parse_cors_origins(std::string_view list) {
   std::vector<std::string> out;
   while (!list.empty()) {
     auto comma = list.find(',');
-    auto item = trim(list.substr(0, comma));
+    auto item = trim_blanks(list.substr(0, comma));
     list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
     if (item.empty())
       continue;
@@ -160,7 +153,7 @@ result<std::vector<model_spec>> parse_model_specs(std::string_view list) {
   std::vector<model_spec> out;
   while (!list.empty()) {
     auto semi = list.find(';');
-    auto item = trim(list.substr(0, semi));
+    auto item = trim_blanks(list.substr(0, semi));
     list = semi == std::string_view::npos ? std::string_view{} : list.substr(semi + 1);
     if (item.empty())
       continue;

@@ -167,9 +167,8 @@ std::string join_text(const Ts&... parts) {
 
 /// sil's own sections; "global" holds sil's and CAF's top-level options.
 const std::vector<std::string>& sil_categories() {
-  static const std::vector<std::string> xs{"cache", "model",   "models", "encoder",
-                                           "http",  "risk",    "audit",  "agent",
-                                           "canary", "cluster", "admin", "log"};
+  static const std::vector<std::string> xs{"cache", "model", "models", "encoder", "http",  "risk",
+                                           "audit", "agent", "canary", "cluster", "admin", "log"};
   return xs;
 }
 

@@ -145,10 +145,10 @@ canary_judgement judge_canary(const canary_rule& rule, const arm_counts& a, cons
   auto pct = [](double v) { return fmt(100.0 * v) + "%"; };
   auto figures = [&] {
     return "B " + std::to_string(b.wrong) + " wrong of " + std::to_string(b.labels) + " ("
-           + pct(j.wrong_b) + "), A " + std::to_string(a.wrong) + " of "
-           + std::to_string(a.labels) + " (" + pct(j.wrong_a) + "); p_B - p_A in ["
-           + fmt(j.diff_lower) + ", " + fmt(j.diff_upper) + "]; encodes per request B "
-           + fmt(j.cost_b) + ", A " + fmt(j.cost_a);
+           + pct(j.wrong_b) + "), A " + std::to_string(a.wrong) + " of " + std::to_string(a.labels)
+           + " (" + pct(j.wrong_a) + "); p_B - p_A in [" + fmt(j.diff_lower) + ", "
+           + fmt(j.diff_upper) + "]; encodes per request B " + fmt(j.cost_b) + ", A "
+           + fmt(j.cost_a);
   };
   if (j.b_lower > rule.max_wrong_rate) {
     j.verdict = canary_verdict::rollback;
@@ -159,8 +159,8 @@ canary_judgement judge_canary(const canary_rule& rule, const arm_counts& a, cons
   }
   if (j.diff_lower > rule.margin) {
     j.verdict = canary_verdict::rollback;
-    j.reason = "B is wrong more often than A by more than the margin " + fmt(rule.margin)
-               + " with " + pct(rule.confidence) + " confidence; " + figures();
+    j.reason = "B is wrong more often than A by more than the margin " + fmt(rule.margin) + " with "
+               + pct(rule.confidence) + " confidence; " + figures();
     return j;
   }
   bool enough = a.labels >= rule.min_labels && b.labels >= rule.min_labels
@@ -182,10 +182,10 @@ canary_judgement judge_canary(const canary_rule& rule, const arm_counts& a, cons
     return j;
   }
   j.verdict = canary_verdict::keep;
-  j.reason = enough ? "no significant difference yet; " + figures()
-                    : "gathering evidence (" + std::to_string(rule.min_labels)
-                        + " labels and " + std::to_string(rule.min_requests)
-                        + " requests per arm needed); " + figures();
+  j.reason = enough
+               ? "no significant difference yet; " + figures()
+               : "gathering evidence (" + std::to_string(rule.min_labels) + " labels and "
+                   + std::to_string(rule.min_requests) + " requests per arm needed); " + figures();
   return j;
 }
 

@@ -2,17 +2,11 @@
 
 #include <charconv>
 
+#include "core/text.hpp"
+
 namespace sil {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
 
 error spec_error(std::string_view text, const std::string& why) {
   return {errc::invalid_config, "model spec '" + std::string{text} + "': " + why};
@@ -22,8 +16,8 @@ error spec_error(std::string_view text, const std::string& why) {
 
 status validate_model_name(std::string_view name) {
   if (name.empty() || name.size() > 64)
-    return error{errc::bad_request, "a model name has 1 to 64 characters, got "
-                                      + std::to_string(name.size())};
+    return error{errc::bad_request,
+                 "a model name has 1 to 64 characters, got " + std::to_string(name.size())};
   for (char c : name) {
     bool fine = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
                 || c == '_' || c == '-' || c == '.';
@@ -43,15 +37,15 @@ result<model_spec> parse_model_spec(std::string_view text) {
   std::string_view rest = text;
   while (!rest.empty()) {
     auto comma = rest.find(',');
-    auto part = trim(rest.substr(0, comma));
+    auto part = trim_blanks(rest.substr(0, comma));
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
     if (part.empty())
       return spec_error(text, "an empty item between commas");
     auto eq = part.find('=');
     if (eq == std::string_view::npos)
       return spec_error(text, "'" + std::string{part} + "' is not key=value");
-    auto key = trim(part.substr(0, eq));
-    auto value = trim(part.substr(eq + 1));
+    auto key = trim_blanks(part.substr(0, eq));
+    auto value = trim_blanks(part.substr(eq + 1));
     auto once = [&](bool& seen) -> status {
       if (seen)
         return spec_error(text, "'" + std::string{key} + "' is given twice");
@@ -125,10 +119,9 @@ result<model> build_model(const model_spec& spec, std::size_t input_dim) {
   if (!loaded)
     return error{loaded.error().code, "model '" + spec.name + "': " + loaded.error().message};
   if (loaded->input_dim() != input_dim)
-    return error{errc::shape_mismatch, "model '" + spec.name + "' takes rows of "
-                                         + std::to_string(loaded->input_dim())
-                                         + " values, but this server's inputs have "
-                                         + std::to_string(input_dim)};
+    return error{errc::shape_mismatch,
+                 "model '" + spec.name + "' takes rows of " + std::to_string(loaded->input_dim())
+                   + " values, but this server's inputs have " + std::to_string(input_dim)};
   return loaded;
 }
 

@@ -141,11 +141,11 @@ public:
       return error{errc::conflict, "model '" + std::string{name} + "' version '"
                                      + std::string{version} + "' is already loaded"};
     if (max_bytes_ > 0 && bytes() + size > max_bytes_)
-      return error{errc::conflict,
-                   "loading model '" + std::string{name} + "' version '" + std::string{version}
-                     + "' needs " + std::to_string(size) + " bytes, but "
-                     + std::to_string(this->bytes()) + " of models.max-bytes="
-                     + std::to_string(max_bytes_) + " are in use; unload a version first"};
+      return error{errc::conflict, "loading model '" + std::string{name} + "' version '"
+                                     + std::string{version} + "' needs " + std::to_string(size)
+                                     + " bytes, but " + std::to_string(this->bytes())
+                                     + " of models.max-bytes=" + std::to_string(max_bytes_)
+                                     + " are in use; unload a version first"};
     return ok();
   }
 
@@ -205,8 +205,8 @@ public:
         return error{errc::conflict, "version '" + full + "' is the default of model '" + m->name
                                        + "'; make another version the default first"};
       if (m->name == default_model_)
-        return error{errc::conflict, "model '" + m->name
-                                       + "' is the service's default model and '" + full
+        return error{errc::conflict, "model '" + m->name + "' is the service's default model and '"
+                                       + full
                                        + "' its only version; load and promote another "
                                          "version first"};
     }
@@ -236,14 +236,13 @@ public:
   }
 
   /// Ends a version's canary and returns its lane (the caller drains it).
-  result<std::shared_ptr<const Lane>> end_canary(std::string_view name,
-                                                 std::string_view version) {
+  result<std::shared_ptr<const Lane>> end_canary(std::string_view name, std::string_view version) {
     auto* v = find_mutable(name, version);
     if (v == nullptr)
       return not_loaded(name, version);
     if (!v->canary)
-      return error{errc::not_found, "model '" + std::string{name} + "' version '" + v->version
-                                      + "' runs no canary"};
+      return error{errc::not_found,
+                   "model '" + std::string{name} + "' version '" + v->version + "' runs no canary"};
     auto out = std::move(v->canary);
     v->canary.reset();
     v->canary_share = 0.0;
@@ -276,8 +275,8 @@ public:
       if (e.name == name)
         m = &e;
     if (m == nullptr)
-      return error{errc::not_found, "no model '" + std::string{name} + "'; this server serves "
-                                      + model_names()};
+      return error{errc::not_found,
+                   "no model '" + std::string{name} + "'; this server serves " + model_names()};
     if (version.empty())
       version = m->default_version;
     const version_entry* hit = nullptr;
@@ -293,17 +292,17 @@ public:
     if (declared == 1)
       return resolved{m, hit};
     if (declared > 1)
-      return error{errc::bad_request, "version '" + std::string{version} + "' of model '"
-                                        + m->name + "' is ambiguous: name the full version ("
+      return error{errc::bad_request, "version '" + std::string{version} + "' of model '" + m->name
+                                        + "' is ambiguous: name the full version ("
                                         + version_names(*m) + ")"};
-    return error{errc::not_found, "model '" + m->name + "' has no version '"
-                                    + std::string{version} + "'; it has " + version_names(*m)};
+    return error{errc::not_found, "model '" + m->name + "' has no version '" + std::string{version}
+                                    + "'; it has " + version_names(*m)};
   }
 
 private:
   error not_loaded(std::string_view name, std::string_view version) const {
-    return {errc::not_found, "model '" + std::string{name} + "' has no version '"
-                                    + std::string{version} + "'"};
+    return {errc::not_found,
+            "model '" + std::string{name} + "' has no version '" + std::string{version} + "'"};
   }
 
   const version_entry* find(std::string_view name, std::string_view version) const {

@@ -253,6 +253,10 @@ std::optional<model> local_model_for(const std::string& version) {
   return std::nullopt;
 }
 
+double ratio(std::size_t a, std::size_t b) noexcept {
+  return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+}
+
 std::string fixed(double v, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);

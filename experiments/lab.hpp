@@ -160,6 +160,9 @@ std::optional<model> local_model_for(const std::string& version);
 /// "%.*f" formatting for tables.
 std::string fixed(double v, int digits);
 
+/// a / b as a share (0 when b is 0).
+double ratio(std::size_t a, std::size_t b) noexcept;
+
 /// Cells of several repetitions grouped by their "group" field, in order of
 /// first appearance.
 std::vector<std::vector<const json*>> groups_of(const json& cells);

@@ -84,33 +84,24 @@ struct arm_tally {
   std::size_t wrong = 0;
 
   json to_json() const {
-    auto share = [](std::size_t a, std::size_t b) {
-      return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
-    };
     return {{"requests", requests},
             {"hits", hits},
             {"wrong_hits", wrong},
-            {"hit_rate", share(hits, requests)},
-            {"wrong_per_request", share(wrong, requests)},
-            {"wrong_per_hit", share(wrong, hits)}};
+            {"hit_rate", ratio(hits, requests)},
+            {"wrong_per_request", ratio(wrong, requests)},
+            {"wrong_per_hit", ratio(wrong, hits)}};
   }
 };
 
 } // namespace
 
 int cmd_canary(const options& o) {
-  if (!o.url.empty())
-    return fail("canary starts its own servers with the policies it compares; it does not take "
-                "--url");
-  auto w = workload_for(o, 60.0, 16.0);
-  if (auto st = validate(w.sc); !st)
-    return fail(st.error().message);
-  auto dir = experiment_dir(o, "canary");
-  if (!dir)
-    return fail(dir.error().message);
-  if (w.noise <= 0)
-    w.noise = kCanaryNoise;
-  const double strength = o.strength_given ? o.strength : kCanaryDriftPerSecond;
+  auto run = drifting_experiment(o, "canary", 60.0, 16.0, kCanaryNoise, kCanaryDriftPerSecond);
+  if (!run)
+    return fail(run.error().message);
+  const auto& w = run->w;
+  const auto* dir = &run->dir;
+  const double strength = run->drift_per_second;
   const double start_at = w.sc.duration / 4.0;
 
   std::ofstream csv{*dir / "timeline.csv"};
@@ -134,8 +125,8 @@ int cmd_canary(const options& o) {
     json started;
     cell.action_at = start_at;
     cell.action = [&](const target& t) {
-      auto body = std::string{R"({"policy":)"} + c.candidate_json
-                  + R"(,"share":)" + std::to_string(kCanaryShare) + "}";
+      auto body = std::string{R"({"policy":)"} + c.candidate_json + R"(,"share":)"
+                  + std::to_string(kCanaryShare) + "}";
       // The default model's default version, by its declared name.
       auto models = call_json(t, "GET", "/admin/models");
       std::string model = "seed";
@@ -144,8 +135,8 @@ int cmd_canary(const options& o) {
         model = models["versions"][0].value("model", model);
         version = models["versions"][0].value("version", version);
       }
-      started = call_json(t, "POST", "/admin/models/" + model + "/versions/" + version + "/canary",
-                          body);
+      started
+        = call_json(t, "POST", "/admin/models/" + model + "/versions/" + version + "/canary", body);
     };
     auto r = run_risk_cell(o, *dir, cell, w);
     if (!r)
@@ -190,8 +181,10 @@ int cmd_canary(const options& o) {
         arm = "B";
       }
       bool wrong = rec.hit && rec.error > o.tolerance;
-      for (auto* tally : {&per_second[{static_cast<int>(rec.t), arm}],
-                          in_canary ? &during[arm] : rec.t >= t_end ? &after[arm] : nullptr}) {
+      for (auto* tally :
+           {&per_second[{static_cast<int>(rec.t), arm}], in_canary        ? &during[arm]
+                                                         : rec.t >= t_end ? &after[arm]
+                                                                          : nullptr}) {
         if (tally == nullptr)
           continue;
         ++tally->requests;
@@ -247,10 +240,10 @@ int cmd_canary(const options& o) {
       const auto& k = c["during_canary"][arm];
       md << "| " << c["case"].get<std::string>() << " | " << c["candidate"].dump() << " | "
          << c["expected"].get<std::string>() << " | " << c["verdict"].get<std::string>() << " | "
-         << (c["decision_s"].is_number() ? fixed(c["decision_s"].get<double>(), 1) : "-")
-         << " | " << (std::string{arm} == "A" ? "A (in place)" : "B (candidate)") << " | "
-         << k["requests"] << " | " << fixed(k["hit_rate"].get<double>(), 3) << " | "
-         << k["wrong_hits"] << " | " << fixed(k["wrong_per_hit"].get<double>(), 4) << " |\n";
+         << (c["decision_s"].is_number() ? fixed(c["decision_s"].get<double>(), 1) : "-") << " | "
+         << (std::string{arm} == "A" ? "A (in place)" : "B (candidate)") << " | " << k["requests"]
+         << " | " << fixed(k["hit_rate"].get<double>(), 3) << " | " << k["wrong_hits"] << " | "
+         << fixed(k["wrong_per_hit"].get<double>(), 4) << " |\n";
     }
   }
   md << "\nDuring the canary, by the policy that served the request. The judge's reasons:\n\n";

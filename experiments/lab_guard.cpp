@@ -43,18 +43,15 @@ struct tally {
   }
 
   json to_json() const {
-    auto share = [](std::size_t a, std::size_t b) {
-      return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
-    };
     return {{"requests", requests},
             {"hits", hits},
             {"wrong_hits", wrong},
             {"exact", exact},
             {"certified", certified},
             {"refused", refused},
-            {"hit_rate", share(hits, requests)},
-            {"wrong_hit_rate", share(wrong, hits)},
-            {"certified_share_of_hits", share(certified, hits)}};
+            {"hit_rate", ratio(hits, requests)},
+            {"wrong_hit_rate", ratio(wrong, hits)},
+            {"certified_share_of_hits", ratio(certified, hits)}};
   }
 };
 

@@ -146,11 +146,10 @@ struct option_spec {
   adder add;
 };
 
-const std::set<std::string> server_commands{"load",           "correctness", "guard",  "sweep-ttl",
+const std::set<std::string> server_commands{"load",           "correctness", "guard", "sweep-ttl",
                                             "sweep-capacity", "picture",     "canary"};
-const std::set<std::string> seeded_commands{"load",      "drift",          "correctness",
-                                            "guard",     "sweep-ttl",      "sweep-capacity",
-                                            "picture",   "canary"};
+const std::set<std::string> seeded_commands{"load",      "drift",          "correctness", "guard",
+                                            "sweep-ttl", "sweep-capacity", "picture",     "canary"};
 
 std::map<std::string, std::string> in(const std::set<std::string>& cmds, const std::string& d) {
   std::map<std::string, std::string> m;
@@ -170,7 +169,7 @@ std::vector<option_spec> option_table(options& o, integers& n, texts& t) {
       return app.add_option(f, dst, h)->check(v);
     };
   };
-  auto traffic = std::set<std::string>{"load",           "correctness", "guard",  "sweep-ttl",
+  auto traffic = std::set<std::string>{"load",           "correctness", "guard", "sweep-ttl",
                                        "sweep-capacity", "picture",     "canary"};
   std::vector<option_spec> v;
   v.push_back({"--out",

@@ -61,32 +61,23 @@ json window_counts(const std::vector<request_record>& records, double from, doub
     if (std::isfinite(r.error))
       worst = std::max(worst, r.error);
   }
-  auto share = [](std::size_t a, std::size_t b) {
-    return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
-  };
   return {{"requests", requests},
           {"hits", hits},
           {"wrong_hits", wrong},
-          {"hit_rate", share(hits, requests)},
-          {"wrong_hit_rate", share(wrong, hits)},
+          {"hit_rate", ratio(hits, requests)},
+          {"wrong_hit_rate", ratio(wrong, hits)},
           {"max_hit_error", worst}};
 }
 
 } // namespace
 
 int cmd_picture(const options& o) {
-  if (!o.url.empty())
-    return fail("picture starts two servers with the settings it compares; it does not take "
-                "--url");
-  auto w = workload_for(o, 40.0, 16.0);
-  if (auto st = validate(w.sc); !st)
-    return fail(st.error().message);
-  auto dir = experiment_dir(o, "picture");
-  if (!dir)
-    return fail(dir.error().message);
-  if (w.noise <= 0)
-    w.noise = kPictureNoise;
-  const double strength = o.strength_given ? o.strength : kPictureDriftPerSecond;
+  auto run = drifting_experiment(o, "picture", 40.0, 16.0, kPictureNoise, kPictureDriftPerSecond);
+  if (!run)
+    return fail(run.error().message);
+  const auto& w = run->w;
+  const auto* dir = &run->dir;
+  const double strength = run->drift_per_second;
   const double onset = w.sc.duration / 4.0;
   const std::vector<std::pair<std::string, std::vector<std::string>>> arms{
     {"prefix_reuse", old_behaviour_args()}, {"guard", {}}};

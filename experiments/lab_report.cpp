@@ -616,8 +616,8 @@ void write_report(const options& o, double seconds) {
          << "): expected " << c["expected"].get<std::string>() << ", the judge decided **"
          << c["verdict"].get<std::string>() << "**"
          << (c["decision_s"].is_number()
-               ? " after " + fixed(c["decision_s"].get<double>() - c["canary_start_s"].get<double>(),
-                                   1)
+               ? " after "
+                   + fixed(c["decision_s"].get<double>() - c["canary_start_s"].get<double>(), 1)
                    + " s of canary"
                : std::string{})
          << ".\n";
@@ -677,8 +677,8 @@ int cmd_report(const options& o) {
 int cmd_all(const options& o) {
   using cmd_fn = int (*)(const options&);
   const std::pair<const char*, cmd_fn> steps[]
-    = {{"load", cmd_load},   {"drift", cmd_drift},         {"correctness", cmd_correctness},
-       {"guard", cmd_guard}, {"sweep-ttl", cmd_sweep_ttl}, {"sweep-capacity", cmd_sweep_capacity},
+    = {{"load", cmd_load},    {"drift", cmd_drift},         {"correctness", cmd_correctness},
+       {"guard", cmd_guard},  {"sweep-ttl", cmd_sweep_ttl}, {"sweep-capacity", cmd_sweep_capacity},
        {"canary", cmd_canary}};
   if (auto st = quick_may_write_all(o); !st)
     return fail(st.error().message);

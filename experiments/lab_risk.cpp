@@ -110,6 +110,28 @@ std::vector<double> distance_thresholds() {
   return with_everything(log_thresholds(1e-4, 4.0, 47));
 }
 
+result<drifting_run> drifting_experiment(const options& o, const std::string& name,
+                                         double full_seconds, double quick_seconds, double noise,
+                                         double drift_per_second) {
+  if (!o.url.empty())
+    return error{errc::invalid_argument,
+                 name
+                   + " starts its own servers with the settings it compares; it does not "
+                     "take --url"};
+  drifting_run out;
+  out.w = workload_for(o, full_seconds, quick_seconds);
+  if (auto st = validate(out.w.sc); !st)
+    return st.error();
+  auto dir = experiment_dir(o, name);
+  if (!dir)
+    return dir.error();
+  out.dir = *dir;
+  if (out.w.noise <= 0)
+    out.w.noise = noise;
+  out.drift_per_second = o.strength_given ? o.strength : drift_per_second;
+  return out;
+}
+
 result<risk_outcome> run_risk_cell(const options& o, const fs::path& dir, const risk_cell& cell,
                                    const risk_workload& w) {
   auto t = open_target(o, cell.server_args, dir / ("server-" + cell.name + ".log"));
@@ -567,15 +589,12 @@ int cmd_correctness(const options& o) {
         above_wrong += wrong ? 1 : 0;
       }
     }
-    auto share = [](std::size_t a, std::size_t b) {
-      return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
-    };
     calibration.push_back({{"cosine_threshold", th},
                            {"hits_at_or_below", below},
-                           {"wrong_share_at_or_below", share(below_wrong, below)},
+                           {"wrong_share_at_or_below", ratio(below_wrong, below)},
                            {"hits_above", above},
-                           {"wrong_share_above", share(above_wrong, above)},
-                           {"wrong_hits_caught", share(above_wrong, above_wrong + below_wrong)}});
+                           {"wrong_share_above", ratio(above_wrong, above)},
+                           {"wrong_hits_caught", ratio(above_wrong, above_wrong + below_wrong)}});
   }
 
   // The trade-off: the live guard against static thresholds and the oracle,

@@ -79,6 +79,23 @@ struct risk_workload {
 /// `full_seconds` (`quick_seconds` with --quick).
 risk_workload workload_for(const options& o, double full_seconds, double quick_seconds = 5.0);
 
+/// What a drifting-client experiment that starts its own servers needs:
+/// the workload, its output directory, the noise and the drift per second.
+struct drifting_run {
+  risk_workload w;
+  fs::path dir;
+  double drift_per_second = 0.0;
+};
+
+/// Refuses --url (the experiment starts servers with the settings it
+/// compares), reads the workload (runs of --duration, else `full_seconds`,
+/// `quick_seconds` with --quick), creates OUT/<name>, and applies the
+/// default noise and drift per second unless --noise / --strength say
+/// otherwise.
+result<drifting_run> drifting_experiment(const options& o, const std::string& name,
+                                         double full_seconds, double quick_seconds, double noise,
+                                         double drift_per_second);
+
 /// Drift steps per run (--steps, default 10).
 double steps_of(const options& o);
 

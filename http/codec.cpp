@@ -1033,9 +1033,8 @@ json models_json(const std::vector<model_version_stats>& models) {
        {"role", v.canary ? "canary" : "serving"},
        {"requests", v.requests},
        {"encodes", v.encodes},
-       {"encodes_per_request", v.requests == 0 ? 0.0
-                                               : static_cast<double>(v.encodes)
-                                                   / static_cast<double>(v.requests)},
+       {"encodes_per_request",
+        v.requests == 0 ? 0.0 : static_cast<double>(v.encodes) / static_cast<double>(v.requests)},
        {"latency", latency_json(v.latency)},
        {"hits", v.hits},
        {"misses", v.misses},
@@ -1183,8 +1182,7 @@ result<json> admin_object(std::string_view body, std::initializer_list<const cha
       std::string list;
       for (const char* k : keys)
         list += (list.empty() ? "'" : ", '") + std::string{k} + "'";
-      return error{errc::bad_request,
-                   "unknown field '" + it.key() + "' (expected " + list + ")"};
+      return error{errc::bad_request, "unknown field '" + it.key() + "' (expected " + list + ")"};
     }
   }
   return j;
@@ -1193,11 +1191,9 @@ result<json> admin_object(std::string_view body, std::initializer_list<const cha
 status string_field(const json& j, const char* key, std::string& out, bool required) {
   auto i = j.find(key);
   if (i == j.end())
-    return required ? status{errc::bad_request, std::string{"missing field '"} + key + "'"}
-                    : ok();
+    return required ? status{errc::bad_request, std::string{"missing field '"} + key + "'"} : ok();
   if (!i->is_string())
-    return {errc::bad_request,
-            std::string{"'"} + key + "' must be a string, not " + json_kind(*i)};
+    return {errc::bad_request, std::string{"'"} + key + "' must be a string, not " + json_kind(*i)};
   out = i->get<std::string>();
   if (out.size() > max_name_bytes && std::string_view{key} != "weights")
     return {errc::bad_request, std::string{"'"} + key + "' is longer than "
@@ -1225,9 +1221,9 @@ result<model_command> decode_model_load(std::string_view body) {
     return j.error();
   model_command cmd;
   cmd.op = model_op::load;
-  for (auto st : {string_field(*j, "name", cmd.name, true),
-                  string_field(*j, "preset", cmd.preset, false),
-                  string_field(*j, "weights", cmd.weights, false), count_field(*j, "warm", cmd.warm)})
+  for (auto st :
+       {string_field(*j, "name", cmd.name, true), string_field(*j, "preset", cmd.preset, false),
+        string_field(*j, "weights", cmd.weights, false), count_field(*j, "warm", cmd.warm)})
     if (!st)
       return st.error();
   if (auto i = j->find("seed"); i != j->end()) {
@@ -1287,9 +1283,9 @@ result<model_command> decode_canary_start(std::string_view body, const cache_pol
   auto pj = j->find("policy");
   if (pj == j->end())
     return error{errc::bad_request, "missing field 'policy'"};
-  auto policy = admin_object(pj->dump(), {"name", "prefix_k", "prefix_unit", "ttl_seconds",
-                                          "capacity_share", "tolerance", "max_wrong_rate",
-                                          "admission"},
+  auto policy = admin_object(pj->dump(),
+                             {"name", "prefix_k", "prefix_unit", "ttl_seconds", "capacity_share",
+                              "tolerance", "max_wrong_rate", "admission"},
                              "{\"name\": string, ...}");
   if (!policy)
     return error{errc::bad_request, "'policy': " + policy.error().message};
@@ -1306,10 +1302,9 @@ result<model_command> decode_canary_start(std::string_view body, const cache_pol
     field = i->get<double>();
     return ok();
   };
-  for (auto st : {number("ttl_seconds", out.ttl_seconds),
-                  number("capacity_share", out.capacity_share),
-                  number("tolerance", out.tolerance),
-                  number("max_wrong_rate", out.max_wrong_rate)})
+  for (auto st :
+       {number("ttl_seconds", out.ttl_seconds), number("capacity_share", out.capacity_share),
+        number("tolerance", out.tolerance), number("max_wrong_rate", out.max_wrong_rate)})
     if (!st)
       return st.error();
   if (auto i = p.find("prefix_k"); i != p.end()) {
@@ -1347,37 +1342,38 @@ json policy_json(const cache_policy& p) {
 }
 
 json arm_json(const arm_view& a) {
-  return {{"policy", a.policy},
-          {"requests", a.requests},
-          {"encodes", a.encodes},
-          {"encodes_per_request",
-           a.requests == 0 ? 0.0 : static_cast<double>(a.encodes) / static_cast<double>(a.requests)},
-          {"hits", a.hits},
-          {"lookups", a.lookups},
-          {"hit_rate",
-           a.lookups == 0 ? 0.0 : static_cast<double>(a.hits) / static_cast<double>(a.lookups)},
-          {"served",
-           {{"labels", a.labels},
-            {"wrong", a.wrong},
-            {"rate",
-             a.labels == 0 ? 0.0 : static_cast<double>(a.wrong) / static_cast<double>(a.labels)},
-            {"lower", a.wrong_lower},
-            {"upper", a.wrong_upper}}}};
+  return {
+    {"policy", a.policy},
+    {"requests", a.requests},
+    {"encodes", a.encodes},
+    {"encodes_per_request",
+     a.requests == 0 ? 0.0 : static_cast<double>(a.encodes) / static_cast<double>(a.requests)},
+    {"hits", a.hits},
+    {"lookups", a.lookups},
+    {"hit_rate",
+     a.lookups == 0 ? 0.0 : static_cast<double>(a.hits) / static_cast<double>(a.lookups)},
+    {"served",
+     {{"labels", a.labels},
+      {"wrong", a.wrong},
+      {"rate", a.labels == 0 ? 0.0 : static_cast<double>(a.wrong) / static_cast<double>(a.labels)},
+      {"lower", a.wrong_lower},
+      {"upper", a.wrong_upper}}}};
 }
 
 json canaries_json(const model_listing& l) {
   auto running = json::array();
   for (const auto& c : l.canaries)
-    running.push_back({{"model", c.model},
-                       {"version", c.version},
-                       {"share", c.share},
-                       {"elapsed_seconds", c.elapsed_seconds},
-                       {"candidate", policy_json(c.candidate)},
-                       {"a", arm_json(c.a)},
-                       {"b", arm_json(c.b)},
-                       {"verdict", to_string(c.verdict)},
-                       {"reason", c.reason},
-                       {"wrong_rate_difference", {{"lower", c.diff_lower}, {"upper", c.diff_upper}}}});
+    running.push_back(
+      {{"model", c.model},
+       {"version", c.version},
+       {"share", c.share},
+       {"elapsed_seconds", c.elapsed_seconds},
+       {"candidate", policy_json(c.candidate)},
+       {"a", arm_json(c.a)},
+       {"b", arm_json(c.b)},
+       {"verdict", to_string(c.verdict)},
+       {"reason", c.reason},
+       {"wrong_rate_difference", {{"lower", c.diff_lower}, {"upper", c.diff_upper}}}});
   auto decisions = json::array();
   for (const auto& d : l.decisions)
     decisions.push_back({{"unix_ms", d.unix_ms},

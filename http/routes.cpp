@@ -219,7 +219,7 @@ service_routes::service_routes(caf::actor_system& sys, const http_config& cfg,
     v.version = cfg.model_version;
     v.state = version_state::ready;
     v.lane = std::move(only);
-    (void) dir->add(cfg.model_name, std::move(v));
+    (void)dir->add(cfg.model_name, std::move(v));
     svc_.models->store(std::move(dir));
   }
   if (svc_.board && svc_.board->workers_alive.load() > 0)
@@ -335,8 +335,8 @@ handled service_routes::handle(const request_view& req, responder& r) {
   }
 }
 
-std::optional<service_routes::lane_ref> service_routes::resolve_v2(const route_match& m,
-                                                   std::optional<response>& miss) const {
+std::optional<service_routes::lane_ref>
+service_routes::resolve_v2(const route_match& m, std::optional<response>& miss) const {
   auto catalog = svc_.models->load();
   std::string_view name = m.params.empty() ? std::string_view{} : m.params[0];
   std::string_view version = m.params.size() > 1 ? m.params[1] : std::string_view{};
@@ -444,9 +444,9 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
   const auto& entry = *target->version;
   std::shared_ptr<const lane> serving
     = entry.canary
-          && takes_canary(split_hash(decoded->features.data(), decoded->features.size(),
-                                     entry.split_values),
-                          entry.canary_share)
+          && takes_canary(
+            split_hash(decoded->features.data(), decoded->features.size(), entry.split_values),
+            entry.canary_share)
         ? entry.canary
         : entry.lane;
   fmt.model_name = serving->model_name;
@@ -496,22 +496,21 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
   auto metrics = svc_.metrics;
   auto start = req.start;
   auto ingress = serving->ingress;
-  caf::anon_send(
-    ingress, predict_atom::value, std::move(*decoded),
-    predict_callback{[metrics, start, done, fmt = std::move(fmt),
-                      serving = std::move(serving)](caf::expected<predict_reply> r) {
-      // This runs on the actor thread that answered: report the
-      // outcome from here, where sending wakes no thread. The
-      // JSON is written on the connection's thread.
-      auto o = predict_outcome(r, start);
-      o.lane = serving->id;
-      caf::anon_send(metrics, outcome_atom::value, std::move(o));
-      done([r = std::move(r), fmt, start]() {
-        auto out = r ? fmt.ok(*r, start) : fmt.fail(from_caf_error(r.error()));
-        out.reported = true;
-        return out;
-      });
-    }});
+  caf::anon_send(ingress, predict_atom::value, std::move(*decoded),
+                 predict_callback{[metrics, start, done, fmt = std::move(fmt),
+                                   serving = std::move(serving)](caf::expected<predict_reply> r) {
+                   // This runs on the actor thread that answered: report the
+                   // outcome from here, where sending wakes no thread. The
+                   // JSON is written on the connection's thread.
+                   auto o = predict_outcome(r, start);
+                   o.lane = serving->id;
+                   caf::anon_send(metrics, outcome_atom::value, std::move(o));
+                   done([r = std::move(r), fmt, start]() {
+                     auto out = r ? fmt.ok(*r, start) : fmt.fail(from_caf_error(r.error()));
+                     out.reported = true;
+                     return out;
+                   });
+                 }});
   return handled::later(std::move(p));
 }
 
@@ -618,8 +617,8 @@ handled service_routes::ask_agent(const request_view& req, responder& rsp,
                      {"status", out.status}});
     return out;
   };
-  return ask_actor<agent_snapshot>(sys_, rsp, agent, route_label::admin, answer,
-                                   admin_atom::value, *cmd, value);
+  return ask_actor<agent_snapshot>(sys_, rsp, agent, route_label::admin, answer, admin_atom::value,
+                                   *cmd, value);
 }
 
 handled service_routes::admin_models(const request_view& req, responder& rsp,
@@ -633,10 +632,10 @@ handled service_routes::admin_models(const request_view& req, responder& rsp,
     bool bodiless = id == r_admin_model_unload || id == r_admin_canary_abort
                     || ((id == r_admin_model_warm || id == r_admin_canary_promote) && empty_body);
     if (!bodiless && !is_json_media_type(req.content_type))
-      return handled::answer(error_response(
-        {errc::unsupported_media_type,
-         "content type must be application/json, got '" + std::string{req.content_type} + "'"},
-        route_label::admin));
+      return handled::answer(
+        error_response({errc::unsupported_media_type, "content type must be application/json, got '"
+                                                        + std::string{req.content_type} + "'"},
+                       route_label::admin));
     result<unit> decoded = ok();
     switch (id) {
       case r_admin_models_load: {

@@ -60,8 +60,7 @@ private:
     const model_catalog::version_entry* version = nullptr;
   };
 
-  handled predict(const request_view& req, responder& r, api kind,
-                  const route_match* m = nullptr);
+  handled predict(const request_view& req, responder& r, api kind, const route_match* m = nullptr);
   handled admin_models(const request_view& req, responder& r, const route_match& m);
   handled ask_stats(responder& r);
   handled ask_metrics(responder& r);

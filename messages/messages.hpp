@@ -170,8 +170,8 @@ typename Inspector::result_type inspect(Inspector& f, divergence_report& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, audit_snapshot& x) {
   return f(caf::meta::type_name("audit_snapshot"), x.audits, x.skipped, x.shadow_comparisons,
-           x.failed, x.requests_in_window, x.audits_in_window, x.rate, x.max_share, x.requests, x.encodes, x.served_labels,
-           x.served_wrong);
+           x.failed, x.requests_in_window, x.audits_in_window, x.rate, x.max_share, x.requests,
+           x.encodes, x.served_labels, x.served_wrong);
 }
 
 template <class Inspector>
@@ -238,7 +238,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, model_version_stats& x) {
   return f(caf::meta::type_name("model_version_stats"), x.model, x.version, x.is_default, x.hits,
            x.misses, x.entries, x.audits, x.labels, x.wrong_labels, x.mode, x.served_labels,
-           x.served_wrong, x.served_lower, x.served_upper, x.policy, x.canary, x.requests, x.encodes, x.latency);
+           x.served_wrong, x.served_lower, x.served_upper, x.policy, x.canary, x.requests,
+           x.encodes, x.latency);
 }
 
 template <class Inspector>
@@ -263,8 +264,8 @@ typename Inspector::result_type inspect(Inspector& f, arm_view& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, canary_view& x) {
-  return f(caf::meta::type_name("canary_view"), x.model, x.version, x.share, x.elapsed_seconds,
-           x.a, x.b, x.candidate, x.verdict, x.reason, x.diff_lower, x.diff_upper);
+  return f(caf::meta::type_name("canary_view"), x.model, x.version, x.share, x.elapsed_seconds, x.a,
+           x.b, x.candidate, x.verdict, x.reason, x.diff_lower, x.diff_upper);
 }
 
 template <class Inspector>
@@ -289,10 +290,9 @@ typename Inspector::result_type inspect(Inspector& f, model_version_info& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, model_listing& x) {
-  return f(caf::meta::type_name("model_listing"), x.default_model, x.bytes, x.max_bytes,
-           x.versions, x.version, x.previous_default, x.canaries, x.decisions);
+  return f(caf::meta::type_name("model_listing"), x.default_model, x.bytes, x.max_bytes, x.versions,
+           x.version, x.previous_default, x.canaries, x.decisions);
 }
-
 
 /// Completion callback for requests from outside the actor system (the HTTP
 /// layer). Local only: it never crosses a node.

@@ -47,21 +47,18 @@ TEST(ModelSpec, RefusesWhatItCannotReadAndSaysWhy) {
     const char* text;
     const char* says;
   };
-  for (auto [text, says] : {bad_case{"preset=seed", "'name' is required"},
-                            bad_case{"name=a,name=b", "given twice"},
-                            bad_case{"name=a,colour=red", "unknown key 'colour'"},
-                            bad_case{"name=a,seed=-1", "non-negative integer"},
-                            bad_case{"name=a,seed=12x", "non-negative integer"},
-                            bad_case{"name=a,,seed=1", "empty item"},
-                            bad_case{"name=a,seed", "not key=value"},
-                            bad_case{"name=a b", "only letters"},
-                            bad_case{"name=", "no value"},
-                            bad_case{"name=a,seed=1,weights=/m", "exclude each other"}}) {
+  for (auto [text, says] :
+       {bad_case{"preset=seed", "'name' is required"}, bad_case{"name=a,name=b", "given twice"},
+        bad_case{"name=a,colour=red", "unknown key 'colour'"},
+        bad_case{"name=a,seed=-1", "non-negative integer"},
+        bad_case{"name=a,seed=12x", "non-negative integer"},
+        bad_case{"name=a,,seed=1", "empty item"}, bad_case{"name=a,seed", "not key=value"},
+        bad_case{"name=a b", "only letters"}, bad_case{"name=", "no value"},
+        bad_case{"name=a,seed=1,weights=/m", "exclude each other"}}) {
     auto s = parse_model_spec(text);
     ASSERT_FALSE(s) << text;
     EXPECT_EQ(s.error().code, errc::invalid_config) << text;
-    EXPECT_NE(s.error().message.find(says), std::string::npos) << text << ": "
-                                                                << s.error().message;
+    EXPECT_NE(s.error().message.find(says), std::string::npos) << text << ": " << s.error().message;
   }
 }
 
@@ -223,7 +220,8 @@ TEST(ModelDirectory, ACanaryStartsOncePromotesOrEnds) {
   EXPECT_FALSE(r->version->canary);
   EXPECT_DOUBLE_EQ(r->version->canary_share, 0.0);
   // A rollback hands the canary back and keeps the lane.
-  ASSERT_TRUE(d.start_canary("fraud", "s1-aaaa", std::make_shared<const std::string>("c2"), 0.1, 4));
+  ASSERT_TRUE(
+    d.start_canary("fraud", "s1-aaaa", std::make_shared<const std::string>("c2"), 0.1, 4));
   auto gone = d.end_canary("fraud", "s1-aaaa");
   ASSERT_TRUE(gone);
   EXPECT_EQ(**gone, "c2");

@@ -70,7 +70,7 @@ inline json get_json(http_client& c, const std::string& target, const std::strin
 }
 
 inline http_response admin(http_client& c, const std::string& method, const std::string& target,
-                    const std::string& token, const std::string& body = "") {
+                           const std::string& token, const std::string& body = "") {
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   if (!token.empty())
     req += "Authorization: Bearer " + token + "\r\n";

@@ -457,7 +457,6 @@ std::string drift_body(int step) {
   return s + "]]}";
 }
 
-
 // The cosine trigger with pure prefix reuse (the first version's agent).
 TEST_F(E2E, DriftDisablesReuseAndUndriftedTrafficBringsItBack) {
   start({"--risk.guard=off", "--agent.trigger=cosine", "--admin.token=t0k3n", "--audit.rate=1",
@@ -1157,10 +1156,9 @@ TEST(Lab, DriftWritesResultsAndPlots) {
 TEST(Lab, CanaryPromotesAShorterTtlAndRollsBackALooserBudget) {
   std::string out = std::string{SIL_TEST_TMPDIR} + "/lab-canary";
   std::filesystem::remove_all(out);
-  auto [rc, err] = run_to_exit(SIL_LAB_BINARY,
-                               {"canary", "--quick", "--server-arg", "--model.preset=seed", "--out",
-                                out},
-                               {}, 300);
+  auto [rc, err] = run_to_exit(
+    SIL_LAB_BINARY, {"canary", "--quick", "--server-arg", "--model.preset=seed", "--out", out}, {},
+    300);
   ASSERT_EQ(rc, 0) << err;
   std::ifstream in{out + "/canary/results.json"};
   auto j = json::parse(in, nullptr, false);
@@ -1183,8 +1181,8 @@ TEST(Lab, CanaryPromotesAShorterTtlAndRollsBackALooserBudget) {
   EXPECT_GT(loose["during_canary"]["B"]["wrong_per_hit"].get<double>(), 0.01);
   EXPECT_NE(loose["decision"]["reason"].get<std::string>().find("breaches the error budget"),
             std::string::npos);
-  for (const char* f : {"/canary/summary.md", "/canary/timeline.csv", "/canary/events.csv",
-                        "/canary/canary.png"}) {
+  for (const char* f :
+       {"/canary/summary.md", "/canary/timeline.csv", "/canary/events.csv", "/canary/canary.png"}) {
     std::ifstream file{out + f, std::ios::binary};
     EXPECT_TRUE(file) << f;
     EXPECT_GT(std::string(std::istreambuf_iterator<char>{file}, {}).size(), 100u) << f;

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -106,9 +107,9 @@ TEST_F(ModelsE2E, ServesSeveralModelsAndVersionsSideBySide) {
   EXPECT_EQ(meta["versions"].size(), 2u);
   EXPECT_EQ(c.request("GET", "/v2/models/churn/versions/s7/ready").status, 200);
   EXPECT_EQ(c.request("GET", "/v2/models/churn/versions/s9").status, 404);
-  auto infer = c.request(
-    "POST", "/v2/models/seed/versions/s43/infer",
-    R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,32],"data":)" + row(3.0f) + "}]}");
+  auto infer = c.request("POST", "/v2/models/seed/versions/s43/infer",
+                         R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,32],"data":)"
+                           + row(3.0f) + "}]}");
   ASSERT_EQ(infer.status, 200) << infer.body;
   EXPECT_EQ(json::parse(infer.body)["model_version"], v43);
   EXPECT_EQ(c.request("POST", "/v2/models/nope/infer", "{}").status, 404);
@@ -158,9 +159,9 @@ TEST_F(ModelsE2E, TheAdminApiLoadsWarmsPromotesAndUnloads) {
   EXPECT_EQ(predict_json(c, body(1.0f))["model_version"], v42);
   EXPECT_EQ(predict_json(c, body_for(1.0f, "seed", "s9"))["model_version"], v9);
   // Loading it twice conflicts.
-  EXPECT_EQ(admin(c, "POST", "/admin/models", token, R"({"name":"seed","preset":"seed","seed":9})")
-              .status,
-            409);
+  EXPECT_EQ(
+    admin(c, "POST", "/admin/models", token, R"({"name":"seed","preset":"seed","seed":9})").status,
+    409);
 
   // Promote: the default follows at once.
   auto promoted = admin(c, "PUT", "/admin/models/seed/default", token, R"({"version": "s9"})");
@@ -188,10 +189,11 @@ TEST_F(ModelsE2E, TheAdminApiLoadsWarmsPromotesAndUnloads) {
   // Warm again by hand; a body with a typo is refused.
   auto warmed = admin(c, "POST", "/admin/models/seed/versions/s9/warm", token, R"({"encodes":2})");
   EXPECT_EQ(warmed.status, 200) << warmed.body;
-  EXPECT_EQ(admin(c, "POST", "/admin/models/seed/versions/s9/warm", token, R"({"encode":2})").status,
-            400);
+  EXPECT_EQ(
+    admin(c, "POST", "/admin/models/seed/versions/s9/warm", token, R"({"encode":2})").status, 400);
   EXPECT_EQ(admin(c, "POST", "/admin/models", token, R"({"name":"a b"})").status, 400);
-  EXPECT_EQ(admin(c, "POST", "/admin/models", token, R"({"name":"x","preset":"huge"})").status, 400);
+  EXPECT_EQ(admin(c, "POST", "/admin/models", token, R"({"name":"x","preset":"huge"})").status,
+            400);
   EXPECT_EQ(admin(c, "PUT", "/admin/models/nope/default", token, R"({"version":"s1"})").status,
             404);
   // Every answer above was a JSON error or listing; the server still serves.
@@ -208,8 +210,8 @@ TEST_F(ModelsE2E, BadWeightsFilesAndTheMemoryLimitAreRefusedAndServingGoesOn) {
   auto cut = export_weights("models_e2e_cut.bin", 6);
   std::filesystem::resize_file(cut, std::filesystem::file_size(cut) / 3);
 
-  auto truncated = admin(c, "POST", "/admin/models", token,
-                         R"({"name":"seed","weights":")" + cut + "\"}");
+  auto truncated
+    = admin(c, "POST", "/admin/models", token, R"({"name":"seed","weights":")" + cut + "\"}");
   EXPECT_EQ(truncated.status, 422) << truncated.body;
   EXPECT_EQ(json::parse(truncated.body)["error"]["code"], "unprocessable");
   auto missing = admin(c, "POST", "/admin/models", token,
@@ -225,12 +227,12 @@ TEST_F(ModelsE2E, BadWeightsFilesAndTheMemoryLimitAreRefusedAndServingGoesOn) {
   EXPECT_EQ(predict_json(c, body(1.0f))["model_version"].get<std::string>().rfind("s42-", 0), 0u);
 
   // The good file loads; a third version would pass the limit.
-  auto loaded = admin(c, "POST", "/admin/models", token,
-                      R"({"name":"other","weights":")" + good + "\"}");
+  auto loaded
+    = admin(c, "POST", "/admin/models", token, R"({"name":"other","weights":")" + good + "\"}");
   ASSERT_EQ(loaded.status, 201) << loaded.body;
-  EXPECT_EQ(predict_json(c, body_for(1.0f, "other"))["model_version"].get<std::string>().rfind(
-              "s5-", 0),
-            0u);
+  EXPECT_EQ(
+    predict_json(c, body_for(1.0f, "other"))["model_version"].get<std::string>().rfind("s5-", 0),
+    0u);
   auto full = admin(c, "POST", "/admin/models", token, R"({"name":"third","preset":"seed"})");
   EXPECT_EQ(full.status, 409) << full.body;
   EXPECT_NE(json::parse(full.body)["error"]["message"].get<std::string>().find("models.max-bytes"),
@@ -290,8 +292,8 @@ TEST_F(ModelsE2E, HotSwapUnderLoadFailsNothingAndTheOldVersionDrains) {
     });
   std::this_thread::sleep_for(1500ms);
   auto switch_begin = clock_type::now();
-  auto swapped = admin(ctl, "PUT", "/admin/models/seed/default", token,
-                       "{\"version\":\"" + v_new + "\"}");
+  auto swapped
+    = admin(ctl, "PUT", "/admin/models/seed/default", token, "{\"version\":\"" + v_new + "\"}");
   auto switch_end = clock_type::now();
   ASSERT_EQ(swapped.status, 200) << swapped.body;
   std::this_thread::sleep_for(1000ms);
@@ -352,12 +354,16 @@ json lane_stats(http_client& c, const std::string& policy) {
   return nullptr;
 }
 
-/// A body whose first value picks the prefix and whose later values move.
-std::string drifting_body(int prefix, int step) {
+/// A body whose first value picks the prefix and whose later values
+/// scatter around the prefix's own (N(0, 0.15^2) per value): far enough
+/// apart that reusing one request's answer for another is often off by
+/// more than the service's tolerance.
+std::string scattered_body(int prefix, std::mt19937& rng) {
+  std::normal_distribution<double> noise{0.0, 0.15};
   std::string s = "{\"features\":[[" + std::to_string(prefix) + ",1,1,1";
   for (int i = 4; i < 32; ++i) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, ",%g", std::sin(i * 1.3 + prefix) + 0.05 * (step % 9));
+    std::snprintf(buf, sizeof buf, ",%g", std::sin(i * 1.3 + prefix) + noise(rng));
     s += buf;
   }
   return s + "]]}";
@@ -368,16 +374,15 @@ TEST_F(ModelsE2E, ACanarySplitsByPrefixAndAnOperatorPromotesIt) {
   http_client c{port()};
   const std::string canary = "/admin/models/seed/versions/s42/canary";
   // Refusals: bad policy values, unknown fields, an unknown version.
-  EXPECT_EQ(admin(c, "POST", canary, token, R"({"policy":{"name":"short","ttl_seconds":-1}})")
-              .status,
-            400);
+  EXPECT_EQ(
+    admin(c, "POST", canary, token, R"({"policy":{"name":"short","ttl_seconds":-1}})").status, 400);
   EXPECT_EQ(admin(c, "POST", canary, token, R"({"policy":{"name":"short","ttl":5}})").status, 400);
   EXPECT_EQ(admin(c, "POST", canary, token, R"({"policy":{"name":"default"}})").status, 400);
   EXPECT_EQ(admin(c, "POST", canary, token, R"({"policy":{"name":"x"},"share":1.5})").status, 400);
-  EXPECT_EQ(admin(c, "POST", "/admin/models/seed/versions/s9/canary", token,
-                  R"({"policy":{"name":"x"}})")
-              .status,
-            404);
+  EXPECT_EQ(
+    admin(c, "POST", "/admin/models/seed/versions/s9/canary", token, R"({"policy":{"name":"x"}})")
+      .status,
+    404);
   EXPECT_EQ(admin(c, "POST", canary + "/promote", token).status, 404); // none runs
   auto started = admin(c, "POST", canary, token,
                        R"({"policy":{"name":"short-ttl","ttl_seconds":5},"share":0.5})");
@@ -433,17 +438,19 @@ TEST_F(ModelsE2E, ACanaryThatBreachesTheBudgetIsRolledBackByItself) {
   start({std::string{"--admin.token="} + token, "--audit.rate=1", "--audit.max-share=1",
          "--audit.per-second=0", "--audit.max-encoder-share=1", "--canary.interval=0.2"});
   http_client c{port()};
-  // A loose budget and a tolerance so small that almost every reuse of a
-  // moved input is wrong.
+  // A guard that calls an answer wrong only beyond 0.3 and certifies reuse
+  // up to 30% wrong: by the service's tolerance (0.05) it serves wrong
+  // answers, and the judge counts them by that tolerance.
   auto started = admin(c, "POST", "/admin/models/seed/versions/s42/canary", token,
-                       R"({"policy":{"name":"loose","max_wrong_rate":0.99,"tolerance":0.001},)"
+                       R"({"policy":{"name":"loose","max_wrong_rate":0.3,"tolerance":0.3},)"
                        R"("share":0.5})");
   ASSERT_EQ(started.status, 200) << started.body;
   json listing;
+  std::mt19937 rng{42};
   auto deadline = clock_type::now() + 30s;
-  for (int step = 0; clock_type::now() < deadline; ++step) {
+  while (clock_type::now() < deadline) {
     for (int p = 0; p < 20; ++p)
-      ASSERT_EQ(c.request("POST", "/predict", drifting_body(p, step)).status, 200);
+      ASSERT_EQ(c.request("POST", "/predict", scattered_body(p, rng)).status, 200);
     listing = json::parse(admin(c, "GET", "/admin/models", token).body);
     if (listing["canaries"]["running"].empty())
       break;

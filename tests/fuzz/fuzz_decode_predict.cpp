@@ -130,7 +130,8 @@ std::optional<sil::predict_request> reference_decode(std::string_view body,
   }
   for (auto [key, out] : {std::pair{"model", &r.model}, std::pair{"version", &r.version}}) {
     if (auto i = j.find(key); i != j.end()) {
-      if (!i->is_string() || i->get_ref<const std::string&>().size() > sil::http_api::max_name_bytes)
+      if (!i->is_string()
+          || i->get_ref<const std::string&>().size() > sil::http_api::max_name_bytes)
         return std::nullopt;
       *out = i->get<std::string>();
     }
