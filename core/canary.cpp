@@ -92,18 +92,6 @@ status validate(const canary_rule& r) {
   return ok();
 }
 
-const char* to_string(canary_verdict v) noexcept {
-  switch (v) {
-    case canary_verdict::keep:
-      return "keep";
-    case canary_verdict::promote:
-      return "promote";
-    case canary_verdict::rollback:
-      return "rollback";
-  }
-  return "unknown";
-}
-
 double normal_quantile(double p) {
   // Bisection on the CDF, Phi(z) = erfc(-z / sqrt 2) / 2: 80 halvings of
   // [-40, 40] reach double precision; called once per decision.

@@ -110,7 +110,19 @@ status validate(const canary_rule& r);
 
 enum class canary_verdict : std::uint8_t { keep, promote, rollback };
 
-const char* to_string(canary_verdict v) noexcept;
+/// The verdict's name (inline: the HTTP codec and its fuzz targets use it
+/// without the canary code).
+inline const char* to_string(canary_verdict v) noexcept {
+  switch (v) {
+    case canary_verdict::keep:
+      return "keep";
+    case canary_verdict::promote:
+      return "promote";
+    case canary_verdict::rollback:
+      return "rollback";
+  }
+  return "unknown";
+}
 
 /// A decision and the figures behind it.
 struct canary_judgement {

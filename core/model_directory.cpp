@@ -129,16 +129,4 @@ std::size_t model_bytes(const model& m) noexcept {
   return parameter_count(m.config()) * sizeof(float);
 }
 
-std::string_view to_string(version_state s) noexcept {
-  switch (s) {
-    case version_state::warming:
-      return "warming";
-    case version_state::ready:
-      return "ready";
-    case version_state::draining:
-      return "draining";
-  }
-  return "unknown";
-}
-
 } // namespace sil

@@ -69,7 +69,19 @@ enum class version_state : std::uint8_t {
   draining,
 };
 
-std::string_view to_string(version_state s) noexcept;
+/// The state's name (inline: the HTTP codec and its fuzz targets use it
+/// without the model code).
+inline std::string_view to_string(version_state s) noexcept {
+  switch (s) {
+    case version_state::warming:
+      return "warming";
+    case version_state::ready:
+      return "ready";
+    case version_state::draining:
+      return "draining";
+  }
+  return "unknown";
+}
 
 /// The models a service serves, each with one or more versions.
 template <class Lane>
