@@ -340,13 +340,15 @@ caf::result<model_listing> load(self_ptr self, const model_command& cmd) {
     return to_error(ok.error());
   model_spec spec{cmd.name, cmd.preset, cmd.weights, cmd.seed};
   auto dim = self->state.cfg.input_dim;
-  auto builder
-    = self->spawn<caf::detached>([spec, dim](caf::event_based_actor* b) -> caf::behavior {
-        return {[=](build_atom) {
-          b->quit();
-          return built_model{std::make_shared<const result<model>>(build_model(spec, dim))};
-        }};
-      });
+  // The unused int works around CAF 0.17 dereferencing a null pointer to an
+  // empty argument tuple when a function actor has no arguments (UBSan).
+  auto build = [spec, dim](caf::event_based_actor* b, int) -> caf::behavior {
+    return {[=](build_atom) {
+      b->quit();
+      return built_model{std::make_shared<const result<model>>(build_model(spec, dim))};
+    }};
+  };
+  auto builder = self->spawn<caf::detached>(build, 0);
   auto rp = self->make_response_promise<model_listing>();
   self->request(builder, caf::infinite, build_atom::value)
     .then([=](built_model& b) mutable { add(self, cmd, spec, *b.out, rp); },

@@ -368,8 +368,11 @@ TEST_F(E2E, ProbeExitsZeroOnA2xxAndOneOtherwise) {
 TEST_F(E2E, SigtermDrainsRequestsInFlightAndExitsZero) {
   // A generous encoder timeout: this test is about draining, and a sanitizer
   // build encodes the batch below slower than the default 2 s allow.
+  // No admission by expected wait: under a sanitizer the first batch's
+  // cost would make the pool refuse the others at once, ending the drain.
   server_
-    = server_process::start(SIL_SERVER_BINARY, {"--port=0", "--workers=1", "--encoder.timeout=20"});
+    = server_process::start(SIL_SERVER_BINARY, {"--port=0", "--workers=1", "--encoder.timeout=20",
+                                                "--http.max-queue-delay=0"});
   ASSERT_TRUE(server_);
   // Twelve slow requests (64 rows each through the default, heavier preset,
   // one worker): tens of milliseconds of encoding in all.
