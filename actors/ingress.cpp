@@ -291,6 +291,7 @@ ingress_actor::behavior_type ingress(self_ptr self, ingress_config cfg) {
   self->state.budget = audit_budget{self->state.cfg.audit};
   return {
     [=](predict_atom, predict_request& req) -> caf::result<predict_reply> {
+      tsan::handoff_acquire(&tsan::predict_requests); // sent by the routes
       auto rp = self->make_response_promise<predict_reply>();
       handle(self, std::move(req), [rp](caf::expected<predict_reply> r) mutable {
         if (r)
@@ -301,6 +302,7 @@ ingress_actor::behavior_type ingress(self_ptr self, ingress_config cfg) {
       return rp;
     },
     [=](predict_atom, predict_request& req, predict_callback& cb) {
+      tsan::handoff_acquire(&tsan::predict_requests); // sent by the routes
       handle(self, std::move(req), cb);
     },
     [=](hits_atom, hit_batch& b) { on_read_path_hits(self, b); },

@@ -49,6 +49,10 @@ inline channel read_path_batches;
 /// (detached) thread and returns it; the pool reads it in its handler.
 inline channel encoder_batches;
 
+/// Predictions: the routes decode a request on an I/O thread and send it to
+/// the ingress, which reads it on the scheduler's thread.
+inline channel predict_requests;
+
 /// After sending a message (or completing an object) that another thread
 /// will read; `p` names the sync object.
 inline void handoff_release([[maybe_unused]] const void* p) noexcept {

@@ -6,6 +6,7 @@
 
 #include "actors/hit_path.hpp"
 #include "core/build_info.hpp"
+#include "core/tsan.hpp"
 #include "http/openapi.hpp"
 #include "logging/log.hpp"
 
@@ -511,6 +512,7 @@ handled service_routes::predict(const request_view& req, responder& rsp, api kin
                      return out;
                    });
                  }});
+  tsan::handoff_release(&tsan::predict_requests); // the decoded request; see core/tsan.hpp
   return handled::later(std::move(p));
 }
 
